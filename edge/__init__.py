@@ -1,0 +1,1 @@
+"""The locker side of Tuanbox: the shared wire protocol and the Raspberry Pi agent."""

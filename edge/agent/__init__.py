@@ -1,0 +1,1 @@
+"""The locker agent that runs on the Raspberry Pi."""

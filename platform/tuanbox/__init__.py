@@ -1,0 +1,1 @@
+"""Tuanbox platform: group-buy, orders, payments, fulfilment and their web pages."""

@@ -1,0 +1,1 @@
+"""HTTP entry point: the FastAPI application, its error handling and shared dependencies."""

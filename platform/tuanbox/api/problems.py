@@ -1,0 +1,86 @@
+"""RFC 9457 problem responses for our errors, request validation and unexpected failures."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tuanbox.errors import RateLimitedError, TuanboxError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("tuanbox.api")
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        jsonable_encoder(body), status_code=body["status"], media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TuanboxError)
+    async def _ours(request: Request, exc: TuanboxError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+        if exc.status >= 500:
+            log.error("request failed", extra={"code": exc.code, "detail": exc.detail})
+        return problem_response(exc.problem(str(request.url.path)), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err["loc"] if p != "body"),
+                "message": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors()
+        ]
+        return problem_response(
+            {
+                "type": "https://tuanbox.dev/problems/invalid-input",
+                "title": "Invalid input",
+                "status": 422,
+                "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                "code": "INVALID_INPUT",
+                "instance": str(request.url.path),
+                "errors": errors,
+            }
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHENTICATED"}.get(
+            exc.status_code, f"HTTP_{exc.status_code}"
+        )
+        return problem_response(
+            {
+                "type": f"https://tuanbox.dev/problems/{code.lower().replace('_', '-')}",
+                "title": str(exc.detail),
+                "status": exc.status_code,
+                "detail": str(exc.detail),
+                "code": code,
+                "instance": str(request.url.path),
+            },
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The one place that catches everything: log it with the request id, answer a problem.
+        log.exception("unhandled error")
+        return problem_response(
+            {
+                "type": "https://tuanbox.dev/problems/internal",
+                "title": "Internal error",
+                "status": 500,
+                "detail": "An unexpected error occurred; it has been logged.",
+                "code": "INTERNAL",
+                "instance": str(request.url.path),
+            }
+        )

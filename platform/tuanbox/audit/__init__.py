@@ -1,0 +1,1 @@
+"""Audit trail of every admin and ops action: who did what, to what, why and when."""

@@ -1,0 +1,150 @@
+"""The `tuanbox` command: one entry point with a subcommand per platform process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tuanbox.settings import get_settings
+
+app = typer.Typer(
+    help="Tuanbox: community group-buy fulfilled through smart pickup lockers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+services_app = typer.Typer(
+    help="Local services (PostgreSQL, Redis, Mosquitto, InfluxDB, anvil).", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(services_app, name="services")
+
+
+def _configure_logging() -> None:
+    from tuanbox.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default TUANBOX_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default TUANBOX_API_PORT)."),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
+) -> None:
+    """Serve the REST API and web pages with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "tuanbox.api.app:app_from_env",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_config=None,
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Run a Celery worker (extra arguments go to Celery, e.g. `-Q default -c 4`)."""
+    from tuanbox.worker.app import create_celery
+
+    _configure_logging()
+    create_celery(get_settings()).worker_main(["worker", "--loglevel=INFO", *ctx.args])
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def beat(ctx: typer.Context) -> None:
+    """Run Celery beat, which sends the periodic jobs."""
+    from tuanbox.worker.app import create_celery
+
+    _configure_logging()
+    create_celery(get_settings()).start(["beat", "--loglevel=INFO", *ctx.args])
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply Alembic migrations to TUANBOX_DATABASE_URL."""
+    from tuanbox.db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {settings.database_url.split('@')[-1]} is at {revision}")
+
+
+    return ServiceManager(Path.cwd())
+
+
+@services_app.command("install")
+def services_install(
+    browser: bool = typer.Option(True, help="Also install Chromium for browser tests."),
+    compose: bool = typer.Option(True, help="Also install docker-compose to validate the stack."),
+) -> None:
+    """Install missing Debian packages (as root) and the pinned npm tools."""
+    from tuanbox.devservices import ServiceManager
+    from tuanbox.devservices.manager import ServiceError
+
+    extra = (("chromium",) if browser else ()) + (("docker-compose",) if compose else ())
+    try:
+        ServiceManager(Path.cwd()).install(extra)
+    except ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("all packages installed")
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start every service that does not answer, then print the status table."""
+    from tuanbox.devservices import ServiceManager
+    from tuanbox.devservices.manager import ServiceError
+
+    manager = ServiceManager(Path.cwd())
+    try:
+        manager.install()
+        rows = manager.up(log=lambda m: typer.echo(m, err=True))
+    except ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _print_status(rows)
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Print each service, its URL and whether it answers (exit 1 if one does not)."""
+    from tuanbox.devservices import ServiceManager
+
+    rows = ServiceManager(Path.cwd()).status()
+    _print_status(rows)
+    if not all(r.ok for r in rows):
+        raise typer.Exit(1)
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop the services the project started (InfluxDB, anvil)."""
+    from tuanbox.devservices import ServiceManager
+
+    ServiceManager(Path.cwd()).down(log=typer.echo)
+
+
+def _print_status(rows: list) -> None:  # type: ignore[type-arg]
+    typer.echo(f"{'service':<11} {'url':<30} {'state':<6} detail")
+    for r in rows:
+        typer.echo(f"{r.name:<11} {r.url:<30} {'up' if r.ok else 'DOWN':<6} {r.detail}")
+
+
+@app.command()
+def demo() -> None:
+    """Run the whole flow end to end on embedded defaults and print what happened."""
+    from tuanbox.demo import run_demo
+
+    raise typer.Exit(run_demo(get_settings()))
+
+
+def main() -> None:
+    app()

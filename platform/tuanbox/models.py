@@ -1,0 +1,18 @@
+"""Imports every feature's SQLAlchemy models so Alembic and tests see the whole schema."""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import MetaData
+
+from tuanbox.db.base import Base
+
+# Each feature package that owns tables adds its models module here.
+FEATURE_MODELS: tuple[str, ...] = ("tuanbox.audit.models",)
+
+
+def load_all_models() -> MetaData:
+    for name in FEATURE_MODELS:
+        importlib.import_module(name)
+    return Base.metadata

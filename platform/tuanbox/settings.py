@@ -1,0 +1,78 @@
+"""Platform settings (env prefix TUANBOX_), read once by each entry point and passed down."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values shipped in .env.example and docker-compose.yml. They are fine on a developer's
+# laptop and must never reach production, so the validator below refuses them there.
+EXAMPLE_SECRETS = frozenset(
+    {
+        "change-me",
+        "dev-secret-key-change-me",
+        "dev-pii-key-change-me-000000000000000000000",
+        "dev-webhook-secret-change-me",
+    }
+)
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform processes (api, worker, beat, bridge, demo)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TUANBOX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    database_url: str = "sqlite:///var/tuanbox.sqlite3"
+    # Optional read replica for catalog pages and reports; never used for read-your-write.
+    database_replica_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = False
+    influx_url: str | None = "http://127.0.0.1:8086"
+    chain_rpc_url: str | None = "http://127.0.0.1:8545"
+    readiness_timeout_s: float = Field(default=1.5, gt=0, le=10)
+
+    secret_key: SecretStr = SecretStr("dev-secret-key-change-me")
+    pii_key: SecretStr = SecretStr("dev-pii-key-change-me-000000000000000000000")
+    pii_key_id: str = "k1"
+    payment_webhook_secret: SecretStr = SecretStr("dev-webhook-secret-change-me")
+    # Base64 of a raw Ed25519 private key that signs pickup QR tokens; generated when empty
+    # in development, required in production.
+    pickup_signing_key: SecretStr | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    @model_validator(mode="after")
+    def _refuse_example_secrets(self) -> Settings:
+        if self.env == "development":
+            return self
+        for name in ("secret_key", "pii_key", "payment_webhook_secret"):
+            value: SecretStr = getattr(self, name)
+            if value.get_secret_value() in EXAMPLE_SECRETS:
+                raise ValueError(
+                    f"TUANBOX_{name.upper()} still holds the shipped example value; "
+                    f"set a real secret (TUANBOX_ENV={self.env})"
+                )
+        if self.env == "production" and self.pickup_signing_key is None:
+            raise ValueError("TUANBOX_PICKUP_SIGNING_KEY is required in production")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment and .env; entry points call this, libraries never do."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Celery worker and beat: the platform's background jobs."""

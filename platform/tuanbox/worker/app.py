@@ -1,0 +1,32 @@
+"""Builds the Celery application from settings; feature packages register tasks by module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from tuanbox.settings import Settings
+
+# Modules holding @shared_task functions; each feature with background work adds its own.
+TASK_MODULES: list[str] = []
+
+# Periodic jobs; each feature adds entries keyed by a stable name.
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("tuanbox", broker=settings.redis_url, backend=settings.redis_url)
+    app.conf.update(
+        task_acks_late=True,  # a worker killed mid-task leaves it for another worker
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="default",
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=BEAT_SCHEDULE,
+        broker_connection_retry_on_startup=True,
+        include=TASK_MODULES,
+    )
+    app.conf.tuanbox_settings = settings
+    return app

@@ -1,0 +1,1 @@
+"""Cold-chain telemetry: InfluxDB schema, writers, queries and excursion rules."""

@@ -1,0 +1,148 @@
+"""Fixtures every suite shares: real services (failing, never skipping, when absent) and the DB."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from tuanbox.db.engine import make_engine
+from tuanbox.db.migrate import upgrade
+from tuanbox.devservices import probes
+from tuanbox.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+MQTT_HOST, MQTT_PORT = "127.0.0.1", int(os.environ.get("TEST_MQTT_PORT", "1883"))
+INFLUX_URL = os.environ.get("TEST_INFLUX_URL", "http://127.0.0.1:8086")
+ANVIL_URL = os.environ.get("TEST_ANVIL_URL", "http://127.0.0.1:8545")
+
+
+def _require(name: str, probe: Callable[[], object]) -> None:
+    try:
+        probe()
+    except (OSError, ConnectionError) as exc:
+        pytest.fail(
+            f"{name} is not answering ({exc}); run `tuanbox services up` (make test does)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    _require("Redis", lambda: probes.redis("127.0.0.1", 6379))
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> tuple[str, int]:
+    _require("Mosquitto", lambda: probes.mqtt(MQTT_HOST, MQTT_PORT))
+    return MQTT_HOST, MQTT_PORT
+
+
+@pytest.fixture(scope="session")
+def influx_url() -> str:
+    _require("InfluxDB", lambda: probes.influxdb(INFLUX_URL))
+    return INFLUX_URL
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> str:
+    _require("anvil", lambda: probes.evm(ANVIL_URL))
+    return ANVIL_URL
+
+
+def _admin_engine() -> Engine:
+    _require("PostgreSQL", lambda: probes.postgres("127.0.0.1", 5432))
+    return make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def create_database(name: str) -> str:
+    """Create an empty database migrated to head; return its URL."""
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return url
+
+
+def drop_database(name: str) -> None:
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(worker_id: str) -> Iterator[str]:
+    """One migrated database per xdist worker, shared by the rolled-back tests."""
+    name = f"tuanbox_test_{worker_id}"
+    yield create_database(name)
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db_session(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction rolled back after the test; commits become SAVEPOINTs."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[Callable[[], str]]:
+    """For tests that need several connections (races, a running API or worker)."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"tuanbox_t_{uuid.uuid4().hex[:12]}"
+        made.append(name)
+        return create_database(name)
+
+    yield make
+    for name in made:
+        drop_database(name)
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Test settings: real local services, non-example secrets."""
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": "sqlite://",
+        "redis_url": REDIS_URL,
+        "mqtt_host": MQTT_HOST,
+        "mqtt_port": MQTT_PORT,
+        "influx_url": INFLUX_URL,
+        "chain_rpc_url": ANVIL_URL,
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "pii_key": "test-pii-key-" + "y" * 32,
+        "payment_webhook_secret": "test-webhook-secret",
+        "log_format": "console",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url=database_url)

@@ -1,0 +1,1 @@
+"""Provenance: EPCIS events, event hashing, Merkle batches, chain anchoring and verification."""
