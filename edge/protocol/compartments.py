@@ -12,7 +12,7 @@ COMPARTMENT_RE = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 
 
 def compartment_id(board: int, lock: int) -> str:
-    """``compartment_id(0, 1) == "0-1"``; raises ProtocolError(BAD_COMPARTMENT) when out of range."""
+    """``compartment_id(0, 1) == "0-1"``; ProtocolError(BAD_COMPARTMENT) when out of range."""
     check_board_lock(board, lock)
     return f"{board}-{lock}"
 

@@ -144,7 +144,10 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     parts = []
     for error in exc.errors():
         loc = ".".join(str(item) for item in (prefix, *error["loc"]) if item != "")
-        parts.append(f"{loc or '<root>'}: {error['msg']}")
+        message = error["msg"]
+        if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+            message = str(error["ctx"]["error"])  # drop pydantic's "Value error, " prefix
+        parts.append(f"{loc}: {message}" if loc else message)
     return "; ".join(parts)
 
 

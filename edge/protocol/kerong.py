@@ -40,7 +40,7 @@ REPLY_LENGTH = 9
 MAX_FRAME_LENGTH = REPLY_LENGTH
 
 
-def checksum(data: bytes) -> int:
+def checksum(data: bytes | bytearray) -> int:
     """Low byte of the sum of ``data``."""
     return sum(data) & 0xFF
 

@@ -16,14 +16,18 @@ from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat
-from cryptography.hazmat.primitives.serialization import NoEncryption
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.protocol.envelopes import Compartment, LockerId
 from edge.protocol.errors import TokenError
 
-TOKEN_PREFIX = "TBX1"
+TOKEN_PREFIX = "TBX1"  # noqa: S105 - a format tag, not a secret
 # QR codes stay scannable well below this; anything longer is not ours.
 MAX_TOKEN_LENGTH = 1024
 

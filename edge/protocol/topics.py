@@ -29,7 +29,7 @@ def validate_locker_id(locker_id: str) -> str:
 def _validate_kind(kind: str) -> Kind:
     if kind not in KINDS:
         raise TopicError(f"unknown topic kind {kind!r}; expected one of {', '.join(KINDS)}")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def topic(locker_id: str, kind: Kind) -> str:
