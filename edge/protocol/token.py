@@ -53,9 +53,13 @@ def _b64url_decode(text: str) -> bytes:
     if not text or any(ch not in _B64URL_ALPHABET for ch in text):
         raise TokenError("token part is not base64url", code="TOKEN_MALFORMED")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise TokenError("token part is not base64url", code="TOKEN_MALFORMED") from exc
+    # Unused trailing bits would let several strings carry the same bytes; allow only one.
+    if _b64url_encode(data) != text:
+        raise TokenError("token part is not canonical base64url", code="TOKEN_MALFORMED")
+    return data
 
 
 _B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
