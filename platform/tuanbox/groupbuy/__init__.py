@@ -1,0 +1,1 @@
+"""Group-buy engine: campaigns (fixed and tiered), groups, atomic seats, durable deadlines."""
