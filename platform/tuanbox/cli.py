@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tuanbox.devservices.manager import ServiceStatus
 from tuanbox.settings import get_settings
 
 app = typer.Typer(
@@ -76,9 +77,6 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
     typer.echo(f"database at {settings.database_url.split('@')[-1]} is at {revision}")
 
 
-    return ServiceManager(Path.cwd())
-
-
 @services_app.command("install")
 def services_install(
     browser: bool = typer.Option(True, help="Also install Chromium for browser tests."),
@@ -132,7 +130,7 @@ def services_down() -> None:
     ServiceManager(Path.cwd()).down(log=typer.echo)
 
 
-def _print_status(rows: list) -> None:  # type: ignore[type-arg]
+def _print_status(rows: list[ServiceStatus]) -> None:
     typer.echo(f"{'service':<11} {'url':<30} {'state':<6} detail")
     for r in rows:
         typer.echo(f"{r.name:<11} {r.url:<30} {'up' if r.ok else 'DOWN':<6} {r.detail}")

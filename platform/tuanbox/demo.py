@@ -57,7 +57,7 @@ def run_demo(settings: Settings) -> int:
         typer.echo(f"[{number}/{len(STEPS)}] {title} …")
         try:
             summary = step(settings)
-        except Exception as exc:  # noqa: BLE001 - the demo reports any failing step and stops
+        except Exception as exc:
             typer.secho(f"      FAILED: {type(exc).__name__}: {exc}", fg="red", err=True)
             return 1
         typer.echo(f"      {summary}  ({time.perf_counter() - started:.1f}s)")

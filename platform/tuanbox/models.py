@@ -9,7 +9,16 @@ from sqlalchemy import MetaData
 from tuanbox.db.base import Base
 
 # Each feature package that owns tables adds its models module here.
-FEATURE_MODELS: tuple[str, ...] = ("tuanbox.audit.models",)
+FEATURE_MODELS: tuple[str, ...] = (
+    "tuanbox.audit.models",
+    "tuanbox.accounts.models",
+    "tuanbox.catalog.models",
+    "tuanbox.orders.models",
+    "tuanbox.payments.models",
+    "tuanbox.idempotency.models",
+    "tuanbox.notifications.models",
+    "tuanbox.returns.models",
+)
 
 
 def load_all_models() -> MetaData:

@@ -52,6 +52,23 @@ class Settings(BaseSettings):
     # in development, required in production.
     pickup_signing_key: SecretStr | None = None
 
+    # Commerce (accounts, catalog, orders, payments, returns, rate limits).
+    # Older PII keys by key id (JSON object), kept so ciphertext under a retired key still reads.
+    pii_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    access_token_ttl_s: int = Field(default=900, gt=0)
+    refresh_token_ttl_s: int = Field(default=30 * 86400, gt=0)
+    otp_ttl_s: int = Field(default=300, gt=0)
+    otp_max_attempts: int = Field(default=5, gt=0)
+    order_pay_timeout_s: int = Field(default=900, gt=0)
+    return_window_days: int = Field(default=7, ge=0)
+    media_dir: str = "var/media"
+    idempotency_ttl_s: int = Field(default=86400, gt=0)
+    # A claim older than this is taken as abandoned by a crashed request and may be re-run.
+    idempotency_stale_s: int = Field(default=60, gt=0)
+    refund_retry_base_s: float = Field(default=5.0, gt=0)
+    refund_retry_max_s: float = Field(default=600.0, gt=0)
+    simpay_webhook_url: str | None = None
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"

@@ -26,7 +26,9 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(TuanboxError)
     async def _ours(request: Request, exc: TuanboxError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+        )
         if exc.status >= 500:
             log.error("request failed", extra={"code": exc.code, "detail": exc.detail})
         return problem_response(exc.problem(str(request.url.path)), headers)

@@ -3,4 +3,11 @@
 from tuanbox.db.base import Base, TimestampMixin, utcnow
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
 
-__all__ = ["Base", "TimestampMixin", "make_engine", "make_session_factory", "session_scope", "utcnow"]
+__all__ = [
+    "Base",
+    "TimestampMixin",
+    "make_engine",
+    "make_session_factory",
+    "session_scope",
+    "utcnow",
+]

@@ -127,7 +127,9 @@ class ServiceManager:
         wanted = [p for s in self.services for p in s.apt_packages] + list(extra)
         return [p for p in wanted if not _dpkg_installed(p)]
 
-    def install(self, extra_packages: tuple[str, ...] = (), log: Callable[[str], None] = print) -> None:
+    def install(
+        self, extra_packages: tuple[str, ...] = (), log: Callable[[str], None] = print
+    ) -> None:
         missing = self.missing_debian_packages(extra_packages)
         if missing:
             if os.geteuid() != 0:
@@ -147,7 +149,7 @@ class ServiceManager:
             if not shutil.which("npm"):
                 raise ServiceError("npm is missing: sudo apt-get install -y nodejs npm")
             log("npm ci (anvil from package-lock.json)")
-            subprocess.run(  # noqa: S603
+            subprocess.run(
                 ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
                 cwd=self.project_dir,
                 check=True,
