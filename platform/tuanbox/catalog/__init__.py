@@ -1,0 +1,1 @@
+"""Catalog: merchants and their credentials, products, SKUs with stock, lots, images."""

@@ -1,0 +1,78 @@
+"""The order state machine, pure: statuses, allowed transitions and what each one implies."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    CONFIRMED = "confirmed"
+    ALLOCATED = "allocated"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    PICKED_UP = "picked_up"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    QUALITY_HOLD = "quality_hold"
+    RETURN_REQUESTED = "return_requested"
+    RETURNED = "returned"
+
+
+class OrderKind(StrEnum):
+    REGULAR = "regular"
+    GROUP = "group"
+    FLASH = "flash"
+
+
+S = OrderStatus
+
+# Every legal move. Anything not listed is an IllegalTransitionError, never a silent change.
+# paid -> cancelled covers a failed group or a shopper cancelling before confirmation; the
+# money then goes back through a refund and the order moves on to refunded.
+ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED, S.EXPIRED}),
+    S.PAID: frozenset({S.CONFIRMED, S.CANCELLED, S.REFUNDED}),
+    S.CONFIRMED: frozenset({S.ALLOCATED, S.CANCELLED, S.QUALITY_HOLD, S.REFUNDED}),
+    S.ALLOCATED: frozenset({S.READY_FOR_PICKUP, S.CONFIRMED, S.CANCELLED, S.QUALITY_HOLD}),
+    S.READY_FOR_PICKUP: frozenset({S.PICKED_UP, S.QUALITY_HOLD, S.EXPIRED, S.CANCELLED}),
+    S.PICKED_UP: frozenset({S.COMPLETED, S.RETURN_REQUESTED}),
+    S.COMPLETED: frozenset({S.RETURN_REQUESTED}),
+    S.QUALITY_HOLD: frozenset(
+        {S.CONFIRMED, S.ALLOCATED, S.READY_FOR_PICKUP, S.CANCELLED, S.REFUNDED}
+    ),
+    S.RETURN_REQUESTED: frozenset({S.RETURNED, S.COMPLETED, S.PICKED_UP}),
+    S.RETURNED: frozenset({S.REFUNDED}),
+    S.CANCELLED: frozenset({S.REFUNDED}),
+    S.EXPIRED: frozenset({S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+
+# Statuses in which the SKU's stock is still reserved for the order (not yet handed over).
+HOLDS_STOCK = frozenset(
+    {S.PENDING_PAYMENT, S.PAID, S.CONFIRMED, S.ALLOCATED, S.READY_FOR_PICKUP, S.QUALITY_HOLD}
+)
+# Entering one of these from a stock-holding status gives the reservation back.
+RELEASES_STOCK = frozenset({S.CANCELLED, S.EXPIRED, S.REFUNDED})
+# Entering this turns the reservation into a real decrement of stock on hand.
+COMMITS_STOCK = frozenset({S.PICKED_UP})
+TERMINAL = frozenset(s for s, nxt in ALLOWED.items() if not nxt)
+# Statuses that a shopper may cancel from (before the goods are on their way).
+SHOPPER_CANCELLABLE = frozenset({S.PENDING_PAYMENT, S.PAID})
+
+
+def can_transition(current: OrderStatus | str, to: OrderStatus | str) -> bool:
+    return OrderStatus(to) in ALLOWED[OrderStatus(current)]
+
+
+def stock_effect(current: OrderStatus | str, to: OrderStatus | str, held: bool) -> str | None:
+    """'release', 'commit' or None: what a move does to the order's stock reservation."""
+    if not held:
+        return None
+    if OrderStatus(to) in RELEASES_STOCK:
+        return "release"
+    if OrderStatus(to) in COMMITS_STOCK:
+        return "commit"
+    return None

@@ -1,0 +1,64 @@
+"""Order rows and the append-only record of their transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tuanbox.accounts.models import new_id
+from tuanbox.db.base import Base, TimestampMixin, utcnow
+from tuanbox.orders.domain import OrderKind, OrderStatus
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus)
+
+
+class Order(TimestampMixin, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("qty > 0", name="qty_positive"),
+        CheckConstraint("unit_price_cents >= 0", name="unit_price_nonnegative"),
+        CheckConstraint("total_cents = unit_price_cents * qty", name="total_consistent"),
+        CheckConstraint("paid_cents >= 0 AND refunded_cents >= 0", name="money_nonnegative"),
+        CheckConstraint("refunded_cents <= paid_cents", name="refund_within_paid"),
+        CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
+        CheckConstraint("kind IN ('regular', 'group', 'flash')", name="kind_known"),
+        # The pay-timeout scan reads only unpaid orders, oldest deadline first.
+        Index("ix_orders_status_pay_deadline", "status", "pay_deadline"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    merchant_id: Mapped[str] = mapped_column(
+        ForeignKey("merchants.id", ondelete="RESTRICT"), index=True
+    )
+    sku_id: Mapped[str] = mapped_column(ForeignKey("skus.id", ondelete="RESTRICT"), index=True)
+    qty: Mapped[int]
+    unit_price_cents: Mapped[int]
+    total_cents: Mapped[int]
+    paid_cents: Mapped[int] = mapped_column(default=0)
+    refunded_cents: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING_PAYMENT)
+    kind: Mapped[str] = mapped_column(String(10), default=OrderKind.REGULAR)
+    # Owned by other features (group-buy, fulfilment); plain ids so their tables can come later.
+    group_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    station_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # True while stock_reserved on the SKU counts this order (so release/commit happen once).
+    stock_held: Mapped[bool] = mapped_column(default=False)
+    pay_deadline: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    picked_up_at: Mapped[datetime | None]
+
+
+class OrderTransition(Base):
+    __tablename__ = "order_transitions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Payments: the provider port, the bundled SimPay gateway, webhooks, refunds with retries."""
