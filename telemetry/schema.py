@@ -22,7 +22,7 @@ coerce (an integer temperature reading is still written as a float).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -260,6 +260,6 @@ def to_line(point: Point, precision: Precision = "ns") -> str:
     return f"{''.join(parts)} {fields} {stamp}"
 
 
-def to_lines(points: list[Point] | tuple[Point, ...], precision: Precision = "ns") -> str:
+def to_lines(points: Iterable[Point], precision: Precision = "ns") -> str:
     """A /write body: one line per point, newline-terminated."""
     return "".join(to_line(p, precision) + "\n" for p in points)
