@@ -1,0 +1,182 @@
+"""``python -m firmware_sim``: run a simulator on a pty, or drive one through its socket."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from firmware_sim.control import ControlServer, request
+from firmware_sim.device import SerialDevice
+from firmware_sim.errors import SimError
+from firmware_sim.lockboard import LockBoardSim
+from firmware_sim.scanner import ScannerSim
+from firmware_sim.scenario import load_scenario
+from firmware_sim.sensors import SensorsSim
+
+
+def _polarity(value: str) -> int:
+    if value not in ("closed=1", "closed=0"):
+        raise argparse.ArgumentTypeError("use closed=1 or closed=0")
+    return int(value[-1])
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m firmware_sim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    board = sub.add_parser("lockboard", help="Kerong KR-CU16 boards on a pty")
+    board.add_argument("--link", required=True, help="symlink path to create for the pty")
+    board.add_argument("--boards", type=int, default=1, help="boards on the bus (1-16)")
+    board.add_argument("--locks", type=int, default=16, help="locks per board (1-16)")
+    board.add_argument(
+        "--polarity", type=_polarity, default=1, help="hook bit meaning closed: closed=1|closed=0"
+    )
+    board.add_argument("--door-open-delay", type=float, default=0.3, help="seconds to swing open")
+    board.add_argument("--auto-close", type=float, default=None, help="close doors after s")
+    board.add_argument("--seed", type=int, default=None, help="seed for garbage bytes")
+    board.add_argument("--control", help="UNIX socket path for the control API")
+
+    sensors = sub.add_parser("sensors", help="DS18B20 sysfs tree and a Modbus RTU slave")
+    sensors.add_argument("--w1-dir", required=True, help="directory to hold 28-*/w1_slave")
+    sensors.add_argument("--modbus-link", required=True, help="symlink path for the Modbus pty")
+    sensors.add_argument("--scenario", required=True, help="scenario .yaml/.yml/.json")
+    sensors.add_argument("--interval", type=float, default=1.0, help="w1 rewrite period, s")
+    sensors.add_argument("--control", help="UNIX socket path for the control API")
+
+    scanner = sub.add_parser("scanner", help="a QR scanner emitting lines from stdin/control")
+    scanner.add_argument("--link", required=True, help="symlink path to create for the pty")
+    scanner.add_argument("--control", help="UNIX socket path for the control API")
+    scanner.add_argument("--suffix", choices=["crlf", "cr", "lf"], default="crlf")
+
+    ctl = sub.add_parser("ctl", help="send one request to a running simulator")
+    ctl.add_argument("--control", required=True, help="the simulator's control socket")
+    actions = ctl.add_subparsers(dest="action", required=True)
+    actions.add_parser("get_state", help="print the simulator's state as JSON")
+    for name in ("open_door", "place_item", "remove_item"):
+        action = actions.add_parser(name, help=f"{name.replace('_', ' ')} (lockboard)")
+        action.add_argument("compartment", help="'<board>-<lock>', e.g. 0-1")
+        action.add_argument("--force", action="store_true", help="even if latched/closed")
+    for name in ("close_door", "door_left_open"):
+        actions.add_parser(name, help=f"{name.replace('_', ' ')} (lockboard)").add_argument(
+            "compartment"
+        )
+    actions.add_parser("no_reply", help="stop/start answering").add_argument(
+        "on", choices=["on", "off"]
+    )
+    actions.add_parser("slow_reply", help="delay replies").add_argument("ms", type=int)
+    garbage = actions.add_parser("garbage", help="random bytes on the bus")
+    garbage.add_argument("count", type=int)
+    garbage.add_argument("--every", action="store_true", help="before every reply (0 = off)")
+    actions.add_parser("bad_checksum", help="corrupt next N replies").add_argument(
+        "count", type=int
+    )
+    stuck = actions.add_parser("stuck_lock", help="a lock that ignores unlocks")
+    stuck.add_argument("compartment")
+    stuck.add_argument("on", nargs="?", choices=["on", "off"], default="on")
+    actions.add_parser("unplug", help="USB adapter out for N s").add_argument("seconds", type=float)
+    actions.add_parser("scan", help="scanner: emit one line").add_argument("text")
+    fault = actions.add_parser("fault", help="sensors: set a sensor fault")
+    fault.add_argument("sensor")
+    fault.add_argument("fault", choices=["none", "crc", "missing", "power_on"])
+    return parser
+
+
+def _ctl_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key in ("compartment", "ms", "count", "seconds", "text", "sensor", "fault"):
+        if key in args:
+            params[key] = getattr(args, key)
+    if "force" in args:
+        params["force"] = args.force
+    if "every" in args:
+        params["every"] = args.every
+    if "on" in args:
+        params["on"] = args.on == "on"
+    return params
+
+
+def _serve(device: SerialDevice, control: str | None, ready: str) -> int:
+    """Run until SIGTERM/SIGINT; the ready line is printed last so callers can wait for it."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    server = ControlServer(control, device.handle_control) if control else None
+    device.start()
+    try:
+        if server is not None:
+            server.start()
+        print(f"{ready} pty={device.pty_path}" + (f" control={control}" if control else ""))
+        sys.stdout.flush()
+        if isinstance(device, ScannerSim):
+            threading.Thread(target=_pump_stdin, args=(device,), daemon=True).start()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if server is not None:
+            server.stop()
+        device.stop()
+    return 0
+
+
+def _pump_stdin(scanner: ScannerSim) -> None:
+    for line in sys.stdin:
+        text = line.rstrip("\r\n")
+        if text:
+            try:
+                scanner.scan(text)
+            except SimError as exc:
+                print(f"scan refused: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        if args.command == "ctl":
+            result = request(args.control, args.action, **_ctl_params(args))
+            print(json.dumps(result, indent=2, sort_keys=True))
+            return 0
+        if args.command == "lockboard":
+            board = LockBoardSim(
+                args.link,
+                boards=args.boards,
+                locks=args.locks,
+                polarity_closed_bit=args.polarity,
+                door_open_delay=args.door_open_delay,
+                auto_close=args.auto_close,
+                seed=args.seed,
+            )
+            return _serve(board, args.control, f"lockboard ready link={args.link}")
+        if args.command == "sensors":
+            scenario = load_scenario(args.scenario)
+            sim = SensorsSim(
+                scenario, w1_dir=args.w1_dir, modbus_link=args.modbus_link, interval=args.interval
+            )
+            for spec in scenario.sensors:
+                where = (
+                    f"path={Path(args.w1_dir) / spec.w1_id / 'w1_slave'}"
+                    if spec.kind == "w1"
+                    else f"unit={spec.unit}"
+                )
+                print(f"sensor id={spec.id} kind={spec.kind} zone={spec.zone} {where}")
+            return _serve(sim, args.control, f"sensors ready modbus_link={args.modbus_link}")
+        suffix = {"crlf": b"\r\n", "cr": b"\r", "lf": b"\n"}[args.suffix]
+        return _serve(
+            ScannerSim(args.link, suffix=suffix), args.control, f"scanner ready link={args.link}"
+        )
+    except SimError as exc:
+        print(f"error {exc.code}: {exc}", file=sys.stderr)
+        return 1
