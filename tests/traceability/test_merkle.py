@@ -96,7 +96,7 @@ def test_wrong_proofs_fail() -> None:
     r, paths = merkle.proofs(leaves)
     assert not merkle.verify(b"tampered", 5, 13, paths[5], r)
     assert not merkle.verify(leaves[5], 6, 13, paths[5], r)
-    assert not merkle.verify(leaves[5], 5, 14, paths[5], r)
+    assert not merkle.verify(leaves[5], 5, 8, paths[5], r)  # another tree shape
     assert not merkle.verify(leaves[5], 5, 13, paths[5][:-1], r)
     assert not merkle.verify(leaves[5], 5, 13, [*paths[5], bytes(32)], r)
     assert not merkle.verify(leaves[5], 5, 13, list(reversed(paths[5])), r)
