@@ -1,0 +1,1 @@
+"""The transactional command outbox and `tuanbox bridge`, the platform's MQTT connection."""

@@ -1,0 +1,55 @@
+"""Tables of the command outbox and of the locker events already applied."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tuanbox.db.base import Base, TimestampMixin, utcnow
+
+COMMAND_STATUSES = ("pending", "sent", "accepted", "done", "rejected", "failed", "expired")
+# A command in one of these is waiting for (another) publish.
+OPEN_STATUSES = ("pending", "sent")
+
+
+class OutboxCommand(TimestampMixin, Base):
+    """One command for one locker, written in the same transaction as the change it serves."""
+
+    __tablename__ = "outbox_commands"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in COMMAND_STATUSES) + ")", name="status"
+        ),
+        # The bridge's claim query: open commands whose next attempt is due, oldest first.
+        Index("ix_outbox_commands_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the command id on the wire
+    locker_id: Mapped[str] = mapped_column(String(64), ForeignKey("lockers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    # Exactly the bytes published, so a retry is byte-identical to the first attempt.
+    body: Mapped[str] = mapped_column(Text)
+    # The business object the command serves (e.g. "booking:12"), for ops and for callbacks.
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    last_sent_at: Mapped[datetime | None] = mapped_column()
+    acked_at: Mapped[datetime | None] = mapped_column()
+    ack_code: Mapped[str | None] = mapped_column(String(64))
+    ack_detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class AppliedEvent(Base):
+    """A locker event already applied; the primary key makes applying it twice impossible."""
+
+    __tablename__ = "applied_events"
+
+    locker_id: Mapped[str] = mapped_column(String(64), ForeignKey("lockers.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column()
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)

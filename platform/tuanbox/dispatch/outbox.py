@@ -1,0 +1,158 @@
+"""The command outbox: enqueue in the caller's transaction; claim, ack and expire for bridges."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from edge.protocol.envelopes import Ack, Command, CommandPayload, CommandType, encode
+from tuanbox.dispatch.models import OPEN_STATUSES, OutboxCommand
+from tuanbox.lockers.domain import as_utc
+from tuanbox.lockers.models import Locker
+
+# Ack statuses in the order a command moves through them; a late "accepted" never
+# overwrites "done", and a duplicate ack changes nothing.
+_ACK_RANK = {"pending": 0, "sent": 0, "accepted": 1, "done": 2, "rejected": 2, "failed": 2}
+
+
+def enqueue(
+    session: Session,
+    locker_id: str,
+    type: CommandType,
+    payload: CommandPayload,
+    *,
+    now: datetime,
+    ttl_s: float,
+    ref: str | None = None,
+) -> OutboxCommand:
+    """Add a command to the outbox; it is sent only if the caller's transaction commits."""
+    command = Command.new(type, payload, issued_at=now, ttl_seconds=ttl_s)
+    row = OutboxCommand(
+        id=command.id,
+        locker_id=locker_id,
+        type=type,
+        body=encode(command).decode(),
+        ref=ref,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        expires_at=command.expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A command a bridge has taken to publish now."""
+
+    id: str
+    locker_id: str
+    body: bytes
+    attempt: int
+
+
+def backoff(attempt: int, *, base_s: float, max_s: float) -> timedelta:
+    """Wait before the next attempt: doubling from the ack timeout, capped, with 10 % jitter."""
+    delay = min(base_s * 2 ** max(attempt - 1, 0), max_s)
+    return timedelta(seconds=delay * (1 + random.random() * 0.1))
+
+
+def claim_due(
+    session: Session, *, now: datetime, limit: int, ack_timeout_s: float, retry_max_s: float
+) -> list[Claimed]:
+    """Take due commands of online lockers and push their next attempt into the future.
+
+    ``FOR UPDATE SKIP LOCKED`` lets several bridges claim concurrently without taking the
+    same rows; the caller commits, then publishes. A bridge that dies in between leaves the
+    rows to be claimed again when their next attempt comes due: at least once, and the
+    locker answers a repeated command id with the same ack.
+    """
+    rows = session.scalars(
+        select(OutboxCommand)
+        .join(Locker, Locker.id == OutboxCommand.locker_id)
+        .where(
+            OutboxCommand.status.in_(OPEN_STATUSES),
+            OutboxCommand.next_attempt_at <= now,
+            OutboxCommand.expires_at > now,
+            Locker.online.is_(True),
+        )
+        .order_by(OutboxCommand.next_attempt_at, OutboxCommand.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxCommand)
+    ).all()
+    claimed = []
+    for row in rows:
+        row.attempts += 1
+        row.status = "sent"
+        row.last_sent_at = now
+        row.next_attempt_at = now + backoff(row.attempts, base_s=ack_timeout_s, max_s=retry_max_s)
+        claimed.append(Claimed(row.id, row.locker_id, row.body.encode(), row.attempts))
+    session.flush()
+    return claimed
+
+
+def expire_due(session: Session, *, now: datetime, limit: int) -> list[OutboxCommand]:
+    """Mark open commands past their expiry as expired and return them (for ops follow-up)."""
+    rows = session.scalars(
+        select(OutboxCommand)
+        .where(OutboxCommand.status.in_(OPEN_STATUSES), OutboxCommand.expires_at <= now)
+        .order_by(OutboxCommand.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        row.status = "expired"
+    session.flush()
+    return list(rows)
+
+
+def record_ack(session: Session, ack: Ack, *, locker_id: str) -> OutboxCommand | None:
+    """Apply an ack; return the command if its status moved, None for unknown or stale acks.
+
+    An ack from another locker than the command's is ignored: the ACL should make it
+    impossible, and it must not let one locker settle another's commands.
+    """
+    row = session.scalars(
+        select(OutboxCommand).where(OutboxCommand.id == ack.command_id).with_for_update()
+    ).one_or_none()
+    if row is None or row.locker_id != locker_id:
+        return None
+    if row.status == "expired" or _ACK_RANK[ack.status] <= _ACK_RANK.get(row.status, 2):
+        return None
+    row.status = ack.status
+    row.acked_at = ack.at
+    row.ack_code = ack.code
+    row.ack_detail = ack.detail
+    session.flush()
+    return row
+
+
+def reschedule_locker(session: Session, locker_id: str, *, now: datetime) -> int:
+    """Make a locker's waiting commands due now (it just came back online)."""
+    result = session.execute(
+        update(OutboxCommand)
+        .where(
+            OutboxCommand.locker_id == locker_id,
+            OutboxCommand.status.in_(OPEN_STATUSES),
+            OutboxCommand.expires_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest open command comes due (the bridge sleeps until then at most)."""
+    value = session.scalar(
+        select(OutboxCommand.next_attempt_at)
+        .where(OutboxCommand.status.in_(OPEN_STATUSES))
+        .order_by(OutboxCommand.next_attempt_at)
+        .limit(1)
+    )
+    return as_utc(value) if value else None

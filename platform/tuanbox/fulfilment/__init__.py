@@ -1,0 +1,1 @@
+"""From confirmed order to empty compartment: allocation, courier runs, pickup, returns, alerts."""

@@ -1,0 +1,1 @@
+"""Pickup stations, their lockers and compartments, and the lockers' broker credentials."""
