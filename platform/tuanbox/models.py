@@ -18,6 +18,9 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.idempotency.models",
     "tuanbox.notifications.models",
     "tuanbox.returns.models",
+    "tuanbox.lockers.models",
+    "tuanbox.dispatch.models",
+    "tuanbox.fulfilment.models",
 )
 
 

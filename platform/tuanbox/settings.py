@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     refund_retry_max_s: float = Field(default=600.0, gt=0)
     simpay_webhook_url: str | None = None
 
+    # Fulfilment and dispatch (lockers, bridge).
+    pickup_signing_key_file: str = "var/pickup_signing_key"  # development only, when key unset
+    pickup_deadline_h: float = Field(default=48.0, gt=0)
+    pickup_reminder_before_h: float = Field(default=6.0, ge=0)
+    command_ttl_s: int = Field(default=6 * 3600, gt=0)
+    command_ack_timeout_s: float = Field(default=10.0, gt=0)
+    command_retry_max_s: float = Field(default=300.0, gt=0)
+    bridge_share_group: str = "bridge"
+    bridge_batch: int = Field(default=100, gt=0, le=10000)
+    locker_offline_after_s: int = Field(default=180, gt=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"
