@@ -12,6 +12,7 @@ Measurements (timestamps are the *sampling* time, never the arrival time)::
                                                                    mqtt_connected (bool),
                                                                    uptime_s (int, s),
                                                                    dropped_points (int),
+                                                                   telemetry_backlog (int, opt.),
                                                                    agent_version (str, optional)
 
 Field types never change for a given field: InfluxDB refuses a point whose field type differs
@@ -78,6 +79,7 @@ LOCKER_HEALTH: Final = Measurement(
         "mqtt_connected": (bool, "bool"),
         "uptime_s": (int, "s"),
         "dropped_points": (int, "points"),
+        "telemetry_backlog": (int, "points"),
         "agent_version": (str, "version"),
     },
 )
@@ -93,6 +95,7 @@ F_OUTBOX_DEPTH: Final = "outbox_depth"
 F_MQTT_CONNECTED: Final = "mqtt_connected"
 F_UPTIME_S: Final = "uptime_s"
 F_DROPPED_POINTS: Final = "dropped_points"
+F_TELEMETRY_BACKLOG: Final = "telemetry_backlog"
 F_AGENT_VERSION: Final = "agent_version"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -170,6 +173,7 @@ def locker_health_point(
     uptime_s: int,
     dropped_points: int,
     at: datetime | int,
+    telemetry_backlog: int | None = None,
     agent_version: str | None = None,
 ) -> Point:
     fields: dict[str, FieldValue] = {
@@ -178,6 +182,8 @@ def locker_health_point(
         F_UPTIME_S: int(uptime_s),
         F_DROPPED_POINTS: int(dropped_points),
     }
+    if telemetry_backlog is not None:
+        fields[F_TELEMETRY_BACKLOG] = int(telemetry_backlog)
     if agent_version:
         fields[F_AGENT_VERSION] = str(agent_version)
     return Point(LOCKER_HEALTH.name, {TAG_LOCKER: locker}, fields, at)
