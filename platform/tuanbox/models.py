@@ -21,6 +21,8 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.lockers.models",
     "tuanbox.dispatch.models",
     "tuanbox.fulfilment.models",
+    "tuanbox.groupbuy.models",
+    "tuanbox.flashsale.models",
 )
 
 

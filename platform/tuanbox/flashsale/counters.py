@@ -26,11 +26,11 @@ class FlashCounters:
             redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0), prefix
         )
 
-    def keys(self, sale_id: int) -> list[str]:
+    def keys(self, sale_id: str) -> list[str]:
         return lua.keys(sale_id, self._prefix)
 
     def reserve(
-        self, sale_id: int, *, user_id: int, request_id: str, qty: int, per_user_limit: int
+        self, sale_id: str, *, user_id: str, request_id: str, qty: int, per_user_limit: int
     ) -> lua.ReserveResult:
         try:
             raw = self._reserve(
@@ -40,7 +40,7 @@ class FlashCounters:
             raise DependencyUnavailableError(f"flash-sale counters unavailable: {exc}") from exc
         return lua.parse_reserve(raw)
 
-    def release(self, sale_id: int, request_id: str) -> int:
+    def release(self, sale_id: str, request_id: str) -> int:
         """Give a reservation back; a second call for the same request restores nothing."""
         try:
             return int(self._release(keys=self.keys(sale_id), args=[request_id]))
@@ -48,20 +48,25 @@ class FlashCounters:
             raise DependencyUnavailableError(f"flash-sale counters unavailable: {exc}") from exc
 
     def load(
-        self, sale_id: int, *, remaining: int, users: Mapping[int, int], requests: Mapping[str, str]
+        self,
+        sale_id: str,
+        *,
+        remaining: int,
+        users: Mapping[str, int],
+        requests: Mapping[str, lua.Held],
     ) -> None:
         """Replace the counters with the database's view (initial load and reconciliation)."""
         args: list[object] = [remaining, len(users)]
         for user, qty in users.items():
             args += [user, qty]
-        for request_id, entry in requests.items():
-            args += [request_id, entry]
+        for request_id, held in requests.items():
+            args += [request_id, held.encode()]
         try:
             self._reload(keys=self.keys(sale_id), args=args)
         except redis.RedisError as exc:
             raise DependencyUnavailableError(f"flash-sale counters unavailable: {exc}") from exc
 
-    def snapshot(self, sale_id: int) -> tuple[int | None, dict[int, int], dict[str, str]]:
+    def snapshot(self, sale_id: str) -> tuple[int | None, dict[str, int], dict[str, lua.Held]]:
         """Stock, per-user totals and request ids as Redis has them (for reconciliation)."""
         stock_key, users_key, reqs_key = self.keys(sale_id)
         try:
@@ -74,11 +79,11 @@ class FlashCounters:
             raise DependencyUnavailableError(f"flash-sale counters unavailable: {exc}") from exc
         return (
             int(stock) if stock is not None else None,
-            {int(k): int(v) for k, v in users.items()},
-            {k.decode(): v.decode() for k, v in reqs.items()},
+            {k.decode(): int(v) for k, v in users.items()},
+            {k.decode(): lua.Held.decode(v.decode()) for k, v in reqs.items()},
         )
 
-    def forget(self, sale_id: int) -> None:
+    def forget(self, sale_id: str) -> None:
         self._client.delete(*self.keys(sale_id))
 
     def close(self) -> None:

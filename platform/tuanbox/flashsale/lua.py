@@ -24,7 +24,9 @@ if used + qty > tonumber(ARGV[4]) then return {-2, stock, used} end
 if stock < qty then return {-1, stock, used} end
 redis.call('DECRBY', KEYS[1], qty)
 redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[1] .. ':' .. qty)
+-- user:qty:seconds, so reconciliation can tell an in-flight request from an orphan
+local t = redis.call('TIME')[1]
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[1] .. ':' .. qty .. ':' .. t)
 return {1, stock - qty, used + qty}
 """
 
@@ -33,9 +35,8 @@ return {1, stock - qty, used + qty}
 RELEASE = """
 local entry = redis.call('HGET', KEYS[3], ARGV[1])
 if not entry then return 0 end
-local sep = string.find(entry, ':', 1, true)
-local user = string.sub(entry, 1, sep - 1)
-local qty = tonumber(string.sub(entry, sep + 1))
+local user, qty = string.match(entry, '^([^:]+):(%d+)')
+qty = tonumber(qty)
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('INCRBY', KEYS[1], qty)
 local left = redis.call('HINCRBY', KEYS[2], user, -qty)
@@ -78,7 +79,7 @@ class ReserveResult:
     user_total: int
 
 
-def keys(sale_id: int, prefix: str = "tuanbox") -> list[str]:
+def keys(sale_id: str, prefix: str = "tuanbox") -> list[str]:
     tag = f"{{fs:{sale_id}}}"
     return [
         f"{prefix}:flash:{tag}:stock",
@@ -89,3 +90,20 @@ def keys(sale_id: int, prefix: str = "tuanbox") -> list[str]:
 
 def parse_reserve(raw: list[int]) -> ReserveResult:
     return ReserveResult(ReserveStatus(int(raw[0])), int(raw[1]), int(raw[2]))
+
+
+@dataclass(frozen=True)
+class Held:
+    """One request id's reservation as Redis holds it."""
+
+    user_id: str
+    qty: int
+    at: int  # Redis server time, seconds
+
+    def encode(self) -> str:
+        return f"{self.user_id}:{self.qty}:{self.at}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Held:
+        user, qty, at = raw.rsplit(":", 2)
+        return cls(user, int(qty), int(at))

@@ -1,0 +1,339 @@
+"""Flash-sale use cases: create a sale, reserve (Redis admits, the DB records), reconcile.
+
+The reservation path is: one Lua call (stock, per-user limit, duplicate request id) → one
+DB transaction (guarded `UPDATE flash_sales SET remaining = remaining - n WHERE remaining
+>= n`, the per-user total, the reservation row and the order). If the DB step fails for any
+reason the Redis reservation is given back (compensation), so Redis never keeps stock the
+DB does not have. The DB is the record; `reconcile` repairs Redis from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from tuanbox.errors import ConflictError, InvalidInputError, NotFoundError
+from tuanbox.flashsale.counters import FlashCounters
+from tuanbox.flashsale.lua import Held, ReserveStatus
+from tuanbox.flashsale.models import FlashSale, Reservation, UserTotal
+from tuanbox.groupbuy.services import as_utc, insert_for
+
+if TYPE_CHECKING:
+    from tuanbox.orders.models import Order
+
+log = logging.getLogger("tuanbox.flashsale")
+
+
+class SoldOutError(ConflictError):
+    code = "SOLD_OUT"
+
+
+class FlashLimitError(ConflictError):
+    code = "USER_LIMIT_EXCEEDED"
+
+
+class SaleNotActiveError(ConflictError):
+    code = "SALE_NOT_ACTIVE"
+
+
+class ReservationInFlightError(ConflictError):
+    code = "RESERVATION_IN_FLIGHT"
+
+
+class InvalidSaleError(InvalidInputError):
+    code = "INVALID_FLASH_SALE"
+
+
+@dataclass(frozen=True)
+class SaleSpec:
+    """`CreateFlashSale`."""
+
+    sku_id: str
+    title: str
+    price_cents: int
+    stock_cap: int
+    per_user_limit: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+def create_sale(session: Session, *, merchant_id: str, actor_id: str, spec: SaleSpec) -> FlashSale:
+    from tuanbox.catalog.models import Product, Sku
+
+    if spec.stock_cap < 1 or spec.per_user_limit < 1 or spec.price_cents < 0:
+        raise InvalidSaleError("stock_cap and per_user_limit must be >= 1, price >= 0")
+    if spec.ends_at <= spec.starts_at:
+        raise InvalidSaleError("the sale must end after it starts")
+    sku = session.get(Sku, spec.sku_id)
+    product = session.get(Product, sku.product_id) if sku is not None else None
+    if sku is None or product is None or product.merchant_id != merchant_id:
+        raise InvalidSaleError(f"SKU {spec.sku_id} is not one of merchant {merchant_id}'s")
+    sale = FlashSale(
+        merchant_id=merchant_id,
+        sku_id=spec.sku_id,
+        title=spec.title,
+        price_cents=spec.price_cents,
+        stock_cap=spec.stock_cap,
+        remaining=spec.stock_cap,
+        per_user_limit=spec.per_user_limit,
+        starts_at=spec.starts_at,
+        ends_at=spec.ends_at,
+        created_by=actor_id,
+    )
+    session.add(sale)
+    session.flush()
+    return sale
+
+
+def get_sale(session: Session, sale_id: str) -> FlashSale:
+    sale = session.get(FlashSale, sale_id)
+    if sale is None:
+        raise NotFoundError(f"flash sale {sale_id} not found")
+    return sale
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """`ItemReserved` (or the same reservation again, for a repeated request id)."""
+
+    reservation_id: str
+    order_id: str
+    qty: int
+    remaining: int
+    replayed: bool
+
+
+def reserve(
+    session: Session,
+    counters: FlashCounters,
+    *,
+    sale_id: str,
+    user_id: str,
+    request_id: str,
+    qty: int,
+    now: datetime,
+) -> Reserved:
+    """`ReserveItem`: commits its own transaction, because compensation straddles Redis."""
+    sale = get_sale(session, sale_id)
+    if not as_utc(sale.starts_at) <= now < as_utc(sale.ends_at):
+        raise SaleNotActiveError("this flash sale is not running now")
+    if not 1 <= qty <= sale.per_user_limit:
+        raise FlashLimitError(f"between 1 and {sale.per_user_limit} units per shopper")
+    result = counters.reserve(
+        sale.id, user_id=user_id, request_id=request_id, qty=qty, per_user_limit=sale.per_user_limit
+    )
+    if result.status is ReserveStatus.NOT_LOADED:
+        load_counters(session, counters, sale)
+        result = counters.reserve(
+            sale.id,
+            user_id=user_id,
+            request_id=request_id,
+            qty=qty,
+            per_user_limit=sale.per_user_limit,
+        )
+    if result.status is ReserveStatus.DUPLICATE:
+        return _replay(session, sale, user_id, request_id)
+    if result.status is ReserveStatus.SOLD_OUT:
+        raise SoldOutError("sold out")
+    if result.status is ReserveStatus.USER_LIMIT:
+        raise FlashLimitError(f"at most {sale.per_user_limit} units per shopper in this sale")
+    if result.status is not ReserveStatus.RESERVED:
+        raise SoldOutError(f"counters not ready ({result.status.name})")
+    try:
+        reserved = _record(session, sale, user_id=user_id, request_id=request_id, qty=qty)
+        session.commit()
+    except (SQLAlchemyError, ConflictError, InvalidInputError):
+        session.rollback()
+        counters.release(sale.id, request_id)
+        raise
+    return reserved
+
+
+def _record(
+    session: Session, sale: FlashSale, *, user_id: str, request_id: str, qty: int
+) -> Reserved:
+    from tuanbox.orders.services import create_order
+
+    row = session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale.id, FlashSale.remaining >= qty)
+        .values(remaining=FlashSale.remaining - qty)
+        .returning(FlashSale.remaining),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if row is None:
+        raise SoldOutError("sold out")
+    session.execute(
+        insert_for(session)(UserTotal)
+        .values(sale_id=sale.id, user_id=user_id, qty=0)
+        .on_conflict_do_nothing()
+    )
+    within = session.execute(
+        update(UserTotal)
+        .where(
+            UserTotal.sale_id == sale.id,
+            UserTotal.user_id == user_id,
+            UserTotal.qty + qty <= sale.per_user_limit,
+        )
+        .values(qty=UserTotal.qty + qty)
+        .returning(UserTotal.qty),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if within is None:
+        raise FlashLimitError(f"at most {sale.per_user_limit} units per shopper in this sale")
+    order = create_order(
+        session,
+        user_id=user_id,
+        sku_id=sale.sku_id,
+        qty=qty,
+        unit_price_cents=sale.price_cents,
+        kind="flash",
+    )
+    reservation = Reservation(
+        sale_id=sale.id, user_id=user_id, request_id=request_id, qty=qty, order_id=order.id
+    )
+    session.add(reservation)
+    session.flush()
+    return Reserved(reservation.id, order.id, qty, int(row[0]), replayed=False)
+
+
+def _replay(session: Session, sale: FlashSale, user_id: str, request_id: str) -> Reserved:
+    found = session.scalar(
+        select(Reservation).where(
+            Reservation.sale_id == sale.id, Reservation.request_id == request_id
+        )
+    )
+    if found is None or found.user_id != user_id or found.order_id is None:
+        # Redis has the request id but the DB does not (yet): the first attempt is in flight.
+        raise ReservationInFlightError("this request is already being processed; retry shortly")
+    return Reserved(found.id, found.order_id, found.qty, sale.remaining, replayed=True)
+
+
+def _db_view(session: Session, sale: FlashSale) -> tuple[int, dict[str, int], dict[str, Held]]:
+    active = list(
+        session.scalars(
+            select(Reservation).where(
+                Reservation.sale_id == sale.id, Reservation.status == "active"
+            )
+        )
+    )
+    users = {
+        u: int(q)
+        for u, q in session.execute(
+            select(UserTotal.user_id, UserTotal.qty).where(
+                UserTotal.sale_id == sale.id, UserTotal.qty > 0
+            )
+        )
+    }
+    held = {
+        r.request_id: Held(r.user_id, r.qty, int(as_utc(r.created_at).timestamp())) for r in active
+    }
+    return sale.remaining, users, held
+
+
+def load_counters(session: Session, counters: FlashCounters, sale: FlashSale) -> None:
+    """Put the DB's view of a sale into Redis (first use, or after Redis lost it)."""
+    session.refresh(sale)
+    remaining, users, held = _db_view(session, sale)
+    counters.load(sale.id, remaining=remaining, users=users, requests=held)
+
+
+@dataclass(frozen=True)
+class Drift:
+    sale_id: str
+    released_orphans: int
+    reloaded: bool
+
+
+def reconcile_sale(
+    session: Session, counters: FlashCounters, sale: FlashSale, *, redis_now: int, grace_s: int
+) -> Drift:
+    """Repair Redis from the DB (DB wins), leaving requests still in flight alone.
+
+    A request id in Redis with no active DB reservation is either in flight (the DB step
+    has not committed yet), released in the DB (order cancelled or expired), or orphaned
+    (the process died between Lua and compensation). The last two give their units back;
+    in-flight ones younger than `grace_s` are left to finish.
+    """
+    stock, _, in_redis = counters.snapshot(sale.id)
+    if stock is None:
+        load_counters(session, counters, sale)
+        return Drift(sale.id, 0, reloaded=True)
+    remaining, users, in_db = _db_view(session, sale)
+    released = 0
+    for request_id, held in in_redis.items():
+        if request_id not in in_db and redis_now - held.at >= grace_s:
+            released += 1 if counters.release(sale.id, request_id) else 0
+    stock, redis_users, in_redis = counters.snapshot(sale.id)
+    in_flight = {k: h for k, h in in_redis.items() if k not in in_db}
+    expected_stock = remaining - sum(h.qty for h in in_flight.values())
+    expected_users = dict(users)
+    for h in in_flight.values():
+        expected_users[h.user_id] = expected_users.get(h.user_id, 0) + h.qty
+    if (
+        stock == expected_stock
+        and redis_users == expected_users
+        and in_db.keys() <= in_redis.keys()
+    ):
+        return Drift(sale.id, released, reloaded=False)
+    log.warning(
+        "flash-sale drift repaired", extra={"sale": sale.id, "redis": stock, "db": remaining}
+    )
+    counters.load(
+        sale.id, remaining=expected_stock, users=expected_users, requests={**in_db, **in_flight}
+    )
+    return Drift(sale.id, released, reloaded=True)
+
+
+def reconcile_all(
+    session: Session, counters: FlashCounters, *, now: datetime, redis_now: int, grace_s: int
+) -> list[Drift]:
+    sales = session.scalars(select(FlashSale).where(FlashSale.ends_at > now)).all()
+    return [
+        reconcile_sale(session, counters, s, redis_now=redis_now, grace_s=grace_s) for s in sales
+    ]
+
+
+def on_order_lapsed(session: Session, order: Order, from_status: str) -> None:
+    """Orders hook: an unpaid flash order was cancelled or expired; its units return to the sale.
+
+    Only the DB changes here; the next reconciliation gives the units back in Redis.
+    """
+    if order.kind != "flash":
+        return
+    reservation = session.scalar(
+        select(Reservation).where(Reservation.order_id == order.id, Reservation.status == "active")
+    )
+    if reservation is None:
+        return
+    reservation.status = "released"
+    session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == reservation.sale_id)
+        .values(remaining=FlashSale.remaining + reservation.qty),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        update(UserTotal)
+        .where(UserTotal.sale_id == reservation.sale_id, UserTotal.user_id == reservation.user_id)
+        .values(qty=UserTotal.qty - reservation.qty),
+        execution_options={"synchronize_session": False},
+    )
+    session.flush()
+
+
+def sold_count(session: Session, sale_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(Reservation.qty), 0)).where(
+                Reservation.sale_id == sale_id, Reservation.status == "active"
+            )
+        )
+        or 0
+    )

@@ -1,0 +1,214 @@
+"""Closing groups at their deadline (or when filled), and reacting to members' order changes.
+
+Closing is idempotent: due groups are picked with `FOR UPDATE SKIP LOCKED`, closed in the
+same transaction, and every refund carries a key of (group, order), so two closers running
+at once close each group once and refund each member once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuanbox.audit.services import Actor
+from tuanbox.db.base import utcnow
+from tuanbox.db.engine import session_scope
+from tuanbox.groupbuy.domain import (
+    GroupStatus,
+    check_transition,
+    final_unit_price,
+    needs_one_more,
+    outcome_at_close,
+    refund_due,
+)
+from tuanbox.groupbuy.models import Campaign, Group, Member
+from tuanbox.groupbuy.services import members_of, release_seat
+from tuanbox.groupbuy.spec import tiers_from_json
+
+if TYPE_CHECKING:
+    from tuanbox.orders.models import Order
+
+log = logging.getLogger("tuanbox.groupbuy")
+SYSTEM = Actor(id="system:groupbuy", role="system")
+
+
+@dataclass(frozen=True)
+class Closed:
+    """`GroupClosed`: how it ended and what was refunded (cents per order)."""
+
+    group_id: str
+    status: GroupStatus
+    unit_price_cents: int | None
+    refunds: dict[str, int]
+    cancelled: list[str]
+
+
+def close_group(session: Session, group: Group, now: datetime) -> Closed:
+    """Close one locked group: confirm at the tier price (refunding overpayment) or fail."""
+    from tuanbox.orders.models import Order
+    from tuanbox.orders.services import transition
+    from tuanbox.payments.services import refund
+
+    campaign = session.get(Campaign, group.campaign_id)
+    assert campaign is not None
+    outcome = outcome_at_close(group.paid_count, group.min_size)
+    check_transition(GroupStatus(group.status), outcome)
+    group.status = outcome.value
+    group.closed_at = now
+    schedule = tiers_from_json(campaign.tiers)
+    tier = schedule.reached(group.paid_count)
+    group.final_unit_price_cents = (
+        tier.price_cents if outcome is GroupStatus.CONFIRMED and tier else None
+    )
+    session.flush()  # the orders hooks below see a closed group and leave its seats alone
+
+    refunds: dict[str, int] = {}
+    cancelled: list[str] = []
+    for member in members_of(session, group.id):
+        order = session.get(Order, member.order_id)
+        if order is None:
+            continue
+        key = f"gb-close:{group.id}:{order.id}"
+        if order.status == "pending_payment":
+            transition(
+                session, order, "cancelled", actor=SYSTEM, reason=f"group {outcome.value} unpaid"
+            )
+            cancelled.append(order.id)
+        elif order.status != "paid":
+            continue  # already moved on (e.g. cancelled by the shopper); nothing to settle
+        elif outcome is GroupStatus.CONFIRMED:
+            owed = order.qty * final_unit_price(
+                schedule,
+                group.paid_count,
+                is_leader=member.user_id == group.leader_user_id,
+                leader_price_cents=campaign.leader_price_cents,
+            )
+            back = refund_due(order.paid_cents - order.refunded_cents, owed)
+            if back:
+                refund(session, order, back, f"group price tier reached: {owed} owed", key)
+                refunds[order.id] = back
+            transition(session, order, "confirmed", actor=SYSTEM, reason="group succeeded")
+        else:
+            transition(session, order, "cancelled", actor=SYSTEM, reason="group failed")
+            back = order.paid_cents - order.refunded_cents
+            if back > 0:
+                refund(session, order, back, "group failed", key)
+                refunds[order.id] = back
+    log.info(
+        "group closed", extra={"group": group.id, "status": outcome.value, "refunds": len(refunds)}
+    )
+    return Closed(group.id, outcome, group.final_unit_price_cents, refunds, cancelled)
+
+
+def due_groups_query(now: datetime, limit: int) -> Select[Group]:
+    return (
+        select(Group)
+        .where(
+            or_(
+                Group.status == GroupStatus.FILLED.value,
+                and_(Group.status == GroupStatus.OPEN.value, Group.deadline_at <= now),
+            )
+        )
+        .order_by(Group.deadline_at)
+        .limit(limit)
+        # Two closers never wait on each other: each takes the groups the other has not.
+        .with_for_update(skip_locked=True)
+    )
+
+
+def close_due_groups(
+    factory: sessionmaker[Session], now: datetime | None = None, batch: int = 50
+) -> list[Closed]:
+    """Close every due group, one committed batch at a time; safe to run concurrently."""
+    results: list[Closed] = []
+    while True:
+        moment = now or utcnow()
+        with session_scope(factory) as session:
+            groups = list(session.scalars(due_groups_query(moment, batch)))
+            for group in groups:
+                results.append(close_group(session, group, moment))
+        if len(groups) < batch:
+            return results
+
+
+def on_order_paid(session: Session, order: Order, from_status: str) -> None:
+    """Orders hook: a member paid; count it, fill the group, remind once at one-to-go."""
+    member = _member_for(session, order)
+    if member is None or member.paid:
+        return
+    member.paid = True
+    row = session.execute(
+        update(Group)
+        .where(Group.id == member.group_id, Group.status == GroupStatus.OPEN.value)
+        .values(paid_count=Group.paid_count + 1)
+        .returning(Group.paid_count, Group.min_size, Group.max_size),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if row is None:
+        return
+    paid, min_size, max_size = row
+    if paid >= max_size:
+        # Filled: the next deadline scan closes it at once (durable, no in-memory timer).
+        session.execute(
+            update(Group)
+            .where(Group.id == member.group_id, Group.status == GroupStatus.OPEN.value)
+            .values(status=GroupStatus.FILLED.value),
+            execution_options={"synchronize_session": False},
+        )
+    elif needs_one_more(paid, min_size):
+        _remind_once(session, member.group_id)
+    session.flush()
+
+
+def _remind_once(session: Session, group_id: str) -> None:
+    from tuanbox.notifications import notify
+
+    won = session.execute(
+        update(Group)
+        .where(Group.id == group_id, Group.reminder_sent_at.is_(None))
+        .values(reminder_sent_at=utcnow())
+        .returning(Group.id),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if won is None:
+        return  # someone already reminded this group
+    for member in members_of(session, group_id):
+        notify(session, member.user_id, "group_needs_one_more", {"group_id": group_id})
+
+
+def on_order_lapsed(session: Session, order: Order, from_status: str) -> None:
+    """Orders hook: a member's order was cancelled or expired; free the seat if still open."""
+    member = _member_for(session, order)
+    if member is None:
+        return
+    group = session.get(Group, member.group_id)
+    if group is None or group.status != GroupStatus.OPEN.value:
+        return  # a closed group keeps its members as the record of what happened
+    release_seat(session, group, member)
+
+
+def _member_for(session: Session, order: Order) -> Member | None:
+    if order.kind != "group":
+        return None
+    return session.scalar(select(Member).where(Member.order_id == order.id))
+
+
+_registered = False
+
+
+def register_hooks() -> None:
+    """Subscribe to order status changes (called by entry points, once per process)."""
+    global _registered
+    if _registered:
+        return
+    from tuanbox.orders.hooks import on_status
+
+    on_status("paid", on_order_paid)
+    on_status("cancelled", on_order_lapsed)
+    on_status("expired", on_order_lapsed)
+    _registered = True

@@ -1,0 +1,313 @@
+"""Group-buy use cases: create a campaign, open or join a group (atomic seats), leave, view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tuanbox.errors import NotFoundError, PermissionDeniedError
+from tuanbox.groupbuy.domain import (
+    AlreadyMemberError,
+    CampaignNotActiveError,
+    GroupClosedError,
+    GroupFullError,
+    GroupStatus,
+    InvalidCampaignError,
+    Progress,
+    UserLimitExceededError,
+    progress,
+)
+from tuanbox.groupbuy.models import Campaign, Group, Member, UserQuota
+from tuanbox.groupbuy.spec import CampaignSpec, tiers_from_json, tiers_to_json
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; every value we store is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def insert_for(session: Session) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (PostgreSQL and SQLite)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def create_campaign(
+    session: Session, *, merchant_id: str, actor_id: str, spec: CampaignSpec
+) -> Campaign:
+    from tuanbox.catalog.models import Product, Sku
+
+    schedule = spec.schedule()
+    sku = session.get(Sku, spec.sku_id)
+    product = session.get(Product, sku.product_id) if sku is not None else None
+    if sku is None or product is None or product.merchant_id != merchant_id:
+        raise InvalidCampaignError(f"SKU {spec.sku_id} is not one of merchant {merchant_id}'s")
+    campaign = Campaign(
+        merchant_id=merchant_id,
+        sku_id=spec.sku_id,
+        title=spec.title,
+        kind=spec.kind.value,
+        tiers=tiers_to_json(schedule),
+        min_size=schedule.min_size,
+        max_size=spec.max_size,
+        leader_price_cents=spec.leader_price_cents,
+        per_user_limit=spec.per_user_limit,
+        starts_at=spec.starts_at,
+        ends_at=spec.ends_at,
+        group_ttl_s=spec.group_ttl_s,
+        station_ids=list(spec.station_ids),
+        presale=spec.presale,
+        lot_code=spec.lot_code,
+        created_by=actor_id,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def get_campaign(session: Session, campaign_id: str) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFoundError(f"campaign {campaign_id} not found")
+    return campaign
+
+
+def get_group(session: Session, group_id: str) -> Group:
+    group = session.get(Group, group_id)
+    if group is None:
+        raise NotFoundError(f"group {group_id} not found")
+    return group
+
+
+@dataclass(frozen=True)
+class Joined:
+    """`GroupJoined`: the seat, its order and the price charged."""
+
+    group: Group
+    member: Member
+    order_id: str
+    unit_price_cents: int
+
+
+def open_group(
+    session: Session,
+    *,
+    campaign_id: str,
+    user_id: str,
+    qty: int = 1,
+    station_id: str | None = None,
+    now: datetime,
+) -> Joined:
+    """`OpenGroup`: the opener becomes the leader and takes the first seat."""
+    campaign = get_campaign(session, campaign_id)
+    _check_window(campaign, now)
+    group = Group(
+        campaign_id=campaign.id,
+        status=GroupStatus.OPEN.value,
+        leader_user_id=user_id,
+        min_size=campaign.min_size,
+        max_size=campaign.max_size,
+        # A group never outlives its campaign: shoppers were promised its window.
+        deadline_at=min(now + timedelta(seconds=campaign.group_ttl_s), as_utc(campaign.ends_at)),
+    )
+    session.add(group)
+    session.flush()
+    return _take_seat(
+        session, campaign, group, user_id=user_id, qty=qty, station_id=station_id, now=now
+    )
+
+
+def join_group(
+    session: Session,
+    *,
+    group_id: str,
+    user_id: str,
+    qty: int = 1,
+    station_id: str | None = None,
+    now: datetime,
+) -> Joined:
+    """`JoinGroup`: take one seat atomically, then create the member's order."""
+    group = get_group(session, group_id)
+    campaign = get_campaign(session, group.campaign_id)
+    _check_window(campaign, now)
+    if group.status != GroupStatus.OPEN or as_utc(group.deadline_at) <= now:
+        raise GroupClosedError(f"group {group_id} is no longer open")
+    existing = session.scalar(
+        select(Member.id).where(Member.group_id == group_id, Member.user_id == user_id)
+    )
+    if existing is not None:
+        raise AlreadyMemberError("you are already in this group")
+    return _take_seat(
+        session, campaign, group, user_id=user_id, qty=qty, station_id=station_id, now=now
+    )
+
+
+def _check_window(campaign: Campaign, now: datetime) -> None:
+    if not as_utc(campaign.starts_at) <= now < as_utc(campaign.ends_at):
+        raise CampaignNotActiveError(f"campaign {campaign.id} is not running now")
+
+
+def _take_seat(
+    session: Session,
+    campaign: Campaign,
+    group: Group,
+    *,
+    user_id: str,
+    qty: int,
+    station_id: str | None,
+    now: datetime,
+) -> Joined:
+    from tuanbox.orders.services import create_order
+
+    if qty < 1 or qty > campaign.per_user_limit:
+        raise UserLimitExceededError(f"between 1 and {campaign.per_user_limit} units per shopper")
+    if station_id is not None and campaign.station_ids and station_id not in campaign.station_ids:
+        raise InvalidCampaignError(f"station {station_id} is not served by this campaign")
+    # The one statement that decides who gets a seat: the row lock it takes serialises
+    # concurrent joiners, and each re-checks `seats_taken < max_size` on the latest row.
+    seat = session.execute(
+        update(Group)
+        .where(
+            Group.id == group.id,
+            Group.status == GroupStatus.OPEN.value,
+            Group.seats_taken < Group.max_size,
+            Group.deadline_at > now,
+        )
+        .values(seats_taken=Group.seats_taken + 1, join_seq=Group.join_seq + 1)
+        .returning(Group.seats_taken, Group.join_seq),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if seat is None:
+        raise GroupFullError(f"group {group.id} has no seat left")
+    _bump_quota(session, campaign, user_id, qty)
+    seats_taken, joined_seq = seat
+    schedule = tiers_from_json(campaign.tiers)
+    unit_price = schedule.join_price(seats_taken)
+    if group.leader_user_id == user_id and campaign.leader_price_cents is not None:
+        unit_price = min(unit_price, campaign.leader_price_cents)
+    order = create_order(
+        session,
+        user_id=user_id,
+        sku_id=campaign.sku_id,
+        qty=qty,
+        unit_price_cents=unit_price,
+        kind="group",
+        group_id=group.id,
+        station_id=station_id,
+    )
+    member = Member(
+        group_id=group.id,
+        user_id=user_id,
+        order_id=order.id,
+        qty=qty,
+        joined_seq=joined_seq,
+        joined_at=now,
+    )
+    session.add(member)
+    session.flush()  # the UNIQUE (group_id, user_id) is the last word on duplicates
+    session.refresh(group)
+    return Joined(group, member, order.id, unit_price)
+
+
+def _bump_quota(session: Session, campaign: Campaign, user_id: str, qty: int) -> None:
+    session.execute(
+        insert_for(session)(UserQuota)
+        .values(campaign_id=campaign.id, user_id=user_id, qty=0)
+        .on_conflict_do_nothing()
+    )
+    ok = session.execute(
+        update(UserQuota)
+        .where(
+            UserQuota.campaign_id == campaign.id,
+            UserQuota.user_id == user_id,
+            UserQuota.qty + qty <= campaign.per_user_limit,
+        )
+        .values(qty=UserQuota.qty + qty)
+        .returning(UserQuota.qty),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if ok is None:
+        raise UserLimitExceededError(
+            f"at most {campaign.per_user_limit} units per shopper in this campaign"
+        )
+
+
+def release_seat(session: Session, group: Group, member: Member) -> None:
+    """Give a seat (and its quota) back while the group is open; hand over leadership."""
+    session.execute(delete(Member).where(Member.id == member.id))
+    session.execute(
+        update(Group)
+        .where(Group.id == group.id)
+        .values(
+            seats_taken=Group.seats_taken - 1,
+            paid_count=Group.paid_count - (1 if member.paid else 0),
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        update(UserQuota)
+        .where(UserQuota.campaign_id == group.campaign_id, UserQuota.user_id == member.user_id)
+        .values(qty=UserQuota.qty - member.qty),
+        execution_options={"synchronize_session": False},
+    )
+    if group.leader_user_id == member.user_id:
+        heir = session.scalar(
+            select(Member.user_id)
+            .where(Member.group_id == group.id)
+            .order_by(Member.joined_seq)
+            .limit(1)
+        )
+        group.leader_user_id = heir
+    session.flush()
+    session.refresh(group)
+
+
+def leave_group(session: Session, *, group_id: str, user_id: str, actor: Any) -> Group:
+    """`LeaveGroup`: a member (the leader included) cancels before the group fills.
+
+    The order is cancelled (and refunded if paid); the orders hook then gives the seat back
+    and, for the leader, hands leadership to the next member by join order.
+    """
+    from tuanbox.orders.models import Order
+    from tuanbox.orders.services import transition
+
+    group = session.execute(
+        select(Group).where(Group.id == group_id).with_for_update()
+    ).scalar_one_or_none()
+    if group is None:
+        raise NotFoundError(f"group {group_id} not found")
+    member = session.scalar(
+        select(Member).where(Member.group_id == group_id, Member.user_id == user_id)
+    )
+    if member is None:
+        raise PermissionDeniedError("you are not a member of this group")
+    if group.status != GroupStatus.OPEN:
+        raise GroupClosedError("a filled or closed group cannot be left")
+    order = session.get(Order, member.order_id)
+    assert order is not None
+    transition(session, order, "cancelled", actor=actor, reason="left the group before it filled")
+    session.refresh(group)
+    return group
+
+
+def group_progress(campaign: Campaign, group: Group, now: datetime) -> Progress:
+    return progress(
+        tiers_from_json(campaign.tiers),
+        seats_taken=group.seats_taken,
+        paid=group.paid_count,
+        max_size=group.max_size,
+        deadline_at=as_utc(group.deadline_at),
+        now=now,
+    )
+
+
+def members_of(session: Session, group_id: str) -> list[Member]:
+    return list(
+        session.scalars(
+            select(Member).where(Member.group_id == group_id).order_by(Member.joined_seq)
+        )
+    )

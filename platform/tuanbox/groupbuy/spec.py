@@ -1,0 +1,49 @@
+"""Campaign specifications as commands: validated input turned into a price schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tuanbox.groupbuy.domain import CampaignKind, InvalidCampaignError, PriceSchedule, Tier
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """`CreateCampaign`: what merchant staff ask for (checked by `schedule()`)."""
+
+    sku_id: str
+    title: str
+    kind: CampaignKind
+    tiers: tuple[Tier, ...]
+    max_size: int
+    starts_at: datetime
+    ends_at: datetime
+    group_ttl_s: int = 24 * 3600
+    leader_price_cents: int | None = None
+    per_user_limit: int = 1
+    station_ids: tuple[str, ...] = field(default_factory=tuple)
+    presale: bool = False
+    lot_code: str | None = None
+
+    def schedule(self) -> PriceSchedule:
+        if self.kind is CampaignKind.FIXED and len(self.tiers) != 1:
+            raise InvalidCampaignError("a fixed campaign has exactly one (members, price) tier")
+        if self.ends_at <= self.starts_at:
+            raise InvalidCampaignError("the campaign must end after it starts")
+        if self.group_ttl_s < 60:
+            raise InvalidCampaignError("a group deadline shorter than a minute is a mistake")
+        if self.per_user_limit < 1:
+            raise InvalidCampaignError("per_user_limit must be at least 1")
+        if self.leader_price_cents is not None and self.leader_price_cents < 0:
+            raise InvalidCampaignError("leader price must not be negative")
+        return PriceSchedule.build(self.tiers, max_size=self.max_size)
+
+
+def tiers_from_json(raw: list[list[int]]) -> PriceSchedule:
+    """The schedule as stored on the campaign row (already validated when created)."""
+    return PriceSchedule(tuple(Tier(int(m), int(p)) for m, p in raw))
+
+
+def tiers_to_json(schedule: PriceSchedule) -> list[list[int]]:
+    return [[t.members, t.price_cents] for t in schedule.tiers]
