@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
-CODE   := platform/tuanbox edge firmware_sim telemetry traceability bench
+CODE   := platform/tuanbox edge firmware_sim telemetry traceability $(wildcard bench/*.py)
 
 .PHONY: help venv deps services demo test lint typecheck pytest compose-check bench clean services-down
 
