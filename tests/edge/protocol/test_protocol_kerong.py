@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.protocol import kerong
@@ -32,6 +32,7 @@ def test_out_of_range_addresses(board: int, lock: int) -> None:
 bools16 = st.lists(st.booleans(), min_size=16, max_size=16)
 
 
+@settings(deadline=None)  # a loaded CI box must not fail a slow example
 @given(
     board=st.integers(0, 15),
     lock=st.integers(1, 16),
@@ -113,6 +114,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
+@settings(deadline=None)  # a loaded CI box must not fail a slow example
 @given(
     items=st.lists(st.tuples(garbage, frames), max_size=12),
     tail=garbage,
@@ -131,6 +133,7 @@ def test_decoder_recovers_every_frame_from_garbage_split_anywhere(
     assert decoder.pending == 0
 
 
+@settings(deadline=None)  # a loaded CI box must not fail a slow example
 @given(noise=st.binary(max_size=400), frame=frames)
 def test_decoder_survives_arbitrary_noise(noise: bytes, frame: bytes) -> None:
     decoder = kerong.FrameDecoder()
