@@ -1,0 +1,385 @@
+"""The locker agent's use cases, run on one thread that owns every piece of door state.
+
+Other threads (paho, the board poller, the scanner reader, unlock workers) only ``post``
+inputs to the agent's bounded inbox; the agent thread turns them into events, acks, state
+snapshots and telemetry. Events go to the store's outbox first and are published from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge.agent import schema
+from edge.agent.doors import DoorFact, DoorTracker
+from edge.agent.errors import PickupRejectedError, UnlockFailedError
+from edge.agent.lockboard import LockBoard
+from edge.agent.pickup import (
+    KeypadLimiter,
+    check_qr,
+    classify,
+    match_deposit_code,
+    match_pickup_code,
+)
+from edge.agent.ports import Clock, Publisher, utc_now
+from edge.agent.settings import EdgeSettings
+from edge.agent.store import Store
+from edge.agent.telemetry import TelemetryBuffer
+from edge.protocol.compartments import parse_compartment
+from edge.protocol.envelopes import CompartmentState, Event, EventType, StateSnapshot
+from edge.protocol.kerong import BoardStatus
+from edge.protocol.token import public_key_from_b64
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """Why we opened a door, so its closing can be read as a deposit or a pickup."""
+
+    kind: Literal["pickup", "deposit", "ops"]
+    order_id: str | None = None
+    token_id: str | None = None
+    method: str | None = None
+    command_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandMessage:
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class ScannerLine:
+    text: str
+
+
+@dataclass(frozen=True)
+class BoardPolled:
+    status: BoardStatus
+    at: float  # monotonic
+
+
+@dataclass(frozen=True)
+class UnlockDone:
+    compartment: str
+    purpose: Purpose
+    error: UnlockFailedError | None
+
+
+@dataclass
+class RuntimeConfig:
+    """Settings the platform may change with ``configure``; kept in the store."""
+
+    door_left_open_seconds: float
+    unlock_confirm_s: float
+    fallback_max_attempts: int
+    pickup_public_key: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Input = CommandMessage | ScannerLine | BoardPolled | UnlockDone
+
+
+class LockerAgent:
+    """The composition of rules around one locker; ``handle`` is callable directly in tests."""
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        store: Store,
+        board: LockBoard,
+        publisher: Publisher,
+        telemetry: TelemetryBuffer,
+        *,
+        boot_id: str,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.locker_id = settings.locker_id
+        self.store = store
+        self.board = board
+        self.publisher = publisher
+        self.telemetry = telemetry
+        self.boot_id = boot_id
+        self.clock = clock
+        self.inbox: queue.Queue[Input] = queue.Queue(maxsize=1024)
+        self.compartments = settings.compartment_map()
+        where = {cid: parse_compartment(cid) for cid in self.compartments}
+        self.runtime = self._load_runtime()
+        self.doors = DoorTracker(where, self.runtime.door_left_open_seconds)
+        self.purposes: dict[str, Purpose] = {}
+        self.unlocking: set[str] = set()
+        self._stop = threading.Event()
+        self._unlocks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="unlock")
+        # Imported lazily: commands needs this module's types.
+        from edge.agent.commands import CommandProcessor
+
+        self.commands = CommandProcessor(self)
+
+    # --- runtime config --------------------------------------------------------------
+
+    def _load_runtime(self) -> RuntimeConfig:
+        saved = self.store.get_json("runtime_config") or {}
+        s = self.settings
+        return RuntimeConfig(
+            door_left_open_seconds=saved.get("door_left_open_seconds", s.door_left_open_seconds),
+            unlock_confirm_s=saved.get("unlock_confirm_seconds", s.serial_unlock_confirm_s),
+            fallback_max_attempts=saved.get(
+                "fallback_max_attempts", s.pickup_fallback_max_attempts
+            ),
+            pickup_public_key=saved.get("pickup_public_key", s.pickup_public_key),
+            extra={k: v for k, v in saved.items() if k not in RuntimeConfig.__annotations__},
+        )
+
+    def save_runtime(self, changes: dict[str, Any]) -> None:
+        saved = self.store.get_json("runtime_config") or {}
+        saved.update(changes)
+        self.store.set_json("runtime_config", saved)
+        self.runtime = self._load_runtime()
+        self.doors.left_open_seconds = self.runtime.door_left_open_seconds
+
+    def public_key(self) -> Ed25519PublicKey | None:
+        key = self.runtime.pickup_public_key
+        return public_key_from_b64(key) if key else None
+
+    # --- loop ------------------------------------------------------------------------
+
+    def post(self, item: Input) -> bool:
+        """Hand work to the agent thread; False (and logged) when the inbox is full."""
+        try:
+            self.inbox.put_nowait(item)
+        except queue.Full:
+            log.warning("agent inbox full, dropped %s", type(item).__name__)
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._unlocks.shutdown(wait=False, cancel_futures=True)
+
+    def run(self) -> None:
+        self.publish_state()
+        while not self._stop.is_set():
+            try:
+                item = self.inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.handle(item)
+            except Exception:  # supervisor loop: one bad input must not stop the locker
+                log.exception("agent failed to handle %s", type(item).__name__)
+
+    def handle(self, item: Input) -> None:
+        if isinstance(item, CommandMessage):
+            self.commands.handle(item.payload)
+        elif isinstance(item, ScannerLine):
+            self.on_scan(item.text)
+        elif isinstance(item, BoardPolled):
+            self.on_poll(item.status, item.at)
+        else:
+            self.on_unlock_done(item)
+
+    # --- events and state ------------------------------------------------------------
+
+    def emit(self, type: EventType, payload: dict[str, Any]) -> Event:
+        event = self.store.append_event(self.locker_id, type, payload, self.clock())
+        self.publisher.wake()
+        log.info("event %s seq=%d %s", type, event.seq, payload)
+        return event
+
+    def snapshot(self) -> StateSnapshot:
+        reservations, pickups = self.store.reservations(), self.store.pickups()
+        items = []
+        for cid, conf in self.compartments.items():
+            view = self.doors.views.get(cid)
+            is_open = view.is_open if view else False
+            items.append(
+                CompartmentState(
+                    compartment=cid,
+                    door="open" if is_open else "closed",
+                    locked=not is_open,
+                    item_present=view.item_present if view else False,
+                    reserved_for=reservations[cid].order_id if cid in reservations else None,
+                    armed_order=pickups[cid].order_id if cid in pickups else None,
+                    out_of_service=conf.out_of_service,
+                )
+            )
+        return StateSnapshot(
+            locker_id=self.locker_id, boot_id=self.boot_id, at=self.clock(), compartments=items
+        )
+
+    def publish_state(self) -> None:
+        self.publisher.publish_state(self.snapshot())
+
+    # --- doors -----------------------------------------------------------------------
+
+    def open_door(self, compartment: str, purpose: Purpose) -> Future[None]:
+        """Unlock in the background; the result comes back as an UnlockDone input."""
+        board, lock = parse_compartment(compartment)
+        self.purposes[compartment] = purpose
+        self.unlocking.add(compartment)
+
+        def work() -> None:
+            error: UnlockFailedError | None = None
+            try:
+                self.board.unlock(
+                    board,
+                    lock,
+                    confirm_s=self.runtime.unlock_confirm_s,
+                    retries=self.settings.serial_unlock_retries,
+                    stop=self._stop,
+                )
+            except UnlockFailedError as exc:
+                error = exc
+            self.post(UnlockDone(compartment, purpose, error))
+
+        return self._unlocks.submit(work)
+
+    def on_unlock_done(self, done: UnlockDone) -> None:
+        self.unlocking.discard(done.compartment)
+        purpose = done.purpose
+        if done.error is not None:
+            if self.purposes.get(done.compartment) == purpose:
+                del self.purposes[done.compartment]
+            if purpose.token_id and purpose.method == "qr":
+                self.store.release_token(purpose.token_id)
+            self.emit(
+                "unlock_failed",
+                {
+                    "compartment": done.compartment,
+                    "purpose": purpose.kind,
+                    "order_id": purpose.order_id,
+                    "code": done.error.code,
+                    "detail": done.error.message,
+                },
+            )
+        if purpose.command_id is not None:
+            self.commands.finish_open(purpose.command_id, done.error)
+
+    def on_poll(self, status: BoardStatus, at: float) -> None:
+        facts = self.doors.update(status, at)
+        for fact in facts:
+            self.on_door_fact(fact)
+        if any(f.kind != "left_open" for f in facts):
+            self.publish_state()
+
+    def on_door_fact(self, fact: DoorFact) -> None:
+        cid = fact.compartment
+        purpose = self.purposes.get(cid)
+        if fact.kind == "left_open":
+            self.emit(
+                "door_left_open", {"compartment": cid, "open_seconds": round(fact.open_seconds)}
+            )
+            return
+        at_ms = int(self.clock().timestamp() * 1000)
+        self.telemetry.append([schema.door(self.locker_id, cid, fact.kind == "opened", at_ms)])
+        if fact.kind == "opened":
+            payload: dict[str, Any] = {"compartment": cid, "item_present": fact.item_present}
+            if purpose is not None:
+                payload["purpose"] = purpose.kind
+            self.emit("door_opened", payload)
+            if purpose is None and cid not in self.unlocking:
+                self.emit("tamper", {"compartment": cid, "reason": "DOOR_OPENED_WITHOUT_UNLOCK"})
+            return
+        self.emit("door_closed", {"compartment": cid, "item_present": fact.item_present})
+        self.purposes.pop(cid, None)
+        if purpose is None:
+            return
+        if purpose.kind == "deposit" and fact.item_present:
+            res = self.store.reservations().get(cid)
+            if res is not None and res.order_id == purpose.order_id:
+                self.store.put_reservation(
+                    type(res)(res.compartment, res.order_id, res.code_hash, res.expires_at, True)
+                )
+            self.emit("deposited", {"compartment": cid, "order_id": purpose.order_id})
+        elif purpose.kind == "pickup" and not fact.item_present:
+            with self.store.transaction():
+                self.store.delete_pickup(cid)
+                self.store.delete_reservation(cid)
+            self.emit(
+                "picked_up",
+                {
+                    "compartment": cid,
+                    "order_id": purpose.order_id,
+                    "token_id": purpose.token_id,
+                    "method": purpose.method,
+                },
+            )
+
+    # --- scanner and keypad ----------------------------------------------------------
+
+    def _limiter(self) -> KeypadLimiter:
+        saved = self.store.get_json("keypad") or {}
+        return KeypadLimiter(
+            self.runtime.fallback_max_attempts,
+            self.settings.pickup_fallback_lockout_s,
+            failures=saved.get("failures", 0),
+            locked_until=saved.get("locked_until", 0.0),
+        )
+
+    def _save_limiter(self, limiter: KeypadLimiter) -> None:
+        self.store.set_json(
+            "keypad", {"failures": limiter.failures, "locked_until": limiter.locked_until}
+        )
+
+    def on_scan(self, line: str) -> None:
+        try:
+            self._scan(line)
+        except PickupRejectedError as exc:
+            self.emit("pickup_rejected", {"reason": exc.code, "detail": exc.message[:200]})
+
+    def _scan(self, line: str) -> None:
+        scanned = classify(line)
+        now = self.clock()
+        if scanned.kind == "qr":
+            token, armed = check_qr(
+                scanned.text,
+                self.public_key(),
+                locker_id=self.locker_id,
+                now=now,
+                pickups=self.store.pickups(),
+                token_used=self.store.token_used,
+            )
+            self._check_door_free(armed.compartment)
+            if not self.store.use_token(token.tid, token.oid, token.cmp, now):
+                raise PickupRejectedError("token was already used", code="TOKEN_USED")
+            purpose = Purpose("pickup", armed.order_id, token.tid, "qr")
+            self.open_door(armed.compartment, purpose)
+            return
+        limiter = self._limiter()
+        limiter.check(time.time())
+        target = self._code_target(scanned.kind, scanned.text, now)
+        if target is None:
+            limiter.failed(time.time())
+            self._save_limiter(limiter)
+            raise PickupRejectedError("code does not match", code="CODE_WRONG")
+        limiter.succeeded()
+        self._save_limiter(limiter)
+        self._check_door_free(target[0])
+        self.open_door(*target)
+
+    def _code_target(self, kind: str, code: str, now: datetime) -> tuple[str, Purpose] | None:
+        if kind == "pickup_code":
+            pickup = match_pickup_code(
+                code, locker_id=self.locker_id, now=now, pickups=self.store.pickups()
+            )
+            if pickup is None:
+                return None
+            return pickup.compartment, Purpose("pickup", pickup.order_id, pickup.token_id, "code")
+        res = match_deposit_code(
+            code, locker_id=self.locker_id, now=now, reservations=self.store.reservations()
+        )
+        return (res.compartment, Purpose("deposit", res.order_id)) if res else None
+
+    def _check_door_free(self, compartment: str) -> None:
+        if compartment in self.unlocking:
+            raise PickupRejectedError("that door is opening already", code="DOOR_BUSY")
