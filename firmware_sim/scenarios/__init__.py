@@ -1,0 +1,1 @@
+"""Example sensor scenarios shipped with the simulator (YAML files beside this module)."""
