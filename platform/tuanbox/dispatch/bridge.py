@@ -1,0 +1,238 @@
+"""`tuanbox bridge`: the platform's MQTT connection between the outbox, the lockers and the DB.
+
+Inbound (ack, evt, state, status) arrives on MQTT shared subscriptions
+(``$share/<group>/tuanbox/v1/lockers/+/<kind>``), so several bridges split the traffic and
+each message reaches one of them. Messages are acknowledged to the broker (manual PUBACK)
+only after their DB transaction commits; a crash in between means redelivery, which is
+harmless because applying is idempotent (events by a UNIQUE (locker, seq)).
+
+Outbound, every bridge claims due outbox rows with ``FOR UPDATE SKIP LOCKED``, commits the
+claim, then publishes at QoS 1; unacked commands come due again with backoff until they
+expire, and expiry hands the command to fulfilment for the ops exception queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.protocol.envelopes import decode_ack, decode_event, decode_state, decode_status
+from edge.protocol.errors import ProtocolError
+from edge.protocol.topics import parse_topic, shared_subscription, topic
+from tuanbox.db.base import utcnow
+from tuanbox.db.engine import session_scope
+from tuanbox.dispatch import outbox
+from tuanbox.fulfilment import inbound, lifecycle
+from tuanbox.fulfilment.hooks import bind_settings
+from tuanbox.settings import Settings
+
+log = logging.getLogger("tuanbox.bridge")
+INBOUND_KINDS = ("ack", "evt", "state", "status")
+
+
+@dataclass
+class BridgeStats:
+    published: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    expired: int = 0
+    rejected_messages: int = 0
+    connects: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Bridge:
+    """One bridge process (or thread, in tests and the demo)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        ctx: lifecycle.Context,
+        *,
+        client_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        poll_s: float = 0.05,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.ctx = ctx
+        self.clock = clock
+        self.poll_s = poll_s
+        self.client_id = client_id or f"tuanbox-bridge-{socket.gethostname()}"
+        self.stats = BridgeStats()
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Persistent session (clean_session False): QoS 1 messages for a restarting bridge
+        # wait at the broker; manual_ack: PUBACK only after our commit.
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if settings.mqtt_username:
+            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            self.client.username_pw_set(settings.mqtt_username, password)
+        if settings.mqtt_tls:
+            self.client.tls_set()
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (asynchronously; paho retries) and run the outbox loop in a thread."""
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+        self.client.loop_start()
+        self._thread = threading.Thread(
+            target=self.run, name=f"{self.client_id}-outbox", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def run(self) -> None:
+        """The outbox loop: expire, claim, publish; until stop()."""
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                # Supervisor loop: a DB or broker hiccup must not end the bridge; the rows
+                # stay in the outbox and the next tick tries again.
+                log.exception("outbox tick failed")
+            self._stop.wait(self.poll_s)
+
+    # --- outbound -------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """One pass over the outbox; returns how many commands were published."""
+        now = self.clock()
+        with session_scope(self.session_factory) as session:
+            expired = outbox.expire_due(session, now=now, limit=self.settings.bridge_batch)
+            for command in expired:
+                inbound.command_expired(session, command)
+            self.stats.expired += len(expired)
+        if not self.connected.is_set():
+            return 0
+        with session_scope(self.session_factory) as session:
+            claimed = outbox.claim_due(
+                session,
+                now=now,
+                limit=self.settings.bridge_batch,
+                ack_timeout_s=self.settings.command_ack_timeout_s,
+                retry_max_s=self.settings.command_retry_max_s,
+            )
+        for item in claimed:
+            self.client.publish(topic(item.locker_id, "cmd"), item.body, qos=1)
+        self.stats.published += len(claimed)
+        return len(claimed)
+
+    # --- inbound --------------------------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.ConnectFlags,
+        reason_code: mqtt.ReasonCode,
+        _properties: mqtt.Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the bridge", extra={"reason": str(reason_code)})
+            return
+        group = self.settings.bridge_share_group
+        client.subscribe([(shared_subscription(kind, group), 1) for kind in INBOUND_KINDS])  # type: ignore[arg-type]
+        self.stats.connects += 1
+        log.info("bridge connected", extra={"client_id": self.client_id})
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _mid: int,
+        reason_codes: list[mqtt.ReasonCode],
+        _properties: mqtt.Properties | None,
+    ) -> None:
+        # Publishing before our subscriptions stand would let acks slip past us.
+        if any(rc.is_failure for rc in reason_codes):
+            log.error(
+                "broker refused a subscription", extra={"codes": [str(r) for r in reason_codes]}
+            )
+            return
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason_code: mqtt.ReasonCode,
+        _properties: mqtt.Properties | None,
+    ) -> None:
+        self.connected.clear()
+        log.warning("bridge disconnected", extra={"reason": str(reason_code)})
+
+    def _on_message(self, client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            locker_id, kind = parse_topic(msg.topic)
+            self._apply(locker_id, kind, bytes(msg.payload))
+        except ProtocolError as exc:
+            # A malformed message never becomes valid: acknowledge and drop it, loudly.
+            self.stats.rejected_messages += 1
+            log.warning("dropped malformed message", extra={"topic": msg.topic, "error": str(exc)})
+        except Exception:
+            # Supervisor boundary of paho's thread: leave the message unacknowledged so the
+            # broker redelivers it after a reconnect, and keep the bridge alive.
+            log.exception("applying a message failed", extra={"topic": msg.topic})
+            return
+        client.ack(msg.mid, msg.qos)
+
+    def _apply(self, locker_id: str, kind: str, payload: bytes) -> None:
+        now = self.clock()
+        with session_scope(self.session_factory) as session:
+            bind_settings(session, self.settings)
+            if kind == "evt":
+                event = decode_event(payload)
+                if event.locker_id != locker_id:
+                    raise ProtocolError("event locker id differs from its topic", code="BAD_TOPIC")
+                applied = inbound.apply_event(session, event, ctx=self.ctx, now=now)
+                if applied:
+                    self.stats.applied += 1
+                else:
+                    self.stats.duplicates += 1
+            elif kind == "ack":
+                command = outbox.record_ack(session, decode_ack(payload), locker_id=locker_id)
+                if command is not None:
+                    inbound.command_settled(session, command)
+            elif kind == "state":
+                snapshot = decode_state(payload)
+                if snapshot.locker_id != locker_id:
+                    raise ProtocolError("state locker id differs from its topic", code="BAD_TOPIC")
+                inbound.apply_state(session, snapshot, now=now)
+            elif kind == "status":
+                inbound.apply_status(session, locker_id, decode_status(payload), now=now)
+        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+
+
+def new_client_id(prefix: str = "tuanbox-bridge") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,226 @@
+"""Allocation: a confirmed order gets a compartment (or a place in the station's queue).
+
+Right zone, smallest size that fits, least worn first; orders of one shopper at one station
+share a reserved compartment while their size units fit. Rows are taken with
+``FOR UPDATE SKIP LOCKED`` so concurrent allocations never book one compartment twice
+(SQLite ignores the clause; it serialises writers anyway).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from edge.protocol.envelopes import AssignPayload, hash_code
+from edge.protocol.token import new_fallback_code
+from tuanbox.dispatch import outbox
+from tuanbox.fulfilment import alerts, orders_port
+from tuanbox.fulfilment.models import Booking, FulfilmentOrder
+from tuanbox.lockers.domain import MAX_UNITS, UNITS
+from tuanbox.lockers.models import Compartment, Locker
+from tuanbox.orders.models import Order
+from tuanbox.settings import Settings
+
+_CAPACITY = case(UNITS, value=Compartment.size)
+
+
+def allocate(
+    session: Session, order: Order, *, settings: Settings, now: datetime
+) -> FulfilmentOrder | None:
+    """Book a compartment for a confirmed order, or queue it; idempotent per order.
+
+    None when the order can never be allocated (an ops alert says why).
+    """
+    fo = session.get(FulfilmentOrder, order.id, with_for_update=True)
+    if fo is not None and fo.state != "queued":
+        return fo
+    zone, units = orders_port.needs(session, order)
+    if fo is None:
+        if order.station_id is None or units > MAX_UNITS:
+            return _not_allocatable(session, order, zone, units, now)
+        fo = FulfilmentOrder(
+            order_id=order.id,
+            user_id=order.user_id,
+            station_id=order.station_id,
+            zone=zone,
+            units=units,
+            state="queued",
+            queued_at=now,
+        )
+        session.add(fo)
+        session.flush()
+    booking = _share(session, fo) or _book_new(session, fo, settings=settings, now=now)
+    if booking is None:
+        return fo  # the station is full for this zone and size: wait in the queue
+    fo.state = "booked"
+    fo.booking_id = booking.id
+    orders_port.move(session, order, "allocated", f"compartment at locker {booking.locker_id}")
+    session.flush()
+    return fo
+
+
+def _not_allocatable(
+    session: Session, order: Order, zone: str, units: int, now: datetime
+) -> FulfilmentOrder | None:
+    """Record why an order can never go in a compartment; ops decide (split, other station)."""
+    reason = (
+        "the order has no pickup station"
+        if order.station_id is None
+        else f"needs {units} size units, the largest compartment holds {MAX_UNITS}"
+    )
+    alerts.open_alert(
+        session,
+        kind="not_allocatable",
+        locker_id=None,
+        compartment_id=None,
+        order_id=order.id,
+        detail=f"order {order.id} cannot be allocated: {reason}",
+    )
+    if order.station_id is None:
+        return None
+    fo = FulfilmentOrder(
+        order_id=order.id,
+        user_id=order.user_id,
+        station_id=order.station_id,
+        zone=zone,
+        units=units,
+        state="exception",
+        queued_at=now,
+        exception_reason=reason,
+    )
+    session.add(fo)
+    session.flush()
+    return fo
+
+
+def _share(session: Session, fo: FulfilmentOrder) -> Booking | None:
+    """A reserved booking of the same shopper at the same station with room left.
+
+    Under READ COMMITTED, PostgreSQL re-checks the WHERE clause on the locked row, so two
+    orders racing for the last units of one booking cannot both fit.
+    """
+    booking = session.scalars(
+        select(Booking)
+        .join(Compartment, Compartment.id == Booking.compartment_id)
+        .where(
+            Booking.user_id == fo.user_id,
+            Booking.station_id == fo.station_id,
+            Booking.zone == fo.zone,
+            Booking.state == "reserved",
+            Booking.units_used + fo.units <= _CAPACITY,
+        )
+        .order_by(Booking.id)
+        .limit(1)
+        .with_for_update(of=Booking)
+    ).first()
+    if booking is not None:
+        booking.units_used += fo.units
+    return booking
+
+
+def _book_new(
+    session: Session, fo: FulfilmentOrder, *, settings: Settings, now: datetime
+) -> Booking | None:
+    compartment = session.scalars(
+        select(Compartment)
+        .join(Locker, Locker.id == Compartment.locker_id)
+        .where(
+            Locker.station_id == fo.station_id,
+            Compartment.zone == fo.zone,
+            Compartment.state == "free",
+            Compartment.flagged_mismatch.is_(False),
+            fo.units <= _CAPACITY,
+        )
+        .order_by(_CAPACITY, Compartment.wear_count, Compartment.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Compartment)
+    ).first()
+    if compartment is None:
+        return None
+    compartment.state = "reserved"
+    booking = Booking(
+        ref=str(uuid.uuid4()),
+        compartment_id=compartment.id,
+        locker_id=compartment.locker_id,
+        station_id=fo.station_id,
+        user_id=fo.user_id,
+        zone=fo.zone,
+        units_used=fo.units,
+        state="reserved",
+        deposit_code=new_fallback_code(6),
+    )
+    session.add(booking)
+    session.flush()
+    outbox.enqueue(
+        session,
+        compartment.locker_id,
+        "assign",
+        AssignPayload(
+            order_id=booking.ref,
+            compartment=compartment.label,
+            deposit_code_hash=hash_code(booking.deposit_code, compartment.locker_id),
+        ),
+        now=now,
+        ttl_s=settings.command_ttl_s,
+        ref=f"booking:{booking.id}",
+    )
+    return booking
+
+
+def drain_queue(
+    session: Session, station_id: str, *, settings: Settings, now: datetime, limit: int = 20
+) -> int:
+    """Allocate queued orders at a station, oldest first; return how many got a compartment."""
+    queued = session.scalars(
+        select(FulfilmentOrder)
+        .where(FulfilmentOrder.station_id == station_id, FulfilmentOrder.state == "queued")
+        .order_by(FulfilmentOrder.queued_at, FulfilmentOrder.order_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    booked = 0
+    for fo in queued:
+        order = orders_port.get_order(session, fo.order_id, lock=True)
+        if order is None or order.status != "confirmed":
+            continue
+        result = allocate(session, order, settings=settings, now=now)
+        if result is not None and result.state == "booked":
+            booked += 1
+    return booked
+
+
+def queue_position(session: Session, fo: FulfilmentOrder) -> int | None:
+    """1 for the next order to get a compartment at its station; None when not queued."""
+    if fo.state != "queued":
+        return None
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(FulfilmentOrder)
+        .where(
+            FulfilmentOrder.station_id == fo.station_id,
+            FulfilmentOrder.state == "queued",
+            FulfilmentOrder.queued_at < fo.queued_at,
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def free_compartment(
+    session: Session, booking: Booking, *, reason: str, settings: Settings, now: datetime
+) -> None:
+    """Close a booking, free its compartment and let the station's queue move."""
+    booking.state = "closed"
+    booking.closed_at = now
+    booking.close_reason = reason
+    compartment = session.get(Compartment, booking.compartment_id, with_for_update=True)
+    if compartment is not None and compartment.state in ("reserved", "occupied"):
+        compartment.state = "free"
+    for fo in session.scalars(
+        select(FulfilmentOrder).where(FulfilmentOrder.booking_id == booking.id)
+    ):
+        fo.state = "closed"
+    session.flush()
+    drain_queue(session, booking.station_id, settings=settings, now=now)

@@ -1,0 +1,37 @@
+"""Order hooks of fulfilment: a confirmed order is allocated in the confirming transaction.
+
+Listed in `tuanbox.orders.hooks.HOOK_MODULES`. Hooks get no settings object, so entry points
+that want their own knobs (command TTL) bind them to the session with `bind_settings`;
+otherwise the documented defaults apply.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from tuanbox.db.base import utcnow
+from tuanbox.fulfilment.allocation import allocate
+from tuanbox.orders.hooks import on_status
+from tuanbox.orders.models import Order
+from tuanbox.settings import Settings
+
+SETTINGS_KEY = "tuanbox_settings"
+
+
+def bind_settings(session: Session, settings: Settings) -> None:
+    """Let hooks running in this session use these settings."""
+    session.info[SETTINGS_KEY] = settings
+
+
+def settings_of(session: Session) -> Settings:
+    bound = session.info.get(SETTINGS_KEY)
+    # model_construct: field defaults only, without reading the environment (which only
+    # entry points do).
+    return bound if isinstance(bound, Settings) else Settings.model_construct()
+
+
+def _on_confirmed(session: Session, order: Order, from_status: str) -> None:
+    allocate(session, order, settings=settings_of(session), now=utcnow())
+
+
+on_status("confirmed", _on_confirmed)

@@ -1,0 +1,194 @@
+"""What happens to a booking after allocation: deposit, pickup, reminder, return to merchant."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edge.protocol.envelopes import ArmPickupPayload, RevokePayload, hash_code
+from edge.protocol.token import new_fallback_code
+from tuanbox.dispatch import outbox
+from tuanbox.fulfilment import orders_port, pickup
+from tuanbox.fulfilment.allocation import free_compartment
+from tuanbox.fulfilment.models import Booking, FulfilmentOrder
+from tuanbox.lockers.models import Compartment
+from tuanbox.notifications.services import notify
+from tuanbox.orders.models import Order
+from tuanbox.settings import Settings
+
+# How long the courier's retrieval code stays valid once a parcel goes back to the merchant.
+RETRIEVAL_VALIDITY = timedelta(hours=72)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What lifecycle use cases need from the composition root."""
+
+    settings: Settings
+    signing_key: Ed25519PrivateKey
+
+
+def orders_of(session: Session, booking: Booking) -> list[Order]:
+    ids = session.scalars(
+        select(FulfilmentOrder.order_id)
+        .where(FulfilmentOrder.booking_id == booking.id)
+        .order_by(FulfilmentOrder.order_id)
+    ).all()
+    return [o for o in (orders_port.get_order(session, i, lock=True) for i in ids) if o]
+
+
+def _compartment(session: Session, booking: Booking) -> Compartment:
+    comp = session.get(Compartment, booking.compartment_id, with_for_update=True)
+    assert comp is not None  # FK
+    return comp
+
+
+def deposited(session: Session, booking: Booking, *, ctx: Context, now: datetime) -> bool:
+    """The courier closed the door on the parcel: arm the pickup and tell the shopper."""
+    if booking.state != "reserved":
+        return False
+    comp = _compartment(session, booking)
+    deadline = now + timedelta(hours=ctx.settings.pickup_deadline_h)
+    code = pickup.issue(booking, now=now, valid_until=deadline)
+    assert booking.pickup_token_id and booking.fallback_code_hash
+    booking.state = "deposited"
+    booking.deposited_at = now
+    booking.pickup_deadline = deadline
+    comp.state = "occupied"
+    outbox.enqueue(
+        session,
+        booking.locker_id,
+        "arm_pickup",
+        ArmPickupPayload(
+            order_id=booking.ref,
+            compartment=comp.label,
+            token_id=booking.pickup_token_id,
+            fallback_code_hash=booking.fallback_code_hash,
+            valid_until=deadline,
+        ),
+        now=now,
+        ttl_s=ctx.settings.command_ttl_s,
+        ref=f"booking:{booking.id}",
+    )
+    orders = orders_of(session, booking)
+    for order in orders:
+        orders_port.move(session, order, "ready_for_pickup", "deposited in the locker")
+    notify(
+        session,
+        booking.user_id,
+        "pickup_ready",
+        {
+            "order_ids": [o.id for o in orders],
+            "locker_id": booking.locker_id,
+            "compartment": comp.label,
+            "fallback_code": code,
+            "qr_path": f"/api/v1/orders/{orders[0].id}/pickup-qr.png" if orders else None,
+            "pickup_deadline": deadline.isoformat(),
+        },
+    )
+    session.flush()
+    return True
+
+
+def picked_up(session: Session, booking: Booking, *, ctx: Context, now: datetime) -> bool:
+    """The compartment was emptied by the shopper (or by the courier on a return)."""
+    if booking.state == "reserved":
+        # The deposit event is late or lost (events may arrive out of order): the parcel
+        # was evidently there, so settle the deposit first.
+        deposited(session, booking, ctx=ctx, now=now)
+    if booking.state == "deposited":
+        for order in orders_of(session, booking):
+            orders_port.move(session, order, "picked_up", "taken from the locker")
+            order.picked_up_at = now
+            orders_port.move(session, order, "completed", "picked up at the locker")
+        notify(session, booking.user_id, "picked_up", {"locker_id": booking.locker_id})
+        free_compartment(session, booking, reason="picked_up", settings=ctx.settings, now=now)
+        return True
+    if booking.state == "returning":
+        free_compartment(
+            session, booking, reason="returned_to_merchant", settings=ctx.settings, now=now
+        )
+        return True
+    return False
+
+
+def send_reminders(session: Session, *, ctx: Context, now: datetime) -> int:
+    """Remind shoppers whose pickup deadline is near (once per booking)."""
+    horizon = now + timedelta(hours=ctx.settings.pickup_reminder_before_h)
+    due = session.scalars(
+        select(Booking)
+        .where(
+            Booking.state == "deposited",
+            Booking.reminder_sent_at.is_(None),
+            Booking.pickup_deadline <= horizon,
+            Booking.pickup_deadline > now,
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    for booking in due:
+        booking.reminder_sent_at = now
+        notify(
+            session,
+            booking.user_id,
+            "pickup_reminder",
+            {
+                "locker_id": booking.locker_id,
+                "pickup_deadline": booking.pickup_deadline.isoformat()
+                if booking.pickup_deadline
+                else None,
+            },
+        )
+    session.flush()
+    return len(due)
+
+
+def return_overdue(session: Session, *, ctx: Context, now: datetime) -> int:
+    """Past the deadline: revoke the shopper's pickup and arm a courier retrieval code."""
+    overdue = session.scalars(
+        select(Booking)
+        .where(Booking.state == "deposited", Booking.pickup_deadline <= now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for booking in overdue:
+        comp = _compartment(session, booking)
+        ttl = ctx.settings.command_ttl_s
+        ref = f"booking:{booking.id}"
+        outbox.enqueue(
+            session,
+            booking.locker_id,
+            "revoke",
+            RevokePayload(order_id=booking.ref, compartment=comp.label, reason="pickup_deadline"),
+            now=now,
+            ttl_s=ttl,
+            ref=ref,
+        )
+        booking.retrieval_code = new_fallback_code(6)
+        booking.state = "returning"
+        booking.pickup_token_id = str(uuid.uuid4())
+        outbox.enqueue(
+            session,
+            booking.locker_id,
+            "arm_pickup",
+            ArmPickupPayload(
+                order_id=booking.ref,
+                compartment=comp.label,
+                token_id=booking.pickup_token_id,
+                fallback_code_hash=hash_code(booking.retrieval_code, booking.locker_id),
+                valid_until=now + RETRIEVAL_VALIDITY,
+            ),
+            now=now,
+            ttl_s=ttl,
+            ref=ref,
+        )
+        for order in orders_of(session, booking):
+            orders_port.move(
+                session, order, "expired", "not picked up before the deadline; back to merchant"
+            )
+        notify(session, booking.user_id, "pickup_expired", {"locker_id": booking.locker_id})
+    session.flush()
+    return len(overdue)

@@ -1,0 +1,214 @@
+"""MQTT test tools: a private Mosquitto, a protocol-level locker client, polling with a deadline."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.protocol.envelopes import (
+    Ack,
+    CompartmentState,
+    Event,
+    StateSnapshot,
+    Status,
+    decode_command,
+    encode,
+)
+from edge.protocol.topics import topic
+from tuanbox.devservices import probes
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition"
+) -> Any:
+    """Poll until ``predicate()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateBroker:
+    """A Mosquitto of our own on a free loopback port, with persistence, restartable."""
+
+    def __init__(self, directory: Path, conf_body: str = "allow_anonymous true\n") -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.conf = directory / "mosquitto.conf"
+        self.log = directory / "mosquitto.log"
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "persistence true\n"
+            f"persistence_location {directory / 'data'}/\n"
+            f"log_dest file {self.log}\n"
+            "log_type error\nlog_type warning\n" + conf_body
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)])
+
+        def up() -> bool:
+            try:
+                probes.mqtt("127.0.0.1", self.port)
+            except OSError:
+                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+                return False
+            return True
+
+        wait_for(up, 10, f"mosquitto on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file first
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class ProtocolLocker:
+    """Speaks the v1 locker protocol over MQTT without hardware: the failure-case test client.
+
+    Commands are kept by id and a repeated id gets the same ack (as the real agent must);
+    ``ack_mode`` is "done", "none" (stay silent) or "reject".
+    """
+
+    def __init__(
+        self,
+        locker_id: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ack_mode: str = "done",
+    ) -> None:
+        self.locker_id = locker_id
+        self.port = port
+        self.ack_mode = ack_mode
+        self.boot_id = uuid.uuid4().hex
+        self.seq = 0
+        self.commands: list[Any] = []  # every delivery, duplicates included
+        self.acks: dict[str, Ack] = {}
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"locker-{locker_id}-{uuid.uuid4().hex[:6]}",
+            clean_session=True,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.will_set(
+            topic(locker_id, "status"), self._status("offline"), qos=1, retain=True
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self.ready.set()
+        self.client.on_message = self._on_message
+
+    def _status(self, state: str) -> bytes:
+        return encode(
+            Status(state=state, boot_id=self.boot_id, at=datetime.now(UTC), agent_version="sim-1")  # type: ignore[arg-type]
+        )
+
+    def connect(self, *, announce: bool = True) -> ProtocolLocker:
+        self.ready.clear()
+        self.client.connect("127.0.0.1", self.port, keepalive=10)
+        self.client.loop_start()
+        wait_for(self.ready.is_set, 10, f"locker {self.locker_id} subscribed")
+        if announce:
+            self.announce()
+        return self
+
+    def announce(self) -> None:
+        self.client.publish(
+            topic(self.locker_id, "status"), self._status("online"), qos=1, retain=True
+        ).wait_for_publish(5)
+
+    def go_offline(self) -> None:
+        """A clean goodbye (the will covers the unclean one)."""
+        self.client.publish(
+            topic(self.locker_id, "status"), self._status("offline"), qos=1, retain=True
+        ).wait_for_publish(5)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        client.subscribe(topic(self.locker_id, "cmd"), qos=1)
+
+    def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        command = decode_command(msg.payload)
+        with self.lock:
+            self.commands.append(command)
+            ack = self.acks.get(command.id)
+            if ack is None and self.ack_mode != "none":
+                status = "done" if self.ack_mode == "done" else "rejected"
+                ack = Ack(
+                    command_id=command.id,
+                    status=status,  # type: ignore[arg-type]
+                    code=None if status == "done" else "NO_SUCH_COMPARTMENT",
+                    at=datetime.now(UTC),
+                )
+                self.acks[command.id] = ack
+        if ack is not None:
+            client.publish(topic(self.locker_id, "ack"), encode(ack), qos=1)
+
+    def distinct_commands(self) -> set[str]:
+        with self.lock:
+            return {c.id for c in self.commands}
+
+    def event(self, type: str, **payload: Any) -> Event:
+        self.seq += 1
+        return Event(
+            locker_id=self.locker_id,
+            seq=self.seq,
+            type=type,  # type: ignore[arg-type]
+            at=datetime.now(UTC),
+            payload=payload,
+        )
+
+    def publish(self, kind: str, body: bytes) -> None:
+        self.client.publish(topic(self.locker_id, kind), body, qos=1).wait_for_publish(5)  # type: ignore[arg-type]
+
+    def send_event(self, event: Event) -> None:
+        self.publish("evt", encode(event))
+
+    def send_state(self, states: list[CompartmentState]) -> None:
+        snapshot = StateSnapshot(
+            locker_id=self.locker_id,
+            boot_id=self.boot_id,
+            at=datetime.now(UTC),
+            compartments=states,
+        )
+        self.client.publish(
+            topic(self.locker_id, "state"), encode(snapshot), qos=1, retain=True
+        ).wait_for_publish(5)
