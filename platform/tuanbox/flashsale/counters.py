@@ -83,6 +83,14 @@ class FlashCounters:
             {k.decode(): lua.Held.decode(v.decode()) for k, v in reqs.items()},
         )
 
+    def server_time(self) -> int:
+        """Redis's clock (seconds), the one the Lua script stamps reservations with."""
+        try:
+            seconds, _ = self._client.time()
+        except redis.RedisError as exc:
+            raise DependencyUnavailableError(f"flash-sale counters unavailable: {exc}") from exc
+        return int(seconds)
+
     def forget(self, sale_id: str) -> None:
         self._client.delete(*self.keys(sale_id))
 

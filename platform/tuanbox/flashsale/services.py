@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tuanbox.errors import ConflictError, InvalidInputError, NotFoundError
+from tuanbox.errors import ConflictError, InvalidInputError, NotFoundError, TuanboxError
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.lua import Held, ReserveStatus
 from tuanbox.flashsale.models import FlashSale, Reservation, UserTotal
@@ -148,7 +148,7 @@ def reserve(
     try:
         reserved = _record(session, sale, user_id=user_id, request_id=request_id, qty=qty)
         session.commit()
-    except (SQLAlchemyError, ConflictError, InvalidInputError):
+    except (SQLAlchemyError, TuanboxError):
         session.rollback()
         counters.release(sale.id, request_id)
         raise

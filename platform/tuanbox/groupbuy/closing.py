@@ -166,7 +166,7 @@ def on_order_paid(session: Session, order: Order, from_status: str) -> None:
 
 
 def _remind_once(session: Session, group_id: str) -> None:
-    from tuanbox.notifications import notify
+    from tuanbox.notifications.services import notify
 
     won = session.execute(
         update(Group)
@@ -196,19 +196,3 @@ def _member_for(session: Session, order: Order) -> Member | None:
     if order.kind != "group":
         return None
     return session.scalar(select(Member).where(Member.order_id == order.id))
-
-
-_registered = False
-
-
-def register_hooks() -> None:
-    """Subscribe to order status changes (called by entry points, once per process)."""
-    global _registered
-    if _registered:
-        return
-    from tuanbox.orders.hooks import on_status
-
-    on_status("paid", on_order_paid)
-    on_status("cancelled", on_order_lapsed)
-    on_status("expired", on_order_lapsed)
-    _registered = True

@@ -1,0 +1,154 @@
+"""Flash-sale API: create a sale (merchant staff), reserve units (shoppers, rate limited)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuanbox.accounts.deps import Shopper, Staff
+from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.db.base import utcnow
+from tuanbox.errors import PermissionDeniedError
+from tuanbox.flashsale import services
+from tuanbox.flashsale.counters import FlashCounters
+from tuanbox.flashsale.models import FlashSale
+from tuanbox.groupbuy.services import as_utc
+from tuanbox.ratelimit import get_redis, limiter_for
+from tuanbox.ratelimit.deps import client_ip
+
+router = APIRouter(prefix="/api/v1", tags=["flash-sales"])
+
+
+class SaleIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sku_id": "3f1c…",
+                    "title": "Midnight durian, 100 boxes",
+                    "price_cents": 990,
+                    "stock_cap": 100,
+                    "per_user_limit": 1,
+                    "starts_at": "2026-12-01T20:00:00Z",
+                    "ends_at": "2026-12-01T20:10:00Z",
+                }
+            ]
+        }
+    )
+
+    sku_id: str
+    title: str = Field(min_length=1, max_length=200)
+    price_cents: int = Field(ge=0)
+    stock_cap: int = Field(ge=1, le=1_000_000)
+    per_user_limit: int = Field(default=1, ge=1, le=1000)
+    starts_at: datetime
+    ends_at: datetime
+
+
+class SaleOut(BaseModel):
+    id: str
+    sku_id: str
+    title: str
+    price_cents: int
+    stock_cap: int
+    remaining: int
+    per_user_limit: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+class ReserveIn(BaseModel):
+    qty: int = Field(default=1, ge=1, le=1000)
+
+
+class ReservationOut(BaseModel):
+    reservation_id: str
+    order_id: str
+    qty: int
+    remaining: int
+    replayed: bool
+
+
+def sale_out(s: FlashSale) -> SaleOut:
+    return SaleOut(
+        id=s.id,
+        sku_id=s.sku_id,
+        title=s.title,
+        price_cents=s.price_cents,
+        stock_cap=s.stock_cap,
+        remaining=s.remaining,
+        per_user_limit=s.per_user_limit,
+        starts_at=as_utc(s.starts_at),
+        ends_at=as_utc(s.ends_at),
+    )
+
+
+def counters_for(request: Request) -> FlashCounters:
+    """The app's flash counters, sharing the rate limiter's Redis client (made on first use)."""
+    counters: FlashCounters | None = getattr(request.app.state, "flash_counters", None)
+    if counters is None:
+        counters = FlashCounters(get_redis(request))
+        request.app.state.flash_counters = counters
+    return counters
+
+
+def flash_rate_limit(request: Request, user: Shopper, settings: SettingsDep) -> None:
+    """Per-IP and per-user windows from settings; 429 with Retry-After when exceeded."""
+    limiter = limiter_for(request)
+    limiter.check(f"flash:ip:{client_ip(request)}", settings.flash_per_ip_per_10s, 10)
+    limiter.check(f"flash:user:{user.id}", settings.flash_per_user_per_10s, 10)
+
+
+@router.post("/flash-sales", response_model=SaleOut, status_code=201)
+def create_sale(body: SaleIn, user: Staff, session: SessionDep, request: Request) -> SaleOut:
+    """Create a time-boxed flash sale with a stock cap for one of your merchant's SKUs."""
+    if user.merchant_id is None:
+        raise PermissionDeniedError("only staff of a merchant can create its flash sales")
+    sale = services.create_sale(
+        session,
+        merchant_id=user.merchant_id,
+        actor_id=user.id,
+        spec=services.SaleSpec(**body.model_dump()),
+    )
+    session.commit()
+    services.load_counters(session, counters_for(request), sale)
+    return sale_out(sale)
+
+
+@router.get("/flash-sales/{sale_id}", response_model=SaleOut)
+def get_sale(sale_id: str, session: SessionDep) -> SaleOut:
+    """A flash sale and the units the database still has."""
+    return sale_out(services.get_sale(session, sale_id))
+
+
+@router.post(
+    "/flash-sales/{sale_id}/reservations",
+    response_model=ReservationOut,
+    status_code=201,
+    dependencies=[Depends(flash_rate_limit)],
+)
+def reserve(
+    sale_id: str,
+    body: ReserveIn,
+    user: Shopper,
+    session: SessionDep,
+    request: Request,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)],
+) -> ReservationOut:
+    """Reserve units; the order is created pending payment. 409 `SOLD_OUT` when gone.
+
+    The `Idempotency-Key` is the duplicate check: a repeated key returns the same reservation.
+    """
+    result = services.reserve(
+        session,
+        counters_for(request),
+        sale_id=sale_id,
+        user_id=user.id,
+        request_id=idempotency_key,
+        qty=body.qty,
+        now=utcnow(),
+    )
+    return ReservationOut(**vars(result))

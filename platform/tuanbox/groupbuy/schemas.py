@@ -1,0 +1,122 @@
+"""API shapes of campaigns and groups (kept apart from the tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tuanbox.groupbuy.domain import CampaignKind
+
+
+class TierIn(BaseModel):
+    members: int = Field(ge=1, le=1000, description="Paid members needed for this price")
+    price_cents: int = Field(ge=0, description="Unit price in cents from this size on")
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sku_id": "3f1c…",
+                    "title": "Yunnan blueberries, tiered",
+                    "kind": "tiered",
+                    "tiers": [
+                        {"members": 3, "price_cents": 2700},
+                        {"members": 5, "price_cents": 2400},
+                        {"members": 10, "price_cents": 2100},
+                    ],
+                    "max_size": 10,
+                    "starts_at": "2026-12-01T00:00:00Z",
+                    "ends_at": "2026-12-08T00:00:00Z",
+                    "group_ttl_s": 86400,
+                    "per_user_limit": 2,
+                    "station_ids": ["st-001"],
+                }
+            ]
+        }
+    )
+
+    sku_id: str
+    title: str = Field(min_length=1, max_length=200)
+    kind: CampaignKind
+    tiers: list[TierIn] = Field(min_length=1, max_length=10)
+    max_size: int = Field(ge=1, le=1000)
+    starts_at: datetime
+    ends_at: datetime
+    group_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+    leader_price_cents: int | None = Field(default=None, ge=0)
+    per_user_limit: int = Field(default=1, ge=1, le=1000)
+    station_ids: list[str] = Field(default_factory=list, max_length=100)
+    presale: bool = False
+    lot_code: str | None = Field(default=None, max_length=20)
+
+    @model_validator(mode="after")
+    def _aware(self) -> CampaignIn:
+        for name in ("starts_at", "ends_at"):
+            if getattr(self, name).tzinfo is None:
+                raise ValueError(f"{name} needs a timezone (e.g. a trailing Z)")
+        return self
+
+
+class CampaignOut(BaseModel):
+    id: str
+    merchant_id: str
+    sku_id: str
+    title: str
+    kind: str
+    tiers: list[TierIn]
+    min_size: int
+    max_size: int
+    leader_price_cents: int | None
+    per_user_limit: int
+    starts_at: datetime
+    ends_at: datetime
+    group_ttl_s: int
+    station_ids: list[str]
+    presale: bool
+    lot_code: str | None
+
+
+class JoinIn(BaseModel):
+    qty: int = Field(default=1, ge=1, le=1000)
+    station_id: str | None = None
+
+
+class ProgressOut(BaseModel):
+    members: int
+    paid: int
+    needed: int
+    seats_left: int
+    current_price_cents: int | None
+    next_tier_members: int | None
+    next_tier_price_cents: int | None
+    members_to_next_tier: int | None
+    seconds_left: int
+    percent: int
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    joined_seq: int
+    paid: bool
+    is_leader: bool
+
+
+class GroupOut(BaseModel):
+    id: str
+    campaign_id: str
+    status: str
+    leader_user_id: str | None
+    deadline_at: datetime
+    final_unit_price_cents: int | None
+    progress: ProgressOut
+    members: list[MemberOut]
+    share_url: str
+
+
+class JoinedOut(BaseModel):
+    group: GroupOut
+    order_id: str
+    unit_price_cents: int

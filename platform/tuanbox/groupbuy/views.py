@@ -1,0 +1,183 @@
+"""Group-buy API: campaigns (merchant staff), opening, joining, leaving and viewing groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+
+from tuanbox.accounts.deps import CurrentUser, Shopper, Staff
+from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.db.base import utcnow
+from tuanbox.errors import PermissionDeniedError
+from tuanbox.groupbuy import services
+from tuanbox.groupbuy.domain import Tier
+from tuanbox.groupbuy.models import Campaign, Group
+from tuanbox.groupbuy.schemas import (
+    CampaignIn,
+    CampaignOut,
+    GroupOut,
+    JoinedOut,
+    JoinIn,
+    MemberOut,
+    ProgressOut,
+    TierIn,
+)
+from tuanbox.groupbuy.spec import CampaignSpec
+from tuanbox.settings import Settings
+
+router = APIRouter(prefix="/api/v1", tags=["group-buy"])
+
+
+def campaign_out(c: Campaign) -> CampaignOut:
+    return CampaignOut(
+        id=c.id,
+        merchant_id=c.merchant_id,
+        sku_id=c.sku_id,
+        title=c.title,
+        kind=c.kind,
+        tiers=[TierIn(members=m, price_cents=p) for m, p in c.tiers],
+        min_size=c.min_size,
+        max_size=c.max_size,
+        leader_price_cents=c.leader_price_cents,
+        per_user_limit=c.per_user_limit,
+        starts_at=services.as_utc(c.starts_at),
+        ends_at=services.as_utc(c.ends_at),
+        group_ttl_s=c.group_ttl_s,
+        station_ids=list(c.station_ids),
+        presale=c.presale,
+        lot_code=c.lot_code,
+    )
+
+
+def group_out(session: Session, settings: Settings, group: Group) -> GroupOut:
+    campaign = services.get_campaign(session, group.campaign_id)
+    p = services.group_progress(campaign, group, utcnow())
+    return GroupOut(
+        id=group.id,
+        campaign_id=group.campaign_id,
+        status=group.status,
+        leader_user_id=group.leader_user_id,
+        deadline_at=services.as_utc(group.deadline_at),
+        final_unit_price_cents=group.final_unit_price_cents,
+        progress=ProgressOut(**vars(p)),
+        members=[
+            MemberOut(
+                user_id=m.user_id,
+                joined_seq=m.joined_seq,
+                paid=m.paid,
+                is_leader=m.user_id == group.leader_user_id,
+            )
+            for m in services.members_of(session, group.id)
+        ],
+        share_url=f"{settings.public_base_url.rstrip('/')}/g/{group.id}",
+    )
+
+
+@router.post("/campaigns", response_model=CampaignOut, status_code=201)
+def create_campaign(body: CampaignIn, user: Staff, session: SessionDep) -> CampaignOut:
+    """Create a fixed or tiered group-buy campaign for one of your merchant's SKUs."""
+    if user.merchant_id is None:
+        raise PermissionDeniedError("only staff of a merchant can create its campaigns")
+    spec = CampaignSpec(
+        sku_id=body.sku_id,
+        title=body.title,
+        kind=body.kind,
+        tiers=tuple(Tier(t.members, t.price_cents) for t in body.tiers),
+        max_size=body.max_size,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        group_ttl_s=body.group_ttl_s,
+        leader_price_cents=body.leader_price_cents,
+        per_user_limit=body.per_user_limit,
+        station_ids=tuple(body.station_ids),
+        presale=body.presale,
+        lot_code=body.lot_code,
+    )
+    campaign = services.create_campaign(
+        session, merchant_id=user.merchant_id, actor_id=user.id, spec=spec
+    )
+    session.commit()
+    return campaign_out(campaign)
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+def get_campaign(campaign_id: str, session: SessionDep) -> CampaignOut:
+    """A campaign's terms: tiers, sizes, window, stations."""
+    return campaign_out(services.get_campaign(session, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/groups", response_model=JoinedOut, status_code=201)
+def open_group(
+    campaign_id: str,
+    body: JoinIn,
+    user: Shopper,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> Any:
+    """Open a group as its leader (takes the first seat and creates your order).
+
+    Send an `Idempotency-Key` header: a retried request returns the first group.
+    """
+    joined = services.open_group(
+        session,
+        campaign_id=campaign_id,
+        user_id=user.id,
+        qty=body.qty,
+        station_id=body.station_id,
+        now=utcnow(),
+    )
+    session.commit()
+    return JoinedOut(
+        group=group_out(session, settings, joined.group),
+        order_id=joined.order_id,
+        unit_price_cents=joined.unit_price_cents,
+    )
+
+
+@router.post("/groups/{group_id}/join", response_model=JoinedOut, status_code=201)
+def join_group(
+    group_id: str,
+    body: JoinIn,
+    user: Shopper,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> Any:
+    """Take a seat in a group; 409 `GROUP_FULL`, `ALREADY_MEMBER` or `GROUP_CLOSED` otherwise."""
+    joined = services.join_group(
+        session,
+        group_id=group_id,
+        user_id=user.id,
+        qty=body.qty,
+        station_id=body.station_id,
+        now=utcnow(),
+    )
+    session.commit()
+    return JoinedOut(
+        group=group_out(session, settings, joined.group),
+        order_id=joined.order_id,
+        unit_price_cents=joined.unit_price_cents,
+    )
+
+
+@router.post("/groups/{group_id}/leave", response_model=GroupOut)
+def leave_group(
+    group_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> GroupOut:
+    """Leave (or, as leader, cancel your part in) a group before it fills.
+
+    Your order is cancelled and refunded if paid; a leaving leader hands over to the next
+    member by join order.
+    """
+    group = services.leave_group(session, group_id=group_id, user_id=user.id, actor=user.actor)
+    session.commit()
+    return group_out(session, settings, group)
+
+
+@router.get("/groups/{group_id}", response_model=GroupOut)
+def get_group(group_id: str, session: SessionDep, settings: SettingsDep) -> GroupOut:
+    """A group with its progress: members, needed, next tier and its price, time left."""
+    return group_out(session, settings, services.get_group(session, group_id))
