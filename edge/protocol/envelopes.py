@@ -175,9 +175,10 @@ class Command(_Model):
         # rather than letting a union guess (an empty SyncPayload would accept anything).
         if not isinstance(data, dict):
             return data
-        model = PAYLOAD_TYPES.get(data.get("type"))  # type: ignore[arg-type]
+        kind = data.get("type")
+        model = PAYLOAD_TYPES.get(kind) if isinstance(kind, str) else None
         if model is None:
-            return data
+            return data  # the ``type`` field's own validation reports it
         payload = data.get("payload", {})
         if isinstance(payload, BaseModel):
             if not isinstance(payload, model):
