@@ -23,6 +23,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.fulfilment.models",
     "tuanbox.groupbuy.models",
     "tuanbox.flashsale.models",
+    "tuanbox.coldchain.models",
 )
 
 
