@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     refund_retry_base_s: float = Field(default=5.0, gt=0)
     refund_retry_max_s: float = Field(default=600.0, gt=0)
     simpay_webhook_url: str | None = None
+    # Redis key prefix of rate-limit windows (tests give each run its own).
+    rate_limit_prefix: str = "tuanbox:rl:"
+    otp_per_phone_per_hour: int = Field(default=5, gt=0)
+    otp_per_ip_per_hour: int = Field(default=30, gt=0)
 
     # Fulfilment and dispatch (lockers, bridge).
     pickup_signing_key_file: str = "var/pickup_signing_key"  # development only, when key unset

@@ -18,7 +18,12 @@ from tuanbox.settings import Settings
 log = logging.getLogger("tuanbox.api")
 
 # Feature routers are listed here by import path; each feature package exposes `router`.
-FEATURE_ROUTERS: tuple[str, ...] = ()
+FEATURE_ROUTERS: tuple[str, ...] = (
+    "tuanbox.accounts.views",
+    "tuanbox.catalog.views",
+    "tuanbox.orders.views",
+    "tuanbox.payments.views",
+)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:

@@ -1,0 +1,33 @@
+"""Account errors: bad or expired codes and tokens, locked codes, wrong credentials."""
+
+from __future__ import annotations
+
+from tuanbox.errors import AuthenticationError, InvalidInputError, RateLimitedError
+
+
+class InvalidCredentialsError(AuthenticationError):
+    code = "INVALID_CREDENTIALS"
+
+
+class OtpInvalidError(AuthenticationError):
+    code = "OTP_INVALID"
+
+
+class OtpLockedError(RateLimitedError):
+    """Too many wrong codes: the code is dead, ask for a new one (after the retry time)."""
+
+    code = "OTP_LOCKED"
+
+
+class TokenInvalidError(AuthenticationError):
+    code = "TOKEN_INVALID"
+
+
+class TokenReusedError(AuthenticationError):
+    """A refresh token was used twice: its whole family is revoked (likely stolen)."""
+
+    code = "REFRESH_TOKEN_REUSED"
+
+
+class InvalidPhoneError(InvalidInputError):
+    code = "INVALID_PHONE"

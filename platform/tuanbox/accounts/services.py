@@ -1,0 +1,182 @@
+"""Account use cases: phone OTP sign-in, staff passwords, creating users, addresses."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tuanbox.accounts.errors import (
+    InvalidCredentialsError,
+    InvalidPhoneError,
+    OtpInvalidError,
+    OtpLockedError,
+)
+from tuanbox.accounts.models import Address, OtpCode, Role, User
+from tuanbox.audit.services import Actor, record
+from tuanbox.crypto import PiiCipher, derive_key
+from tuanbox.db.base import utcnow
+from tuanbox.errors import ConflictError, InvalidInputError
+from tuanbox.notifications.services import RecordingSmsSender, SmsSender
+from tuanbox.settings import Settings
+
+_PHONE = re.compile(r"^\+?[1-9]\d{6,14}$")
+_hasher = PasswordHasher()
+# Verified against when the login is unknown, so both paths cost one argon2 verification.
+_DUMMY_HASH = _hasher.hash("tuanbox-no-such-user")
+
+
+def normalise_phone(phone: str) -> str:
+    """E.164-like digits with an optional leading +; spaces and dashes are dropped."""
+    cleaned = re.sub(r"[\s\-()]", "", phone)
+    if not _PHONE.match(cleaned):
+        raise InvalidPhoneError("phone must be 7-15 digits, optionally with a leading +")
+    return cleaned
+
+
+def _code_hash(settings: Settings, phone_hash: str, code: str) -> str:
+    key = derive_key(settings.secret_key.get_secret_value(), "otp")
+    return hmac.new(key, f"{phone_hash}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def request_otp(
+    session: Session, settings: Settings, phone: str, *, sms: SmsSender | None = None
+) -> OtpCode:
+    """Issue a 6-digit code for this phone (older unused codes die) and text it."""
+    phone = normalise_phone(phone)
+    phone_hash = PiiCipher(settings).blind_index(phone)
+    now = utcnow()
+    session.execute(
+        update(OtpCode)
+        .where(OtpCode.phone_hash == phone_hash, OtpCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
+    code = f"{secrets.randbelow(10**6):06d}"
+    row = OtpCode(
+        phone_hash=phone_hash,
+        code_hash=_code_hash(settings, phone_hash, code),
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.otp_ttl_s),
+    )
+    session.add(row)
+    (sms or RecordingSmsSender()).send(
+        session, phone, phone_hash, "otp", {"code": code, "ttl_s": settings.otp_ttl_s}
+    )
+    session.flush()
+    return row
+
+
+def verify_otp(session: Session, settings: Settings, phone: str, code: str) -> User:
+    """Spend a code and return the shopper (created on first sign-in).
+
+    A wrong code counts against the code even though the request fails, so the attempt
+    counter is committed before raising; otherwise rolling back would give unlimited guesses.
+    """
+    phone = normalise_phone(phone)
+    cipher = PiiCipher(settings)
+    phone_hash = cipher.blind_index(phone)
+    now = utcnow()
+    row = session.scalars(
+        select(OtpCode)
+        .where(OtpCode.phone_hash == phone_hash, OtpCode.consumed_at.is_(None))
+        .order_by(OtpCode.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    ).one_or_none()
+    if row is None or row.expires_at <= now:
+        raise OtpInvalidError("no valid code for this phone; request a new one")
+    if row.attempts >= settings.otp_max_attempts:
+        retry = max(1, int((row.expires_at - now).total_seconds()))
+        raise OtpLockedError("too many wrong codes; request a new one", retry_after=retry)
+    if not hmac.compare_digest(row.code_hash, _code_hash(settings, phone_hash, code.strip())):
+        row.attempts += 1
+        session.commit()
+        raise OtpInvalidError("wrong code", attempts_left=settings.otp_max_attempts - row.attempts)
+    row.consumed_at = now
+    user = session.scalars(select(User).where(User.phone_hash == phone_hash)).one_or_none()
+    if user is None:
+        user = User(
+            role=Role.SHOPPER,
+            phone_hash=phone_hash,
+            phone_enc=cipher.encrypt(phone, context="phone"),
+        )
+        session.add(user)
+        session.flush()
+    if not user.active:
+        raise InvalidCredentialsError("account disabled")
+    return user
+
+
+def verify_password(session: Session, login: str, password: str) -> User:
+    user = session.scalars(select(User).where(User.login == login)).one_or_none()
+    try:
+        _hasher.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise InvalidCredentialsError("wrong login or password") from exc
+    if user is None or not user.active:
+        raise InvalidCredentialsError("wrong login or password")
+    if _hasher.check_needs_rehash(user.password_hash or ""):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def create_staff(
+    session: Session,
+    actor: Actor,
+    *,
+    role: Role,
+    login: str,
+    password: str,
+    merchant_id: str | None = None,
+    display_name: str | None = None,
+) -> User:
+    """Create a merchant staff, ops or admin account (audited)."""
+    if role == Role.SHOPPER:
+        raise InvalidInputError("shoppers sign up by phone, not by password")
+    if (role == Role.MERCHANT_STAFF) != (merchant_id is not None):
+        raise InvalidInputError("merchant staff need a merchant_id; other roles must not have one")
+    if session.scalars(select(User.id).where(User.login == login)).first() is not None:
+        raise ConflictError("login already taken", field="login")
+    user = User(
+        role=role,
+        login=login,
+        password_hash=hash_password(password),
+        merchant_id=merchant_id,
+        display_name=display_name,
+    )
+    session.add(user)
+    session.flush()
+    record(session, actor, "user.create", "user", user.id, details={"role": role, "login": login})
+    return user
+
+
+def phone_of(settings: Settings, user: User) -> str | None:
+    return PiiCipher(settings).decrypt(user.phone_enc, context="phone") if user.phone_enc else None
+
+
+def add_address(
+    session: Session, settings: Settings, user_id: str, text: str, label: str = "home"
+) -> Address:
+    row = Address(
+        user_id=user_id,
+        label=label,
+        address_enc=PiiCipher(settings).encrypt(text, context=f"address:{user_id}"),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def read_address(settings: Settings, row: Address) -> str:
+    return PiiCipher(settings).decrypt(row.address_enc, context=f"address:{row.user_id}")

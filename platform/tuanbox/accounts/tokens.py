@@ -1,0 +1,116 @@
+"""JWT access tokens (short-lived, stateless) and refresh tokens (rotated, tracked in the DB)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import jwt
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tuanbox.accounts.deps import Principal
+from tuanbox.accounts.errors import TokenInvalidError, TokenReusedError
+from tuanbox.accounts.models import RefreshToken, User
+from tuanbox.crypto import derive_key
+from tuanbox.db.base import utcnow
+from tuanbox.settings import Settings
+
+ALGORITHM = "HS256"
+ISSUER = "tuanbox"
+
+
+def _key(settings: Settings) -> bytes:
+    return derive_key(settings.secret_key.get_secret_value(), "jwt")
+
+
+def issue_access_token(
+    settings: Settings, principal: Principal, *, now: datetime | None = None
+) -> str:
+    """A signed access token for this principal; every engineer's tests mint tokens here."""
+    issued = now or utcnow()
+    claims = {
+        "iss": ISSUER,
+        "sub": principal.id,
+        "role": principal.role,
+        "mid": principal.merchant_id,
+        "typ": "access",
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + timedelta(seconds=settings.access_token_ttl_s)).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> Principal:
+    claims = _decode(settings, token, "access")
+    return Principal(id=claims["sub"], role=claims["role"], merchant_id=claims.get("mid"))
+
+
+def _decode(settings: Settings, token: str, typ: str) -> dict[str, str]:
+    try:
+        claims: dict[str, str] = jwt.decode(
+            token,
+            _key(settings),
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "typ"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenInvalidError("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenInvalidError("token invalid") from exc
+    if claims.get("typ") != typ:
+        raise TokenInvalidError(f"not an {typ} token")
+    return claims
+
+
+def issue_refresh_token(
+    session: Session, settings: Settings, user: User, *, family_id: str | None = None
+) -> str:
+    now = utcnow()
+    row = RefreshToken(
+        user_id=user.id,
+        family_id=family_id or str(uuid.uuid4()),
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_s),
+    )
+    session.add(row)
+    session.flush()
+    claims = {
+        "iss": ISSUER,
+        "sub": user.id,
+        "typ": "refresh",
+        "jti": row.id,
+        "iat": int(now.timestamp()),
+        "exp": int(row.expires_at.timestamp()),
+    }
+    return jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
+
+
+def rotate_refresh_token(session: Session, settings: Settings, token: str) -> tuple[User, str]:
+    """Spend a refresh token and return its user and a new one in the same family.
+
+    Presenting an already spent token revokes the family and commits that revocation even
+    though the request fails: whoever holds the newer token is then signed out too.
+    """
+    claims = _decode(settings, token, "refresh")
+    row = session.scalars(
+        select(RefreshToken).where(RefreshToken.id == claims["jti"]).with_for_update()
+    ).one_or_none()
+    if row is None or row.user_id != claims["sub"]:
+        raise TokenInvalidError("unknown refresh token")
+    now = utcnow()
+    if row.used_at is not None or row.revoked_at is not None:
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        session.commit()
+        raise TokenReusedError("refresh token already used; sign in again")
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        raise TokenInvalidError("account disabled")
+    row.used_at = now
+    return user, issue_refresh_token(session, settings, user, family_id=row.family_id)

@@ -1,0 +1,125 @@
+"""Accounts API: OTP request, token grants (otp, password, refresh), staff creation, me."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request
+from sqlalchemy import select
+
+from tuanbox.accounts import services
+from tuanbox.accounts.deps import Admin, CurrentUser, Principal
+from tuanbox.accounts.models import Address, User
+from tuanbox.accounts.schemas import (
+    AddressIn,
+    AddressOut,
+    MeOut,
+    OtpGrant,
+    OtpRequest,
+    OtpSent,
+    PasswordGrant,
+    StaffCreate,
+    TokenRequest,
+    TokenResponse,
+    UserOut,
+)
+from tuanbox.accounts.tokens import issue_access_token, issue_refresh_token, rotate_refresh_token
+from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.crypto import PiiCipher
+from tuanbox.errors import NotFoundError
+from tuanbox.ratelimit import limiter_for, rate_limit
+from tuanbox.ratelimit.deps import client_ip
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+@router.post("/auth/otp", response_model=OtpSent, status_code=202)
+def request_otp(
+    body: OtpRequest, request: Request, session: SessionDep, settings: SettingsDep
+) -> OtpSent:
+    """Text a one-time sign-in code (limited per phone and per IP)."""
+    phone = services.normalise_phone(body.phone)
+    limiter = limiter_for(request)
+    limiter.check(f"otp:ip:{client_ip(request)}", settings.otp_per_ip_per_hour, 3600)
+    limiter.check(
+        f"otp:phone:{PiiCipher(settings).blind_index(phone)}", settings.otp_per_phone_per_hour, 3600
+    )
+    services.request_otp(session, settings, phone)
+    session.commit()
+    return OtpSent(expires_in=settings.otp_ttl_s)
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    dependencies=[Depends(rate_limit("auth-token", per_ip=(60, 60)))],
+)
+def token(
+    body: Annotated[TokenRequest, Body()], session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
+    """Exchange an OTP, a staff password or a refresh token for an access + refresh token."""
+    if isinstance(body, OtpGrant):
+        user = services.verify_otp(session, settings, body.phone, body.code)
+        refresh = issue_refresh_token(session, settings, user)
+    elif isinstance(body, PasswordGrant):
+        user = services.verify_password(session, body.login, body.password)
+        refresh = issue_refresh_token(session, settings, user)
+    else:
+        user, refresh = rotate_refresh_token(session, settings, body.refresh_token)
+    principal = Principal(id=user.id, role=user.role, merchant_id=user.merchant_id)
+    session.commit()
+    return TokenResponse(
+        access_token=issue_access_token(settings, principal),
+        expires_in=settings.access_token_ttl_s,
+        refresh_token=refresh,
+        user=UserOut.model_validate(user),
+    )
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def create_staff(body: StaffCreate, admin: Admin, session: SessionDep) -> User:
+    """Create a merchant-staff, ops or admin account (admin only, audited)."""
+    user = services.create_staff(
+        session,
+        admin.actor,
+        role=body.role,
+        login=body.login,
+        password=body.password,
+        merchant_id=body.merchant_id,
+        display_name=body.display_name,
+    )
+    session.commit()
+    return user
+
+
+@router.get("/me", response_model=MeOut)
+def me(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> MeOut:
+    row = session.get(User, user.id)
+    if row is None:
+        raise NotFoundError("user not found")
+    return MeOut(
+        id=row.id,
+        role=row.role,
+        merchant_id=row.merchant_id,
+        display_name=row.display_name,
+        phone=services.phone_of(settings, row),
+    )
+
+
+@router.post("/me/addresses", response_model=AddressOut, status_code=201)
+def add_address(
+    body: AddressIn, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> AddressOut:
+    row = services.add_address(session, settings, user.id, body.text, body.label)
+    session.commit()
+    return AddressOut(id=row.id, label=row.label, text=body.text)
+
+
+@router.get("/me/addresses", response_model=list[AddressOut])
+def list_addresses(
+    user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> list[AddressOut]:
+    rows = session.scalars(select(Address).where(Address.user_id == user.id)).all()
+    return [
+        AddressOut(id=r.id, label=r.label, text=services.read_address(settings, r)) for r in rows
+    ]

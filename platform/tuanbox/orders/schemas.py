@@ -1,0 +1,57 @@
+"""Request and response bodies of the orders API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuanbox.orders.domain import OrderStatus
+
+
+class OrderIn(BaseModel):
+    sku_id: str = Field(min_length=1, max_length=36)
+    qty: int = Field(gt=0, le=100, examples=[2])
+    station_id: str | None = Field(default=None, max_length=36)
+
+
+class CancelIn(BaseModel):
+    reason: str = Field(default="cancelled by shopper", min_length=1, max_length=500)
+
+
+class TransitionIn(BaseModel):
+    to: OrderStatus
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    user_id: str
+    merchant_id: str
+    sku_id: str
+    qty: int
+    unit_price_cents: int
+    total_cents: int
+    paid_cents: int
+    refunded_cents: int
+    status: str
+    kind: str
+    group_id: str | None
+    station_id: str | None
+    pay_deadline: datetime | None
+    paid_at: datetime | None
+    picked_up_at: datetime | None
+    created_at: datetime
+
+
+class TransitionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_status: str | None
+    to_status: str
+    actor_id: str
+    actor_role: str
+    reason: str
+    at: datetime

@@ -1,0 +1,292 @@
+"""Payment use cases: checkout, applying webhooks in any order, refunds that never double."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuanbox.audit.services import Actor
+from tuanbox.db.base import utcnow
+from tuanbox.orders.domain import OrderStatus
+from tuanbox.orders.models import Order
+from tuanbox.orders.services import lock_order, transition
+from tuanbox.payments.errors import (
+    NotPayableError,
+    ProviderError,
+    RefundExceedsPaidError,
+    RefundKeyConflictError,
+    UnknownIntentError,
+)
+from tuanbox.payments.models import Payment, PaymentIntent, Refund
+from tuanbox.payments.provider import PaymentProvider, WebhookEvent
+
+log = logging.getLogger("tuanbox.payments")
+
+# Once every refund of an order in one of these statuses has succeeded, the order is refunded.
+_REFUND_CLOSES = frozenset(
+    {OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.RETURNED, OrderStatus.PAID}
+)
+
+
+def start_checkout(session: Session, order: Order, provider: PaymentProvider) -> PaymentIntent:
+    """An intent to pay what the order still owes; a pending one for that amount is reused."""
+    order = lock_order(session, order.id)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise NotPayableError(f"order is {order.status}, not awaiting payment")
+    due = order.total_cents - order.paid_cents
+    if due <= 0:
+        raise NotPayableError("nothing left to pay")
+    existing = session.scalars(
+        select(PaymentIntent).where(
+            PaymentIntent.order_id == order.id,
+            PaymentIntent.provider == provider.name,
+            PaymentIntent.status == "pending",
+            PaymentIntent.amount_cents == due,
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    intent = PaymentIntent(order_id=order.id, provider=provider.name, amount_cents=due)
+    session.add(intent)
+    session.flush()
+    intent.checkout_url = provider.create_checkout(session, intent.id, due)
+    return intent
+
+
+def handle_event(session: Session, event: WebhookEvent) -> str:
+    """Apply a verified webhook; safe to repeat and in any order. Returns what happened."""
+    if event.type == "payment.succeeded":
+        return _payment_succeeded(session, event)
+    if event.type == "refund.succeeded":
+        return _refund_confirmed(session, event)
+    log.info("ignoring webhook type %s from %s", event.type, event.provider)
+    return "ignored"
+
+
+def _payment_succeeded(session: Session, event: WebhookEvent) -> str:
+    assert event.txn_id and event.intent_id
+    intent = session.get(PaymentIntent, event.intent_id)
+    if intent is None or intent.provider != event.provider:
+        raise UnknownIntentError(f"no payment intent {event.intent_id}")
+    # Lock the order before inserting, so a concurrent expiry or duplicate waits for us.
+    order = lock_order(session, intent.order_id)
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    inserted = session.execute(
+        ins(Payment)
+        .values(
+            id=str(uuid.uuid4()),
+            provider=event.provider,
+            provider_txn_id=event.txn_id,
+            intent_id=intent.id,
+            order_id=order.id,
+            amount_cents=event.amount_cents,
+            disposition="applied",
+            received_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "provider_txn_id"])
+        .returning(Payment.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        return "duplicate"
+    order.paid_cents += event.amount_cents
+    due = order.total_cents - (order.paid_cents - event.amount_cents)
+    provider_actor = Actor(id=f"provider:{event.provider}", role="system")
+    if order.status == OrderStatus.PENDING_PAYMENT and event.amount_cents == due:
+        intent.status = "succeeded"
+        transition(
+            session, order, OrderStatus.PAID, actor=provider_actor, reason=f"paid {event.txn_id}"
+        )
+        return "applied"
+    # Late (after cancel/expiry), a second payment, or a wrong amount: give it back.
+    payment = session.get(Payment, inserted)
+    assert payment is not None
+    payment.disposition = "refunding"
+    refund(
+        session,
+        order,
+        event.amount_cents,
+        reason=f"unapplied payment while order {order.status}",
+        key=f"unapplied-payment:{event.provider}:{event.txn_id}",
+        payment_id=payment.id,
+    )
+    return "refunding"
+
+
+def _refund_confirmed(session: Session, event: WebhookEvent) -> str:
+    assert event.refund_id
+    row = session.scalars(
+        select(Refund).where(Refund.id == event.refund_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        # Not ours or not committed yet; our own retry loop will learn the outcome anyway.
+        return "ignored"
+    if row.status == "succeeded":
+        return "duplicate"
+    _mark_succeeded(session, row, event.provider_refund_id or "")
+    return "applied"
+
+
+def refundable_cents(session: Session, order: Order) -> int:
+    owed = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+            Refund.order_id == order.id, Refund.status != "failed"
+        )
+    )
+    return order.paid_cents - int(owed or 0)
+
+
+def refund(
+    session: Session,
+    order: Order,
+    amount_cents: int,
+    reason: str,
+    key: str,
+    *,
+    payment_id: str | None = None,
+) -> Refund:
+    """Owe the shopper `amount_cents`; the same `key` always returns the same refund.
+
+    The money moves later, in `process_refund`, retried until the provider confirms. The
+    key makes this safe to call from retried jobs (a failed group closing twice, say).
+    """
+    existing = session.scalars(select(Refund).where(Refund.key == key)).one_or_none()
+    if existing is not None:
+        if existing.order_id != order.id or existing.amount_cents != amount_cents:
+            raise RefundKeyConflictError("refund key already used for another refund", key=key)
+        return existing
+    if amount_cents <= 0:
+        raise RefundExceedsPaidError("refund amount must be positive")
+    order = lock_order(session, order.id)
+    available = refundable_cents(session, order)
+    if amount_cents > available:
+        raise RefundExceedsPaidError(
+            f"refund of {amount_cents} exceeds the {available} cents still refundable",
+            order_id=order.id,
+        )
+    provider = session.scalars(
+        select(PaymentIntent.provider).where(PaymentIntent.order_id == order.id)
+    ).first()
+    row = Refund(
+        key=key,
+        order_id=order.id,
+        payment_id=payment_id,
+        provider=provider or "sim",
+        amount_cents=amount_cents,
+        reason=reason,
+        next_attempt_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    log.info("refund %s owed: %d cents on order %s (%s)", row.id, amount_cents, order.id, reason)
+    return row
+
+
+def _backoff(settings_base: float, settings_max: float, attempts: int) -> float:
+    delay = min(settings_max, settings_base * 2 ** max(0, attempts - 1))
+    return delay * (0.8 + 0.4 * random.random())  # jitter spreads retries of many refunds
+
+
+def process_refund(
+    session: Session,
+    refund_id: str,
+    provider: PaymentProvider,
+    *,
+    base_s: float = 5.0,
+    max_s: float = 600.0,
+    now: datetime | None = None,
+) -> str:
+    """One attempt at paying a pending refund. Returns its status afterwards.
+
+    The provider call carries our refund id as its idempotency key, so an attempt whose
+    outcome we lost (crash after the call) is repeated without paying twice.
+    """
+    row = session.scalars(
+        select(Refund).where(Refund.id == refund_id).with_for_update(skip_locked=True)
+    ).one_or_none()
+    if row is None or row.status != "pending":
+        return row.status if row is not None else "busy"
+    intent_id = session.scalars(
+        select(PaymentIntent.id).where(PaymentIntent.order_id == row.order_id)
+    ).first()
+    row.attempts += 1
+    try:
+        provider_refund_id = provider.refund(
+            session, refund_id=row.id, intent_id=intent_id or "", amount_cents=row.amount_cents
+        )
+    except ProviderError as exc:
+        row.last_error = str(exc)[:500]
+        row.next_attempt_at = (now or utcnow()) + timedelta(
+            seconds=_backoff(base_s, max_s, row.attempts)
+        )
+        log.warning("refund %s attempt %d failed: %s", row.id, row.attempts, exc)
+        return "pending"
+    _mark_succeeded(session, row, provider_refund_id)
+    return "succeeded"
+
+
+def _mark_succeeded(session: Session, row: Refund, provider_refund_id: str) -> None:
+    row.status = "succeeded"
+    row.provider_refund_id = provider_refund_id
+    row.succeeded_at = utcnow()
+    row.last_error = None
+    order = lock_order(session, row.order_id)
+    order.refunded_cents += row.amount_cents
+    outstanding = session.scalar(
+        select(func.count()).where(
+            Refund.order_id == order.id, Refund.status == "pending", Refund.id != row.id
+        )
+    )
+    if (
+        order.status in _REFUND_CLOSES
+        and order.refunded_cents == order.paid_cents
+        and not outstanding
+    ):
+        transition(
+            session,
+            order,
+            OrderStatus.REFUNDED,
+            actor=Actor(id="system", role="system"),
+            reason=f"refund {row.id} succeeded",
+        )
+
+
+def process_due_refunds(
+    factory: sessionmaker[Session],
+    provider_for: Callable[[str], PaymentProvider],
+    *,
+    now: datetime | None = None,
+    batch: int = 100,
+    base_s: float = 5.0,
+    max_s: float = 600.0,
+) -> dict[str, int]:
+    """Attempt every pending refund whose time has come; each in its own transaction."""
+    with factory() as session:
+        ids = session.scalars(
+            select(Refund.id)
+            .where(Refund.status == "pending", Refund.next_attempt_at <= (now or utcnow()))
+            .order_by(Refund.next_attempt_at)
+            .limit(batch)
+        ).all()
+    counts: dict[str, int] = {}
+    for refund_id in ids:
+        with factory() as session, session.begin():
+            provider_name = session.scalar(select(Refund.provider).where(Refund.id == refund_id))
+            status = process_refund(
+                session,
+                refund_id,
+                provider_for(provider_name or "sim"),
+                base_s=base_s,
+                max_s=max_s,
+                now=now,
+            )
+        counts[status] = counts.get(status, 0) + 1
+    return counts
