@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
@@ -28,8 +27,6 @@ from web3.contract import Contract
 from web3.exceptions import (
     BlockNotFound,
     ContractLogicError,
-    ProviderConnectionError,
-    RequestTimedOut,
     TransactionNotFound,
     Web3RPCError,
 )
@@ -40,13 +37,13 @@ from traceability.errors import (
     AlreadyAnchoredError,
     ChainError,
     ChainMismatchError,
-    ChainUnavailableError,
     ConfirmationTimeoutError,
     ContractMissingError,
     NotAnchorerError,
     SignerConfigError,
     TransactionRevertedError,
 )
+from traceability.lookup import unreachable_as_error
 from traceability.settings import TraceSettings
 
 log = logging.getLogger(__name__)
@@ -153,19 +150,11 @@ class ChainClient:
     # -- boundary -------------------------------------------------------------------------
     @contextmanager
     def _rpc(self) -> Iterator[None]:
-        try:
-            yield
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            ProviderConnectionError,
-            RequestTimedOut,
-        ) as exc:
-            raise ChainUnavailableError(
-                f"chain RPC {self.settings.rpc_url} unreachable: {exc}"
-            ) from exc
-        except ContractLogicError as exc:
-            raise translate_revert(str(exc)) from exc
+        with unreachable_as_error(self.settings.rpc_url):
+            try:
+                yield
+            except ContractLogicError as exc:
+                raise translate_revert(str(exc)) from exc
 
     def check_chain(self) -> int:
         """The node's chain id; ChainMismatchError when it is not the configured one."""
@@ -384,3 +373,26 @@ class ChainClient:
             "set_anchorer", args=[Web3.to_checksum_address(anchorer), allowed]
         )
         return self.wait(self.submit({"to": contract.address, "data": data, "value": 0}))
+
+    def chain_identity(self) -> tuple[int, str]:
+        """(chain id, contract address) as recorded with every anchor."""
+        return self.settings.chain_id, str(self.contract().address)
+
+    def find_anchor(self, root: bytes) -> TxResult | None:
+        """The transaction that anchored ``root``, from the contract's Anchored logs."""
+        contract = self.contract()
+        with self._rpc():
+            logs = contract.events.Anchored().get_logs(
+                from_block=0, argument_filters={"root": root}
+            )
+            if not logs:
+                return None
+            entry = logs[0]
+            receipt = self.w3.eth.get_transaction_receipt(entry["transactionHash"])
+            return TxResult(
+                tx_hash=HexBytes(entry["transactionHash"]).to_0x_hex(),
+                block_number=int(entry["blockNumber"]),
+                block_hash=HexBytes(entry["blockHash"]).to_0x_hex(),
+                block_time=int(entry["args"]["timestamp"]),
+                gas_used=int(receipt["gasUsed"]),
+            )

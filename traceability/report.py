@@ -1,0 +1,153 @@
+"""Trace report: a lot's events with their hashes, Merkle proofs and on-chain anchors.
+
+Self-contained JSON: anyone can check it offline against any node of the chain
+(``traceability.verify``). Pending events (not anchored yet) are marked as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from traceability import merkle
+from traceability.anchoring import AnchorRecord, Window
+from traceability.errors import ReportError
+from traceability.hashing import anchor_leaf, event_hash
+from traceability.identifiers import gtin_lot_uri
+
+REPORT_VERSION = 1
+
+
+class Proof(BaseModel):
+    """RFC 6962 audit path of one leaf: siblings from the leaf upwards, hex."""
+
+    leaf_index: int = Field(ge=0)
+    tree_size: int = Field(ge=1)
+    siblings: list[str]
+
+
+class Anchor(BaseModel):
+    """One anchored root: where to check it."""
+
+    root: str
+    event_count: int
+    chain_id: int
+    contract: str
+    tx_hash: str | None
+    block_number: int | None
+    block_time: datetime
+
+
+class ReportEvent(BaseModel):
+    """An event as stored, its EPCIS Event Hash and (when anchored) its proof."""
+
+    event: dict[str, Any]
+    event_hash: str
+    status: Literal["anchored", "pending"]
+    root: str | None = None
+    proof: Proof | None = None
+
+
+class TraceReport(BaseModel):
+    """Everything needed to verify a lot's history without trusting Tuanbox."""
+
+    version: int = REPORT_VERSION
+    gtin: str
+    lot: str
+    digital_link: str
+    generated_at: datetime
+    hash_algorithm: str = "GS1 EPCIS Event Hash, CBV 2.0 (ni:///sha-256)"
+    merkle_tree: str = "RFC 6962 (SHA-256, leaf 0x00, node 0x01)"
+    leaf_data: str = "UTF-8 event hash URI, plus '#' and the error declaration if any"
+    rpc_url: str | None = None
+    events: list[ReportEvent]
+    anchors: list[Anchor]
+
+    @property
+    def pending_count(self) -> int:
+        return sum(1 for e in self.events if e.status == "pending")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """What a store knows about one event of the lot: its JSON and its window, if any."""
+
+    event_id: str
+    event: dict[str, Any]
+    window: Window | None
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def _anchor_model(window: Window, record: AnchorRecord) -> Anchor:
+    return Anchor(
+        root=_hex(window.root),
+        event_count=window.size,
+        chain_id=record.chain_id,
+        contract=record.contract,
+        tx_hash=record.tx_hash,
+        block_number=record.block_number,
+        block_time=datetime.fromtimestamp(record.block_time, UTC),
+    )
+
+
+def build_report(
+    gtin: str,
+    lot: str,
+    stored: Sequence[StoredEvent],
+    *,
+    generated_at: datetime,
+    rpc_url: str | None = None,
+) -> TraceReport:
+    """Assemble the report; proofs are computed from each anchored window's leaves."""
+    events: list[ReportEvent] = []
+    anchors: dict[str, Anchor] = {}
+    for item in stored:
+        digest = event_hash(item.event)
+        window = item.window
+        if window is None or window.anchor is None:
+            events.append(ReportEvent(event=item.event, event_hash=digest, status="pending"))
+            continue
+        index = window.event_ids.index(item.event_id)
+        if window.leaves[index] != anchor_leaf(item.event):
+            raise ReportError(f"stored event {item.event_id} no longer matches its anchored leaf")
+        siblings = merkle.proof(window.leaves, index)
+        anchors.setdefault(_hex(window.root), _anchor_model(window, window.anchor))
+        events.append(
+            ReportEvent(
+                event=item.event,
+                event_hash=digest,
+                status="anchored",
+                root=_hex(window.root),
+                proof=Proof(
+                    leaf_index=index,
+                    tree_size=window.size,
+                    siblings=[_hex(s) for s in siblings],
+                ),
+            )
+        )
+    return TraceReport(
+        gtin=gtin,
+        lot=lot,
+        digital_link=gtin_lot_uri(gtin, lot),
+        generated_at=generated_at,
+        rpc_url=rpc_url,
+        events=events,
+        anchors=list(anchors.values()),
+    )
+
+
+def load_report(data: Any) -> TraceReport:
+    """Parse report JSON (already decoded) or raise ReportError naming the broken field."""
+    try:
+        return TraceReport.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "report"
+        raise ReportError(f"not a trace report: {where}: {first['msg']}") from exc
