@@ -65,7 +65,10 @@ class LockBoardSim(SerialDevice):
         auto_close: float | None = None,
         seed: int | None = None,
         clock: Callable[[], float] | None = None,
+        on_frame: Callable[[kerong.Frame, float], None] | None = None,
     ) -> None:
+        """``on_frame(frame, clock_time)`` runs in the I/O thread for every frame received,
+        before it is answered: benchmarks use it to time-stamp unlocks as they arrive."""
         super().__init__(link, clock=clock)
         if not 1 <= boards <= 16 or not 1 <= locks <= 16:
             raise SimError("boards and locks must each be 1-16", code="BAD_REQUEST")
@@ -83,6 +86,7 @@ class LockBoardSim(SerialDevice):
         }
         self.frames_received = 0
         self.replies_sent = 0
+        self._on_frame = on_frame
 
     # --- helpers --------------------------------------------------------------------
 
@@ -108,6 +112,8 @@ class LockBoardSim(SerialDevice):
     def on_data(self, data: bytes) -> None:
         for frame in self._decoder.feed(data):
             self.frames_received += 1
+            if self._on_frame is not None:
+                self._on_frame(frame, self.clock())
             self._answer(frame)
 
     def _answer(self, frame: kerong.Frame) -> None:

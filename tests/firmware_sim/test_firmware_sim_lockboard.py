@@ -279,3 +279,15 @@ def test_control_socket(sim: LockBoardSim, tmp_path: Path, port: serial.Serial) 
     with pytest.raises(SimError) as info:
         request(tmp_path / "lb.sock", "get_state")
     assert info.value.code == "NOT_RUNNING"
+
+
+def test_on_frame_hook_sees_every_request(tmp_path: Path) -> None:
+    seen: list[tuple[int, int, int]] = []
+    board = LockBoardSim(
+        tmp_path / "tty",
+        on_frame=lambda frame, at: seen.append((frame.cmd, frame.board, frame.lock)),
+    )
+    with board, serial.Serial(str(board.link), 19200, timeout=0.05) as port:
+        port.write(kerong.unlock_frame(0, 7) + b"\x00\x02junk" + kerong.status_frame(0))
+        read_frames(port, 2)
+    assert seen == [(kerong.CMD_UNLOCK, 0, 7), (kerong.CMD_STATUS, 0, 1)]
