@@ -272,6 +272,13 @@ class StateSnapshot(_Model):
     at: UtcDatetime
     compartments: list[CompartmentState]
 
+    @model_validator(mode="after")
+    def _compartments_unique(self) -> StateSnapshot:
+        ids = [c.compartment for c in self.compartments]
+        if len(set(ids)) != len(ids):
+            raise ValueError("compartments: each compartment may appear only once")
+        return self
+
 
 class Status(_Model):
     """Retained presence: ``online`` on connect, ``offline`` via the MQTT will."""

@@ -189,6 +189,8 @@ def test_state_and_status_round_trip() -> None:
     assert decode_status(encode(status)) == status
     with pytest.raises(EnvelopeError, match="door"):
         decode_state(encode(snapshot).replace(b'"open"', b'"ajar"'))
+    with pytest.raises(EnvelopeError, match="only once"):
+        decode_state(encode(snapshot).replace(b'"0-2"', b'"0-1"'))
 
 
 def test_hash_code_is_salted_and_matches_in_constant_time() -> None:
