@@ -70,6 +70,15 @@ def proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     return levels[-1][0], [_path(i, levels) for i in range(len(leaves))]
 
 
+def proofs_for(leaves: Sequence[bytes], indices: Sequence[int]) -> dict[int, list[bytes]]:
+    """Audit paths of a few leaves of a large tree, building its levels once."""
+    for index in indices:
+        if not 0 <= index < len(leaves):
+            raise ProofError(f"leaf index {index} outside a tree of {len(leaves)} leaves")
+    levels = _levels([leaf_hash(d) for d in leaves])
+    return {index: _path(index, levels) for index in indices}
+
+
 def root_from_proof(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:
     """Fold an audit path to the root it implies (RFC 9162 §2.1.3.2)."""
     if not 0 <= index < size:

@@ -108,6 +108,15 @@ def build_report(
     """Assemble the report; proofs are computed from each anchored window's leaves."""
     events: list[ReportEvent] = []
     anchors: dict[str, Anchor] = {}
+    wanted: dict[str, list[int]] = {}
+    for item in stored:
+        if item.window is not None and item.window.anchor is not None:
+            wanted.setdefault(item.window.id, []).append(item.window.event_ids.index(item.event_id))
+    paths: dict[str, dict[int, list[bytes]]] = {}
+    for item in stored:
+        window = item.window
+        if window is not None and window.id in wanted and window.id not in paths:
+            paths[window.id] = merkle.proofs_for(window.leaves, wanted[window.id])
     for item in stored:
         digest = event_hash(item.event)
         window = item.window
@@ -117,7 +126,7 @@ def build_report(
         index = window.event_ids.index(item.event_id)
         if window.leaves[index] != anchor_leaf(item.event):
             raise ReportError(f"stored event {item.event_id} no longer matches its anchored leaf")
-        siblings = merkle.proof(window.leaves, index)
+        siblings = paths[window.id][index]
         anchors.setdefault(_hex(window.root), _anchor_model(window, window.anchor))
         events.append(
             ReportEvent(

@@ -88,6 +88,7 @@ def test_thousand_leaves_every_proof_verifies() -> None:
     assert r == _reference_root(leaves)
     for i in (0, 1, 511, 512, 998, 999):
         assert paths[i] == merkle.proof(leaves, i)
+    assert merkle.proofs_for(leaves, [3, 999]) == {3: paths[3], 999: paths[999]}
     assert all(merkle.verify(leaf, i, 1000, paths[i], r) for i, leaf in enumerate(leaves))
 
 
