@@ -94,10 +94,11 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
                 refunds[order.id] = back
             transition(session, order, "confirmed", actor=SYSTEM, reason="group succeeded")
         else:
-            transition(session, order, "cancelled", actor=SYSTEM, reason="group failed")
+            # Cancelling a paid order makes payments owe its full amount back (their hook,
+            # keyed per order), so a failed group refunds each member exactly once.
             back = order.paid_cents - order.refunded_cents
+            transition(session, order, "cancelled", actor=SYSTEM, reason="group failed")
             if back > 0:
-                refund(session, order, back, "group failed", key)
                 refunds[order.id] = back
     log.info(
         "group closed", extra={"group": group.id, "status": outcome.value, "refunds": len(refunds)}

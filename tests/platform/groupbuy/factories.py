@@ -92,3 +92,18 @@ def fixed_spec(
         kind=CampaignKind.FIXED,
         **overrides,
     )
+
+
+def pay(session: Session, settings: Settings, order_id: str) -> str:
+    """Pay an order the way a shopper does: SimPay checkout, charge, signed webhook."""
+    from tuanbox.orders.models import Order
+    from tuanbox.payments.services import handle_event, start_checkout
+    from tuanbox.payments.simpay import SimPay
+
+    sim = SimPay(settings)
+    order = session.get(Order, order_id)
+    assert order is not None
+    intent = start_checkout(session, order, sim)
+    record = sim.charge(session, intent.id, intent.amount_cents)
+    body, headers = sim.payment_webhook(record)
+    return handle_event(session, sim.verify_webhook(headers, body))
