@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +74,8 @@ class UnlockDone:
     compartment: str
     purpose: Purpose
     error: UnlockFailedError | None
+    status: BoardStatus | None = None  # the status that confirmed the unlock
+    at: float = 0.0  # monotonic time of that status
 
 
 @dataclass
@@ -102,6 +105,7 @@ class LockerAgent:
         *,
         boot_id: str,
         clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.locker_id = settings.locker_id
@@ -111,6 +115,7 @@ class LockerAgent:
         self.telemetry = telemetry
         self.boot_id = boot_id
         self.clock = clock
+        self.monotonic = monotonic
         self.inbox: queue.Queue[Input] = queue.Queue(maxsize=1024)
         self.compartments = settings.compartment_map()
         where = {cid: parse_compartment(cid) for cid in self.compartments}
@@ -229,9 +234,8 @@ class LockerAgent:
         self.unlocking.add(compartment)
 
         def work() -> None:
-            error: UnlockFailedError | None = None
             try:
-                self.board.unlock(
+                status = self.board.unlock(
                     board,
                     lock,
                     confirm_s=self.runtime.unlock_confirm_s,
@@ -239,14 +243,17 @@ class LockerAgent:
                     stop=self._stop,
                 )
             except UnlockFailedError as exc:
-                error = exc
-            self.post(UnlockDone(compartment, purpose, error))
+                self.post(UnlockDone(compartment, purpose, exc))
+                return
+            self.post(UnlockDone(compartment, purpose, None, status, self.monotonic()))
 
         return self._unlocks.submit(work)
 
     def on_unlock_done(self, done: UnlockDone) -> None:
-        self.unlocking.discard(done.compartment)
         purpose = done.purpose
+        if done.status is not None:
+            self.on_poll(done.status, done.at)
+        self.unlocking.discard(done.compartment)
         if done.error is not None:
             if self.purposes.get(done.compartment) == purpose:
                 del self.purposes[done.compartment]

@@ -40,8 +40,13 @@ class DoorTracker:
         self._where = compartments  # compartment id -> (board, lock)
         self.left_open_seconds = left_open_seconds
         self.views: dict[str, DoorView] = {}
+        self._seen_at: dict[int, float] = {}  # board -> time of the newest status used
 
     def update(self, status: BoardStatus, now: float) -> list[DoorFact]:
+        """Facts from one status; a status older than one already used is ignored."""
+        if now < self._seen_at.get(status.board, float("-inf")):
+            return []
+        self._seen_at[status.board] = now
         facts: list[DoorFact] = []
         for lock in range(1, len(status.hooks_closed) + 1):
             cid = compartment_id(status.board, lock)

@@ -54,8 +54,11 @@ class LockBoard(ABC):
         retries: int,
         poll_s: float = 0.05,
         stop: threading.Event | None = None,
-    ) -> None:
+    ) -> BoardStatus:
         """Unlock and confirm through status polling; UnlockFailedError if never confirmed.
+
+        Returns the confirming status, so the caller sees the door open even if it is shut
+        again before the next regular poll.
 
         A door that was already open counts as confirmed: the lock did release at some point
         and the shopper is in front of it. ``retries`` extra unlock frames are sent when a
@@ -74,8 +77,9 @@ class LockBoard(ABC):
             deadline = time.monotonic() + confirm_s
             while time.monotonic() < deadline:
                 try:
-                    if not self.read_status(board).hook_closed(lock):
-                        return
+                    status = self.read_status(board)
+                    if not status.hook_closed(lock):
+                        return status
                 except SerialLinkError as exc:
                     last_error = exc
                 if waiter.wait(poll_s):

@@ -83,6 +83,7 @@ class Rig:
             self.publisher,
             TelemetryBuffer(self.store, 1000),
             boot_id="boot1",
+            monotonic=lambda: self.clock,
         )
         self.clock = 0.0
         self.poll()  # baseline
