@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session
 
+from tests.conftest import make_settings
 from tuanbox.accounts.deps import Principal
 from tuanbox.accounts.models import Role, User
 from tuanbox.accounts.services import hash_password
@@ -136,4 +139,14 @@ def make_order(
         unit_price_cents=sku.price_cents,
         kind=kind,
         reserve=reserve,
+    )
+
+
+@pytest.fixture(name="settings")
+def isolated_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Test settings with their own rate-limit namespace and media dir (import in conftest)."""
+    return make_settings(
+        database_url=database_url,
+        rate_limit_prefix=f"test:{uuid.uuid4().hex}:",
+        media_dir=str(tmp_path / "media"),
     )

@@ -23,6 +23,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.catalog.views",
     "tuanbox.orders.views",
     "tuanbox.payments.views",
+    "tuanbox.returns.views",
 )
 
 

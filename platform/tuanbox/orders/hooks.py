@@ -23,6 +23,7 @@ Handler = Callable[[Session, "Order", str], None]
 # Modules whose import registers handlers; each feature adds its own.
 HOOK_MODULES: list[str] = [
     "tuanbox.payments.hooks",
+    "tuanbox.returns.hooks",
     "tuanbox.fulfilment.hooks",
     "tuanbox.groupbuy.hooks",
     "tuanbox.flashsale.hooks",
