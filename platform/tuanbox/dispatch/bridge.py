@@ -44,6 +44,7 @@ class BridgeStats:
     published: int = 0
     applied: int = 0
     duplicates: int = 0
+    unknown: int = 0  # messages of lockers this platform does not know
     expired: int = 0
     rejected_messages: int = 0
     connects: int = 0
@@ -215,11 +216,13 @@ class Bridge:
                 event = decode_event(payload)
                 if event.locker_id != locker_id:
                     raise ProtocolError("event locker id differs from its topic", code="BAD_TOPIC")
-                applied = inbound.apply_event(session, event, ctx=self.ctx, now=now)
-                if applied:
+                outcome = inbound.apply_event(session, event, ctx=self.ctx, now=now)
+                if outcome == "applied":
                     self.stats.applied += 1
-                else:
+                elif outcome == "duplicate":
                     self.stats.duplicates += 1
+                else:
+                    self.stats.unknown += 1
             elif kind == "ack":
                 command = outbox.record_ack(session, decode_ack(payload), locker_id=locker_id)
                 if command is not None:

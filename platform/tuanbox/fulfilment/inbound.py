@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -46,8 +47,10 @@ def _mark_applied(session: Session, event: Event) -> bool:
         insert(AppliedEvent)
         .values(locker_id=event.locker_id, seq=event.seq, type=event.type, at=event.at)
         .on_conflict_do_nothing(index_elements=["locker_id", "seq"])
+        .returning(AppliedEvent.seq)
     )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: drivers disagree on rowcount for skipped conflicts.
+    return session.execute(stmt).first() is not None
 
 
 def _booking_for(
@@ -71,14 +74,16 @@ def _booking_for(
     return comp, booking
 
 
-def apply_event(session: Session, event: Event, *, ctx: lifecycle.Context, now: datetime) -> bool:
-    """Apply one locker event exactly once; False when it was applied before (or unknown)."""
+def apply_event(
+    session: Session, event: Event, *, ctx: lifecycle.Context, now: datetime
+) -> Literal["applied", "duplicate", "unknown_locker"]:
+    """Apply one locker event exactly once per (locker, seq)."""
     locker = session.get(Locker, event.locker_id, with_for_update=True)
     if locker is None:
-        log.warning("event from unknown locker", extra={"locker_id": event.locker_id})
-        return False
+        log.debug("event from unknown locker", extra={"locker_id": event.locker_id})
+        return "unknown_locker"
     if not _mark_applied(session, event):
-        return False
+        return "duplicate"
     locker.last_event_seq = max(locker.last_event_seq, event.seq)
     locker.last_seen_at = now
     comp, booking = _booking_for(session, locker.id, event)
@@ -103,7 +108,7 @@ def apply_event(session: Session, event: Event, *, ctx: lifecycle.Context, now: 
     elif event.type in ("deposited", "picked_up"):
         log.warning("event for no open booking", extra={"locker_id": locker.id, "seq": event.seq})
     session.flush()
-    return True
+    return "applied"
 
 
 def apply_state(session: Session, snapshot: StateSnapshot, *, now: datetime) -> int:
