@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -49,10 +50,8 @@ def test_three_hundred_concurrent_joins_fill_exactly_five_seats(
     barrier = threading.Barrier(40)
 
     def join(user: str) -> str:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=30)
-        except threading.BrokenBarrierError:
-            pass
         r.incr(attempts_key)
         try:
             with session_scope(factory) as s:
