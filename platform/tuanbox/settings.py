@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     bridge_batch: int = Field(default=100, gt=0, le=10000)
     locker_offline_after_s: int = Field(default=180, gt=0)
 
+    # Group-buy, flash sales, pre-sale.
+    groupbuy_close_interval_s: float = Field(default=10.0, gt=0)
+    flash_reconcile_interval_s: float = Field(default=15.0, gt=0)
+    # A Redis reservation with no DB row after this long is an orphan and is given back.
+    flash_orphan_grace_s: int = Field(default=30, gt=0)
+    flash_per_user_per_10s: int = Field(default=5, gt=0)
+    flash_per_ip_per_10s: int = Field(default=50, gt=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"

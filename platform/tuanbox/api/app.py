@@ -24,6 +24,10 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.orders.views",
     "tuanbox.payments.views",
     "tuanbox.returns.views",
+    "tuanbox.groupbuy.views",
+    "tuanbox.groupbuy.pages",
+    "tuanbox.flashsale.views",
+    "tuanbox.presale.views",
 )
 
 
