@@ -253,8 +253,10 @@ class OwnInfluxd:
 
     def start(self) -> None:
         binary = shutil.which("influxd") or "/usr/bin/influxd"
-        log = (self.root / "influxd.log").open("ab")
-        self.proc = subprocess.Popen([binary, "-config", str(self.conf)], stdout=log, stderr=log)
+        with (self.root / "influxd.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [binary, "-config", str(self.conf)], stdout=log, stderr=log
+            )
         wait_until(self._answers, 30, f"influxd on {self.port}")
 
     def _answers(self) -> bool:
