@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,8 @@ class TelemetrySettings(BaseSettings):
     raw_retention: str = "30d"
     rollup_retention_policy: str = "rollup_5m"
     rollup_retention: str = "730d"
-    # Excursion scans: how far back each run reads and after how long silence is an alert.
+    # Excursion scans: how far back each run reads at most (silence is per zone, in rules).
     scan_lookback_minutes: int = Field(default=90, ge=5, le=24 * 60)
-    silence_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    # Per-zone overrides of telemetry.rules.DEFAULT_RULES as JSON, e.g.
+    # TELEMETRY_RULES='{"chilled": {"limit_minutes": 10}, "frozen": {"silence_minutes": 5}}'.
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -9,13 +9,18 @@ from celery import Celery
 from tuanbox.settings import Settings
 
 # Modules holding @shared_task functions; each feature with background work adds its own.
-TASK_MODULES: list[str] = ["tuanbox.orders.tasks", "tuanbox.payments.tasks"]
+TASK_MODULES: list[str] = [
+    "tuanbox.orders.tasks",
+    "tuanbox.payments.tasks",
+    "tuanbox.coldchain.tasks",
+]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "orders.expire_unpaid": {"task": "orders.expire_unpaid", "schedule": 30.0},
     "payments.process_due_refunds": {"task": "payments.process_due_refunds", "schedule": 5.0},
     "idempotency.purge": {"task": "idempotency.purge", "schedule": 3600.0},
+    "coldchain.scan": {"task": "coldchain.scan", "schedule": 60.0},
 }
 
 

@@ -1,0 +1,188 @@
+"""Quality holds: orders in a compartment with an excursion wait for ops to release or reject.
+
+Holding an order moves it to ``quality_hold`` (orders' state machine) and revokes its pickup at
+the locker (a ``revoke`` command through the outbox), because the locker checks pickup QR codes
+offline and would otherwise still open the door. Releasing re-arms the same pickup; rejecting
+cancels the order, which refunds it in full (payments' order hook; called here too if that
+hook is not registered in this process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tuanbox.audit.services import Actor, record
+from tuanbox.coldchain.errors import HoldDecidedError, HoldNotFoundError
+from tuanbox.coldchain.models import Episode, QualityHold
+from tuanbox.db.base import utcnow
+
+SYSTEM = Actor(id="system:coldchain", role="system")
+# Statuses of an order whose goods are (or are about to be) in the compartment.
+HOLDABLE = ("ready_for_pickup", "allocated", "confirmed")
+
+
+@dataclass(frozen=True)
+class HeldOrder:
+    order_id: str
+    booking_id: int | None
+    previous_status: str
+
+
+def compartment_id(session: Session, locker_id: str, label: str) -> int | None:
+    """The DB id of compartment ``"<board>-<lock>"`` of a locker, None if unknown."""
+    from tuanbox.lockers.models import Compartment
+
+    try:
+        board, lock = (int(part) for part in label.split("-", 1))
+    except ValueError:
+        return None
+    return session.scalar(
+        select(Compartment.id).where(
+            Compartment.locker_id == locker_id, Compartment.board == board, Compartment.lock == lock
+        )
+    )
+
+
+def place_holds(
+    session: Session, episode: Episode, comp_id: int | None, *, now: datetime, command_ttl_s: float
+) -> list[HeldOrder]:
+    """Hold every order deposited in the compartment; revoke their pickups at the locker."""
+    from edge.protocol.envelopes import RevokePayload
+    from tuanbox.dispatch import outbox
+    from tuanbox.fulfilment.models import Booking, FulfilmentOrder
+    from tuanbox.orders.models import Order
+    from tuanbox.orders.services import transition
+
+    if comp_id is None:
+        return []
+    bookings = session.scalars(
+        select(Booking)
+        .where(Booking.compartment_id == comp_id, Booking.state == "deposited")
+        .order_by(Booking.id)
+    ).all()
+    held: list[HeldOrder] = []
+    for booking in bookings:
+        order_ids = session.scalars(
+            select(FulfilmentOrder.order_id)
+            .where(FulfilmentOrder.booking_id == booking.id)
+            .order_by(FulfilmentOrder.order_id)
+        ).all()
+        for order_id in order_ids:
+            order = session.get(Order, order_id)
+            if order is None or order.status not in HOLDABLE:
+                continue
+            previous = str(order.status)
+            transition(session, order, "quality_hold", actor=SYSTEM,
+                       reason=f"cold-chain excursion #{episode.id}: {episode.detail}")  # fmt: skip
+            session.add(QualityHold(episode_id=episode.id, order_id=order_id,
+                                    booking_id=booking.id, previous_status=previous,
+                                    status="held", held_at=now))  # fmt: skip
+            held.append(HeldOrder(order_id, booking.id, previous))
+        outbox.enqueue(
+            session,
+            booking.locker_id,
+            "revoke",
+            RevokePayload(order_id=booking.ref, compartment=episode.compartment,
+                          reason="quality_hold"),
+            now=now,
+            ttl_s=command_ttl_s,
+            ref=f"booking:{booking.id}",
+        )  # fmt: skip
+    session.flush()
+    return held
+
+
+def _pending(session: Session, hold_id: int) -> QualityHold:
+    hold = session.get(QualityHold, hold_id, with_for_update=True)
+    if hold is None:
+        raise HoldNotFoundError(f"quality hold {hold_id} does not exist")
+    if hold.status != "held":
+        raise HoldDecidedError(f"quality hold {hold_id} is already {hold.status}")
+    return hold
+
+
+def release(
+    session: Session, hold_id: int, actor: Actor, note: str, *, command_ttl_s: float
+) -> QualityHold:
+    """The goods are fine: back to where the order was, pickup armed again; audited."""
+    from edge.protocol.envelopes import ArmPickupPayload
+    from tuanbox.dispatch import outbox
+    from tuanbox.fulfilment.models import Booking
+    from tuanbox.orders.services import transition
+
+    hold = _pending(session, hold_id)
+    now = utcnow()
+    transition(session, hold.order_id, hold.previous_status, actor=actor,
+               reason=f"released after cold-chain review: {note}")  # fmt: skip
+    booking = session.get(Booking, hold.booking_id) if hold.booking_id else None
+    if (
+        booking is not None
+        and booking.state == "deposited"
+        and booking.pickup_token_id
+        and booking.fallback_code_hash
+        and booking.pickup_deadline
+    ):
+        episode = session.get(Episode, hold.episode_id)
+        assert episode is not None  # FK
+        outbox.enqueue(
+            session,
+            booking.locker_id,
+            "arm_pickup",
+            ArmPickupPayload(
+                order_id=booking.ref,
+                compartment=episode.compartment,
+                token_id=booking.pickup_token_id,
+                fallback_code_hash=booking.fallback_code_hash,
+                valid_until=booking.pickup_deadline,
+            ),
+            now=now,
+            ttl_s=command_ttl_s,
+            ref=f"booking:{booking.id}",
+        )
+    _decide(session, hold, "released", actor, note, now)
+    return hold
+
+
+def reject(session: Session, hold_id: int, actor: Actor, note: str) -> QualityHold:
+    """The goods are spoilt: the order is cancelled and refunded in full; audited."""
+    from tuanbox.orders.services import lock_order, transition
+    from tuanbox.payments.services import refund, refundable_cents
+
+    hold = _pending(session, hold_id)
+    now = utcnow()
+    order = transition(session, hold.order_id, "cancelled", actor=actor,
+                       reason=f"rejected after cold-chain excursion: {note}")  # fmt: skip
+    # payments refunds cancelled orders through an order hook; if that hook is not loaded
+    # here the money is still owed, so make sure (the key makes it once only).
+    order = lock_order(session, order.id)
+    owed = refundable_cents(session, order)
+    if owed > 0:
+        refund(session, order, owed, f"quality hold rejected: {note}",
+               key=f"order-cancelled:{order.id}")  # fmt: skip
+    _decide(session, hold, "rejected", actor, note, now)
+    return hold
+
+
+def _decide(
+    session: Session, hold: QualityHold, status: str, actor: Actor, note: str, now: datetime
+) -> None:
+    hold.status = status
+    hold.decided_at = now
+    hold.decided_by = actor.id
+    hold.note = note[:1000]
+    action = {"released": "quality_hold.release", "rejected": "quality_hold.reject"}[status]
+    record(session, actor, action, "order", hold.order_id, reason=note,
+           details={"hold_id": hold.id, "episode_id": hold.episode_id})  # fmt: skip
+    session.flush()
+
+
+def holds_of_episode(session: Session, episode_id: int) -> list[QualityHold]:
+    return list(
+        session.scalars(
+            select(QualityHold).where(QualityHold.episode_id == episode_id).order_by(QualityHold.id)
+        )
+    )

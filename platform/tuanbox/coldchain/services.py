@@ -1,0 +1,194 @@
+"""The excursion scan: read new readings from InfluxDB, run the rules, act on what they raise.
+
+One run, in one DB transaction: load every compartment's evaluator state, fetch the readings
+since the oldest of them (bounded by the lookback) in one InfluxQL statement, feed each
+compartment's readings to the pure evaluator, then for each event:
+
+- excursion raised: an episode row holding the series that proves it, the orders deposited in
+  the compartment put on quality hold (pickup revoked at the locker), a critical ops alert
+  pointing at the episode, and a sensor event for each order's batch (provenance sink);
+- excursion cleared: the episode is closed (the alert stays until ops decide on the holds);
+- sensor silent: a warning alert (the zone is unwatched).
+
+Runs are serialised with a PostgreSQL advisory lock so two workers never raise the same
+episode twice; the states are saved in the same transaction as the alerts they caused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from telemetry.influx import InfluxClient
+from telemetry.queries import readings_since
+from telemetry.rules import CompartmentState, Evaluator, Event, rules_with_overrides
+from telemetry.schema import from_ns, to_ns
+from telemetry.settings import TelemetrySettings
+from tuanbox.coldchain.holds import compartment_id, place_holds
+from tuanbox.coldchain.models import ColdChainState, Episode
+from tuanbox.coldchain.provenance import EpisodeProvenance, ProvenanceSink
+
+log = logging.getLogger("tuanbox.coldchain")
+
+EXCURSION_KIND = "cold_chain_excursion"
+SILENCE_KIND = "sensor_silent"
+EXCURSION_NEXT_STEP = (
+    "Check the compartment's cooling and the goods; release or reject each held order on the "
+    "ops page (rejected orders are refunded); move reserved deliveries elsewhere."
+)
+SILENCE_NEXT_STEP = (
+    "Check that the locker is online and the sensor wired; until it reports again the zone is "
+    "unwatched, so check the goods on site."
+)
+# Key of the advisory lock that serialises scans across workers.
+_SCAN_LOCK_KEY = 0x7475_616E_6378  # "tuancx"
+
+
+@dataclass
+class ScanReport:
+    skipped: bool = False
+    compartments: int = 0
+    readings: int = 0
+    raised: list[int] = field(default_factory=list)  # episode ids
+    cleared: list[int] = field(default_factory=list)
+    silent: list[str] = field(default_factory=list)  # "locker/compartment"
+    held_orders: list[str] = field(default_factory=list)
+
+
+def _locked(session: Session) -> bool:
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _SCAN_LOCK_KEY}))
+
+
+def scan(
+    session: Session,
+    influx: InfluxClient,
+    telemetry: TelemetrySettings,
+    *,
+    now: datetime,
+    command_ttl_s: float = 600.0,
+    provenance: ProvenanceSink | None = None,
+    evaluator: Evaluator | None = None,
+) -> ScanReport:
+    """Evaluate everything new up to ``now``; the caller commits."""
+    report = ScanReport()
+    if not _locked(session):
+        report.skipped = True
+        return report
+    evaluator = evaluator or Evaluator(rules_with_overrides(telemetry.rules))
+    sink = provenance or EpisodeProvenance()
+    now_ns = to_ns(now)
+    rows = {(r.locker_id, r.compartment): r for r in session.scalars(select(ColdChainState))}
+    states = {key: CompartmentState.from_dict(row.state) for key, row in rows.items()}
+
+    floor = now_ns - telemetry.scan_lookback_minutes * 60_000_000_000
+    seen = [s.last_t_ns for s in states.values()]
+    known = [t for t in seen if t is not None]
+    # Only as far back as the compartment that is furthest behind (never past the floor).
+    since = max(floor, min(known)) if known and len(known) == len(seen) else floor
+    batches = readings_since(influx, since_ns=since, until_ns=now_ns + 1,
+                             zones=tuple(evaluator.rules))  # fmt: skip
+
+    for (locker, label, zone), readings in batches.items():
+        state = states.get((locker, label))
+        if state is None or state.zone != zone:
+            # A new compartment, or one re-zoned: start afresh under the new zone's rules.
+            state = CompartmentState(locker, label, zone)
+            states[locker, label] = state
+        report.readings += len(readings)
+        for event in evaluator.evaluate(state, readings):
+            _handle(session, event, report, now=now, ttl=command_ttl_s, sink=sink)
+    for state in states.values():
+        silent = evaluator.check_silence(state, now_ns)
+        if silent is not None:
+            _handle(session, silent, report, now=now, ttl=command_ttl_s, sink=sink)
+
+    for key, state in states.items():
+        row = rows.get(key)
+        if row is None:
+            row = ColdChainState(locker_id=key[0], compartment=key[1], zone=state.zone, state={})
+            session.add(row)
+        row.zone = state.zone
+        row.state = state.to_dict()
+        row.updated_at = now
+    report.compartments = len(states)
+    session.flush()
+    return report
+
+
+def _handle(
+    session: Session,
+    event: Event,
+    report: ScanReport,
+    *,
+    now: datetime,
+    ttl: float,
+    sink: ProvenanceSink,
+) -> None:
+    from tuanbox.fulfilment.alerts import open_alert
+
+    where = f"{event.zone} compartment {event.compartment} of locker {event.locker}"
+    if event.kind == "excursion_raised":
+        comp_id = compartment_id(session, event.locker, event.compartment)
+        started = from_ns(event.started_ns if event.started_ns is not None else event.at_ns)
+        episode = Episode(
+            locker_id=event.locker, compartment=event.compartment, zone=event.zone,
+            rule=event.rule, detail=event.detail[:500], status="open", started_at=started,
+            raised_at=from_ns(event.at_ns), peak_c=event.peak_c,
+            evidence=[[r.t_ns, r.celsius] for r in event.evidence], order_ids=[], provenance=[],
+        )  # fmt: skip
+        session.add(episode)
+        session.flush()
+        held = place_holds(session, episode, comp_id, now=now, command_ttl_s=ttl)
+        episode.order_ids = [h.order_id for h in held]
+        peak = f"{event.peak_c:.1f} °C" if event.peak_c is not None else "n/a"
+        alert = open_alert(
+            session,
+            kind=EXCURSION_KIND,
+            locker_id=event.locker,
+            compartment_id=comp_id,
+            order_id=held[0].order_id if held else None,
+            detail=(
+                f"Excursion #{episode.id} in the {where}: {event.detail}; since "
+                f"{started:%Y-%m-%d %H:%M} UTC, peak {peak}. {len(held)} order(s) on quality "
+                "hold."
+            ),
+            next_step=EXCURSION_NEXT_STEP,
+            severity="critical",
+        )
+        episode.alert_id = alert.id
+        if held:
+            sink.excursion(session, episode, episode.order_ids)
+        report.raised.append(episode.id)
+        report.held_orders += episode.order_ids
+        log.warning("cold-chain excursion #%s raised: %s (%s)", episode.id, where, event.rule)
+    elif event.kind == "excursion_cleared":
+        open_episode = session.scalars(
+            select(Episode)
+            .where(Episode.locker_id == event.locker, Episode.compartment == event.compartment,
+                   Episode.status == "open")
+            .order_by(Episode.id.desc())
+        ).first()  # fmt: skip
+        if open_episode is not None:
+            open_episode.status = "cleared"
+            open_episode.cleared_at = from_ns(event.at_ns)
+            report.cleared.append(open_episode.id)
+        log.info("cold-chain excursion cleared: %s", where)
+    elif event.kind == "sensor_silent":
+        open_alert(
+            session,
+            kind=SILENCE_KIND,
+            locker_id=event.locker,
+            compartment_id=compartment_id(session, event.locker, event.compartment),
+            detail=f"Sensor of the {where} is silent: {event.detail}.",
+            next_step=SILENCE_NEXT_STEP,
+            severity="warning",
+        )
+        report.silent.append(f"{event.locker}/{event.compartment}")
+    else:
+        log.info("sensor of the %s reports again", where)

@@ -1,0 +1,49 @@
+"""Celery entry point of the cold chain: the periodic excursion scan over InfluxDB."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from celery import shared_task
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuanbox.db.engine import make_engine, make_session_factory
+
+# Beat runs the scan every minute: one reading per minute per sensor is the edge's cadence,
+# and the duration rules count in minutes.
+SCAN_EVERY_S = 60.0
+
+
+@lru_cache(maxsize=4)
+def session_factory_for(database_url: str) -> sessionmaker[Session]:
+    """One engine per worker process and database, made on first use (never at import)."""
+    return make_session_factory(make_engine(database_url))
+
+
+@shared_task(name="coldchain.scan", bind=True, acks_late=True)
+def scan_task(self: Any) -> dict[str, Any]:
+    """Run one excursion scan and commit it; returns a small report for the result backend."""
+    from telemetry.influx import InfluxClient
+    from telemetry.settings import TelemetrySettings
+    from tuanbox.coldchain.services import scan
+    from tuanbox.db.base import utcnow
+    from tuanbox.db.engine import session_scope
+
+    settings = self.app.conf.tuanbox_settings
+    telemetry = getattr(self.app.conf, "telemetry_settings", None) or TelemetrySettings()
+    ttl = float(settings.command_ttl_s)
+    with (
+        InfluxClient.from_settings(telemetry) as influx,
+        session_scope(session_factory_for(settings.database_url)) as session,
+    ):
+        report = scan(session, influx, telemetry, now=utcnow(), command_ttl_s=ttl)
+    return {
+        "skipped": report.skipped,
+        "compartments": report.compartments,
+        "readings": report.readings,
+        "raised": report.raised,
+        "cleared": report.cleared,
+        "silent": report.silent,
+        "held_orders": report.held_orders,
+    }
