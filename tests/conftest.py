@@ -84,7 +84,9 @@ def drop_database(name: str) -> None:
 @pytest.fixture(scope="session")
 def database_url(worker_id: str) -> Iterator[str]:
     """One migrated database per xdist worker, shared by the rolled-back tests."""
-    name = f"tuanbox_test_{worker_id}"
+    # The pid keeps two pytest runs on one machine (two terminals, CI jobs) from dropping
+    # each other's database mid-run.
+    name = f"tuanbox_test_{worker_id}_{os.getpid()}"
     yield create_database(name)
     drop_database(name)
 
