@@ -85,8 +85,6 @@ class Settings(BaseSettings):
     locker_offline_after_s: int = Field(default=180, gt=0)
 
     # Group-buy, flash sales, pre-sale.
-    groupbuy_close_interval_s: float = Field(default=10.0, gt=0)
-    flash_reconcile_interval_s: float = Field(default=15.0, gt=0)
     # A Redis reservation with no DB row after this long is an orphan and is given back.
     flash_orphan_grace_s: int = Field(default=30, gt=0)
     flash_per_user_per_10s: int = Field(default=5, gt=0)

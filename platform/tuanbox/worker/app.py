@@ -12,6 +12,8 @@ from tuanbox.settings import Settings
 TASK_MODULES: list[str] = [
     "tuanbox.orders.tasks",
     "tuanbox.payments.tasks",
+    "tuanbox.groupbuy.tasks",
+    "tuanbox.flashsale.tasks",
     "tuanbox.coldchain.tasks",
 ]
 
@@ -20,6 +22,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "orders.expire_unpaid": {"task": "orders.expire_unpaid", "schedule": 30.0},
     "payments.process_due_refunds": {"task": "payments.process_due_refunds", "schedule": 5.0},
     "idempotency.purge": {"task": "idempotency.purge", "schedule": 3600.0},
+    # Filled groups close on the next tick; open ones at their (DB-held) deadline.
+    "groupbuy.close_due_groups": {"task": "groupbuy.close_due_groups", "schedule": 10.0},
+    "flashsale.reconcile": {"task": "flashsale.reconcile", "schedule": 15.0},
     "coldchain.scan": {"task": "coldchain.scan", "schedule": 60.0},
 }
 
