@@ -21,6 +21,8 @@ from firmware_sim.scanner import ScannerSim
 from firmware_sim.scenario import load_scenario
 from firmware_sim.sensors import SensorsSim
 
+SCENARIOS = Path(__file__).parent / "scenarios"
+
 
 def _polarity(value: str) -> int:
     if value not in ("closed=1", "closed=0"):
@@ -55,6 +57,15 @@ def _build_parser() -> argparse.ArgumentParser:
     scanner.add_argument("--link", required=True, help="symlink path to create for the pty")
     scanner.add_argument("--control", help="UNIX socket path for the control API")
     scanner.add_argument("--suffix", choices=["crlf", "cr", "lf"], default="crlf")
+
+    locker = sub.add_parser("locker", help="lock board + sensors + scanner of one locker")
+    locker.add_argument("--dir", required=True, help="links, w1 tree and sockets go here")
+    locker.add_argument("--scenario", help="sensors scenario (default: the shipped steady.yaml)")
+    locker.add_argument("--boards", type=int, default=1, help="boards on the bus (1-16)")
+    locker.add_argument(
+        "--polarity", type=_polarity, default=1, help="hook bit meaning closed: closed=1|closed=0"
+    )
+    locker.add_argument("--door-open-delay", type=float, default=0.3, help="seconds to swing open")
 
     ctl = sub.add_parser("ctl", help="send one request to a running simulator")
     ctl.add_argument("--control", required=True, help="the simulator's control socket")
@@ -103,8 +114,11 @@ def _ctl_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _serve(device: SerialDevice, control: str | None, ready: str) -> int:
-    """Run until SIGTERM/SIGINT; the ready line is printed last so callers can wait for it."""
+Served = tuple[SerialDevice, str | None, str]  # device, control socket, ready-line prefix
+
+
+def _serve(*served: Served) -> int:
+    """Run until SIGTERM/SIGINT; ready lines are printed last so callers can wait for them."""
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -113,21 +127,29 @@ def _serve(device: SerialDevice, control: str | None, ready: str) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    server = ControlServer(control, device.handle_control) if control else None
-    device.start()
+    started: list[SerialDevice] = []
+    servers: list[ControlServer] = []
     try:
-        if server is not None:
-            server.start()
-        print(f"{ready} pty={device.pty_path}" + (f" control={control}" if control else ""))
+        for device, control, _ in served:
+            device.start()
+            started.append(device)
+            if control:
+                server = ControlServer(control, device.handle_control)
+                server.start()
+                servers.append(server)
+        for device, control, ready in served:
+            suffix = f" control={control}" if control else ""
+            print(f"{ready} pty={device.pty_path}{suffix}")
+            if isinstance(device, ScannerSim):
+                threading.Thread(target=_pump_stdin, args=(device,), daemon=True).start()
         sys.stdout.flush()
-        if isinstance(device, ScannerSim):
-            threading.Thread(target=_pump_stdin, args=(device,), daemon=True).start()
         while not stop.wait(0.5):
             pass
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
-        device.stop()
+        for device in started:
+            device.stop()
     return 0
 
 
@@ -141,6 +163,36 @@ def _pump_stdin(scanner: ScannerSim) -> None:
                 print(f"scan refused: {exc}", file=sys.stderr)
 
 
+def _sensor_lines(sim: SensorsSim) -> None:
+    for spec in sim.scenario.sensors:
+        where = (
+            f"path={sim.w1_dir / spec.w1_id / 'w1_slave'}"
+            if spec.kind == "w1"
+            else f"unit={spec.unit}"
+        )
+        print(f"sensor id={spec.id} kind={spec.kind} zone={spec.zone} {where}")
+
+
+def _locker(args: argparse.Namespace) -> int:
+    """Lock board, sensors and scanner of one locker under one directory, for demos."""
+    root = Path(args.dir)
+    scenario = load_scenario(args.scenario or SCENARIOS / "steady.yaml")
+    board = LockBoardSim(
+        root / "ttyLOCK",
+        boards=args.boards,
+        polarity_closed_bit=args.polarity,
+        door_open_delay=args.door_open_delay,
+    )
+    sensors = SensorsSim(scenario, w1_dir=root / "w1", modbus_link=root / "ttyMB")
+    scanner = ScannerSim(root / "ttyQR")
+    _sensor_lines(sensors)
+    return _serve(
+        (board, str(root / "lock.sock"), f"lockboard ready link={board.link}"),
+        (sensors, str(root / "sensors.sock"), f"sensors ready modbus_link={sensors.link}"),
+        (scanner, str(root / "scanner.sock"), f"scanner ready link={scanner.link}"),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -149,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = request(args.control, args.action, **_ctl_params(args))
             print(json.dumps(result, indent=2, sort_keys=True))
             return 0
+        if args.command == "locker":
+            return _locker(args)
         if args.command == "lockboard":
             board = LockBoardSim(
                 args.link,
@@ -159,24 +213,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 auto_close=args.auto_close,
                 seed=args.seed,
             )
-            return _serve(board, args.control, f"lockboard ready link={args.link}")
+            return _serve((board, args.control, f"lockboard ready link={args.link}"))
         if args.command == "sensors":
-            scenario = load_scenario(args.scenario)
             sim = SensorsSim(
-                scenario, w1_dir=args.w1_dir, modbus_link=args.modbus_link, interval=args.interval
+                load_scenario(args.scenario),
+                w1_dir=args.w1_dir,
+                modbus_link=args.modbus_link,
+                interval=args.interval,
             )
-            for spec in scenario.sensors:
-                where = (
-                    f"path={Path(args.w1_dir) / spec.w1_id / 'w1_slave'}"
-                    if spec.kind == "w1"
-                    else f"unit={spec.unit}"
-                )
-                print(f"sensor id={spec.id} kind={spec.kind} zone={spec.zone} {where}")
-            return _serve(sim, args.control, f"sensors ready modbus_link={args.modbus_link}")
+            _sensor_lines(sim)
+            return _serve((sim, args.control, f"sensors ready modbus_link={args.modbus_link}"))
         suffix = {"crlf": b"\r\n", "cr": b"\r", "lf": b"\n"}[args.suffix]
-        return _serve(
-            ScannerSim(args.link, suffix=suffix), args.control, f"scanner ready link={args.link}"
-        )
+        scanner = ScannerSim(args.link, suffix=suffix)
+        return _serve((scanner, args.control, f"scanner ready link={args.link}"))
     except SimError as exc:
         print(f"error {exc.code}: {exc}", file=sys.stderr)
         return 1

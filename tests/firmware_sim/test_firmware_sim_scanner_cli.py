@@ -204,3 +204,25 @@ def test_help_everywhere() -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "usage:" in result.stdout
+
+
+def test_locker_runs_all_three(tmp_path: Path) -> None:
+    process, lines = _start(["locker", "--dir", str(tmp_path / "sim")], stdin=subprocess.DEVNULL)
+    try:
+        ready = [line for line in lines if " ready " in line]
+        assert ready[0].startswith("lockboard ready")  # _start returns at the first ready line
+        assert process.stdout is not None
+        ready += [process.stdout.readline().strip() for _ in range(2)]
+        assert [line.split()[0] for line in ready] == ["lockboard", "sensors", "scanner"]
+        root = tmp_path / "sim"
+        for name in ("ttyLOCK", "ttyMB", "ttyQR"):
+            assert (root / name).is_symlink()
+        with serial.Serial(str(root / "ttyQR"), 9600, timeout=0.05) as port:
+            assert _ctl(root / "scanner.sock", "scan", "hello").returncode == 0
+            assert read_line(port) == b"hello\r\n"
+        state = json.loads(_ctl(root / "lock.sock", "get_state").stdout)
+        assert len(state["compartments"]) == 16
+        assert json.loads(_ctl(root / "sensors.sock", "get_state").stdout)["sensors"]
+    finally:
+        assert _terminate(process) == 0
+    assert not (tmp_path / "sim" / "ttyLOCK").is_symlink()
