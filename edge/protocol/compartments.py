@@ -8,7 +8,8 @@ from edge.protocol.errors import ProtocolError
 
 MAX_BOARDS = 16
 LOCKS_PER_BOARD = 16
-COMPARTMENT_RE = re.compile(r"^(\d{1,2})-(\d{1,2})$")
+# Canonical only ("0-1", never "00-01"): ids are compared as strings across the system.
+COMPARTMENT_RE = re.compile(r"^(0|[1-9][0-9]?)-([1-9][0-9]?)$")
 
 
 def compartment_id(board: int, lock: int) -> str:
