@@ -23,11 +23,13 @@ def after_commit(session: Session, fn: Callable[[], object]) -> None:
         pending = []
         session.info[_KEY] = pending
         event.listen(session, "after_commit", _run)
-        event.listen(session, "after_soft_rollback", _drop)
+        event.listen(session, "after_transaction_end", _drop)
     pending.append(fn)
 
 
 def _run(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a SAVEPOINT was released; the real commit is still to come
     pending: list[Callable[[], object]] = session.info.get(_KEY, [])
     callbacks = list(pending)
     pending.clear()
@@ -40,9 +42,10 @@ def _run(session: Session) -> None:
             log.exception("after-commit callback failed")
 
 
-def _drop(session: Session, previous: SessionTransaction) -> None:
-    if previous.parent is not None:
-        return  # a SAVEPOINT rolled back; the outer transaction may still commit
+def _drop(session: Session, transaction: SessionTransaction) -> None:
+    # After a commit `_run` has already emptied the list; anything left was rolled back.
+    if transaction.parent is not None:
+        return  # a SAVEPOINT ended; the outer transaction may still commit
     pending: list[Callable[[], object]] | None = session.info.get(_KEY)
     if pending is not None:
         pending.clear()
