@@ -101,6 +101,7 @@ def open_group(
     qty: int = 1,
     station_id: str | None = None,
     now: datetime,
+    pay_timeout_s: int | None = None,
 ) -> Joined:
     """`OpenGroup`: the opener becomes the leader and takes the first seat."""
     campaign = get_campaign(session, campaign_id)
@@ -129,6 +130,7 @@ def join_group(
     qty: int = 1,
     station_id: str | None = None,
     now: datetime,
+    pay_timeout_s: int | None = None,
 ) -> Joined:
     """`JoinGroup`: take one seat atomically, then create the member's order."""
     group = get_group(session, group_id)
@@ -160,8 +162,9 @@ def _take_seat(
     qty: int,
     station_id: str | None,
     now: datetime,
+    pay_timeout_s: int | None = None,
 ) -> Joined:
-    from tuanbox.orders.services import create_order
+    from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
 
     if qty < 1 or qty > campaign.per_user_limit:
         raise UserLimitExceededError(f"between 1 and {campaign.per_user_limit} units per shopper")
@@ -198,6 +201,8 @@ def _take_seat(
         kind="group",
         group_id=group.id,
         station_id=station_id,
+        # An unpaid seat lapses with its order: the orders expiry scan frees it (hook).
+        pay_timeout_s=pay_timeout_s or DEFAULT_PAY_TIMEOUT_S,
     )
     member = Member(
         group_id=group.id,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.deps import CurrentUser, Shopper, Staff
@@ -25,6 +26,7 @@ from tuanbox.groupbuy.schemas import (
     TierIn,
 )
 from tuanbox.groupbuy.spec import CampaignSpec
+from tuanbox.idempotency.deps import Idempotent
 from tuanbox.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["group-buy"])
@@ -115,26 +117,26 @@ def open_group(
     user: Shopper,
     session: SessionDep,
     settings: SettingsDep,
-    request: Request,
-) -> Any:
+    idem: Idempotent,
+) -> JSONResponse:
     """Open a group as its leader (takes the first seat and creates your order).
 
     Send an `Idempotency-Key` header: a retried request returns the first group.
     """
-    joined = services.open_group(
-        session,
-        campaign_id=campaign_id,
-        user_id=user.id,
-        qty=body.qty,
-        station_id=body.station_id,
-        now=utcnow(),
-    )
-    session.commit()
-    return JoinedOut(
-        group=group_out(session, settings, joined.group),
-        order_id=joined.order_id,
-        unit_price_cents=joined.unit_price_cents,
-    )
+
+    def work() -> tuple[int, object]:
+        joined = services.open_group(
+            session,
+            campaign_id=campaign_id,
+            user_id=user.id,
+            qty=body.qty,
+            station_id=body.station_id,
+            now=utcnow(),
+            pay_timeout_s=settings.order_pay_timeout_s,
+        )
+        return 201, joined_out(session, settings, joined)
+
+    return idem.respond(session, user.id, {"campaign_id": campaign_id, **body.model_dump()}, work)
 
 
 @router.post("/groups/{group_id}/join", response_model=JoinedOut, status_code=201)
@@ -144,23 +146,35 @@ def join_group(
     user: Shopper,
     session: SessionDep,
     settings: SettingsDep,
-    request: Request,
-) -> Any:
-    """Take a seat in a group; 409 `GROUP_FULL`, `ALREADY_MEMBER` or `GROUP_CLOSED` otherwise."""
-    joined = services.join_group(
-        session,
-        group_id=group_id,
-        user_id=user.id,
-        qty=body.qty,
-        station_id=body.station_id,
-        now=utcnow(),
-    )
-    session.commit()
+    idem: Idempotent,
+) -> JSONResponse:
+    """Take a seat in a group; 409 `GROUP_FULL`, `ALREADY_MEMBER` or `GROUP_CLOSED` otherwise.
+
+    Send an `Idempotency-Key` header: a retried request returns the first answer.
+    """
+
+    def work() -> tuple[int, object]:
+        joined = services.join_group(
+            session,
+            group_id=group_id,
+            user_id=user.id,
+            qty=body.qty,
+            station_id=body.station_id,
+            now=utcnow(),
+            pay_timeout_s=settings.order_pay_timeout_s,
+        )
+        return 201, joined_out(session, settings, joined)
+
+    return idem.respond(session, user.id, {"group_id": group_id, **body.model_dump()}, work)
+
+
+def joined_out(session: Session, settings: Settings, joined: services.Joined) -> dict[str, Any]:
+    session.refresh(joined.group)
     return JoinedOut(
         group=group_out(session, settings, joined.group),
         order_id=joined.order_id,
         unit_price_cents=joined.unit_price_cents,
-    )
+    ).model_dump(mode="json")
 
 
 @router.post("/groups/{group_id}/leave", response_model=GroupOut)
