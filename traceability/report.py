@@ -48,6 +48,8 @@ class ReportEvent(BaseModel):
     event: dict[str, Any]
     event_hash: str
     status: Literal["anchored", "pending"]
+    leaf: str | None = None
+    """Merkle leaf text, for browsers that fold proofs; verifiers recompute it themselves."""
     root: str | None = None
     proof: Proof | None = None
 
@@ -133,6 +135,7 @@ def build_report(
                 event=item.event,
                 event_hash=digest,
                 status="anchored",
+                leaf=window.leaves[index].decode("utf-8"),
                 root=_hex(window.root),
                 proof=Proof(
                     leaf_index=index,

@@ -34,6 +34,8 @@ class TraceSettings(BaseSettings):
     confirmation_timeout_seconds: float = Field(default=600.0, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     max_fee_per_gas_gwei: float = Field(default=500.0, gt=0)
+    operator_gln: str = "6901234000009"
+    """GLN of the locker operator; lockers are SGLNs under it. Dev default: replace in prod."""
     public_rpc_url: str | None = None
     """RPC URL printed in trace reports for browsers (the node a consumer's phone can reach)."""
 

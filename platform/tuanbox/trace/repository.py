@@ -1,0 +1,106 @@
+"""SQL implementation of traceability's AnchorRepository port (each call is one transaction)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from traceability.anchoring import AnchorRecord, AnchorRepository, PendingLeaf, Window
+from tuanbox.trace.models import TraceEvent, TraceWindow, TraceWindowLeaf
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; the store only ever writes UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def window_of_row(session: Session, row: TraceWindow) -> Window:
+    """The domain window for a stored one, leaves in position order."""
+    members = session.execute(
+        select(TraceWindowLeaf.event_id, TraceEvent.leaf)
+        .join(TraceEvent, TraceEvent.id == TraceWindowLeaf.event_id)
+        .where(TraceWindowLeaf.window_id == row.id)
+        .order_by(TraceWindowLeaf.position)
+    ).all()
+    anchor = None
+    if row.anchored_at is not None and row.chain_id is not None and row.contract:
+        anchor = AnchorRecord(
+            chain_id=row.chain_id,
+            contract=row.contract,
+            tx_hash=row.tx_hash,
+            block_number=row.block_number,
+            block_time=int(row.block_time or 0),
+        )
+    return Window(
+        id=row.id,
+        created_at=_aware(row.created_at),
+        event_ids=tuple(m.event_id for m in members),
+        leaves=tuple(bytes(m.leaf) for m in members),
+        root=bytes.fromhex(row.root.removeprefix("0x")),
+        anchor=anchor,
+        attempts=row.attempts,
+        last_error=row.last_error,
+    )
+
+
+class SqlAnchorRepository(AnchorRepository):
+    """Windows and leaves in the platform database."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def pending(self, limit: int) -> list[PendingLeaf]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(TraceEvent.id, TraceEvent.leaf, TraceEvent.recorded_at)
+                .outerjoin(TraceWindowLeaf, TraceWindowLeaf.event_id == TraceEvent.id)
+                .where(TraceWindowLeaf.event_id.is_(None))
+                .order_by(TraceEvent.recorded_at, TraceEvent.id)
+                .limit(limit)
+            ).all()
+            return [PendingLeaf(r.id, bytes(r.leaf), _aware(r.recorded_at)) for r in rows]
+
+    def add_window(self, window: Window) -> None:
+        # The unique event_id of window leaves makes a racing second cutter fail, not double up.
+        with self.sessions() as session, session.begin():
+            session.add(
+                TraceWindow(
+                    id=window.id,
+                    created_at=window.created_at,
+                    root="0x" + window.root.hex(),
+                    size=window.size,
+                )
+            )
+            session.flush()
+            session.add_all(
+                TraceWindowLeaf(window_id=window.id, position=i, event_id=event_id)
+                for i, event_id in enumerate(window.event_ids)
+            )
+
+    def unanchored(self) -> list[Window]:
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(TraceWindow)
+                .where(TraceWindow.anchored_at.is_(None))
+                .order_by(TraceWindow.created_at)
+            ).all()
+            return [window_of_row(session, row) for row in rows]
+
+    def record_anchor(self, window_id: str, anchor: AnchorRecord) -> None:
+        with self.sessions() as session, session.begin():
+            row = session.get_one(TraceWindow, window_id)
+            row.chain_id = anchor.chain_id
+            row.contract = anchor.contract
+            row.tx_hash = anchor.tx_hash
+            row.block_number = anchor.block_number
+            row.block_time = anchor.block_time
+            row.anchored_at = datetime.now(UTC)
+            row.last_error = None
+
+    def record_failure(self, window_id: str, error: str) -> None:
+        with self.sessions() as session, session.begin():
+            row = session.get_one(TraceWindow, window_id)
+            row.attempts += 1
+            row.last_error = error[:500]
