@@ -12,6 +12,8 @@ import os
 import tty
 from pathlib import Path
 
+from firmware_sim.errors import SimError
+
 
 class PtyLink:
     """Owns one pty pair and the symlink ``link`` → slave device."""
@@ -30,6 +32,9 @@ class PtyLink:
         """Create a fresh pty and point the symlink at it (atomically, via rename)."""
         if self.is_open:
             return
+        # A stale symlink from a killed run is replaced; a real file or device never is.
+        if self.link.exists() and not self.link.is_symlink():
+            raise SimError(f"{self.link} exists and is not a symlink", code="LINK_EXISTS")
         master, slave = os.openpty()
         tty.setraw(slave)  # no echo, no line discipline: bytes pass through untouched
         os.set_blocking(master, False)

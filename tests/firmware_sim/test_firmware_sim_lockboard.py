@@ -291,3 +291,18 @@ def test_on_frame_hook_sees_every_request(tmp_path: Path) -> None:
         port.write(kerong.unlock_frame(0, 7) + b"\x00\x02junk" + kerong.status_frame(0))
         read_frames(port, 2)
     assert seen == [(kerong.CMD_UNLOCK, 0, 7), (kerong.CMD_STATUS, 0, 1)]
+
+
+def test_link_never_replaces_a_real_file(tmp_path: Path) -> None:
+    precious = tmp_path / "ttyUSB0"
+    precious.write_text("not ours")
+    with pytest.raises(SimError) as info:
+        LockBoardSim(precious).start()
+    assert info.value.code == "LINK_EXISTS"
+    assert precious.read_text() == "not ours"
+    stale = tmp_path / "stale"
+    stale.symlink_to("/dev/pts/does-not-exist")  # left behind by a kill -9
+    board = LockBoardSim(stale)
+    with board:
+        assert str(stale.resolve()).startswith("/dev/pts/")
+        assert stale.resolve().exists()
