@@ -1,0 +1,151 @@
+"""Flash-sale use cases: compensation when the DB step fails, lapsed orders, reconciliation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.platform.groupbuy.factories import make_shop, make_shoppers
+from tuanbox.audit.services import Actor
+from tuanbox.catalog.errors import InsufficientStockError
+from tuanbox.catalog.models import Sku
+from tuanbox.db.base import utcnow
+from tuanbox.flashsale import services
+from tuanbox.flashsale.counters import FlashCounters
+from tuanbox.flashsale.lua import Held
+from tuanbox.flashsale.models import FlashSale, Reservation
+from tuanbox.orders.services import transition
+
+
+@pytest.fixture
+def counters(redis_url: str) -> Iterator[FlashCounters]:
+    c = FlashCounters(redis.Redis.from_url(redis_url), prefix=f"t{uuid.uuid4().hex[:10]}")
+    yield c
+    c.close()
+
+
+def _sale(session: Session, *, stock: int, cap: int, limit: int = 1) -> FlashSale:
+    shop = make_shop(session, stock=stock)
+    now = utcnow()
+    return services.create_sale(
+        session,
+        merchant_id=shop.merchant_id,
+        actor_id=shop.staff_id,
+        spec=services.SaleSpec(
+            sku_id=shop.sku_id,
+            title="durian",
+            price_cents=990,
+            stock_cap=cap,
+            per_user_limit=limit,
+            starts_at=now - timedelta(minutes=1),
+            ends_at=now + timedelta(hours=1),
+        ),
+    )
+
+
+def _reserve(
+    session: Session, counters: FlashCounters, sale: FlashSale, user: str, key: str
+) -> services.Reserved:
+    return services.reserve(
+        session, counters, sale_id=sale.id, user_id=user, request_id=key, qty=1, now=utcnow()
+    )
+
+
+def test_db_failure_gives_the_redis_reservation_back(
+    db_session: Session, counters: FlashCounters
+) -> None:
+    # The cap says 5 but the SKU has only 2 units: the DB step fails for the third buyer.
+    sale = _sale(db_session, stock=2, cap=5)
+    users = make_shoppers(db_session, 4)
+    db_session.commit()
+    _reserve(db_session, counters, sale, users[0], "k0")
+    _reserve(db_session, counters, sale, users[1], "k1")
+    with pytest.raises(InsufficientStockError):
+        _reserve(db_session, counters, sale, users[2], "k2")
+    stock, per_user, held = counters.snapshot(sale.id)
+    assert stock == 3 and set(held) == {"k0", "k1"} and users[2] not in per_user
+    db_session.refresh(sale)
+    assert sale.remaining == 3
+
+
+def test_repeated_request_id_replays_and_limits_hold(
+    db_session: Session, counters: FlashCounters
+) -> None:
+    sale = _sale(db_session, stock=10, cap=10)
+    user = make_shoppers(db_session, 1)[0]
+    db_session.commit()
+    first = _reserve(db_session, counters, sale, user, "same")
+    again = _reserve(db_session, counters, sale, user, "same")
+    assert again.replayed and again.order_id == first.order_id
+    with pytest.raises(services.FlashLimitError):
+        _reserve(db_session, counters, sale, user, "other")
+
+
+def test_lapsed_order_returns_units_and_reconcile_puts_them_back_in_redis(
+    db_session: Session, counters: FlashCounters
+) -> None:
+    sale = _sale(db_session, stock=10, cap=2)
+    users = make_shoppers(db_session, 3)
+    db_session.commit()
+    got = _reserve(db_session, counters, sale, users[0], "a")
+    _reserve(db_session, counters, sale, users[1], "b")
+    with pytest.raises(services.SoldOutError):
+        _reserve(db_session, counters, sale, users[2], "c")
+    transition(
+        db_session, got.order_id, "expired", actor=Actor("system", "system"), reason="unpaid"
+    )
+    db_session.commit()
+    db_session.refresh(sale)
+    assert sale.remaining == 1
+    # Redis still holds "a" until reconciliation sees the released reservation.
+    drift = services.reconcile_sale(
+        db_session, counters, sale, redis_now=counters.server_time(), grace_s=0
+    )
+    assert drift.released_orphans == 1
+    stock, per_user, held = counters.snapshot(sale.id)
+    assert stock == 1 and set(held) == {"b"} and users[0] not in per_user
+    _reserve(db_session, counters, sale, users[2], "c")  # the freed unit sells again
+
+
+def test_reconcile_repairs_lost_and_drifted_counters(
+    db_session: Session, counters: FlashCounters
+) -> None:
+    sale = _sale(db_session, stock=10, cap=5)
+    users = make_shoppers(db_session, 2)
+    db_session.commit()
+    _reserve(db_session, counters, sale, users[0], "a")
+    # Redis restarted empty: the next reconciliation reloads it from the DB.
+    counters.forget(sale.id)
+    assert services.reconcile_sale(
+        db_session, counters, sale, redis_now=counters.server_time(), grace_s=30
+    ).reloaded
+    assert counters.snapshot(sale.id)[0] == 4
+    # Drift: someone bumped the counter, and an orphan (process died before the DB step).
+    keys = counters.keys(sale.id)
+    counters._client.set(keys[0], 99)
+    counters._client.hset(
+        keys[2], "ghost", Held(users[1], 1, counters.server_time() - 120).encode()
+    )
+    drift = services.reconcile_sale(
+        db_session, counters, sale, redis_now=counters.server_time(), grace_s=30
+    )
+    assert drift.reloaded and drift.released_orphans == 1
+    stock, per_user, held = counters.snapshot(sale.id)
+    assert stock == 4 and per_user == {users[0]: 1} and set(held) == {"a"}
+    # A young unknown request is in flight: reconciliation leaves it alone.
+    counters._client.hset(keys[2], "young", Held(users[1], 1, counters.server_time()).encode())
+    counters._client.decr(keys[0])
+    counters._client.hincrby(keys[1], users[1], 1)
+    drift = services.reconcile_sale(
+        db_session, counters, sale, redis_now=counters.server_time(), grace_s=30
+    )
+    assert not drift.reloaded and drift.released_orphans == 0
+    assert db_session.scalar(select(Reservation.request_id)) == "a"
+    sku = db_session.get(Sku, sale.sku_id)
+    assert sku is not None and sku.stock_reserved == 1
