@@ -51,9 +51,10 @@ def _insert(conn_or_session: Connection | Session, values: dict[str, Any]) -> bo
         ins(IdempotencyKey)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(IdempotencyKey.key)
     )
-    result = conn_or_session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: an ORM-enabled INSERT does not report a skipped conflict.
+    return conn_or_session.execute(stmt).first() is not None
 
 
 def _separate(session: Session) -> Connection | None:
