@@ -28,6 +28,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.groupbuy.pages",
     "tuanbox.flashsale.views",
     "tuanbox.presale.views",
+    "tuanbox.ops.views",
 )
 
 

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import create_database, drop_database
+from tests.platform.coldchain.fx import t0, telemetry
+
+__all__ = ["database_url", "t0", "telemetry"]
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,12 @@ forwarder, InfluxDB v1 sink), exactly as a locker would send them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,8 @@ from edge.agent import schema as edge_schema
 from edge.agent.store import Store
 from edge.agent.telemetry import InfluxV1Sink, TelemetryBuffer, TelemetryForwarder
 from firmware_sim.profiles import compressor_failure, steady
+from telemetry.influx import InfluxClient
+from telemetry.settings import TelemetrySettings
 from tests.platform.fulfilment.fx import (
     confirm,
     make_locker,
@@ -27,6 +30,7 @@ from tests.platform.fulfilment.fx import (
     make_sku,
     make_station,
 )
+from tuanbox.coldchain.services import ScanReport, scan
 from tuanbox.fulfilment import lifecycle
 from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder
@@ -133,3 +137,31 @@ def write_through_edge(
     forwarder.sink.close()
     assert forwarder.rejected == 0
     return sent
+
+
+def run_scans(
+    session: Session, telemetry: TelemetrySettings, t0: datetime, minutes: range
+) -> dict[int, ScanReport]:
+    """A scan every few minutes of scenario time, as beat would run it (each one committed)."""
+    reports = {}
+    with InfluxClient.from_settings(telemetry) as influx:
+        for minute in minutes:
+            reports[minute] = scan(session, influx, telemetry, now=t0 + timedelta(minutes=minute))
+            session.commit()
+    return reports
+
+
+@pytest.fixture
+def telemetry(influx_url: str) -> Iterator[TelemetrySettings]:
+    name = f"tuanbox_t_{uuid.uuid4().hex[:12]}"
+    settings = TelemetrySettings(_env_file=None, influx_url=influx_url, influx_database=name)
+    with InfluxClient.from_settings(settings) as client:
+        client.create_database()
+        yield settings
+        client.drop_database()
+
+
+@pytest.fixture
+def t0() -> datetime:
+    """Scenario start: four hours ago, on a whole minute."""
+    return (datetime.now(UTC) - timedelta(hours=4)).replace(second=0, microsecond=0)

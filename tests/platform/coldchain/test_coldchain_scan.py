@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,15 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import decode_command
-from telemetry.influx import InfluxClient
 from telemetry.settings import TelemetrySettings
-from tests.platform.coldchain.fx import Site, make_site, write_through_edge
+from tests.platform.coldchain.fx import Site, make_site, run_scans, write_through_edge
 from tuanbox.audit.models import AuditEntry
 from tuanbox.audit.services import Actor
 from tuanbox.coldchain import holds
 from tuanbox.coldchain.errors import HoldDecidedError
 from tuanbox.coldchain.models import Episode, QualityHold
-from tuanbox.coldchain.services import EXCURSION_KIND, SILENCE_KIND, ScanReport, scan
+from tuanbox.coldchain.services import EXCURSION_KIND, SILENCE_KIND
 from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.fulfilment.models import OpsAlert
 from tuanbox.lockers.models import Compartment
@@ -29,34 +26,6 @@ from tuanbox.payments.models import Refund
 from tuanbox.settings import Settings
 
 OPS = Actor(id="ops-1", role="ops")
-
-
-@pytest.fixture
-def telemetry(influx_url: str) -> Iterator[TelemetrySettings]:
-    name = f"tuanbox_t_{uuid.uuid4().hex[:12]}"
-    settings = TelemetrySettings(_env_file=None, influx_url=influx_url, influx_database=name)
-    with InfluxClient.from_settings(settings) as client:
-        client.create_database()
-        yield settings
-        client.drop_database()
-
-
-@pytest.fixture
-def t0() -> datetime:
-    """Scenario start: four hours ago, on a whole minute."""
-    return (datetime.now(UTC) - timedelta(hours=4)).replace(second=0, microsecond=0)
-
-
-def _run_scans(
-    session: Session, telemetry: TelemetrySettings, t0: datetime, minutes: range
-) -> dict[int, ScanReport]:
-    """A scan every 5 minutes of scenario time, as beat would run it (each one committed)."""
-    reports = {}
-    with InfluxClient.from_settings(telemetry) as influx:
-        for minute in minutes:
-            reports[minute] = scan(session, influx, telemetry, now=t0 + timedelta(minutes=minute))
-            session.commit()
-    return reports
 
 
 def _commands(session: Session, locker_id: str, kind: str) -> list[dict[str, object]]:
@@ -80,7 +49,7 @@ def test_compressor_failure_raises_one_excursion_holds_the_right_order_and_clear
                               t0, 180, silent_after={"0-2": 120})  # fmt: skip
     assert sent == 180 * 2 + 120
 
-    reports = _run_scans(db_session, telemetry, t0, range(5, 181, 5))
+    reports = run_scans(db_session, telemetry, t0, range(5, 181, 5))
 
     raised = {m: r.raised for m, r in reports.items() if r.raised}
     # 0-1 is above 8 °C from minute 51 (8.25 °C); 15 minutes later, at minute 66, the
@@ -147,7 +116,7 @@ def test_release_rearms_the_pickup_and_reject_refunds(
 ) -> None:
     site = make_site(db_session, settings)
     write_through_edge(tmp_path, influx_url, telemetry.influx_database, site.locker_id, t0, 80)
-    _run_scans(db_session, telemetry, t0, range(10, 81, 10))
+    run_scans(db_session, telemetry, t0, range(10, 81, 10))
     (hold,) = db_session.scalars(select(QualityHold)).all()
     assert (hold.order_id, hold.status, hold.previous_status) == (
         site.failing.id, "held", "ready_for_pickup")  # fmt: skip

@@ -1,0 +1,107 @@
+// Tuanbox ops: live updates over server-sent events, and the alert/hold actions. No framework.
+"use strict";
+
+(function () {
+  const $ = (sel, root) => (root || document).querySelectorAll(sel);
+  let alertsDigest = null;
+  let chartsRefreshedAt = Date.now();
+
+  function setText(sel, value) {
+    $(sel).forEach((el) => { el.textContent = value; });
+  }
+
+  function apply(snap) {
+    setText("#alert-count", snap.open_alerts ? String(snap.open_alerts) : "");
+    setText("[data-open-alerts]", String(snap.open_alerts));
+    const banner = document.getElementById("telemetry-banner");
+    if (banner) {
+      banner.hidden = !snap.telemetry_error;
+      banner.textContent = snap.telemetry_error || "";
+    }
+    for (const [id, l] of Object.entries(snap.lockers)) {
+      $(`[data-online="${CSS.escape(id)}"]`).forEach((el) => {
+        el.textContent = l.online ? "online" : "offline";
+        el.classList.toggle("ok", l.online);
+        el.classList.toggle("bad", !l.online);
+      });
+      if (l.outbox_depth !== null) setText(`[data-outbox="${CSS.escape(id)}"]`, String(l.outbox_depth));
+      setText(`[data-locker-alerts="${CSS.escape(id)}"]`, String(l.open_alerts));
+    }
+    for (const [key, c] of Object.entries(snap.temps)) {
+      setText(`[data-temp="${CSS.escape(key)}"]`, c.toFixed(1));
+    }
+    if (alertsDigest !== null && snap.alerts_digest !== alertsDigest) refreshAlerts();
+    alertsDigest = snap.alerts_digest;
+    // Charts are images: reload them at most once a minute while readings move.
+    if (Date.now() - chartsRefreshedAt > 60000) {
+      chartsRefreshedAt = Date.now();
+      $("img[data-chart]").forEach((img) => {
+        const url = new URL(img.src);
+        url.searchParams.set("_", String(Date.now()));
+        img.src = url.toString();
+      });
+    }
+  }
+
+  async function refreshAlerts() {
+    const box = document.querySelector('[data-live-alerts="true"]');
+    if (!box) return;
+    const response = await fetch("/ops/alerts/fragment", { credentials: "same-origin" });
+    if (response.ok) box.innerHTML = await response.text();
+  }
+
+  function connect() {
+    if (!window.EventSource || document.body.dataset.page === "login") return;
+    const live = document.getElementById("live");
+    const source = new EventSource("/ops/stream");
+    source.addEventListener("snapshot", (e) => apply(JSON.parse(e.data)));
+    source.onopen = () => live && live.classList.add("on");
+    source.onerror = () => live && live.classList.remove("on");
+  }
+
+  async function post(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      let detail = response.statusText;
+      try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+      alert(detail);
+      return false;
+    }
+    return true;
+  }
+
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const action = button.dataset.action;
+    let ok = false;
+    if (action === "acknowledge") {
+      ok = await post(`/ops/alerts/${button.dataset.alertId}/acknowledge`, {});
+    } else if (action === "resolve") {
+      const input = document.querySelector(`[data-note-for="${button.dataset.alertId}"]`);
+      const note = (input && input.value.trim()) || prompt("What was done?") || "";
+      if (!note) return;
+      ok = await post(`/ops/alerts/${button.dataset.alertId}/resolve`, { note });
+    } else if (action === "release" || action === "reject") {
+      const note = prompt(action === "release" ? "Why are the goods fine?" : "Why reject (the order is refunded)?") || "";
+      if (!note) return;
+      ok = await post(`/ops/holds/${button.dataset.holdId}/${action}`, { note });
+    }
+    if (ok) {
+      const box = document.querySelector("#alerts");
+      if (box) {
+        const response = await fetch(location.pathname + location.search, { credentials: "same-origin" });
+        const html = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = html.querySelector("#alerts");
+        if (fresh) box.innerHTML = fresh.innerHTML;
+      }
+    }
+  });
+
+  connect();
+})();
