@@ -165,12 +165,13 @@ class SerialDevice:
                 self._replug_at = None
                 self._pty.open()
                 log.info("%s replugged at %s", self.name, self._pty.pty_path)
+            # Physics first, so a reply computed in this turn reflects the present moment.
+            self.on_tick(now)
             if readable:
                 data = self._pty.read()
                 if data:
                     self.bytes_received += len(data)
                     self.on_data(data)
-            self.on_tick(now)
             while self._outbox and self._outbox[0][0] <= now:
                 _, _, data = heapq.heappop(self._outbox)
                 self.bytes_sent += self._pty.write(data)
