@@ -1,0 +1,59 @@
+"""`tuanbox trace` commands through Typer: verify's table and exit codes, anchor, report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import make_settings
+from tests.traceability.conftest import Anvil
+from traceability.settings import get_settings as get_trace_settings
+from tuanbox.db.migrate import upgrade
+from tuanbox.settings import get_settings
+from tuanbox.trace import demo
+from tuanbox.trace.cli import app
+
+
+@pytest.fixture
+def demo_db(anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    url = f"sqlite:///{tmp_path}/cli.sqlite3"
+    upgrade(url)
+    from traceability.settings import TraceSettings
+
+    demo.run(make_settings(database_url=url), TraceSettings(rpc_url=anvil.url), out_dir=tmp_path)
+    monkeypatch.setenv("TUANBOX_DATABASE_URL", url)
+    monkeypatch.setenv("TRACE_RPC_URL", anvil.url)
+    get_settings.cache_clear()
+    get_trace_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+    get_trace_settings.cache_clear()
+
+
+def test_verify_prints_table_and_exit_codes(anvil: Anvil, demo_db: Path) -> None:
+    runner = CliRunner()
+    good = runner.invoke(
+        app, ["verify", str(demo_db / "trace-demo-report.json"), "--rpc", anvil.url]
+    )
+    assert good.exit_code == 0, good.output
+    assert "SUBJECT" in good.output and "on-chain  PASS" in good.output
+    bad = runner.invoke(
+        app, ["verify", str(demo_db / "trace-demo-report-tampered.json"), "--rpc", anvil.url]
+    )
+    assert bad.exit_code == 1
+    assert "FAILED: event 4 (storing) hash: tampered event" in bad.output
+
+
+def test_report_export_and_anchor(demo_db: Path) -> None:
+    runner = CliRunner()
+    out = demo_db / "exported.json"
+    result = runner.invoke(app, ["report", demo.DEMO_GTIN, demo.DEMO_LOT, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["lot"] == demo.DEMO_LOT
+    result = runner.invoke(app, ["anchor"])
+    assert result.exit_code == 1  # no TRACE_SIGNER_KEY configured: refused, nothing anchored
+    assert "FAILED: signer_not_configured" in result.output
