@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -185,6 +186,8 @@ def qr(private_key: Any, locker_id: str, compartment: str, order: str, token_id:
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
 allow_anonymous true
+# Run as whoever started the test, so the data under tmp_path stays writable.
+user {user}
 persistence true
 persistence_location {root}/
 autosave_interval 1
@@ -200,7 +203,9 @@ class OwnMosquitto:
         self.port = free_port()
         root.mkdir(parents=True, exist_ok=True)
         self.conf = root / "mosquitto.conf"
-        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port, root=root))
+        self.conf.write_text(
+            MOSQUITTO_CONF.format(port=self.port, root=root, user=getpass.getuser())
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

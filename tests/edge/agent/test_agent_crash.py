@@ -25,7 +25,7 @@ def _write_config(tmp_path: Path, broker: tuple[str, int], bus: Path, scanner: P
     config.write_text(
         f"""
 locker_id = "crash-{uuid.uuid4().hex[:10]}"
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 log_format = "console"
 
 [mqtt]
@@ -93,6 +93,7 @@ def test_kill_9_mid_events_then_restart_delivers_every_seq(
             lambda: [s for s in platform.statuses if s.state == "online"], 20, "agent online"
         )
         first_boot = online[0].boot_id
+        wait_until(lambda: lockbus.frames_received > 0, 20, "the agent polling the bus")
         feeder.start()
         wait_until(lambda: len(platform.events) >= 40, 20, "events before the kill")
         agent.send_signal(signal.SIGKILL)

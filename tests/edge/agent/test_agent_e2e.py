@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.agent.main import EdgeRuntime
+from edge.agent.scanner import SerialScanner
 from edge.protocol.token import public_key_to_b64
 from firmware_sim.lockboard import LockBoardSim
 from firmware_sim.scanner import ScannerSim
@@ -35,6 +36,8 @@ def locker(
     runtime = EdgeRuntime(settings).start()
     wait_until(lambda: runtime.link.connected, what="agent connected")
     wait_until(lambda: runtime.agent.doors.views, what="first door poll")
+    assert isinstance(runtime.scanner, SerialScanner)
+    wait_until(runtime.scanner.connected.is_set, what="scanner port open")
     yield runtime, platform
     runtime.stop()
     platform.close()
