@@ -251,11 +251,14 @@ def excursion(
     when: datetime,
     locker_gln: str,
     compartment: str,
-    celsius: float,
+    celsius: float | None,
     since: datetime,
     rule: str,
 ) -> EPCISEvent:
-    """A cold-chain excursion: the batch goes on quality hold."""
+    """A cold-chain excursion: the batch goes on quality hold (peak °C when known)."""
+    reading: dict[str, Any] = {"type": "Temperature", "exception": "ALARM_CONDITION", "uom": "CEL"}
+    if celsius is not None:
+        reading["value"] = celsius
     return parse_event(
         {
             **_base(when, "ObjectEvent"),
@@ -271,14 +274,7 @@ def excursion(
                         "endTime": when.isoformat(),
                         "bizRules": TUANBOX_RULES + rule,
                     },
-                    "sensorReport": [
-                        {
-                            "type": "Temperature",
-                            "exception": "ALARM_CONDITION",
-                            "value": celsius,
-                            "uom": "CEL",
-                        }
-                    ],
+                    "sensorReport": [reading],
                 }
             ],
         }

@@ -14,7 +14,7 @@ from tests.traceability.conftest import Anvil, anvil, settings_for  # noqa: F401
 from traceability.chain import ChainClient
 from traceability.settings import TraceSettings
 from tuanbox.accounts.models import Role, User
-from tuanbox.catalog.models import Lot, Merchant
+from tuanbox.catalog.models import Lot, Merchant, Product
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +45,7 @@ class Shop:
     merchant: Merchant
     staff: User
     lot: Lot
+    product: Product
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def shop(db_session: Session) -> Shop:
     db_session.add(lot)
     db_session.flush()
     staff = make_user(db_session, Role.MERCHANT_STAFF, merchant.id)
-    return Shop(merchant, staff, lot)
+    return Shop(merchant, staff, lot, product)
 
 
 @pytest.fixture
