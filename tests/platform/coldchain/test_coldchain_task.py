@@ -1,0 +1,64 @@
+"""The Celery task as beat runs it: registered, scheduled, and idempotent across runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from telemetry.influx import InfluxClient
+from telemetry.schema import cold_chain_point
+from telemetry.settings import TelemetrySettings
+from tests.conftest import make_settings
+from tests.platform.coldchain.fx import make_site
+from tuanbox.coldchain.models import Episode
+from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.fulfilment.models import OpsAlert
+from tuanbox.worker.app import BEAT_SCHEDULE, TASK_MODULES, create_celery
+
+
+def test_scan_task_is_registered_and_scheduled_every_minute() -> None:
+    assert "tuanbox.coldchain.tasks" in TASK_MODULES
+    assert BEAT_SCHEDULE["coldchain.scan"] == {"task": "coldchain.scan", "schedule": 60.0}
+
+
+def test_scan_task_raises_once_over_runs(
+    fresh_database: Callable[[], str], telemetry: TelemetrySettings, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url=fresh_database())
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        site = make_site(session, settings)
+        session.commit()
+    # The last 20 minutes of chilled 0-1: 3 °C, then 13 °C (above the 12 °C hard limit).
+    now = datetime.now(UTC).replace(microsecond=0)
+    points = [
+        cold_chain_point(locker=site.locker_id, compartment="0-1", zone="chilled",
+                         sensor="28-1", celsius=3.0 if m < 17 else 13.0,
+                         at=now - timedelta(minutes=20 - m))
+        for m in range(20)
+    ]  # fmt: skip
+    with InfluxClient.from_settings(telemetry) as influx:
+        influx.write(points, precision="s")
+
+    import tuanbox.coldchain.tasks  # noqa: F401 - registers the shared task
+
+    app = create_celery(settings)
+    app.conf.telemetry_settings = telemetry
+    task = app.tasks["coldchain.scan"]
+    first = task.apply().get()
+    assert first["raised"] != []
+    assert first["held_orders"] == [site.failing.id]
+    second = task.apply().get()
+    assert second["raised"] == []
+    assert second["compartments"] == 1
+
+    with make_session_factory(engine)() as session:
+        (episode,) = session.scalars(select(Episode)).all()
+        assert episode.rule == "hard_limit"
+        assert episode.raised_at == now - timedelta(minutes=3)
+        kinds = session.scalars(select(OpsAlert.kind)).all()
+        assert kinds == ["cold_chain_excursion"]
+    engine.dispose()
