@@ -1,0 +1,112 @@
+"""The consumer trace page in headless Chromium: WebCrypto folds the proofs, eth_call checks
+the root on our own anvil; a tampered proof is caught in the browser."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import uvicorn
+from playwright.sync_api import Page, Route, expect, sync_playwright
+
+from tests.conftest import make_settings
+from tests.platform.factories import make_merchant, make_product
+from tests.traceability import factories as tf
+from traceability.settings import TraceSettings
+from tuanbox.api.app import create_app
+from tuanbox.catalog.models import Lot
+from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.settings import Settings
+from tuanbox.trace.services import record_event, run_anchoring
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_api(settings: Settings, trace: TraceSettings) -> Iterator[str]:
+    from tuanbox.trace.views import router
+
+    engine = make_engine(settings.database_url)
+    app = create_app(settings, engine=engine)
+    app.state.trace_settings = trace
+    app.include_router(router)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=3
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)  # polling for readiness with a deadline
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        engine.dispose()
+
+
+@pytest.mark.browser
+def test_phone_verifies_proofs_and_root_in_the_browser(
+    fresh_database: Callable[[], str], trace_settings: TraceSettings
+) -> None:
+    settings = make_settings(database_url=fresh_database())
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    with sessions() as session, session.begin():
+        merchant = make_merchant(session, name="Fenghua Honey Peach Cooperative")
+        product = make_product(session, merchant, gtin=tf.GTIN)
+        session.add(Lot(product_id=product.id, gtin=tf.GTIN, lot_code=tf.LOT))
+        session.flush()
+        for event in tf.journey_events():
+            record_event(session, event, merchant_id=merchant.id)
+    run_anchoring(sessions, trace_settings.model_copy(update={"window_seconds": 0.001}))
+    engine.dispose()
+    path = f"/01/{tf.GTIN}/10/{tf.LOT}"
+
+    with live_api(settings, trace_settings) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page: Page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            page.goto(base + path)
+            expect(page.locator("header h1")).to_contain_text("Peaches")
+            expect(page.locator("ol.timeline li")).to_have_count(5)
+            page.get_by_role("button", name="验证 Verify now").click()
+            checks = page.locator("#checks li")
+            expect(checks.filter(has_text="anchored on chain 31337")).to_have_count(1)
+            expect(checks.filter(has_text="proof folds to root")).to_have_count(5)
+            expect(checks.filter(has_text="❌")).to_have_count(0)
+
+            # The same page with one proof sibling flipped: the browser must say so.
+            def tamper(route: Route) -> None:
+                response = route.fetch()
+                body = response.text()
+                marker = '"siblings": ["0x'
+                at = body.index(marker) + len(marker)
+                flipped = "0" if body[at] != "0" else "1"
+                route.fulfill(response=response, body=body[:at] + flipped + body[at + 1 :])
+
+            tampered = browser.new_page()
+            tampered.route(base + path, tamper)
+            tampered.goto(base + path)
+            tampered.get_by_role("button", name="验证 Verify now").click()
+            bad = tampered.locator("#checks li").filter(has_text="❌")
+            expect(bad).to_have_count(1)
+            expect(bad).to_contain_text("event 1: wrong proof")
+        finally:
+            browser.close()
