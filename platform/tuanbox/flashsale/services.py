@@ -10,6 +10,7 @@ DB does not have. The DB is the record; `reconcile` repairs Redis from it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -109,6 +110,41 @@ class Reserved:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class SaleTerms:
+    """What the hot path needs to know about a sale, without reading the DB each time."""
+
+    id: str
+    per_user_limit: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+class TermsCache:
+    """Per-process cache of sale terms for a few seconds (terms never change after creation).
+
+    Sold-out and over-limit answers then touch only Redis; only admitted buyers reach the DB.
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self._ttl = ttl_s
+        self._entries: dict[str, tuple[float, SaleTerms]] = {}
+
+    def get(self, session: Session, sale_id: str) -> SaleTerms:
+        hit = self._entries.get(sale_id)
+        clock = time.monotonic()
+        if hit is not None and hit[0] > clock:
+            return hit[1]
+        sale = get_sale(session, sale_id)
+        terms = SaleTerms(
+            sale.id, sale.per_user_limit, as_utc(sale.starts_at), as_utc(sale.ends_at)
+        )
+        if len(self._entries) > 1000:
+            self._entries.clear()  # bounded: a handful of sales run at once
+        self._entries[sale_id] = (clock + self._ttl, terms)
+        return terms
+
+
 def reserve(
     session: Session,
     counters: FlashCounters,
@@ -118,10 +154,11 @@ def reserve(
     request_id: str,
     qty: int,
     now: datetime,
+    terms_cache: TermsCache | None = None,
 ) -> Reserved:
     """`ReserveItem`: commits its own transaction, because compensation straddles Redis."""
-    sale = get_sale(session, sale_id)
-    if not as_utc(sale.starts_at) <= now < as_utc(sale.ends_at):
+    sale = (terms_cache or TermsCache(ttl_s=0)).get(session, sale_id)
+    if not sale.starts_at <= now < sale.ends_at:
         raise SaleNotActiveError("this flash sale is not running now")
     if not 1 <= qty <= sale.per_user_limit:
         raise FlashLimitError(f"between 1 and {sale.per_user_limit} units per shopper")
@@ -129,7 +166,7 @@ def reserve(
         sale.id, user_id=user_id, request_id=request_id, qty=qty, per_user_limit=sale.per_user_limit
     )
     if result.status is ReserveStatus.NOT_LOADED:
-        load_counters(session, counters, sale)
+        load_counters(session, counters, get_sale(session, sale.id))
         result = counters.reserve(
             sale.id,
             user_id=user_id,
@@ -138,7 +175,7 @@ def reserve(
             per_user_limit=sale.per_user_limit,
         )
     if result.status is ReserveStatus.DUPLICATE:
-        return _replay(session, sale, user_id, request_id)
+        return _replay(session, get_sale(session, sale.id), user_id, request_id)
     if result.status is ReserveStatus.SOLD_OUT:
         raise SoldOutError("sold out")
     if result.status is ReserveStatus.USER_LIMIT:
@@ -146,7 +183,9 @@ def reserve(
     if result.status is not ReserveStatus.RESERVED:
         raise SoldOutError(f"counters not ready ({result.status.name})")
     try:
-        reserved = _record(session, sale, user_id=user_id, request_id=request_id, qty=qty)
+        reserved = _record(
+            session, get_sale(session, sale.id), user_id=user_id, request_id=request_id, qty=qty
+        )
         session.commit()
     except (SQLAlchemyError, TuanboxError):
         session.rollback()
@@ -160,15 +199,6 @@ def _record(
 ) -> Reserved:
     from tuanbox.orders.services import create_order
 
-    row = session.execute(
-        update(FlashSale)
-        .where(FlashSale.id == sale.id, FlashSale.remaining >= qty)
-        .values(remaining=FlashSale.remaining - qty)
-        .returning(FlashSale.remaining),
-        execution_options={"synchronize_session": False},
-    ).one_or_none()
-    if row is None:
-        raise SoldOutError("sold out")
     session.execute(
         insert_for(session)(UserTotal)
         .values(sale_id=sale.id, user_id=user_id, qty=0)
@@ -200,6 +230,16 @@ def _record(
     )
     session.add(reservation)
     session.flush()
+    # The record's guard, last: the sale row (the hottest lock) is held only until commit.
+    row = session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale.id, FlashSale.remaining >= qty)
+        .values(remaining=FlashSale.remaining - qty)
+        .returning(FlashSale.remaining),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if row is None:
+        raise SoldOutError("sold out")
     return Reserved(reservation.id, order.id, qty, int(row[0]), replayed=False)
 
 

@@ -95,6 +95,14 @@ def counters_for(request: Request) -> FlashCounters:
     return counters
 
 
+def terms_for(request: Request) -> services.TermsCache:
+    cache: services.TermsCache | None = getattr(request.app.state, "flash_terms", None)
+    if cache is None:
+        cache = services.TermsCache()
+        request.app.state.flash_terms = cache
+    return cache
+
+
 def flash_rate_limit(request: Request, user: Shopper, settings: SettingsDep) -> None:
     """Per-IP and per-user windows from settings; 429 with Retry-After when exceeded."""
     limiter = limiter_for(request)
@@ -150,5 +158,6 @@ def reserve(
         request_id=idempotency_key,
         qty=body.qty,
         now=utcnow(),
+        terms_cache=terms_for(request),
     )
     return ReservationOut(**vars(result))
