@@ -5,6 +5,7 @@ Every engineer's tests use these; add factories for your own models here or besi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from pathlib import Path
@@ -28,6 +29,12 @@ _seq = itertools.count(1)
 STAFF_PASSWORD = "correct horse battery staple"
 
 
+@functools.cache
+def _staff_hash() -> str:
+    # argon2 is deliberately slow; one hash serves every staff user of the run.
+    return hash_password(STAFF_PASSWORD)
+
+
 def unique(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -45,7 +52,7 @@ def make_user(
     user = User(role=role, merchant_id=merchant_id, display_name=f"{role} {next(_seq)}")
     if role != Role.SHOPPER:
         user.login = login or unique(f"{role}-")
-        user.password_hash = hash_password(STAFF_PASSWORD)
+        user.password_hash = _staff_hash()
     if phone is not None:
         assert settings is not None, "encrypting a phone needs settings"
         cipher = PiiCipher(settings)
