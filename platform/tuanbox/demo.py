@@ -42,11 +42,25 @@ def _readiness(settings: Settings) -> str:
     return "ready: " + ", ".join(f"{r.name} {r.latency_ms} ms" for r in results)
 
 
+def _group_buy(settings: Settings) -> str:
+    from tuanbox.groupbuy.demo import tiered_group
+
+    return tiered_group(settings)
+
+
+def _flash_sale(settings: Settings) -> str:
+    from tuanbox.flashsale.demo import flash_sale
+
+    return flash_sale(settings)
+
+
 # Every capability that lands appends its steps here, so the demo always shows the whole flow.
 STEPS: list[tuple[str, Step]] = [
     ("services up", _services),
     ("database migrated", _migrate),
     ("readiness", _readiness),
+    ("tiered group-buy: 5 shoppers pay via SimPay, tier price at close, refunds", _group_buy),
+    ("flash sale: Redis admits, the DB records, no oversell", _flash_sale),
 ]
 
 
