@@ -83,3 +83,33 @@ def test_every_module_starts_with_a_docstring() -> None:
 
 def test_python_is_recent_enough() -> None:
     assert sys.version_info >= (3, 11)
+
+
+@pytest.mark.slow
+def test_pip_resolves_the_edge_extra_without_platform_packages(tmp_path: Path) -> None:
+    """What a Raspberry Pi would really install: pip's resolver, not just our declarations."""
+    import json
+    import subprocess
+
+    report = tmp_path / "report.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            f"{ROOT}[edge]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+    assert {"paho-mqtt", "pyserial", "pydantic"} <= names
+    assert not names & (PLATFORM_ONLY | {"starlette", "redis", "eth-account", "vyper"})
