@@ -54,11 +54,18 @@ def _flash_sale(settings: Settings) -> str:
     return flash_sale(settings)
 
 
+def _commerce(settings: Settings) -> str:
+    from tuanbox.payments.demo import buy_pay_refund
+
+    return buy_pay_refund(settings)
+
+
 # Every capability that lands appends its steps here, so the demo always shows the whole flow.
 STEPS: list[tuple[str, Step]] = [
     ("services up", _services),
     ("database migrated", _migrate),
     ("readiness", _readiness),
+    ("orders and payments: SimPay webhook twice, a late payment, refunds", _commerce),
     ("tiered group-buy: 5 shoppers pay via SimPay, tier price at close, refunds", _group_buy),
     ("flash sale: Redis admits, the DB records, no oversell", _flash_sale),
 ]
