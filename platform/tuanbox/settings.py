@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     command_ack_timeout_s: float = Field(default=10.0, gt=0)
     command_retry_max_s: float = Field(default=300.0, gt=0)
     bridge_share_group: str = "bridge"
+    # Mosquitto 2.0 does not restore shared subscriptions after a broker restart, so locker
+    # messages sent before any bridge re-subscribes would be lost. A durable bridge holds
+    # plain persistent subscriptions instead (the broker keeps them and queues for it);
+    # run one durable bridge and any number of shared-only ones (`tuanbox bridge --shared`).
+    bridge_durable: bool = True
     bridge_batch: int = Field(default=100, gt=0, le=10000)
     locker_offline_after_s: int = Field(default=180, gt=0)
 

@@ -2,9 +2,14 @@
 
 Inbound (ack, evt, state, status) arrives on MQTT shared subscriptions
 (``$share/<group>/tuanbox/v1/lockers/+/<kind>``), so several bridges split the traffic and
-each message reaches one of them. Messages are acknowledged to the broker (manual PUBACK)
-only after their DB transaction commits; a crash in between means redelivery, which is
-harmless because applying is idempotent (events by a UNIQUE (locker, seq)).
+each message reaches one of them. Mosquitto 2.0 forgets shared subscriptions when it
+restarts, so a *durable* bridge (the default; run exactly one) subscribes with plain
+persistent subscriptions instead, which the broker restores and queues for: nothing a
+locker sends while the other bridges re-subscribe is lost, and the DB's idempotent apply
+absorbs the copies the durable and the shared bridges both receive. Messages are
+acknowledged to the broker (manual PUBACK) only after their DB transaction commits; a crash
+in between means redelivery, which is harmless because applying is idempotent (events by a
+UNIQUE (locker, seq)).
 
 Outbound, every bridge claims due outbox rows with ``FOR UPDATE SKIP LOCKED``, commits the
 claim, then publishes at QoS 1; unacked commands come due again with backoff until they
@@ -27,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol.envelopes import decode_ack, decode_event, decode_state, decode_status
 from edge.protocol.errors import ProtocolError
-from edge.protocol.topics import parse_topic, shared_subscription, topic
+from edge.protocol.topics import parse_topic, shared_subscription, subscription, topic
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import session_scope
 from tuanbox.dispatch import outbox
@@ -63,12 +68,14 @@ class Bridge:
         client_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         poll_s: float = 0.05,
+        durable: bool | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.ctx = ctx
         self.clock = clock
         self.poll_s = poll_s
+        self.durable = settings.bridge_durable if durable is None else durable
         self.client_id = client_id or f"tuanbox-bridge-{socket.gethostname()}"
         self.stats = BridgeStats()
         self.connected = threading.Event()
@@ -161,8 +168,12 @@ class Bridge:
         if reason_code.is_failure:
             log.error("broker refused the bridge", extra={"reason": str(reason_code)})
             return
-        group = self.settings.bridge_share_group
-        client.subscribe([(shared_subscription(kind, group), 1) for kind in INBOUND_KINDS])  # type: ignore[arg-type]
+        if self.durable:
+            filters = [subscription(kind) for kind in INBOUND_KINDS]
+        else:
+            group = self.settings.bridge_share_group
+            filters = [shared_subscription(kind, group) for kind in INBOUND_KINDS]  # type: ignore[arg-type]
+        client.subscribe([(f, 1) for f in filters])
         self.stats.connects += 1
         log.info("bridge connected", extra={"client_id": self.client_id})
 
@@ -227,6 +238,7 @@ class Bridge:
                 command = outbox.record_ack(session, decode_ack(payload), locker_id=locker_id)
                 if command is not None:
                     inbound.command_settled(session, command)
+                inbound.locker_heard(session, locker_id, now=now)
             elif kind == "state":
                 snapshot = decode_state(payload)
                 if snapshot.locker_id != locker_id:

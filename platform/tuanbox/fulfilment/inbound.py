@@ -36,6 +36,21 @@ ALERT_EVENTS = {
 }
 
 
+def heard_from(session: Session, locker: Locker, *, now: datetime) -> None:
+    """Any message proves the locker is up: a late will of this same boot, queued at the
+    broker across a restart, may have marked it offline after it had already come back."""
+    locker.last_seen_at = now
+    if not locker.online:
+        locker.online = True
+        outbox.reschedule_locker(session, locker.id, now=now)
+
+
+def locker_heard(session: Session, locker_id: str, *, now: datetime) -> None:
+    locker = session.get(Locker, locker_id, with_for_update=True)
+    if locker is not None:
+        heard_from(session, locker, now=now)
+
+
 def _mark_applied(session: Session, event: Event) -> bool:
     """Insert (locker, seq) unless present; True if this call inserted it.
 
@@ -85,7 +100,7 @@ def apply_event(
     if not _mark_applied(session, event):
         return "duplicate"
     locker.last_event_seq = max(locker.last_event_seq, event.seq)
-    locker.last_seen_at = now
+    heard_from(session, locker, now=now)
     comp, booking = _booking_for(session, locker.id, event)
     if event.type == "door_opened" and comp is not None:
         comp.wear_count += 1  # wear is door cycles; the allocator prefers the least worn
@@ -121,7 +136,7 @@ def apply_state(session: Session, snapshot: StateSnapshot, *, now: datetime) -> 
     locker = session.get(Locker, snapshot.locker_id, with_for_update=True)
     if locker is None:
         return 0
-    locker.last_seen_at = now
+    heard_from(session, locker, now=now)
     flagged = 0
     for reported in snapshot.compartments:
         comp = compartment_by_label(session, locker.id, reported.compartment)

@@ -61,6 +61,9 @@ class PrivateBroker:
         (directory / "data").mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # Started as root, mosquitto would switch to its own user, who cannot read the
+            # test's private temporary directory; as a normal user this line is ignored.
+            "user root\n"
             "persistence true\n"
             f"persistence_location {directory / 'data'}/\n"
             f"log_dest file {self.log}\n"
@@ -120,7 +123,7 @@ class ProtocolLocker:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"locker-{locker_id}-{uuid.uuid4().hex[:6]}",
-            clean_session=True,
+            clean_session=False,  # like the agent: the broker queues commands while away
         )
         if username:
             self.client.username_pw_set(username, password)
@@ -136,19 +139,12 @@ class ProtocolLocker:
             Status(state=state, boot_id=self.boot_id, at=datetime.now(UTC), agent_version="sim-1")  # type: ignore[arg-type]
         )
 
-    def connect(self, *, announce: bool = True) -> ProtocolLocker:
+    def connect(self) -> ProtocolLocker:
         self.ready.clear()
         self.client.connect("127.0.0.1", self.port, keepalive=10)
         self.client.loop_start()
         wait_for(self.ready.is_set, 10, f"locker {self.locker_id} subscribed")
-        if announce:
-            self.announce()
         return self
-
-    def announce(self) -> None:
-        self.client.publish(
-            topic(self.locker_id, "status"), self._status("online"), qos=1, retain=True
-        ).wait_for_publish(5)
 
     def go_offline(self) -> None:
         """A clean goodbye (the will covers the unclean one)."""
@@ -163,7 +159,9 @@ class ProtocolLocker:
         self.client.loop_stop()
 
     def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        # Like the agent: on every (re)connect, listen for commands and say we are online.
         client.subscribe(topic(self.locker_id, "cmd"), qos=1)
+        client.publish(topic(self.locker_id, "status"), self._status("online"), qos=1, retain=True)
 
     def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         command = decode_command(msg.payload)

@@ -32,7 +32,7 @@ def test_two_bridges_apply_each_event_once(
         locker, _ = make_locker(session, make_station(session).id, [CompartmentSpec(0, 1, "S")])
         locker_id = locker.id
         session.commit()
-    one, two = bridges(p), bridges(p)
+    one, two = bridges(p, durable=False), bridges(p, durable=False)
     wait_for(lambda: one.connected.is_set() and two.connected.is_set(), what="bridges up")
     locker = ProtocolLocker(locker_id, mqtt_broker[1]).connect()
     try:
