@@ -20,6 +20,7 @@ from firmware_sim.lockboard import LockBoardSim
 from firmware_sim.scanner import ScannerSim
 from firmware_sim.scenario import load_scenario
 from firmware_sim.sensors import SensorsSim
+from firmware_sim.settings import SimSettings
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -30,19 +31,30 @@ def _polarity(value: str) -> int:
     return int(value[-1])
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m firmware_sim", description=__doc__)
+def _build_parser(env: SimSettings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m firmware_sim",
+        description=__doc__,
+        epilog="Defaults come from SIM_* environment variables (see README); flags win.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     board = sub.add_parser("lockboard", help="Kerong KR-CU16 boards on a pty")
     board.add_argument("--link", required=True, help="symlink path to create for the pty")
-    board.add_argument("--boards", type=int, default=1, help="boards on the bus (1-16)")
-    board.add_argument("--locks", type=int, default=16, help="locks per board (1-16)")
+    board.add_argument("--boards", type=int, default=env.boards, help="boards on the bus (1-16)")
+    board.add_argument("--locks", type=int, default=env.locks, help="locks per board (1-16)")
     board.add_argument(
-        "--polarity", type=_polarity, default=1, help="hook bit meaning closed: closed=1|closed=0"
+        "--polarity",
+        type=_polarity,
+        default=_polarity(env.polarity),
+        help="hook bit meaning closed: closed=1|closed=0",
     )
-    board.add_argument("--door-open-delay", type=float, default=0.3, help="seconds to swing open")
-    board.add_argument("--auto-close", type=float, default=None, help="close doors after s")
+    board.add_argument(
+        "--door-open-delay", type=float, default=env.door_open_delay, help="seconds to swing open"
+    )
+    board.add_argument(
+        "--auto-close", type=float, default=env.auto_close, help="close doors after s"
+    )
     board.add_argument("--seed", type=int, default=None, help="seed for garbage bytes")
     board.add_argument("--control", help="UNIX socket path for the control API")
 
@@ -50,22 +62,29 @@ def _build_parser() -> argparse.ArgumentParser:
     sensors.add_argument("--w1-dir", required=True, help="directory to hold 28-*/w1_slave")
     sensors.add_argument("--modbus-link", required=True, help="symlink path for the Modbus pty")
     sensors.add_argument("--scenario", required=True, help="scenario .yaml/.yml/.json")
-    sensors.add_argument("--interval", type=float, default=1.0, help="w1 rewrite period, s")
+    sensors.add_argument(
+        "--interval", type=float, default=env.sensor_interval, help="w1 rewrite period, s"
+    )
     sensors.add_argument("--control", help="UNIX socket path for the control API")
 
     scanner = sub.add_parser("scanner", help="a QR scanner emitting lines from stdin/control")
     scanner.add_argument("--link", required=True, help="symlink path to create for the pty")
     scanner.add_argument("--control", help="UNIX socket path for the control API")
-    scanner.add_argument("--suffix", choices=["crlf", "cr", "lf"], default="crlf")
+    scanner.add_argument("--suffix", choices=["crlf", "cr", "lf"], default=env.scanner_suffix)
 
     locker = sub.add_parser("locker", help="lock board + sensors + scanner of one locker")
     locker.add_argument("--dir", required=True, help="links, w1 tree and sockets go here")
     locker.add_argument("--scenario", help="sensors scenario (default: the shipped steady.yaml)")
-    locker.add_argument("--boards", type=int, default=1, help="boards on the bus (1-16)")
+    locker.add_argument("--boards", type=int, default=env.boards, help="boards on the bus (1-16)")
     locker.add_argument(
-        "--polarity", type=_polarity, default=1, help="hook bit meaning closed: closed=1|closed=0"
+        "--polarity",
+        type=_polarity,
+        default=_polarity(env.polarity),
+        help="hook bit meaning closed: closed=1|closed=0",
     )
-    locker.add_argument("--door-open-delay", type=float, default=0.3, help="seconds to swing open")
+    locker.add_argument(
+        "--door-open-delay", type=float, default=env.door_open_delay, help="seconds to swing open"
+    )
 
     ctl = sub.add_parser("ctl", help="send one request to a running simulator")
     ctl.add_argument("--control", required=True, help="the simulator's control socket")
@@ -194,7 +213,7 @@ def _locker(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    args = _build_parser(SimSettings()).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         if args.command == "ctl":
