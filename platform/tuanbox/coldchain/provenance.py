@@ -1,11 +1,11 @@
 """The port through which an excursion becomes a sensor event in each affected batch's history.
 
-The platform's trace store (``tuanbox.trace``, owned by the traceability engineer) is not in
-the tree yet; until it is, :class:`EpisodeProvenance` keeps the event description on the
-episode row (``coldchain_episodes.provenance``) with everything the EPCIS builder
-``traceability.journey.excursion`` needs (lot, compartment, rule, interval, peak), so the
-trace store can import them later without loss. TODO(trace): add a sink that calls the trace
-store and make it the default in ``tuanbox.coldchain.tasks``.
+The scan calls ``ProvenanceSink.excursion`` for the orders an episode put on hold and keeps
+what it returns on the episode (``coldchain_episodes.provenance``). The Celery task uses the
+trace store's ``tuanbox.trace.provenance.TraceProvenance`` (an EPCIS ``sensor_reporting``
+event per affected lot, anchored with the rest); :class:`EpisodeProvenance` is the fallback
+for callers without a trace store: it returns the description of the event (lot,
+compartment, rule, interval, peak) so nothing is lost.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def lots_of(session: Session, order_ids: Sequence[str]) -> dict[str, list[tuple[
 
 
 class EpisodeProvenance:
-    """Keeps the sensor event on the episode until the trace store takes it over."""
+    """Describes the sensor event per order; the scan keeps it on the episode."""
 
     def excursion(
         self, session: Session, episode: Episode, order_ids: Sequence[str]
@@ -69,5 +69,4 @@ class EpisodeProvenance:
             }
             for order_id in order_ids
         ]
-        episode.provenance = [*episode.provenance, *records]
         return records

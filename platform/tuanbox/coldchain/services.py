@@ -163,7 +163,8 @@ def _handle(
         )
         episode.alert_id = alert.id
         if held:
-            sink.excursion(session, episode, episode.order_ids)
+            episode.provenance = [*episode.provenance,
+                                  *sink.excursion(session, episode, episode.order_ids)]  # fmt: skip
         report.raised.append(episode.id)
         report.held_orders += episode.order_ids
         log.warning("cold-chain excursion #%s raised: %s (%s)", episode.id, where, event.rule)

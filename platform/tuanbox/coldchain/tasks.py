@@ -26,18 +26,22 @@ def scan_task(self: Any) -> dict[str, Any]:
     """Run one excursion scan and commit it; returns a small report for the result backend."""
     from telemetry.influx import InfluxClient
     from telemetry.settings import TelemetrySettings
+    from traceability.settings import TraceSettings
     from tuanbox.coldchain.services import scan
     from tuanbox.db.base import utcnow
     from tuanbox.db.engine import session_scope
+    from tuanbox.trace.provenance import TraceProvenance
 
     settings = self.app.conf.tuanbox_settings
     telemetry = getattr(self.app.conf, "telemetry_settings", None) or TelemetrySettings()
+    trace = getattr(self.app.conf, "trace_settings", None) or TraceSettings()
     ttl = float(settings.command_ttl_s)
     with (
         InfluxClient.from_settings(telemetry) as influx,
         session_scope(session_factory_for(settings.database_url)) as session,
     ):
-        report = scan(session, influx, telemetry, now=utcnow(), command_ttl_s=ttl)
+        report = scan(session, influx, telemetry, now=utcnow(), command_ttl_s=ttl,
+                      provenance=TraceProvenance(trace))  # fmt: skip
     return {
         "skipped": report.skipped,
         "compartments": report.compartments,

@@ -13,9 +13,12 @@ from telemetry.schema import cold_chain_point
 from telemetry.settings import TelemetrySettings
 from tests.conftest import make_settings
 from tests.platform.coldchain.fx import make_site
+from traceability.identifiers import check_digit
+from tuanbox.catalog.models import Lot, Sku
 from tuanbox.coldchain.models import Episode
 from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.fulfilment.models import OpsAlert
+from tuanbox.trace.models import TraceEvent
 from tuanbox.worker.app import BEAT_SCHEDULE, TASK_MODULES, create_celery
 
 
@@ -31,6 +34,10 @@ def test_scan_task_raises_once_over_runs(
     engine = make_engine(settings.database_url)
     with make_session_factory(engine)() as session:
         site = make_site(session, settings)
+        sku = session.get(Sku, site.failing.sku_id)
+        assert sku is not None
+        gtin = "690123400001" + check_digit("690123400001")
+        session.add(Lot(product_id=sku.product_id, gtin=gtin, lot_code="BERRY-0042"))
         session.commit()
     # The last 20 minutes of chilled 0-1: 3 °C, then 13 °C (above the 12 °C hard limit).
     now = datetime.now(UTC).replace(microsecond=0)
@@ -61,4 +68,11 @@ def test_scan_task_raises_once_over_runs(
         assert episode.raised_at == now - timedelta(minutes=3)
         kinds = session.scalars(select(OpsAlert.kind)).all()
         assert kinds == ["cold_chain_excursion"]
+        # The excursion is in the lot's trace history, as an EPCIS sensor event.
+        (record,) = episode.provenance
+        assert record["lot"] == [gtin, "BERRY-0042"]
+        assert record["order_ids"] == [site.failing.id]
+        event = session.get(TraceEvent, record["trace_event_id"])
+        assert event is not None
+        assert event.event_hash == record["event_hash"]
     engine.dispose()
