@@ -142,3 +142,24 @@ def test_reminder_sent_once_when_one_member_is_missing(
         select(Notification).where(Notification.template == "group_needs_one_more")
     )
     assert len(list(again)) == 4
+
+
+def test_unpaid_seat_lapses_with_its_order(db_session: Session, settings: Settings) -> None:
+    from tuanbox.audit.services import Actor
+    from tuanbox.orders.services import transition
+
+    _shop, _campaign, group, joined = _group_of(db_session, settings, fixed_spec, 5, 1)
+    transition(
+        db_session, joined[4].order_id, "expired", actor=Actor("system", "system"), reason="unpaid"
+    )
+    db_session.refresh(group)
+    assert (group.seats_taken, group.paid_count, group.leader_user_id) == (
+        4,
+        1,
+        joined[0].member.user_id,
+    )
+    # The seat is free again, and the shopper whose order lapsed may take it back.
+    again = services.join_group(
+        db_session, group_id=group.id, user_id=joined[4].member.user_id, now=utcnow()
+    )
+    assert again.group.seats_taken == 5
