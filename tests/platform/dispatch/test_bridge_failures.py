@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from edge.protocol.envelopes import CompartmentState, SyncPayload, encode
-from tests.platform.dispatch.conftest import Platform
 from tests.platform.dispatch.mqttfx import ProtocolLocker, wait_for
+from tests.platform.dispatch.platformfx import Platform
 from tests.platform.dispatch.test_bridge_flow import command_statuses, seed_order
 from tests.platform.fulfilment.fx import make_locker, make_station
 from tuanbox.dispatch import outbox

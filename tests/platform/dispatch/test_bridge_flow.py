@@ -7,8 +7,8 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from edge.protocol.envelopes import encode
-from tests.platform.dispatch.conftest import Platform
 from tests.platform.dispatch.mqttfx import ProtocolLocker, wait_for
+from tests.platform.dispatch.platformfx import Platform
 from tests.platform.fulfilment.fx import (
     confirm,
     make_locker,

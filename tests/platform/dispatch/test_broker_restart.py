@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from edge.protocol.envelopes import SyncPayload, encode
 from edge.protocol.topics import topic
-from tests.platform.dispatch.conftest import Platform
 from tests.platform.dispatch.mqttfx import PrivateBroker, ProtocolLocker, wait_for
+from tests.platform.dispatch.platformfx import Platform
 from tests.platform.fulfilment.fx import make_locker, make_station
 from tuanbox.dispatch import outbox
 from tuanbox.dispatch.bridge import Bridge
@@ -61,7 +61,6 @@ def _applied(p: Platform) -> int:
         return int(session.scalar(select(func.count()).select_from(AppliedEvent)) or 0)
 
 
-@pytest.mark.slow
 def test_restart_mid_dispatch_loses_nothing_and_applies_nothing_twice(
     platform_for: Callable[..., Platform],
     bridges: Callable[..., Bridge],
