@@ -60,6 +60,12 @@ def _commerce(settings: Settings) -> str:
     return buy_pay_refund(settings)
 
 
+def _cold_chain(settings: Settings) -> str:
+    from tuanbox.coldchain.demo import cold_chain
+
+    return cold_chain(settings)
+
+
 # Every capability that lands appends its steps here, so the demo always shows the whole flow.
 STEPS: list[tuple[str, Step]] = [
     ("services up", _services),
@@ -68,6 +74,7 @@ STEPS: list[tuple[str, Step]] = [
     ("orders and payments: SimPay webhook twice, a late payment, refunds", _commerce),
     ("tiered group-buy: 5 shoppers pay via SimPay, tier price at close, refunds", _group_buy),
     ("flash sale: Redis admits, the DB records, no oversell", _flash_sale),
+    ("cold chain: compressor fails, excursion raised, order held, ops dashboard", _cold_chain),
 ]
 
 
