@@ -69,6 +69,8 @@ def test_deposit_and_qr_pickup(
     platform.send(command)
     assert platform.wait_final_ack(command.id).status == "done"
     scanner_sim.scan("*864200")
+    # the courier takes a moment: the agent sees the door open before it is shut again
+    platform.wait_event("door_opened")
     wait_until(lambda: lockbus.get_state()["compartments"]["1-2"]["door"] == "open", what="open")
     lockbus.place_item("1-2")
     lockbus.close_door("1-2")
@@ -80,6 +82,7 @@ def test_deposit_and_qr_pickup(
     assert platform.wait_final_ack(armed.id).status == "done"
     token = qr(signing_key, lid, "1-2", "order-42", "tok-42")
     scanner_sim.scan(token)
+    platform.wait_event("door_opened", count=2)
     wait_until(lambda: lockbus.get_state()["compartments"]["1-2"]["door"] == "open", what="open")
     lockbus.remove_item("1-2")
     lockbus.close_door("1-2")
