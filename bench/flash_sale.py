@@ -28,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -225,10 +226,9 @@ def main() -> None:
     api = None
     try:
         merchant_id, sku_id, staff_id, users = seed(url, args.buyers, args.units)
-        settings = Settings(
-            _env_file=None,
-            **{k.removeprefix("TUANBOX_").lower(): v for k, v in env.items()},
-        )
+        # The same secrets the server runs with, so our tokens verify there.
+        values: dict[str, Any] = {k.removeprefix("TUANBOX_").lower(): v for k, v in env.items()}
+        settings = Settings(_env_file=None, **values)
         api = start_api(env, port, args.workers)
         base = f"http://127.0.0.1:{port}"
         staff = issue_access_token(settings, Principal(staff_id, "merchant_staff", merchant_id))
