@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.platform.factories import auth_header, make_sku, make_user
+from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.errors import ConflictError
 from tuanbox.idempotency import services
@@ -186,3 +188,43 @@ def test_many_concurrent_duplicates_create_one_order(fresh_database: Callable[[]
     assert outcomes.count("created") == 1
     assert set(outcomes) <= {"created", "replayed", "IDEMPOTENCY_IN_PROGRESS"}
     assert len(outcomes) == 20
+
+
+def test_abandoned_claim_is_taken_over(db_session: Session) -> None:
+    """A request that crashed mid-work leaves an in-progress claim; after the stale time the
+    same request may run again (a different body still may not)."""
+    old = utcnow() - timedelta(minutes=5)
+    digest = services.request_hash("POST", "/x", {"a": 1})
+    db_session.add(
+        IdempotencyKey(
+            principal="u9",
+            key="k9",
+            method="POST",
+            path="/x",
+            request_hash=digest,
+            state="in_progress",
+            created_at=old,
+            claimed_at=old,
+        )
+    )
+    db_session.flush()
+
+    def run(payload: dict[str, int], stale_after_s: int) -> services.StoredResponse:
+        return services.run(
+            db_session,
+            principal="u9",
+            key="k9",
+            method="POST",
+            path="/x",
+            payload=payload,
+            work=lambda: (201, {"done": True}),
+            stale_after_s=stale_after_s,
+        )
+
+    with pytest.raises(IdempotencyInProgressError):
+        run({"a": 1}, stale_after_s=600)
+    with pytest.raises(IdempotencyKeyReusedError):
+        run({"a": 2}, stale_after_s=60)
+    stored = run({"a": 1}, stale_after_s=60)
+    assert (stored.status, stored.replayed) == (201, False)
+    assert run({"a": 1}, stale_after_s=60).replayed is True
