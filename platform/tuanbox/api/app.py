@@ -29,6 +29,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.flashsale.views",
     "tuanbox.presale.views",
     "tuanbox.ops.views",
+    "tuanbox.fulfilment.views",
 )
 
 

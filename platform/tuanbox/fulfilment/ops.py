@@ -1,0 +1,155 @@
+"""Ops use cases: the locker overview, the courier's run sheet, remote opens (audited)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from edge.protocol.envelopes import OpenPayload
+from tuanbox.audit.services import Actor, record
+from tuanbox.dispatch import outbox
+from tuanbox.dispatch.models import OutboxCommand
+from tuanbox.errors import InvalidInputError
+from tuanbox.fulfilment.models import Booking, FulfilmentOrder, OpsAlert
+from tuanbox.lockers.models import Compartment, Locker
+from tuanbox.lockers.services import get_compartment, get_locker, is_stale
+from tuanbox.settings import Settings
+
+
+def _counts(session: Session, query: Select[Any, Any]) -> dict[str, int]:
+    return {key: int(count) for key, count in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class LockerView:
+    id: str
+    station_id: str
+    online: bool
+    stale: bool  # says online but silent for longer than locker_offline_after_s
+    last_seen_at: datetime | None
+    agent_version: str | None
+    boot_id: str | None
+    open_alerts: int
+    pending_commands: int
+    flagged_compartments: int
+
+
+def locker_overview(
+    session: Session, *, now: datetime, offline_after: timedelta
+) -> list[LockerView]:
+    alerts = _counts(
+        session,
+        select(OpsAlert.locker_id, func.count())
+        .where(OpsAlert.status != "resolved", OpsAlert.locker_id.is_not(None))
+        .group_by(OpsAlert.locker_id),
+    )
+    pending = _counts(
+        session,
+        select(OutboxCommand.locker_id, func.count())
+        .where(OutboxCommand.status.in_(("pending", "sent")))
+        .group_by(OutboxCommand.locker_id),
+    )
+    flagged = _counts(
+        session,
+        select(Compartment.locker_id, func.count())
+        .where(Compartment.flagged_mismatch.is_(True))
+        .group_by(Compartment.locker_id),
+    )
+    return [
+        LockerView(
+            id=locker.id,
+            station_id=locker.station_id,
+            online=locker.online,
+            stale=locker.online and is_stale(locker, now, offline_after),
+            last_seen_at=locker.last_seen_at,
+            agent_version=locker.agent_version,
+            boot_id=locker.boot_id,
+            open_alerts=alerts.get(locker.id, 0),
+            pending_commands=pending.get(locker.id, 0),
+            flagged_compartments=flagged.get(locker.id, 0),
+        )
+        for locker in session.scalars(select(Locker).order_by(Locker.id))
+    ]
+
+
+@dataclass(frozen=True)
+class RunSheetLine:
+    compartment: str
+    size: str
+    zone: str
+    action: str  # "deposit" (bring the parcel) or "retrieve" (take it back to the merchant)
+    code: str
+    booking_ref: str
+    order_ids: list[str]
+
+
+def run_sheet(session: Session, locker_id: str) -> list[RunSheetLine]:
+    """What the courier does at this locker: codes per compartment, in door order."""
+    get_locker(session, locker_id)
+    rows = session.execute(
+        select(Booking, Compartment)
+        .join(Compartment, Compartment.id == Booking.compartment_id)
+        .where(Booking.locker_id == locker_id, Booking.state.in_(("reserved", "returning")))
+        .order_by(Compartment.board, Compartment.lock)
+    ).all()
+    lines = []
+    for booking, comp in rows:
+        order_ids = list(
+            session.scalars(
+                select(FulfilmentOrder.order_id).where(FulfilmentOrder.booking_id == booking.id)
+            )
+        )
+        retrieving = booking.state == "returning"
+        lines.append(
+            RunSheetLine(
+                compartment=comp.label,
+                size=comp.size,
+                zone=comp.zone,
+                action="retrieve" if retrieving else "deposit",
+                code=(booking.retrieval_code or "") if retrieving else booking.deposit_code,
+                booking_ref=booking.ref,
+                order_ids=order_ids,
+            )
+        )
+    return lines
+
+
+def remote_open(
+    session: Session,
+    *,
+    locker_id: str,
+    compartment_id: int,
+    actor: Actor,
+    reason: str,
+    settings: Settings,
+    now: datetime,
+) -> OutboxCommand:
+    """Queue an `open` command for one door; audited with the operator and the reason."""
+    if not reason.strip():
+        raise InvalidInputError("a reason is required to open a compartment remotely")
+    get_locker(session, locker_id)
+    comp = get_compartment(session, locker_id, compartment_id)
+    command = outbox.enqueue(
+        session,
+        locker_id,
+        "open",
+        OpenPayload(compartment=comp.label, reason=reason[:200], operator=actor.id[:200]),
+        now=now,
+        # An open that arrives much later surprises whoever stands at the locker: keep it short.
+        ttl_s=min(settings.command_ttl_s, 300),
+        ref=f"compartment:{comp.id}",
+    )
+    record(
+        session,
+        actor,
+        "locker.remote_open",
+        "compartment",
+        str(comp.id),
+        reason=reason,
+        details={"locker_id": locker_id, "compartment": comp.label, "command_id": command.id},
+    )
+    return command
