@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -82,12 +81,6 @@ def test_campaign_lifecycle_over_http(
     assert "拼团中" in page.text and "3人" in page.text and "more needed" in page.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tuanbox.idempotency claims by `rowcount`, which is -1 for INSERT .. ON CONFLICT "
-    "under SQLAlchemy 2.1 + psycopg, so a repeated key runs the work again (commerce to fix; "
-    "remove this marker then)",
-)
 def test_repeated_idempotency_key_returns_the_first_group(
     client: TestClient, db_session: Session, settings: Settings
 ) -> None:
