@@ -51,7 +51,8 @@ def check_lock_bus(settings: EdgeSettings, timeout: float) -> str:
     ).start()
     try:
         if not board.connected.wait(timeout):
-            raise OSError(f"cannot open {settings.serial_port} (missing, busy or no permission)")
+            reason = board.last_open_error or "missing, busy or no permission"
+            raise OSError(f"cannot open {settings.serial_port}: {reason}")
         closed = 0
         for number in range(settings.serial_boards):
             status = board.read_status(number)

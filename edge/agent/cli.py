@@ -104,6 +104,9 @@ def check(
     settings = _settings(config)
     from edge.agent import checks
 
+    # The probes' own retry warnings would only repeat what the summary below says.
+    logging.basicConfig(level=logging.ERROR)
+
     results = checks.run_all(settings, timeout=timeout)
     width = max(len(r.name) for r in results)
     for r in results:

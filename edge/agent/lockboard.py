@@ -127,6 +127,7 @@ class KerongBoard(LockBoard):
         self.connected = threading.Event()
         self.reopen_count = 0
         self.timeouts = 0
+        self.last_open_error: str | None = None
 
     # --- public API --------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class KerongBoard(LockBoard):
         try:
             self._port = self._opener()
         except (serial.SerialException, OSError, ValueError) as exc:
+            self.last_open_error = str(exc)
             self._fail_pending(f"serial port {self.port_name} unavailable: {exc}")
             backoff = min(max(backoff * 2, 0.1), self.reopen_backoff_max_s)
             log.warning("lock bus %s unavailable, retry in %.1fs: %s", self.port_name, backoff, exc)

@@ -49,7 +49,8 @@ class SensorConfig(BaseModel):
 class EdgeSettings(BaseSettings):
     """Every knob of one locker agent; documented in README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="EDGE_", extra="ignore", validate_default=True)
+    # Unknown keys are errors: a typo in the config file must not silently keep a default.
+    model_config = SettingsConfigDict(env_prefix="EDGE_", extra="forbid", validate_default=True)
 
     locker_id: str
     log_level: str = "INFO"
