@@ -15,6 +15,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.groupbuy.tasks",
     "tuanbox.flashsale.tasks",
     "tuanbox.coldchain.tasks",
+    "tuanbox.fulfilment.tasks",
 ]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
@@ -26,6 +27,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "groupbuy.close_due_groups": {"task": "groupbuy.close_due_groups", "schedule": 10.0},
     "flashsale.reconcile": {"task": "flashsale.reconcile", "schedule": 15.0},
     "coldchain.scan": {"task": "coldchain.scan", "schedule": 60.0},
+    "fulfilment.pickup_deadlines": {"task": "fulfilment.pickup_deadlines", "schedule": 60.0},
 }
 
 

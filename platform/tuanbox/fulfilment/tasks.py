@@ -1,0 +1,41 @@
+"""Celery entry points of fulfilment: the pickup-deadline sweep (reminders, returns)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from celery import shared_task
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuanbox.db.base import utcnow
+from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.fulfilment import lifecycle
+from tuanbox.fulfilment.hooks import bind_settings
+from tuanbox.fulfilment.pickup import load_signing_key
+from tuanbox.settings import Settings
+
+
+@lru_cache(maxsize=4)
+def _factory(database_url: str) -> sessionmaker[Session]:
+    """One engine per worker process and database, made on first use (never at import)."""
+    return make_session_factory(make_engine(database_url))
+
+
+def sweep(factory: sessionmaker[Session], settings: Settings) -> dict[str, int]:
+    """Remind shoppers near their deadline; send overdue parcels back (one transaction each)."""
+    ctx = lifecycle.Context(settings, load_signing_key(settings))
+    now = utcnow()
+    with session_scope(factory) as session:
+        bind_settings(session, settings)
+        reminded = lifecycle.send_reminders(session, ctx=ctx, now=now)
+    with session_scope(factory) as session:
+        bind_settings(session, settings)
+        returned = lifecycle.return_overdue(session, ctx=ctx, now=now)
+    return {"reminded": reminded, "returned": returned}
+
+
+@shared_task(name="fulfilment.pickup_deadlines", bind=True, acks_late=True)
+def pickup_deadlines(self: Any) -> dict[str, int]:
+    settings: Settings = self.app.conf.tuanbox_settings
+    return sweep(_factory(settings.database_url), settings)
