@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tuanbox.coldchain.cli import app as coldchain_app
 from tuanbox.devservices.manager import ServiceStatus
 from tuanbox.settings import get_settings
 
@@ -20,6 +21,7 @@ services_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(services_app, name="services")
+app.add_typer(coldchain_app, name="coldchain")
 
 
 def _configure_logging() -> None:

@@ -76,3 +76,23 @@ def test_scan_task_raises_once_over_runs(
         assert event is not None
         assert event.event_hash == record["event_hash"]
     engine.dispose()
+
+
+def test_a_second_scan_while_one_runs_is_skipped(
+    fresh_database: Callable[[], str], telemetry: TelemetrySettings
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from tuanbox.coldchain.services import _SCAN_LOCK_KEY, scan
+
+    engine = make_engine(make_settings(database_url=fresh_database()).database_url)
+    with engine.connect() as running, InfluxClient.from_settings(telemetry) as influx:
+        running.begin()
+        running.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCAN_LOCK_KEY})
+        with Session(engine) as other:
+            assert scan(other, influx, telemetry, now=datetime.now(UTC)).skipped
+        running.rollback()
+        with Session(engine) as after:
+            assert not scan(after, influx, telemetry, now=datetime.now(UTC)).skipped
+    engine.dispose()
