@@ -204,7 +204,10 @@ def process_refund(
     max_s: float = 600.0,
     now: datetime | None = None,
 ) -> str:
-    """One attempt at paying a pending refund. Returns its status afterwards.
+    """One attempt at paying a pending refund.
+
+    Returns "succeeded" (this call paid it), "pending" (the provider failed; retried later),
+    "busy" (another worker holds it) or "done" (it was already finished).
 
     The provider call carries our refund id as its idempotency key, so an attempt whose
     outcome we lost (crash after the call) is repeated without paying twice.
@@ -212,8 +215,10 @@ def process_refund(
     row = session.scalars(
         select(Refund).where(Refund.id == refund_id).with_for_update(skip_locked=True)
     ).one_or_none()
-    if row is None or row.status != "pending":
-        return row.status if row is not None else "busy"
+    if row is None:
+        return "busy"
+    if row.status != "pending":
+        return "done"
     intent_id = session.scalars(
         select(PaymentIntent.id).where(PaymentIntent.order_id == row.order_id)
     ).first()

@@ -171,7 +171,7 @@ def test_refund_webhook_before_our_own_confirmation(
     body, headers = sim.webhook(event)
     assert handle_event(db_session, sim.verify_webhook(headers, body)) == "applied"
     assert handle_event(db_session, sim.verify_webhook(headers, body)) == "duplicate"
-    assert process_refund(db_session, refund.id, sim) == "succeeded"
+    assert process_refund(db_session, refund.id, sim) == "done"
     assert sim.refund_calls == 0, "already confirmed: the provider is not asked again"
     db_session.refresh(order)
     assert (order.status, order.refunded_cents) == ("refunded", 1500)
