@@ -155,6 +155,7 @@ def reserve(
     qty: int,
     now: datetime,
     terms_cache: TermsCache | None = None,
+    pay_timeout_s: int | None = None,
 ) -> Reserved:
     """`ReserveItem`: commits its own transaction, because compensation straddles Redis."""
     sale = (terms_cache or TermsCache(ttl_s=0)).get(session, sale_id)
@@ -184,7 +185,12 @@ def reserve(
         raise SoldOutError(f"counters not ready ({result.status.name})")
     try:
         reserved = _record(
-            session, get_sale(session, sale.id), user_id=user_id, request_id=request_id, qty=qty
+            session,
+            get_sale(session, sale.id),
+            user_id=user_id,
+            request_id=request_id,
+            qty=qty,
+            pay_timeout_s=pay_timeout_s,
         )
         session.commit()
     except (SQLAlchemyError, TuanboxError):
@@ -195,9 +201,15 @@ def reserve(
 
 
 def _record(
-    session: Session, sale: FlashSale, *, user_id: str, request_id: str, qty: int
+    session: Session,
+    sale: FlashSale,
+    *,
+    user_id: str,
+    request_id: str,
+    qty: int,
+    pay_timeout_s: int | None,
 ) -> Reserved:
-    from tuanbox.orders.services import create_order
+    from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
 
     session.execute(
         insert_for(session)(UserTotal)
@@ -224,6 +236,8 @@ def _record(
         qty=qty,
         unit_price_cents=sale.price_cents,
         kind="flash",
+        # Unpaid, the order expires and its unit goes back to the sale (hook + reconcile).
+        pay_timeout_s=pay_timeout_s or DEFAULT_PAY_TIMEOUT_S,
     )
     reservation = Reservation(
         sale_id=sale.id, user_id=user_id, request_id=request_id, qty=qty, order_id=order.id

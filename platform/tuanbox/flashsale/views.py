@@ -143,6 +143,7 @@ def reserve(
     body: ReserveIn,
     user: Shopper,
     session: SessionDep,
+    settings: SettingsDep,
     request: Request,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)],
 ) -> ReservationOut:
@@ -159,5 +160,6 @@ def reserve(
         qty=body.qty,
         now=utcnow(),
         terms_cache=terms_for(request),
+        pay_timeout_s=settings.order_pay_timeout_s,
     )
     return ReservationOut(**vars(result))
