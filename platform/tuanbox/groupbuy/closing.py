@@ -26,7 +26,7 @@ from tuanbox.groupbuy.domain import (
     outcome_at_close,
     refund_due,
 )
-from tuanbox.groupbuy.models import Campaign, Group, Member
+from tuanbox.groupbuy.models import Campaign, Group, Member, UserQuota
 from tuanbox.groupbuy.services import members_of, release_seat
 from tuanbox.groupbuy.spec import tiers_from_json
 
@@ -70,6 +70,14 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
     refunds: dict[str, int] = {}
     cancelled: list[str] = []
     for member in members_of(session, group.id):
+        if outcome is GroupStatus.FAILED:
+            # The shopper got nothing from this group; their units may go to another one.
+            session.execute(
+                update(UserQuota)
+                .where(UserQuota.campaign_id == campaign.id, UserQuota.user_id == member.user_id)
+                .values(qty=UserQuota.qty - member.qty),
+                execution_options={"synchronize_session": False},
+            )
         order = session.get(Order, member.order_id)
         if order is None:
             continue

@@ -80,6 +80,11 @@ def test_unfilled_group_fails_refunds_paid_and_cancels_unpaid(
     assert [r.amount_cents for r in refunds] == [900]
     sku = db_session.get(Sku, shop.sku_id)
     assert sku is not None and sku.stock_reserved == 0  # both reservations given back
+    # Their per-campaign quota is free again: the same shoppers may open new groups.
+    for j in joined:
+        services.open_group(
+            db_session, campaign_id=group.campaign_id, user_id=j.member.user_id, qty=2, now=utcnow()
+        )
 
 
 def test_fixed_group_fills_then_refuses_more(db_session: Session, settings: Settings) -> None:
