@@ -8,6 +8,7 @@ import typer
 
 from tuanbox.coldchain.cli import app as coldchain_app
 from tuanbox.devservices.manager import ServiceStatus
+from tuanbox.lockers.cli import app as lockers_app
 from tuanbox.settings import get_settings
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ services_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(services_app, name="services")
 app.add_typer(coldchain_app, name="coldchain")
+app.add_typer(lockers_app, name="lockers")
 
 
 def _configure_logging() -> None:
@@ -136,6 +138,20 @@ def _print_status(rows: list[ServiceStatus]) -> None:
     typer.echo(f"{'service':<11} {'url':<30} {'state':<6} detail")
     for r in rows:
         typer.echo(f"{r.name:<11} {r.url:<30} {'up' if r.ok else 'DOWN':<6} {r.detail}")
+
+
+@app.command()
+def bridge(
+    client_id: str | None = typer.Option(None, help="MQTT client id (default: per host)."),
+    shared: bool = typer.Option(
+        False, "--shared", help="Shared subscriptions only (extra bridges beside the durable one)."
+    ),
+) -> None:
+    """Run the MQTT bridge: publish the command outbox, apply acks, events, state, status."""
+    from tuanbox.dispatch.process import run_bridge
+
+    _configure_logging()
+    run_bridge(get_settings(), client_id=client_id, durable=False if shared else None)
 
 
 @app.command()

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol.envelopes import decode_ack, decode_event, decode_state, decode_status
 from edge.protocol.errors import ProtocolError
-from edge.protocol.topics import parse_topic, shared_subscription, subscription, topic
+from edge.protocol.topics import Kind, parse_topic, shared_subscription, subscription, topic
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import session_scope
 from tuanbox.dispatch import outbox
@@ -41,7 +41,7 @@ from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.bridge")
-INBOUND_KINDS = ("ack", "evt", "state", "status")
+INBOUND_KINDS: tuple[Kind, ...] = ("ack", "evt", "state", "status")
 
 
 @dataclass
@@ -172,7 +172,7 @@ class Bridge:
             filters = [subscription(kind) for kind in INBOUND_KINDS]
         else:
             group = self.settings.bridge_share_group
-            filters = [shared_subscription(kind, group) for kind in INBOUND_KINDS]  # type: ignore[arg-type]
+            filters = [shared_subscription(kind, group) for kind in INBOUND_KINDS]
         client.subscribe([(f, 1) for f in filters])
         self.stats.connects += 1
         log.info("bridge connected", extra={"client_id": self.client_id})

@@ -1,0 +1,46 @@
+"""The `tuanbox bridge` process: composition root of one bridge, run until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.dispatch.bridge import Bridge
+from tuanbox.fulfilment.lifecycle import Context
+from tuanbox.fulfilment.pickup import load_signing_key
+from tuanbox.settings import Settings
+
+log = logging.getLogger("tuanbox.bridge")
+
+
+def build_bridge(settings: Settings, *, client_id: str | None, durable: bool | None) -> Bridge:
+    engine = make_engine(settings.database_url)
+    ctx = Context(settings, load_signing_key(settings))
+    return Bridge(settings, make_session_factory(engine), ctx, client_id=client_id, durable=durable)
+
+
+def run_bridge(settings: Settings, *, client_id: str | None, durable: bool | None) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    bridge = build_bridge(settings, client_id=client_id, durable=durable)
+    bridge.start()
+    log.info(
+        "bridge running",
+        extra={
+            "client_id": bridge.client_id,
+            "durable": bridge.durable,
+            "broker": f"{settings.mqtt_host}:{settings.mqtt_port}",
+        },
+    )
+    stop.wait()
+    bridge.stop()
+    log.info("bridge stopped", extra={"published": bridge.stats.published})
