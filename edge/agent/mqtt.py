@@ -28,14 +28,13 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.agent.ports import Clock, Publisher, utc_now
+from edge.agent.schema import AGENT_VERSION
 from edge.agent.settings import EdgeSettings
 from edge.agent.store import Store
 from edge.protocol.envelopes import StateSnapshot, Status, encode
 from edge.protocol.topics import topic
 
 log = logging.getLogger(__name__)
-
-AGENT_VERSION = "0.1.0"
 
 
 class MqttLink(Publisher):

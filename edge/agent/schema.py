@@ -1,70 +1,25 @@
-"""InfluxDB names written by the agent: the one place the telemetry package imports them from.
+"""The agent's telemetry lines, built only through ``telemetry.schema`` (the one place names live).
 
-``cold_chain``   tags locker, compartment, zone, sensor; fields celsius (float), humidity (float)
-``door``         tags locker, compartment; field state ("open" | "closed")
-``locker_health`` tag locker; fields outbox_depth (int), mqtt_connected (bool), uptime_s (int),
-                 dropped_points (int), telemetry_backlog (int)
-
-Timestamps are the sampling time in milliseconds (``precision=ms``), so writing the same
-point twice overwrites it instead of adding a duplicate.
+``telemetry.schema`` is pure stdlib, ships in the same distribution and is what the platform's
+queries read with, so a field renamed there is renamed here too. This module only fixes the
+agent's choices: millisecond timestamps (``precision=ms`` on every write; a resend of the same
+point overwrites it) and integer-millisecond sampling times in, one line of protocol out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from telemetry import schema as ts
+from telemetry.errors import PointError
 
-PRECISION = "ms"
+PRECISION: ts.Precision = "ms"
+ZONES = ts.ZONES
+AGENT_VERSION = "0.1.0"
 
-COLD_CHAIN = "cold_chain"
-DOOR = "door"
-LOCKER_HEALTH = "locker_health"
-
-TAG_LOCKER = "locker"
-TAG_COMPARTMENT = "compartment"
-TAG_ZONE = "zone"
-TAG_SENSOR = "sensor"
-
-FIELD_CELSIUS = "celsius"
-FIELD_HUMIDITY = "humidity"
-FIELD_STATE = "state"
-FIELD_OUTBOX_DEPTH = "outbox_depth"
-FIELD_MQTT_CONNECTED = "mqtt_connected"
-FIELD_UPTIME_S = "uptime_s"
-FIELD_DROPPED_POINTS = "dropped_points"
-FIELD_TELEMETRY_BACKLOG = "telemetry_backlog"
-
-DOOR_OPEN = "open"
-DOOR_CLOSED = "closed"
-
-FieldValue = float | int | bool | str
+__all__ = ["PRECISION", "ZONES", "PointError", "cold_chain", "door", "locker_health"]
 
 
-def _escape_key(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
-
-
-def _format_field(value: FieldValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return repr(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def line(
-    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], at_ms: int
-) -> str:
-    """One line of InfluxDB line protocol; empty tag values are left out (Influx refuses them)."""
-    if not fields:
-        raise ValueError("a point needs at least one field")
-    tag_part = "".join(
-        f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v != ""
-    )
-    field_part = ",".join(f"{_escape_key(k)}={_format_field(v)}" for k, v in fields.items())
-    return f"{_escape_key(measurement)}{tag_part} {field_part} {int(at_ms)}"
+def _ns(at_ms: int) -> int:
+    return int(at_ms) * 1_000_000
 
 
 def cold_chain(
@@ -76,17 +31,22 @@ def cold_chain(
     celsius: float,
     humidity: float | None = None,
 ) -> str:
-    fields: dict[str, FieldValue] = {FIELD_CELSIUS: float(celsius)}
-    if humidity is not None:
-        fields[FIELD_HUMIDITY] = float(humidity)
-    tags = {TAG_LOCKER: locker, TAG_COMPARTMENT: compartment, TAG_ZONE: zone, TAG_SENSOR: sensor}
-    return line(COLD_CHAIN, tags, fields, at_ms)
+    """A ``cold_chain`` line; an empty compartment (a zone-wide probe) drops that tag."""
+    point = ts.cold_chain_point(
+        locker=locker,
+        compartment=compartment,
+        zone=zone,
+        sensor=sensor,
+        celsius=celsius,
+        humidity=humidity,
+        at=_ns(at_ms),
+    )
+    return ts.to_line(point, PRECISION)
 
 
 def door(locker: str, compartment: str, is_open: bool, at_ms: int) -> str:
-    state = DOOR_OPEN if is_open else DOOR_CLOSED
-    tags = {TAG_LOCKER: locker, TAG_COMPARTMENT: compartment}
-    return line(DOOR, tags, {FIELD_STATE: state}, at_ms)
+    point = ts.door_point(locker=locker, compartment=compartment, is_open=is_open, at=_ns(at_ms))
+    return ts.to_line(point, PRECISION)
 
 
 def locker_health(
@@ -99,11 +59,14 @@ def locker_health(
     dropped_points: int,
     telemetry_backlog: int,
 ) -> str:
-    fields: dict[str, FieldValue] = {
-        FIELD_OUTBOX_DEPTH: outbox_depth,
-        FIELD_MQTT_CONNECTED: mqtt_connected,
-        FIELD_UPTIME_S: uptime_s,
-        FIELD_DROPPED_POINTS: dropped_points,
-        FIELD_TELEMETRY_BACKLOG: telemetry_backlog,
-    }
-    return line(LOCKER_HEALTH, {TAG_LOCKER: locker}, fields, at_ms)
+    point = ts.locker_health_point(
+        locker=locker,
+        outbox_depth=outbox_depth,
+        mqtt_connected=mqtt_connected,
+        uptime_s=uptime_s,
+        dropped_points=dropped_points,
+        telemetry_backlog=telemetry_backlog,
+        agent_version=AGENT_VERSION,
+        at=_ns(at_ms),
+    )
+    return ts.to_line(point, PRECISION)

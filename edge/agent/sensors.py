@@ -153,33 +153,37 @@ class Sampler:
                     raise SensorError(f"no reader for {sensor.kind}", code="CONFIG_INVALID")
                 celsius, humidity = reader.read(sensor)
             except SensorError as exc:
-                if self.faulty.get(sensor.id) != exc.code:
-                    self.faulty[sensor.id] = exc.code
-                    self.on_fault(
-                        {
-                            "sensor": sensor.id,
-                            "zone": zone,
-                            "compartment": sensor.compartment,
-                            "code": exc.code,
-                            "detail": exc.message[:200],
-                        }
+                self._fault(sensor, zone, exc)
+                continue
+            try:
+                lines.append(
+                    schema.cold_chain(
+                        self.settings.locker_id,
+                        sensor.compartment,
+                        zone,
+                        sensor.id,
+                        at_ms,
+                        celsius,
+                        humidity,
                     )
+                )
+            except schema.PointError as exc:  # a NaN or out-of-range value from a sick probe
+                self._fault(sensor, zone, SensorError(exc.message, code="BAD_POINT"))
                 continue
             if self.faulty.pop(sensor.id, None) is not None:
                 log.info("sensor %s recovered", sensor.id)
-            lines.append(
-                schema.cold_chain(
-                    self.settings.locker_id,
-                    sensor.compartment,
-                    zone,
-                    sensor.id,
-                    at_ms,
-                    celsius,
-                    humidity,
-                )
-            )
         self.samples += len(lines)
         self.buffer.append(lines)
+
+    def _fault(self, sensor: SensorConfig, zone: str, exc: SensorError) -> None:
+        """One ``sensor_fault`` per bad spell (or change of reason), not one per sample."""
+        if self.faulty.get(sensor.id) == exc.code:
+            return
+        self.faulty[sensor.id] = exc.code
+        self.on_fault(
+            {"sensor": sensor.id, "zone": zone, "compartment": sensor.compartment,
+             "code": exc.code, "detail": exc.message[:200]}
+        )  # fmt: skip
 
     def _run(self) -> None:
         zones = sorted({s.zone for s in self.sensors})

@@ -26,10 +26,14 @@ from edge.protocol.topics import validate_locker_id
 FLATTENED_TABLES = ("mqtt", "serial", "scanner", "influx", "pickup", "modbus", "door", "health")
 
 
+# The zones telemetry.schema accepts; only chilled and frozen carry cold-chain rules.
+Zone = Literal["ambient", "chilled", "frozen"]
+
+
 class CompartmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    zone: str = "ambient"
+    zone: Zone = "ambient"
     out_of_service: bool = False
 
 
@@ -40,7 +44,7 @@ class SensorConfig(BaseModel):
 
     id: str = Field(min_length=1, max_length=64)
     kind: Literal["ds18b20", "modbus"]
-    zone: str = "ambient"
+    zone: Zone = "ambient"
     compartment: str = ""
     w1_id: str | None = None
     unit: int | None = Field(default=None, ge=1, le=247)
@@ -91,7 +95,7 @@ class EdgeSettings(BaseSettings):
     modbus_baud: int = 9600
     modbus_timeout_s: float = Field(default=0.5, gt=0, le=5)
     sensors: list[SensorConfig] = Field(default_factory=list)
-    default_zone: str = "ambient"
+    default_zone: Zone = "ambient"
     zone_intervals: dict[str, float] = Field(default_factory=dict)
     sample_interval_seconds: float = Field(default=30.0, gt=0)
     compartments: dict[str, CompartmentConfig] = Field(default_factory=dict)

@@ -42,7 +42,7 @@ def test_line_protocol_names_and_escaping() -> None:
     )  # fmt: skip
     assert health == (
         "locker_health,locker=L1 outbox_depth=3i,mqtt_connected=false,uptime_s=9i,"
-        "dropped_points=0i,telemetry_backlog=1i 7"
+        f'dropped_points=0i,telemetry_backlog=1i,agent_version="{schema.AGENT_VERSION}" 7'
     )
     # an empty compartment tag (a zone-wide probe) is left out rather than sent empty
     assert ",compartment=" not in schema.cold_chain("L1", "", "frozen", "p", 1, -19.0)
