@@ -43,7 +43,7 @@ ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.QUALITY_HOLD: frozenset(
         {S.CONFIRMED, S.ALLOCATED, S.READY_FOR_PICKUP, S.CANCELLED, S.REFUNDED}
     ),
-    S.RETURN_REQUESTED: frozenset({S.RETURNED, S.COMPLETED, S.PICKED_UP}),
+    S.RETURN_REQUESTED: frozenset({S.RETURNED, S.COMPLETED}),  # withdrawn: completed
     S.RETURNED: frozenset({S.REFUNDED}),
     S.CANCELLED: frozenset({S.REFUNDED}),
     S.EXPIRED: frozenset({S.REFUNDED}),
