@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from eth_account import Account
 from web3 import Web3
 
 from tests.traceability.conftest import Anvil, other_account, settings_for
-from traceability.chain import ChainClient, load_account
+from traceability.chain import ChainClient, InFlight, load_account
 from traceability.contracts import compile_anchor, load_artifact
 from traceability.errors import (
     AlreadyAnchoredError,
@@ -26,6 +27,15 @@ from traceability.settings import ANVIL_DEV_KEY, TraceSettings
 
 def _root(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
+
+
+def _until_mined(client: ChainClient, inflight: InFlight) -> None:
+    """Poll until the client has seen a receipt (automine may lag under load)."""
+    deadline = time.monotonic() + 10
+    while inflight.receipt is None:
+        assert client.poll(inflight) is None
+        assert time.monotonic() < deadline, "transaction not mined"
+        time.sleep(0.01)  # polling the node with a deadline
 
 
 class ManualClock:
@@ -172,13 +182,13 @@ def test_reorg_drops_the_anchor_and_client_resends(anvil: Anvil, deployed: Chain
     )
     root = _root("reorg")
     inflight = client.submit_anchor(root, 7)
-    assert client.poll(inflight) is None  # mined, 1 of 2 confirmations
+    _until_mined(client, inflight)  # 1 of 2 confirmations
     first_block = inflight.receipt["blockHash"]
     anvil.rpc("anvil_reorg", 1, [])  # replace the block holding our tx by an empty one
     assert client.anchored_at(root) == 0
     assert client.poll(inflight) is None  # reorg seen: the signed tx is re-sent
     assert inflight.reorgs == 1
-    assert client.poll(inflight) is None  # re-mined by automine: 1 of 2 confirmations again
+    _until_mined(client, inflight)  # re-mined by automine: 1 of 2 confirmations again
     anvil.mine()
     result = client.wait(inflight)
     assert Web3.to_bytes(hexstr=result.block_hash) != first_block
