@@ -1,7 +1,9 @@
 """Benchmark: excursion rules over 1,000 compartments × 24 h at one reading per minute, and the
 latency of the dashboard's chart query against the real InfluxDB.
 
-Run: ``.venv/bin/python bench/telemetry.py`` (InfluxDB on 127.0.0.1:8086, or TEST_INFLUX_URL).
+Run: ``.venv/bin/python bench/coldchain.py`` (InfluxDB on 127.0.0.1:8086, or TEST_INFLUX_URL).
+Named coldchain.py, not telemetry.py: a bench module named like the ``telemetry`` package
+would clash with it under mypy (``make typecheck``) and on ``sys.path``.
 Baselines measured in the same run:
 
 - rules: one beat scan (every compartment gets its newest reading, state round-tripped through
