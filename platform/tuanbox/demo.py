@@ -66,6 +66,12 @@ def _cold_chain(settings: Settings) -> str:
     return cold_chain(settings)
 
 
+def _fulfilment(settings: Settings) -> str:
+    from tuanbox.fulfilment.demo import fulfilment_demo
+
+    return fulfilment_demo(settings)
+
+
 # Every capability that lands appends its steps here, so the demo always shows the whole flow.
 STEPS: list[tuple[str, Step]] = [
     ("services up", _services),
@@ -75,6 +81,7 @@ STEPS: list[tuple[str, Step]] = [
     ("tiered group-buy: 5 shoppers pay via SimPay, tier price at close, refunds", _group_buy),
     ("flash sale: Redis admits, the DB records, no oversell", _flash_sale),
     ("cold chain: compressor fails, excursion raised, order held, ops dashboard", _cold_chain),
+    ("fulfilment: allocate, assign, courier deposit, QR pickup at a simulated locker", _fulfilment),
 ]
 
 

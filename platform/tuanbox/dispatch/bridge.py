@@ -202,7 +202,8 @@ class Bridge:
         _properties: mqtt.Properties | None,
     ) -> None:
         self.connected.clear()
-        log.warning("bridge disconnected", extra={"reason": str(reason_code)})
+        if not self._stop.is_set():
+            log.warning("bridge disconnected", extra={"reason": str(reason_code)})
 
     def _on_message(self, client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:
