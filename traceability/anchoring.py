@@ -17,7 +17,7 @@ from typing import Protocol
 
 from traceability import merkle
 from traceability.chain import TxResult
-from traceability.errors import AlreadyAnchoredError, TraceError
+from traceability.errors import AlreadyAnchoredError, TraceError, WindowConflictError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,10 @@ class AnchorRepository(abc.ABC):
 
     @abc.abstractmethod
     def add_window(self, window: Window) -> None:
-        """Store a window and take its events out of the pending set, atomically."""
+        """Store a window and take its events out of the pending set, atomically.
+
+        Raises WindowConflictError when one of its events is already in a window.
+        """
 
     @abc.abstractmethod
     def unanchored(self) -> list[Window]:
@@ -110,6 +113,8 @@ class InMemoryAnchorRepository(AnchorRepository):
         return sorted(waiting, key=lambda p: (p.recorded_at, p.event_id))[:limit]
 
     def add_window(self, window: Window) -> None:
+        if self.windowed.intersection(window.event_ids):
+            raise WindowConflictError("some events are already in a window")
         self.windows[window.id] = window
         self.windowed.update(window.event_ids)
 
@@ -182,7 +187,11 @@ class AnchoringService:
             if not full and now - batch[0].recorded_at < self.window:
                 break
             window = build_window(self.new_id(), now, batch)
-            self.repository.add_window(window)
+            try:
+                self.repository.add_window(window)
+            except WindowConflictError:
+                log.info("another worker is cutting windows; leaving it to them")
+                break
             cut.append(window)
         return cut
 

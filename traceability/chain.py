@@ -383,7 +383,7 @@ class ChainClient:
         contract = self.contract()
         with self._rpc():
             logs = contract.events.Anchored().get_logs(
-                from_block=0, argument_filters={"root": root}
+                from_block=self.settings.deploy_block, argument_filters={"root": root}
             )
             if not logs:
                 return None

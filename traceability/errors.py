@@ -8,6 +8,7 @@
     ├── ProofError                  invalid_proof
     ├── ReportError                 invalid_report
     ├── SignerConfigError           signer_not_configured
+    ├── WindowConflictError         window_conflict (another worker cut it first)
     └── ChainError                  chain_error
         ├── ChainUnavailableError   chain_unavailable
         ├── ChainMismatchError      chain_mismatch
@@ -68,6 +69,13 @@ class SignerConfigError(TraceError):
     """No usable signing key: neither TRACE_SIGNER_KEY nor a readable keystore."""
 
     code = "signer_not_configured"
+
+
+class WindowConflictError(TraceError):
+    """Another worker already put some of these events in a window."""
+
+    code = "window_conflict"
+    http_status = 409
 
 
 class ChainError(TraceError):

@@ -25,6 +25,8 @@ class TraceSettings(BaseSettings):
     signer_key: SecretStr | None = None
     keystore_path: Path | None = None
     keystore_password: SecretStr | None = None
+    deploy_block: int = Field(default=0, ge=0)
+    """Block the contract was deployed in: where log searches for past anchors start."""
     confirmations: int = Field(default=1, ge=1)
     window_seconds: float = Field(default=600, gt=0)
     window_max_events: int = Field(default=10_000, ge=1)

@@ -135,3 +135,21 @@ def test_events_arriving_later_join_later_windows() -> None:
     _add(repo, 2, T0 + timedelta(minutes=1), start=2)
     service.run_once()
     assert [w.event_ids for w in repo.windows.values()] == [("e000", "e001"), ("e002", "e003")]
+
+
+def test_a_racing_cutter_leaves_the_window_to_the_other_worker() -> None:
+    repo, _chain, clock, service = _service(max_events=2)
+    _add(repo, 2, T0)
+    racing = AnchoringService(
+        repo,
+        FakeAnchorer(),
+        window_seconds=600,
+        window_max_events=2,
+        new_id=lambda: "other",
+        clock=clock,
+    )
+    stale = repo.pending(2)  # both workers read the same pending events
+    repo.pending = lambda limit: stale  # type: ignore[method-assign]
+    assert [w.id for w in racing.cut_windows()] == ["other"]
+    assert service.cut_windows() == []  # conflict: nothing cut twice, no error
+    assert list(repo.windows) == ["other"]

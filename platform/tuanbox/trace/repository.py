@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.anchoring import AnchorRecord, AnchorRepository, PendingLeaf, Window
+from traceability.errors import WindowConflictError
 from tuanbox.trace.models import TraceEvent, TraceWindow, TraceWindowLeaf
 
 
@@ -64,6 +66,12 @@ class SqlAnchorRepository(AnchorRepository):
 
     def add_window(self, window: Window) -> None:
         # The unique event_id of window leaves makes a racing second cutter fail, not double up.
+        try:
+            self._insert_window(window)
+        except IntegrityError as exc:
+            raise WindowConflictError(f"window {window.id} overlaps another window") from exc
+
+    def _insert_window(self, window: Window) -> None:
         with self.sessions() as session, session.begin():
             session.add(
                 TraceWindow(

@@ -206,3 +206,19 @@ def test_stored_events_are_append_only(
     with pytest.raises(AppendOnlyError):
         db_session.flush()
     db_session.rollback()
+
+
+def test_overlapping_window_is_refused_by_the_database(
+    client: TestClient, settings: Settings, shop: Shop, sessions: sessionmaker[Session]
+) -> None:
+    from traceability.anchoring import build_window
+    from traceability.errors import WindowConflictError
+    from tuanbox.trace.repository import SqlAnchorRepository
+
+    _post_journey(client, settings, shop)
+    repo = SqlAnchorRepository(sessions)
+    pending = repo.pending(10)
+    repo.add_window(build_window("w-first", tf.NOW, pending[:3]))
+    with pytest.raises(WindowConflictError):
+        repo.add_window(build_window("w-second", tf.NOW, pending[2:]))
+    assert [p.event_id for p in repo.pending(10)] == [p.event_id for p in pending[3:]]
