@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuanbox.errors import ConflictError, DependencyUnavailableError, NotFoundError
+from tuanbox.errors import ConflictError, NotFoundError
 
 
 class HoldNotFoundError(NotFoundError):
@@ -13,5 +13,5 @@ class HoldDecidedError(ConflictError):
     code = "HOLD_ALREADY_DECIDED"
 
 
-class TelemetryUnavailableError(DependencyUnavailableError):
-    code = "TELEMETRY_UNAVAILABLE"
+class HoldsPendingError(ConflictError):
+    code = "HOLDS_PENDING"

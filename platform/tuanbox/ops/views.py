@@ -226,8 +226,22 @@ def acknowledge(alert_id: int, body: AckIn, user: OpsUser, session: SessionDep) 
 
 @router.post("/ops/alerts/{alert_id}/resolve")
 def resolve(alert_id: int, body: NoteIn, user: OpsUser, session: SessionDep) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from tuanbox.coldchain.errors import HoldsPendingError
+    from tuanbox.coldchain.models import Episode, QualityHold
     from tuanbox.fulfilment.alerts import resolve as close
 
+    # An excursion alert is the only place ops decide on its held orders: closing it first
+    # would strand them on hold.
+    pending = session.scalar(
+        select(QualityHold.id)
+        .join(Episode, Episode.id == QualityHold.episode_id)
+        .where(Episode.alert_id == alert_id, QualityHold.status == "held")
+        .limit(1)
+    )
+    if pending is not None:
+        raise HoldsPendingError(f"release or reject the held orders of alert {alert_id} first")
     alert = close(session, alert_id, user.actor, body.note)
     session.commit()
     return {"id": alert.id, "status": alert.status}

@@ -136,6 +136,10 @@ def test_alerts_acknowledge_resolve_and_release_are_audited(
     assert empty.status_code == 422
 
     (hold,) = db_session.scalars(select(QualityHold)).all()
+    early = client.post(f"/ops/alerts/{episode.alert_id}/resolve", json={"note": "done"},
+                        headers=ops_headers)  # fmt: skip
+    assert early.status_code == 409
+    assert early.json()["code"] == "HOLDS_PENDING"
     released = client.post(f"/ops/holds/{hold.id}/release", json={"note": "probe ok, 4 °C"},
                            headers=ops_headers)  # fmt: skip
     assert released.json()["status"] == "released"
