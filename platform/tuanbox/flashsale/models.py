@@ -34,6 +34,8 @@ class FlashSale(TimestampMixin, Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(36))
+    # Set when the ended sale gave its unsold units back to the SKU; nothing sells after.
+    closed_at: Mapped[datetime | None]
 
 
 class Reservation(Base):
