@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tuanbox.accounts.cli import app as users_app
 from tuanbox.coldchain.cli import app as coldchain_app
 from tuanbox.devservices.manager import ServiceStatus
 from tuanbox.lockers.cli import app as lockers_app
@@ -21,6 +22,7 @@ services_app = typer.Typer(
     help="Local services (PostgreSQL, Redis, Mosquitto, InfluxDB, anvil).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
 app.add_typer(services_app, name="services")
 app.add_typer(coldchain_app, name="coldchain")
 app.add_typer(lockers_app, name="lockers")

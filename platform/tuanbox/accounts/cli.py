@@ -1,0 +1,46 @@
+"""`tuanbox users`: bootstrap staff accounts (the first admin cannot be made through the API)."""
+
+from __future__ import annotations
+
+import typer
+
+from tuanbox.accounts.models import Role
+
+app = typer.Typer(help="Staff accounts (admins, ops, merchant staff).", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    login: str = typer.Option(..., help="Login name."),
+    role: Role = typer.Option(Role.ADMIN, help="admin, ops or merchant_staff."),
+    merchant_id: str | None = typer.Option(None, help="Required for merchant_staff."),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters."
+    ),
+) -> None:
+    """Create a staff account directly in the database (audited as actor `cli`)."""
+    from tuanbox.accounts.services import create_staff
+    from tuanbox.audit.services import Actor
+    from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+    from tuanbox.errors import TuanboxError
+    from tuanbox.settings import get_settings
+
+    if len(password) < 12:
+        raise typer.BadParameter("the password needs at least 12 characters", param_hint="password")
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            user = create_staff(
+                session,
+                Actor(id="cli", role="admin"),
+                role=role,
+                login=login,
+                password=password,
+                merchant_id=merchant_id,
+            )
+            typer.echo(f"created {user.role} {login} ({user.id})")
+    except TuanboxError as exc:
+        typer.secho(f"refused: {exc.detail} [{exc.code}]", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
