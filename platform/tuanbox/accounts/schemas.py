@@ -35,6 +35,10 @@ class RefreshGrant(BaseModel):
     refresh_token: str = Field(min_length=10)
 
 
+class LogoutRequest(BaseModel):
+    refresh_token: str = Field(min_length=10)
+
+
 TokenRequest = Annotated[OtpGrant | PasswordGrant | RefreshGrant, Field(discriminator="grant_type")]
 
 

@@ -114,3 +114,17 @@ def rotate_refresh_token(session: Session, settings: Settings, token: str) -> tu
         raise TokenInvalidError("account disabled")
     row.used_at = now
     return user, issue_refresh_token(session, settings, user, family_id=row.family_id)
+
+
+def revoke_refresh_family(session: Session, settings: Settings, token: str) -> int:
+    """Sign out: revoke the refresh token's whole family (this device's chain of tokens)."""
+    claims = _decode(settings, token, "refresh")
+    row = session.get(RefreshToken, claims["jti"])
+    if row is None or row.user_id != claims["sub"]:
+        raise TokenInvalidError("unknown refresh token")
+    result = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

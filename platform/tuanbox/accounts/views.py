@@ -13,6 +13,7 @@ from tuanbox.accounts.models import Address, User
 from tuanbox.accounts.schemas import (
     AddressIn,
     AddressOut,
+    LogoutRequest,
     MeOut,
     OtpGrant,
     OtpRequest,
@@ -23,7 +24,12 @@ from tuanbox.accounts.schemas import (
     TokenResponse,
     UserOut,
 )
-from tuanbox.accounts.tokens import issue_access_token, issue_refresh_token, rotate_refresh_token
+from tuanbox.accounts.tokens import (
+    issue_access_token,
+    issue_refresh_token,
+    revoke_refresh_family,
+    rotate_refresh_token,
+)
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.crypto import PiiCipher
 from tuanbox.errors import NotFoundError
@@ -74,6 +80,13 @@ def token(
         refresh_token=refresh,
         user=UserOut.model_validate(user),
     )
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(body: LogoutRequest, session: SessionDep, settings: SettingsDep) -> None:
+    """Revoke a refresh token and every token rotated from it (access tokens simply expire)."""
+    revoke_refresh_family(session, settings, body.refresh_token)
+    session.commit()
 
 
 @router.post("/users", response_model=UserOut, status_code=201)

@@ -246,3 +246,28 @@ def test_only_admin_creates_staff(
     assert login.status_code == 200 and login.json()["user"]["role"] == "merchant_staff"
     audit = db_session.execute(sa.text("SELECT action FROM audit_log WHERE action = 'user.create'"))
     assert audit.scalars().all() == ["user.create"]
+
+
+def test_logout_revokes_the_refresh_family(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    tokens = _otp_login(client, db_session, settings, "+8613900000009")
+    rotated = client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    ).json()
+    assert (
+        client.post(
+            "/api/v1/auth/logout", json={"refresh_token": rotated["refresh_token"]}
+        ).status_code
+        == 204
+    )
+    after = client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]},
+    )
+    assert after.status_code == 401
+    assert (
+        client.post("/api/v1/auth/logout", json={"refresh_token": "not-a-token-at-all"}).status_code
+        == 401
+    )

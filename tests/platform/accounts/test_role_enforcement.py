@@ -26,6 +26,7 @@ MODULES = {
 PUBLIC = {
     ("POST", "/api/v1/auth/otp"),
     ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/merchants/{merchant_id}"),
     ("GET", "/api/v1/lots/{gtin}/{lot_code}"),
     ("GET", "/media/{filename}"),
