@@ -44,3 +44,25 @@ def create(
         raise typer.Exit(1) from exc
     finally:
         engine.dispose()
+
+
+@app.command("rotate-pii")
+def rotate_pii() -> None:
+    """Re-encrypt personal data still under an older PII key id, in batches, until none is left."""
+    from tuanbox.accounts.services import rotate_pii as rotate
+    from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+    from tuanbox.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    total = 0
+    try:
+        while True:
+            with session_scope(make_session_factory(engine)) as session:
+                changed = rotate(session, settings)
+            total += changed
+            if changed == 0:
+                break
+    finally:
+        engine.dispose()
+    typer.echo(f"re-encrypted {total} fields under key {settings.pii_key_id}")

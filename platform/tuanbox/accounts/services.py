@@ -180,3 +180,34 @@ def add_address(
 
 def read_address(settings: Settings, row: Address) -> str:
     return PiiCipher(settings).decrypt(row.address_enc, context=f"address:{row.user_id}")
+
+
+def rotate_pii(session: Session, settings: Settings, *, batch: int = 500) -> int:
+    """Re-encrypt phones and addresses still under an older key id; returns how many rows.
+
+    Run after changing TUANBOX_PII_KEY_ID (with the old key kept in TUANBOX_PII_KEYS); once it
+    reports 0, the old key may be dropped from the settings.
+    """
+    cipher = PiiCipher(settings)
+    current = f"{cipher.key_id}:"
+    changed = 0
+    users = session.scalars(
+        select(User)
+        .where(User.phone_enc.is_not(None), User.phone_enc.not_like(current + "%"))
+        .limit(batch)
+    ).all()
+    for user in users:
+        assert user.phone_enc is not None
+        user.phone_enc = cipher.encrypt(
+            cipher.decrypt(user.phone_enc, context="phone"), context="phone"
+        )
+        changed += 1
+    addresses = session.scalars(
+        select(Address).where(Address.address_enc.not_like(current + "%")).limit(batch)
+    ).all()
+    for row in addresses:
+        row.address_enc = cipher.encrypt(
+            read_address(settings, row), context=f"address:{row.user_id}"
+        )
+        changed += 1
+    return changed
