@@ -40,7 +40,7 @@ TUANBOX_NS = "https://tuanbox.dev/voc/"
 
 DEFAULT_CONTEXT: list[Any] = [
     EPCIS_CONTEXT_URL,
-    {"tb": TUANBOX_NS, "cbvmda": "urn:epcglobal:cbv:mda:"},
+    {"tb": TUANBOX_NS},
 ]
 
 Action = Literal["ADD", "OBSERVE", "DELETE"]

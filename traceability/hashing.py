@@ -6,15 +6,17 @@ children). Values are canonicalised first: times to UTC with milliseconds and a 
 without trailing zeros; EPC URNs and foreign-host Digital Links to ``https://id.gs1.org``;
 bare CBV terms to their web URIs; CURIE extension names to ``{namespace}local``. Children of an
 unordered list are sorted lexically. ``eventID``, ``recordTime`` and ``errorDeclaration`` are
-left out (an error declaration keeps the hash of the event it corrects). User extensions
-follow, sorted. Checked against the reference generator's vectors in tests/traceability/vectors.
+left out (an error declaration keeps the hash of the event it corrects). A second pass then
+appends user extensions: those nested in readPoint, bizLocation and sensor elements (under
+their parents' names, in CBV order), then the event's own, sorted. Checked against the
+reference generator's vectors in tests/traceability/vectors.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -34,7 +36,7 @@ HASH_VERSION = "CBV2.0"
 # Prefixes the EPCIS 2.0 context itself defines; documents may add more.
 DEFAULT_NAMESPACES: dict[str, str] = {
     "gs1": "https://gs1.org/voc/",
-    "cbvmda": "urn:epcglobal:cbv:mda:",
+    "cbvmda": "urn:epcglobal:cbv:mda",
     "epcis": "https://ref.gs1.org/epcis/",
     "cbv": "https://ref.gs1.org/cbv/",
 }
@@ -136,9 +138,11 @@ def _scalar(value: Any) -> str:
     return canonical_identifier(text)
 
 
-def namespaces_from_context(context: Any) -> dict[str, str]:
+def namespaces_from_context(
+    context: Any, base: Mapping[str, str] = DEFAULT_NAMESPACES
+) -> dict[str, str]:
     """Prefix → namespace map from a JSON-LD ``@context`` (string, object or list of both)."""
-    namespaces = dict(DEFAULT_NAMESPACES)
+    namespaces = dict(base)
     items = context if isinstance(context, list) else [context]
     for item in items:
         if isinstance(item, Mapping):
@@ -206,34 +210,56 @@ def _sensor_value(key: str, value: Any) -> str:
     return _scalar(value)
 
 
-def _ordered(
-    obj: Mapping[str, Any],
-    order: Iterable[str],
-    ns: Mapping[str, str],
-    render: Callable[[str, Any], str] = _sensor_value,
-) -> str:
-    order = tuple(order)
-    fields = "".join(
-        f"{key}={render(key, obj[key])}" for key in order if obj.get(key) not in (None, "")
+def _ordered(obj: Mapping[str, Any], order: Iterable[str]) -> str:
+    return "".join(
+        f"{key}={_sensor_value(key, obj[key])}" for key in order if obj.get(key) not in (None, "")
     )
-    return fields + _extensions(obj, order, ns)
 
 
-def _sensor_elements(elements: list[Mapping[str, Any]], ns: Mapping[str, str]) -> str:
+def _sensor_elements(elements: list[Mapping[str, Any]]) -> str:
+    """The standard fields of the sensor elements (their extensions come later)."""
     rendered = []
     for element in elements:
         text = "sensorElement"
         metadata = element.get("sensorMetadata")
         if isinstance(metadata, Mapping):
-            body = _ordered(metadata, _SENSOR_METADATA_ORDER, ns)
+            body = _ordered(metadata, _SENSOR_METADATA_ORDER)
             text += "sensorMetadata" + body if body else ""
         reports = element.get("sensorReport") or []
-        text += "".join(
-            sorted("sensorReport" + _ordered(r, _SENSOR_REPORT_ORDER, ns) for r in reports)
-        )
-        text += _extensions(element, ("sensorMetadata", "sensorReport"), ns)
+        text += "".join(sorted("sensorReport" + _ordered(r, _SENSOR_REPORT_ORDER) for r in reports))
         rendered.append(text)
     return "".join(sorted(rendered))
+
+
+def _sensor_extensions(elements: list[Mapping[str, Any]], ns: Mapping[str, str]) -> str:
+    """User extensions inside sensor elements, each under its element's and part's names."""
+    rendered = []
+    for element in elements:
+        text = ""
+        metadata = element.get("sensorMetadata")
+        if isinstance(metadata, Mapping):
+            extra = _extensions(metadata, _SENSOR_METADATA_ORDER, ns)
+            text += "sensorMetadata" + extra if extra else ""
+        reports = element.get("sensorReport") or []
+        extras = (_extensions(r, _SENSOR_REPORT_ORDER, ns) for r in reports)
+        text += "".join(sorted("sensorReport" + e for e in extras if e))
+        text += _extensions(element, ("sensorMetadata", "sensorReport"), ns)
+        if text:
+            rendered.append("sensorElement" + text)
+    return "".join(sorted(rendered))
+
+
+def _leftovers(event: Mapping[str, Any], known: Iterable[str], ns: Mapping[str, str]) -> str:
+    """Second pass: extensions nested in standard fields (in CBV order), then the event's own."""
+    out = ""
+    for key in ("readPoint", "bizLocation"):
+        value = event.get(key)
+        if isinstance(value, Mapping):
+            extra = _extensions(value, ("id",), ns)
+            out += key + extra if extra else ""
+    if event.get("sensorElementList"):
+        out += _sensor_extensions(event["sensorElementList"], ns)
+    return out + _extensions(event, known, ns)
 
 
 def _epcs(name: str, values: list[str]) -> str:
@@ -331,12 +357,12 @@ def prehash(event: Mapping[str, Any], namespaces: Mapping[str, str] | None = Non
         elif key == "destinationList":
             out.append(_typed_list(key, "destination", SOURCE_DEST_TYPE, value))
         elif key == "sensorElementList":
-            out.append(_sensor_elements(value, ns))
+            out.append(_sensor_elements(value))
         elif key == "ilmd":
             body = _extensions(value, (), ns)
             if body:
                 out.append("ilmd" + body)
-    out.append(_extensions(event, [*known, "eventTime", "eventTimeZoneOffset"], ns))
+    out.append(_leftovers(event, [*known, "eventTime", "eventTimeZoneOffset"], ns))
     return "".join(out)
 
 
@@ -380,6 +406,4 @@ def document_prehashes(document: Mapping[str, Any]) -> list[str]:
     """Pre-hash strings of every event in an EPCIS document, in document order."""
     ns = namespaces_from_context(document.get("@context"))
     events = document["epcisBody"]["eventList"]
-    return [
-        prehash(event, {**ns, **namespaces_from_context(event.get("@context"))}) for event in events
-    ]
+    return [prehash(event, namespaces_from_context(event.get("@context"), ns)) for event in events]

@@ -32,7 +32,7 @@ def _cases() -> list[tuple[str, int]]:
 
 
 def test_vectors_are_present() -> None:
-    assert len(_cases()) == 15
+    assert len(_cases()) == 16
 
 
 @pytest.mark.parametrize(("name", "index"), _cases())
