@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 
 from edge.agent import schema
 from edge.agent.core import BoardPolled, CommandMessage, LockerAgent, ScannerLine
-from edge.agent.errors import SerialLinkError
+from edge.agent.errors import EdgeError, SerialLinkError
 from edge.agent.lockboard import KerongBoard, LockBoard
 from edge.agent.mqtt import MqttLink
 from edge.agent.scanner import SerialScanner, StdinScanner
@@ -22,6 +23,7 @@ from edge.agent.store import Store
 from edge.agent.telemetry import TelemetryBuffer, TelemetryForwarder, make_sink
 
 log = logging.getLogger(__name__)
+PRUNE_INTERVAL_S = 6 * 3600
 
 
 class EdgeRuntime:
@@ -122,7 +124,7 @@ class EdgeRuntime:
     # --- the poller: door states and health --------------------------------------------
 
     def _poll(self) -> None:
-        next_health = time.monotonic()
+        next_health = next_prune = time.monotonic()
         failures = 0
         while not self._stop.is_set():
             began = time.monotonic()
@@ -141,10 +143,22 @@ class EdgeRuntime:
             if began >= next_health:
                 next_health = began + self.settings.health_interval_s
                 self._health()
+            if began >= next_prune:
+                next_prune = began + PRUNE_INTERVAL_S
+                self._prune()
             interval = self.agent.runtime.extra.get(
                 "poll_interval_ms", self.settings.serial_poll_interval_ms
             )
             self._stop.wait(max(0.0, interval / 1000 - (time.monotonic() - began)))
+
+    def _prune(self) -> None:
+        try:
+            removed = self.store.prune(datetime.now(UTC))
+        except EdgeError as exc:
+            log.warning("pruning the state database failed: %s", exc.message)
+            return
+        if removed:
+            log.info("pruned %d old command ids and used tokens", removed)
 
     def _health(self) -> None:
         try:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -288,6 +288,26 @@ class Store:
 
     def delete_pickup(self, compartment: str) -> None:
         self._q("DELETE FROM pickups WHERE compartment = ?", (compartment,))
+
+    # --- housekeeping ---------------------------------------------------------------
+
+    def prune(self, now: datetime, *, commands_days: int = 30, tokens_days: int = 180) -> int:
+        """Forget command ids and used tokens long past any retry or expiry; rows removed.
+
+        The platform retries a command only until it expires (minutes to hours) and tokens
+        live for days, so these horizons keep idempotency and single use intact while the
+        database of a locker running for years stays small.
+        """
+        removed = 0
+        with self.transaction():
+            for sql, days in (
+                ("DELETE FROM commands WHERE updated_at < ?", commands_days),
+                ("DELETE FROM used_tokens WHERE used_at < ?", tokens_days),
+            ):
+                with self._lock:
+                    cursor = self._db.execute(sql, ((now - timedelta(days=days)).isoformat(),))
+                removed += cursor.rowcount
+        return removed
 
     # --- small JSON values (runtime config overrides) --------------------------------
 
