@@ -217,11 +217,19 @@ class AlertView:
     compartment_label: str | None
     episode: Any | None
     holds: list[Any]
+    # hold id → the stay's cold-chain summary (None when InfluxDB could not say)
+    stays: dict[int, Any] = field(default_factory=dict)
 
 
-def alerts_view(session: Session, statuses: tuple[str, ...] = ACTIVE) -> list[AlertView]:
+def alerts_view(
+    session: Session,
+    statuses: tuple[str, ...] = ACTIVE,
+    influx: InfluxClient | None = None,
+    now: datetime | None = None,
+) -> list[AlertView]:
     from tuanbox.coldchain.holds import holds_of_episode
     from tuanbox.coldchain.models import Episode
+    from tuanbox.coldchain.summaries import stay_summary
     from tuanbox.fulfilment.alerts import list_alerts
     from tuanbox.lockers.models import Compartment
 
@@ -229,10 +237,15 @@ def alerts_view(session: Session, statuses: tuple[str, ...] = ACTIVE) -> list[Al
     for alert in list_alerts(session, statuses=statuses):
         comp = session.get(Compartment, alert.compartment_id) if alert.compartment_id else None
         episode = session.scalars(select(Episode).where(Episode.alert_id == alert.id)).first()
-        out.append(
-            AlertView(alert, comp.label if comp else None, episode,
-                      holds_of_episode(session, episode.id) if episode else [])
-        )  # fmt: skip
+        holds = holds_of_episode(session, episode.id) if episode else []
+        stays: dict[int, Any] = {}
+        if influx is not None and now is not None and episode is not None:
+            for hold in holds:
+                try:
+                    stays[hold.id] = stay_summary(session, influx, hold, episode, now)
+                except TelemetryError:
+                    stays[hold.id] = None
+        out.append(AlertView(alert, comp.label if comp else None, episode, holds, stays))
     return out
 
 

@@ -195,13 +195,17 @@ def alerts_page(
     if user is None:
         return RedirectResponse("/ops/login", status_code=303)
     statuses = ("open", "acknowledged", "resolved") if resolved else data.ACTIVE
-    context = {"user": user, "alerts": data.alerts_view(session, statuses), "resolved": resolved}
+    with influx_for(request) as influx:
+        alerts = data.alerts_view(session, statuses, influx, utcnow())
+    context = {"user": user, "alerts": alerts, "resolved": resolved}
     return _page(request, "alerts.html", context)
 
 
 @router.get("/ops/alerts/fragment", response_class=HTMLResponse)
 def alerts_fragment(request: Request, _user: OpsUser, session: SessionDep) -> HTMLResponse:
-    return _page(request, "_alerts.html", {"alerts": data.alerts_view(session)})
+    with influx_for(request) as influx:
+        alerts = data.alerts_view(session, data.ACTIVE, influx, utcnow())
+    return _page(request, "_alerts.html", {"alerts": alerts})
 
 
 # --- actions (JSON, audited by the services) ---------------------------------------------

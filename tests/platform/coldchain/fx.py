@@ -54,7 +54,9 @@ class Site:
     bookings: dict[str, Booking]
 
 
-def deposit_one(session: Session, settings: Settings, sku_zone: str, station_id: str) -> Order:
+def deposit_one(
+    session: Session, settings: Settings, sku_zone: str, station_id: str, at: datetime | None = None
+) -> Order:
     order = make_order(session, user=make_shopper(session), sku=make_sku(session, "S", sku_zone),
                        station_id=station_id)  # fmt: skip
     confirm(session, order)
@@ -64,13 +66,13 @@ def deposit_one(session: Session, settings: Settings, sku_zone: str, station_id:
     booking = session.get(Booking, fo.booking_id)
     assert booking is not None
     ctx = lifecycle.Context(settings=settings, signing_key=Ed25519PrivateKey.generate())
-    assert lifecycle.deposited(session, booking, ctx=ctx, now=datetime.now(UTC))
+    assert lifecycle.deposited(session, booking, ctx=ctx, now=at or datetime.now(UTC))
     session.refresh(order)
     assert order.status == "ready_for_pickup"
     return order
 
 
-def make_site(session: Session, settings: Settings) -> Site:
+def make_site(session: Session, settings: Settings, deposited_at: datetime | None = None) -> Site:
     """One locker; two chilled orders deposited in chilled compartments 0-1 and 0-2."""
     bind_settings(session, settings)
     station = make_station(session)
@@ -78,7 +80,7 @@ def make_site(session: Session, settings: Settings) -> Site:
     orders: dict[str, Order] = {}
     bookings: dict[str, Booking] = {}
     for _ in range(2):
-        order = deposit_one(session, settings, "chilled", station.id)
+        order = deposit_one(session, settings, "chilled", station.id, deposited_at)
         fo = session.get(FulfilmentOrder, order.id)
         assert fo is not None
         booking = session.get(Booking, fo.booking_id)

@@ -13,8 +13,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from telemetry.schema import to_ns
 from telemetry.settings import TelemetrySettings
-from tests.platform.coldchain.fx import Site, make_site, run_scans, write_through_edge
+from telemetry.stats import Reading, summarize
+from tests.platform.coldchain.fx import (
+    Site,
+    failing_profile,
+    make_site,
+    run_scans,
+    write_through_edge,
+)
 from tests.platform.factories import STAFF_PASSWORD, auth_header, make_user
 from tuanbox.audit.models import AuditEntry
 from tuanbox.coldchain.models import Episode, QualityHold
@@ -36,7 +44,7 @@ def site(
 ) -> Site:
     """A locker whose chilled 0-1 failed (excursion raised, order held); app reads this Influx."""
     app.state.telemetry_settings = telemetry
-    s = make_site(db_session, settings)
+    s = make_site(db_session, settings, deposited_at=t0)
     write_through_edge(tmp_path, influx_url, telemetry.influx_database, s.locker_id, t0, 240)
     run_scans(db_session, telemetry, t0, range(10, 241, 10))
     return s
@@ -116,12 +124,19 @@ def test_chart_is_an_svg_with_the_zone_limits(
 
 
 def test_alerts_acknowledge_resolve_and_release_are_audited(
-    client: TestClient, site: Site, ops_headers: dict[str, str], db_session: Session
+    client: TestClient, site: Site, ops_headers: dict[str, str], db_session: Session, t0: datetime
 ) -> None:
     (episode,) = db_session.scalars(select(Episode)).all()
     page = client.get("/ops/alerts", headers=ops_headers)
     assert f'data-alert="{episode.alert_id}"' in page.text
     assert f"/ops/episodes/{episode.id}/evidence.svg" in page.text
+    # The held order's stay so far, for the decision: from the deposit (t0) to now.
+    stay = summarize(
+        [Reading(to_ns(t0) + m * 60 * 10**9, round(failing_profile(m * 60.0), 3))
+         for m in range(240)], low=0.0, high=4.0)  # fmt: skip
+    assert stay is not None
+    assert f"<b>MKT {stay.mkt_c:.1f} °C</b>" in page.text
+    assert f"max {stay.max_c:.1f}" in page.text
     evidence = client.get(f"/ops/episodes/{episode.id}/evidence.svg", headers=ops_headers)
     assert 'class="mean"' in evidence.text
 
