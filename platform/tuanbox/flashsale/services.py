@@ -66,6 +66,7 @@ class SaleSpec:
 
 def create_sale(session: Session, *, merchant_id: str, actor_id: str, spec: SaleSpec) -> FlashSale:
     from tuanbox.catalog.models import Product, Sku
+    from tuanbox.catalog.stock import reserve_stock
 
     if spec.stock_cap < 1 or spec.per_user_limit < 1 or spec.price_cents < 0:
         raise InvalidSaleError("stock_cap and per_user_limit must be >= 1, price >= 0")
@@ -87,6 +88,9 @@ def create_sale(session: Session, *, merchant_id: str, actor_id: str, spec: Sale
         ends_at=spec.ends_at,
         created_by=actor_id,
     )
+    # The whole cap is set aside on the SKU now, so nothing else can sell these units; each
+    # winning order then takes its units over from the sale (see `_record`).
+    reserve_stock(session, spec.sku_id, spec.stock_cap)
     session.add(sale)
     session.flush()
     return sale
@@ -238,7 +242,11 @@ def _record(
         kind="flash",
         # Unpaid, the order expires and its unit goes back to the sale (hook + reconcile).
         pay_timeout_s=pay_timeout_s or DEFAULT_PAY_TIMEOUT_S,
+        # The units are already reserved on the SKU for the sale: the order takes them over
+        # (stock_held), so the winner never waits on the SKU row, only on the sale row.
+        reserve=False,
     )
+    order.stock_held = True
     reservation = Reservation(
         sale_id=sale.id, user_id=user_id, request_id=request_id, qty=qty, order_id=order.id
     )
@@ -247,7 +255,11 @@ def _record(
     # The record's guard, last: the sale row (the hottest lock) is held only until commit.
     row = session.execute(
         update(FlashSale)
-        .where(FlashSale.id == sale.id, FlashSale.remaining >= qty)
+        .where(
+            FlashSale.id == sale.id,
+            FlashSale.remaining >= qty,
+            FlashSale.closed_at.is_(None),
+        )
         .values(remaining=FlashSale.remaining - qty)
         .returning(FlashSale.remaining),
         execution_options={"synchronize_session": False},
@@ -269,7 +281,7 @@ def _replay(session: Session, sale: FlashSale, user_id: str, request_id: str) ->
     return Reserved(found.id, found.order_id, found.qty, sale.remaining, replayed=True)
 
 
-def _db_view(session: Session, sale: FlashSale) -> tuple[int, dict[str, int], dict[str, Held]]:
+def db_view(session: Session, sale: FlashSale) -> tuple[int, dict[str, int], dict[str, Held]]:
     active = list(
         session.scalars(
             select(Reservation).where(
@@ -294,71 +306,18 @@ def _db_view(session: Session, sale: FlashSale) -> tuple[int, dict[str, int], di
 def load_counters(session: Session, counters: FlashCounters, sale: FlashSale) -> None:
     """Put the DB's view of a sale into Redis (first use, or after Redis lost it)."""
     session.refresh(sale)
-    remaining, users, held = _db_view(session, sale)
+    remaining, users, held = db_view(session, sale)
     counters.load(sale.id, remaining=remaining, users=users, requests=held)
 
 
-@dataclass(frozen=True)
-class Drift:
-    sale_id: str
-    released_orphans: int
-    reloaded: bool
-
-
-def reconcile_sale(
-    session: Session, counters: FlashCounters, sale: FlashSale, *, redis_now: int, grace_s: int
-) -> Drift:
-    """Repair Redis from the DB (DB wins), leaving requests still in flight alone.
-
-    A request id in Redis with no active DB reservation is either in flight (the DB step
-    has not committed yet), released in the DB (order cancelled or expired), or orphaned
-    (the process died between Lua and compensation). The last two give their units back;
-    in-flight ones younger than `grace_s` are left to finish.
-    """
-    stock, _, in_redis = counters.snapshot(sale.id)
-    if stock is None:
-        load_counters(session, counters, sale)
-        return Drift(sale.id, 0, reloaded=True)
-    remaining, users, in_db = _db_view(session, sale)
-    released = 0
-    for request_id, held in in_redis.items():
-        if request_id not in in_db and redis_now - held.at >= grace_s:
-            released += 1 if counters.release(sale.id, request_id) else 0
-    stock, redis_users, in_redis = counters.snapshot(sale.id)
-    in_flight = {k: h for k, h in in_redis.items() if k not in in_db}
-    expected_stock = remaining - sum(h.qty for h in in_flight.values())
-    expected_users = dict(users)
-    for h in in_flight.values():
-        expected_users[h.user_id] = expected_users.get(h.user_id, 0) + h.qty
-    if (
-        stock == expected_stock
-        and redis_users == expected_users
-        and in_db.keys() <= in_redis.keys()
-    ):
-        return Drift(sale.id, released, reloaded=False)
-    log.warning(
-        "flash-sale drift repaired", extra={"sale": sale.id, "redis": stock, "db": remaining}
-    )
-    counters.load(
-        sale.id, remaining=expected_stock, users=expected_users, requests={**in_db, **in_flight}
-    )
-    return Drift(sale.id, released, reloaded=True)
-
-
-def reconcile_all(
-    session: Session, counters: FlashCounters, *, now: datetime, redis_now: int, grace_s: int
-) -> list[Drift]:
-    sales = session.scalars(select(FlashSale).where(FlashSale.ends_at > now)).all()
-    return [
-        reconcile_sale(session, counters, s, redis_now=redis_now, grace_s=grace_s) for s in sales
-    ]
-
-
 def on_order_lapsed(session: Session, order: Order, from_status: str) -> None:
-    """Orders hook: an unpaid flash order was cancelled or expired; its units return to the sale.
+    """Orders hook: a flash order was cancelled or expired; its units return to the sale.
 
     Only the DB changes here; the next reconciliation gives the units back in Redis.
     """
+    from tuanbox.catalog.models import Sku
+    from tuanbox.catalog.stock import reserve_stock
+
     if order.kind != "flash":
         return
     reservation = session.scalar(
@@ -368,17 +327,24 @@ def on_order_lapsed(session: Session, order: Order, from_status: str) -> None:
         return
     reservation.status = "released"
     session.execute(
-        update(FlashSale)
-        .where(FlashSale.id == reservation.sale_id)
-        .values(remaining=FlashSale.remaining + reservation.qty),
-        execution_options={"synchronize_session": False},
-    )
-    session.execute(
         update(UserTotal)
         .where(UserTotal.sale_id == reservation.sale_id, UserTotal.user_id == reservation.user_id)
         .values(qty=UserTotal.qty - reservation.qty),
         execution_options={"synchronize_session": False},
     )
+    sku = session.get(Sku, order.sku_id)
+    if sku is not None and sku.active:
+        back = session.execute(
+            update(FlashSale)
+            .where(FlashSale.id == reservation.sale_id, FlashSale.closed_at.is_(None))
+            .values(remaining=FlashSale.remaining + reservation.qty)
+            .returning(FlashSale.id),
+            execution_options={"synchronize_session": False},
+        ).one_or_none()
+        if back is not None:
+            # Orders just released these units on the SKU; a running sale takes them back into
+            # its pool (net zero on the SKU). After close, or for a withdrawn SKU, they stay.
+            reserve_stock(session, order.sku_id, reservation.qty)
     session.flush()
 
 

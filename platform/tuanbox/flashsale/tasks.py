@@ -1,4 +1,4 @@
-"""Celery entry points of flash sales: reconciliation of Redis counters with the DB."""
+"""Celery entry points of flash sales: close ended sales, then reconcile Redis with the DB."""
 
 from __future__ import annotations
 
@@ -12,22 +12,28 @@ from tuanbox.groupbuy.tasks import session_factory_for
 
 @shared_task(name="flashsale.reconcile", bind=True, acks_late=True)
 def reconcile(self: Any) -> int:
-    """Repair drift between Redis and the DB for running sales (DB wins); returns repairs."""
+    """Close ended sales and repair drift for running ones (DB wins); returns repairs made."""
     from tuanbox.db.base import utcnow
     from tuanbox.flashsale.counters import FlashCounters
-    from tuanbox.flashsale.services import reconcile_all
+    from tuanbox.flashsale.reconcile import close_ended_sales, reconcile_all
 
     settings = self.app.conf.tuanbox_settings
+    factory = session_factory_for(settings.database_url)
     counters = FlashCounters.from_url(settings.redis_url)
     try:
-        with session_scope(session_factory_for(settings.database_url)) as session:
+        now = utcnow()
+        with session_scope(factory) as session:
+            closed = close_ended_sales(session, now=now)
+        for sale_id in closed:
+            counters.forget(sale_id)
+        with session_scope(factory) as session:
             drifts = reconcile_all(
                 session,
                 counters,
-                now=utcnow(),
+                now=now,
                 redis_now=counters.server_time(),
                 grace_s=settings.flash_orphan_grace_s,
             )
     finally:
         counters.close()
-    return sum(1 for d in drifts if d.reloaded or d.released_orphans)
+    return len(closed) + sum(1 for d in drifts if d.reloaded or d.released_orphans)

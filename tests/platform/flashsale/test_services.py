@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import redis
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.platform.groupbuy.factories import make_shop, make_shoppers
@@ -16,7 +17,7 @@ from tuanbox.audit.services import Actor
 from tuanbox.catalog.errors import InsufficientStockError
 from tuanbox.catalog.models import Sku
 from tuanbox.db.base import utcnow
-from tuanbox.flashsale import services
+from tuanbox.flashsale import reconcile, services
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.lua import Held
 from tuanbox.flashsale.models import FlashSale, Reservation
@@ -60,18 +61,23 @@ def _reserve(
 def test_db_failure_gives_the_redis_reservation_back(
     db_session: Session, counters: FlashCounters
 ) -> None:
-    # The cap says 5 but the SKU has only 2 units: the DB step fails for the third buyer.
-    sale = _sale(db_session, stock=2, cap=5)
-    users = make_shoppers(db_session, 4)
+    sale = _sale(db_session, stock=10, cap=5)
+    users = make_shoppers(db_session, 2)
     db_session.commit()
     _reserve(db_session, counters, sale, users[0], "k0")
-    _reserve(db_session, counters, sale, users[1], "k1")
-    with pytest.raises(InsufficientStockError):
-        _reserve(db_session, counters, sale, users[2], "k2")
+    # A buyer the DB does not know: Redis admits them, the DB step fails (foreign key).
+    with pytest.raises(IntegrityError):
+        _reserve(db_session, counters, sale, "no-such-user", "k1")
     stock, per_user, held = counters.snapshot(sale.id)
-    assert stock == 3 and set(held) == {"k0", "k1"} and users[2] not in per_user
+    assert stock == 4 and set(held) == {"k0"} and "no-such-user" not in per_user
     db_session.refresh(sale)
-    assert sale.remaining == 3
+    assert sale.remaining == 4
+    _reserve(db_session, counters, sale, users[1], "k2")  # the unit sells to the next buyer
+
+
+def test_a_sale_needs_its_whole_cap_in_stock(db_session: Session) -> None:
+    with pytest.raises(InsufficientStockError):
+        _sale(db_session, stock=2, cap=5)
 
 
 def test_repeated_request_id_replays_and_limits_hold(
@@ -103,8 +109,10 @@ def test_lapsed_order_returns_units_and_reconcile_puts_them_back_in_redis(
     db_session.commit()
     db_session.refresh(sale)
     assert sale.remaining == 1
+    sku = db_session.get(Sku, sale.sku_id)
+    assert sku is not None and sku.stock_reserved == 2  # back in the sale's pool, not the SKU's
     # Redis still holds "a" until reconciliation sees the released reservation.
-    drift = services.reconcile_sale(
+    drift = reconcile.reconcile_sale(
         db_session, counters, sale, redis_now=counters.server_time(), grace_s=0
     )
     assert drift.released_orphans == 1
@@ -122,7 +130,7 @@ def test_reconcile_repairs_lost_and_drifted_counters(
     _reserve(db_session, counters, sale, users[0], "a")
     # Redis restarted empty: the next reconciliation reloads it from the DB.
     counters.forget(sale.id)
-    assert services.reconcile_sale(
+    assert reconcile.reconcile_sale(
         db_session, counters, sale, redis_now=counters.server_time(), grace_s=30
     ).reloaded
     assert counters.snapshot(sale.id)[0] == 4
@@ -132,7 +140,7 @@ def test_reconcile_repairs_lost_and_drifted_counters(
     counters._client.hset(
         keys[2], "ghost", Held(users[1], 1, counters.server_time() - 120).encode()
     )
-    drift = services.reconcile_sale(
+    drift = reconcile.reconcile_sale(
         db_session, counters, sale, redis_now=counters.server_time(), grace_s=30
     )
     assert drift.reloaded and drift.released_orphans == 1
@@ -142,10 +150,44 @@ def test_reconcile_repairs_lost_and_drifted_counters(
     counters._client.hset(keys[2], "young", Held(users[1], 1, counters.server_time()).encode())
     counters._client.decr(keys[0])
     counters._client.hincrby(keys[1], users[1], 1)
-    drift = services.reconcile_sale(
+    drift = reconcile.reconcile_sale(
         db_session, counters, sale, redis_now=counters.server_time(), grace_s=30
     )
     assert not drift.reloaded and drift.released_orphans == 0
     assert db_session.scalar(select(Reservation.request_id)) == "a"
     sku = db_session.get(Sku, sale.sku_id)
-    assert sku is not None and sku.stock_reserved == 1
+    assert sku is not None and sku.stock_reserved == 5  # the whole cap, set aside at creation
+
+
+def test_ended_sale_closes_and_gives_unsold_units_back(
+    db_session: Session, counters: FlashCounters
+) -> None:
+    from tuanbox.orders.services import transition as move
+
+    sale = _sale(db_session, stock=10, cap=4)
+    users = make_shoppers(db_session, 3)
+    db_session.commit()
+    first = _reserve(db_session, counters, sale, users[0], "a")
+    _reserve(db_session, counters, sale, users[1], "b")
+    later = sale.ends_at + timedelta(seconds=1)
+    assert reconcile.close_ended_sales(db_session, now=later) == [sale.id]
+    assert reconcile.close_ended_sales(db_session, now=later) == []
+    db_session.commit()
+    sku = db_session.get(Sku, sale.sku_id)
+    assert sku is not None and sku.stock_reserved == 2  # the two sold units only
+    with pytest.raises(services.SoldOutError):  # closed: the record refuses even if Redis admits
+        services.reserve(
+            db_session,
+            counters,
+            sale_id=sale.id,
+            user_id=users[2],
+            request_id="late",
+            qty=1,
+            now=sale.ends_at - timedelta(seconds=1),
+        )
+    # An order lapsing after the close returns its unit to the SKU, not to the closed sale.
+    move(db_session, first.order_id, "expired", actor=Actor("system", "system"), reason="unpaid")
+    db_session.flush()
+    db_session.refresh(sale)
+    db_session.refresh(sku)
+    assert sale.remaining == 2 and sku.stock_reserved == 1
