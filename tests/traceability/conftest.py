@@ -84,7 +84,11 @@ def anvil() -> Iterator[Anvil]:
 
 
 def settings_for(anvil: Anvil, **overrides: Any) -> TraceSettings:
-    base: dict[str, Any] = {
+    base: dict[str, Any] = {  # every field a developer's TRACE_* environment could set
+        "contract_address": None,
+        "keystore_path": None,
+        "public_rpc_url": None,
+        "deploy_block": 0,
         "rpc_url": anvil.url,
         "chain_id": 31337,
         "signer_key": ANVIL_DEV_KEY,
