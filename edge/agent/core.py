@@ -20,16 +20,11 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.agent import schema
+from edge.agent.deposit import match_deposit_code
 from edge.agent.doors import DoorFact, DoorTracker
 from edge.agent.errors import PickupRejectedError, UnlockFailedError
 from edge.agent.lockboard import LockBoard
-from edge.agent.pickup import (
-    KeypadLimiter,
-    check_qr,
-    classify,
-    match_deposit_code,
-    match_pickup_code,
-)
+from edge.agent.pickup import KeypadLimiter, check_qr, classify, match_pickup_code
 from edge.agent.ports import Clock, Publisher, utc_now
 from edge.agent.settings import EdgeSettings
 from edge.agent.store import Store

@@ -1,4 +1,4 @@
-"""Pickup and deposit rules (pure): which door, if any, a scanned or typed input may open.
+"""Pickup rules (pure): which door, if any, a scanned QR or typed code may open.
 
 Scanner/keypad lines::
 
@@ -19,7 +19,7 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.agent.errors import PickupRejectedError
-from edge.agent.store import ArmedPickup, Reservation
+from edge.agent.store import ArmedPickup
 from edge.protocol.envelopes import codes_match
 from edge.protocol.errors import TokenError
 from edge.protocol.token import TOKEN_PREFIX, PickupToken, verify_token
@@ -85,18 +85,6 @@ def match_pickup_code(
     for armed in pickups.values():
         if codes_match(code, locker_id, armed.code_hash) and now < armed.valid_until:
             found = armed
-    return found
-
-
-def match_deposit_code(
-    code: str, *, locker_id: str, now: datetime, reservations: Mapping[str, Reservation]
-) -> Reservation | None:
-    """The open reservation whose courier code this is."""
-    found = None
-    for res in reservations.values():
-        alive = res.expires_at is None or now < res.expires_at
-        if codes_match(code, locker_id, res.code_hash) and alive and not res.deposited:
-            found = res
     return found
 
 
