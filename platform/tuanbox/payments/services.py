@@ -41,7 +41,7 @@ def start_checkout(session: Session, order: Order, provider: PaymentProvider) ->
     order = lock_order(session, order.id)
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise NotPayableError(f"order is {order.status}, not awaiting payment")
-    due = order.total_cents - order.paid_cents
+    due = order.total_cents - applied_cents(session, order.id)
     if due <= 0:
         raise NotPayableError("nothing left to pay")
     existing = session.scalars(
@@ -97,8 +97,9 @@ def _payment_succeeded(session: Session, event: WebhookEvent) -> str:
     ).scalar_one_or_none()
     if inserted is None:
         return "duplicate"
+    # Money returned or owed back (a wrong amount, say) never counts towards what is due.
+    due = order.total_cents - applied_cents(session, order.id, excluding=inserted)
     order.paid_cents += event.amount_cents
-    due = order.total_cents - (order.paid_cents - event.amount_cents)
     provider_actor = Actor(id=f"provider:{event.provider}", role="system")
     if order.status == OrderStatus.PENDING_PAYMENT and event.amount_cents == due:
         intent.status = "succeeded"
@@ -133,6 +134,16 @@ def _refund_confirmed(session: Session, event: WebhookEvent) -> str:
         return "duplicate"
     _mark_succeeded(session, row, event.provider_refund_id or "")
     return "applied"
+
+
+def applied_cents(session: Session, order_id: str, *, excluding: str | None = None) -> int:
+    """What the order's payments count for (payments being refunded do not count)."""
+    query = select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
+        Payment.order_id == order_id, Payment.disposition == "applied"
+    )
+    if excluding is not None:
+        query = query.where(Payment.id != excluding)
+    return int(session.scalar(query) or 0)
 
 
 def refundable_cents(session: Session, order: Order) -> int:

@@ -152,6 +152,15 @@ def test_wrong_amount_is_not_taken_as_payment(db_session: Session, settings: Set
     assert handle_event(db_session, sim.verify_webhook(headers, body)) == "refunding"
     db_session.refresh(order)
     assert order.status == "pending_payment"
+    # The shopper then pays the right amount: that one counts in full.
+    again = start_checkout(db_session, order, sim)
+    assert again.amount_cents == 1500
+    body, headers = _paid_event(sim, again, "txn-right")
+    assert handle_event(db_session, sim.verify_webhook(headers, body)) == "applied"
+    db_session.refresh(order)
+    assert (order.status, order.paid_cents) == ("paid", 1600)
+    refunds = db_session.scalars(sa.select(Refund.amount_cents).where(Refund.order_id == order.id))
+    assert list(refunds) == [100]
 
 
 def test_refund_webhook_before_our_own_confirmation(
