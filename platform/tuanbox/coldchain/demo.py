@@ -135,12 +135,13 @@ def cold_chain(settings: Settings) -> str:
                         agent_version="0.1.0-demo",
                     )
                 )
-        for minute in (20, 21, 95, 96):
+        # The courier's deposit (opened, closed) and a shopper's failed try later on.
+        for minute, is_open in ((20, True), (21, False), (95, True), (96, False)):
             points.append(
                 door_point(
                     locker=locker_id,
                     compartment="0-1",
-                    is_open=minute % 2 == 0,
+                    is_open=is_open,
                     at=t0 + timedelta(minutes=minute),
                 )
             )

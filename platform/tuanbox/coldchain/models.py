@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +20,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tuanbox.db.base import Base, utcnow
 
 EPISODE_STATUSES = ("open", "cleared")
+
+
+def aware(value: datetime) -> datetime:
+    """A DB time as aware UTC: SQLite hands back naive datetimes (stored as UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 HOLD_STATUSES = ("held", "released", "rejected")
 
 

@@ -16,7 +16,7 @@ from telemetry.queries import Leg, batch_summary
 from telemetry.rules import DEFAULT_RULES, ZoneRules
 from telemetry.schema import to_ns
 from telemetry.stats import Summary
-from tuanbox.coldchain.models import Episode, QualityHold
+from tuanbox.coldchain.models import Episode, QualityHold, aware
 
 # Without a deposit time (a hold placed on data older than the booking row), look back this far.
 FALLBACK_BEFORE_EPISODE = timedelta(hours=1)
@@ -37,6 +37,6 @@ def stay_summary(
     start = start or (episode.started_at - FALLBACK_BEFORE_EPISODE)
     end = booking.closed_at if booking and booking.closed_at else now
     zone = (rules or dict(DEFAULT_RULES)).get(episode.zone)
-    leg = Leg(episode.locker_id, episode.compartment, to_ns(start), to_ns(end) + 1)
+    leg = Leg(episode.locker_id, episode.compartment, to_ns(aware(start)), to_ns(aware(end)) + 1)
     return batch_summary(influx, [leg], low=zone.target_low if zone else None,
                          high=zone.target_high if zone else None)  # fmt: skip

@@ -29,6 +29,20 @@ class Threshold:
     kind: str  # css class suffix: "target", "limit", "hard"
 
 
+# The chart is served as an image, which cannot see the page's stylesheet: it carries its own.
+_STYLE = (
+    "<style>"
+    "svg{font:11px system-ui,sans-serif}"
+    ".plot{fill:#fcfcfd;stroke:#ccc}.grid{stroke:#eee}"
+    ".ylab{text-anchor:end;fill:#666}.xlab{text-anchor:middle;fill:#666}"
+    ".band{fill:#0f7c8c33;stroke:none}.mean{fill:none;stroke:#0f7c8c;stroke-width:1.8}"
+    ".last{fill:#0f7c8c}.title{font-weight:600;fill:#333}"
+    ".th{stroke-dasharray:5 4;stroke-width:1.2}.thlab{text-anchor:end;font-size:10px}"
+    ".th-target{stroke:#1b7f3b;fill:#1b7f3b}.th-limit{stroke:#b26a00;fill:#b26a00}"
+    ".th-hard{stroke:#b3261e;fill:#b3261e}.thlab{stroke:none}"
+    ".empty{text-anchor:middle;fill:#999}"
+    "</style>"
+)
 _TICK_STEPS_S = (600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400)
 
 
@@ -68,6 +82,8 @@ def temperature_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'class="chart" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
+        _STYLE,
+        f'<rect width="{width}" height="{height}" fill="#fff"/>',
         f'<rect class="plot" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
     ]
     # Horizontal grid: about five round degree steps.

@@ -37,7 +37,8 @@ class LockerRow:
     mqtt_connected: bool | None
     health_at: datetime | None
     open_alerts: int
-    temps: list[tuple[str, str, float]] = field(default_factory=list)  # (label, zone, °C)
+    # (label, zone, °C, above the zone's excursion limit)
+    temps: list[tuple[str, str, float, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -74,10 +75,12 @@ def fleet(session: Session, influx: InfluxClient, now: datetime) -> Fleet:
         latest = queries.latest_per_compartment(influx, since_ns=since)
     except TelemetryError as exc:
         error = f"telemetry unavailable ({exc.code}): {exc.message}"
-    temps: dict[str, list[tuple[str, str, float]]] = {}
+    temps: dict[str, list[tuple[str, str, float, bool]]] = {}
     for r in latest:
-        if r.zone in DEFAULT_RULES:
-            temps.setdefault(r.locker, []).append((r.compartment, r.zone, r.celsius))
+        zone = DEFAULT_RULES.get(r.zone)
+        if zone is not None:
+            warm = r.celsius > zone.limit
+            temps.setdefault(r.locker, []).append((r.compartment, r.zone, r.celsius, warm))
     rows = []
     for locker in session.scalars(select(Locker).order_by(Locker.id)):
         h = health.get(locker.id)
@@ -274,5 +277,7 @@ def live_snapshot(session: Session, influx: InfluxClient, now: datetime) -> dict
             }
             for r in board.lockers
         },
-        "temps": {f"{r.id}/{label}": round(c, 2) for r in board.lockers for label, _, c in r.temps},
+        "temps": {
+            f"{r.id}/{label}": round(c, 2) for r in board.lockers for label, _, c, _ in r.temps
+        },
     }

@@ -171,13 +171,13 @@ def chart(
 
 @router.get("/ops/episodes/{episode_id}/evidence.svg")
 def evidence_chart(episode_id: int, _user: OpsUser, session: SessionDep) -> Response:
-    from tuanbox.coldchain.models import Episode
+    from tuanbox.coldchain.models import Episode, aware
 
     episode = session.get(Episode, episode_id)
     if episode is None:
         raise NotFoundError(f"episode {episode_id} does not exist")
     points = [Bucket(int(t), float(c), float(c), float(c)) for t, c in episode.evidence]
-    start = points[0].t_ns if points else to_ns(episode.started_at)
+    start = points[0].t_ns if points else to_ns(aware(episode.started_at))
     end = points[-1].t_ns + 60 * 10**9 if points else start + 60 * 10**9
     svg = temperature_svg(
         points, start_ns=start, end_ns=end, thresholds=data.thresholds(episode.zone),
