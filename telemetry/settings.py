@@ -31,6 +31,8 @@ class TelemetrySettings(BaseSettings):
     rollup_retention: str = "730d"
     # Excursion scans: how far back each run reads at most (silence is per zone, in rules).
     scan_lookback_minutes: int = Field(default=90, ge=5, le=24 * 60)
+    # A compartment that reports again after an outage has its backlog judged this far back.
+    scan_backlog_days: int = Field(default=7, ge=1, le=60)
     # Per-zone overrides of telemetry.rules.DEFAULT_RULES as JSON, e.g.
     # TELEMETRY_RULES='{"chilled": {"limit_minutes": 10}, "frozen": {"silence_minutes": 5}}'.
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from telemetry.influx import InfluxClient
-from telemetry.queries import readings_since
+from telemetry.queries import raw_readings, readings_since
 from telemetry.rules import CompartmentState, Evaluator, Event, rules_with_overrides
 from telemetry.schema import from_ns, to_ns
 from telemetry.settings import TelemetrySettings
@@ -100,6 +100,13 @@ def scan(
             # A new compartment, or one re-zoned: start afresh under the new zone's rules.
             state = CompartmentState(locker, label, zone)
             states[locker, label] = state
+        if state.last_t_ns is not None and state.last_t_ns < since:
+            # A locker back after a long outage forwards its buffered readings oldest first:
+            # judge the part older than this scan's window too, so an excursion during the
+            # outage is still raised (at its sampling time), however long it lasted.
+            start = max(state.last_t_ns + 1, now_ns - telemetry.scan_backlog_days * 86_400 * 10**9)
+            readings = raw_readings(influx, locker=locker, compartment=label, start_ns=start,
+                                    end_ns=since + 1) + readings  # fmt: skip
         report.readings += len(readings)
         for event in evaluator.evaluate(state, readings):
             _handle(session, event, report, now=now, ttl=command_ttl_s, sink=sink)

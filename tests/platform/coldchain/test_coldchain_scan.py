@@ -10,6 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import decode_command
+from firmware_sim.profiles import compressor_failure
+from telemetry.influx import InfluxClient
+from telemetry.schema import cold_chain_point
 from telemetry.settings import TelemetrySettings
 from tests.platform.coldchain.fx import Site, make_site, run_scans, write_through_edge
 from tuanbox.audit.models import AuditEntry
@@ -169,3 +172,37 @@ def test_release_rearms_the_pickup_and_reject_refunds(
         .order_by(AuditEntry.id)
     ).all()  # fmt: skip
     assert actions == ["quality_hold.release", "quality_hold.reject"]
+
+
+def test_an_excursion_during_an_outage_is_raised_from_the_backlog(
+    db_session: Session, settings: Settings, telemetry: TelemetrySettings, t0: datetime
+) -> None:
+    """The locker is cut off from minute 30 to 200; when it comes back it forwards its buffer,
+    which holds a compressor failure (above 8 °C from minute 81): raised at its sampling time,
+    although that is far older than the scan's 90-minute window."""
+    site = make_site(db_session, settings)
+
+    def write(minutes: range) -> None:
+        points = [
+            cold_chain_point(locker=site.locker_id, compartment="0-1", zone="chilled",
+                             sensor="28-1", at=t0 + timedelta(minutes=m),
+                             celsius=compressor_failure(3.0, 60 * 60, 0.25, 10.0, m * 60.0))
+            for m in minutes
+        ]  # fmt: skip
+        with InfluxClient.from_settings(telemetry) as influx:
+            influx.write(points, precision="s")
+
+    write(range(30))
+    before = run_scans(db_session, telemetry, t0, range(10, 200, 10))
+    assert [m for m, r in before.items() if r.silent] == [40]
+    assert not any(r.raised for r in before.values())
+
+    write(range(30, 200))
+    (after,) = run_scans(db_session, telemetry, t0, range(200, 201)).values()
+    (episode_id,) = after.raised
+    episode = db_session.get(Episode, episode_id)
+    assert episode is not None
+    assert episode.started_at == t0 + timedelta(minutes=81)
+    assert episode.raised_at == t0 + timedelta(minutes=96)
+    assert after.held_orders == [site.failing.id]
+    assert after.readings == 170
