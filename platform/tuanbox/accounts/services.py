@@ -21,6 +21,7 @@ from tuanbox.accounts.errors import (
 )
 from tuanbox.accounts.models import Address, OtpCode, Role, User
 from tuanbox.audit.services import Actor, record
+from tuanbox.catalog.models import Merchant
 from tuanbox.crypto import PiiCipher, derive_key
 from tuanbox.db.base import utcnow
 from tuanbox.errors import ConflictError, InvalidInputError
@@ -146,6 +147,8 @@ def create_staff(
         raise InvalidInputError("shoppers sign up by phone, not by password")
     if (role == Role.MERCHANT_STAFF) != (merchant_id is not None):
         raise InvalidInputError("merchant staff need a merchant_id; other roles must not have one")
+    if merchant_id is not None and session.get(Merchant, merchant_id) is None:
+        raise InvalidInputError("no such merchant", field="merchant_id")
     if session.scalars(select(User.id).where(User.login == login)).first() is not None:
         raise ConflictError("login already taken", field="login")
     user = User(

@@ -169,6 +169,8 @@ def refund(
     The money moves later, in `process_refund`, retried until the provider confirms. The
     key makes this safe to call from retried jobs (a failed group closing twice, say).
     """
+    # The order lock comes first: two callers with the same key then meet here one by one.
+    order = lock_order(session, order.id)
     existing = session.scalars(select(Refund).where(Refund.key == key)).one_or_none()
     if existing is not None:
         if existing.order_id != order.id or existing.amount_cents != amount_cents:
@@ -176,7 +178,6 @@ def refund(
         return existing
     if amount_cents <= 0:
         raise RefundExceedsPaidError("refund amount must be positive")
-    order = lock_order(session, order.id)
     available = refundable_cents(session, order)
     if amount_cents > available:
         raise RefundExceedsPaidError(

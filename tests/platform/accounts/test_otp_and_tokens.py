@@ -236,6 +236,9 @@ def test_only_admin_creates_staff(
         client.post("/api/v1/users", json=body, headers=auth_header(settings, admin)).status_code
         == 409
     )
+    ghost = {**body, "login": "clerk-3", "merchant_id": "no-such-merchant"}
+    r = client.post("/api/v1/users", json=ghost, headers=auth_header(settings, admin))
+    assert r.status_code == 422 and r.json()["field"] == "merchant_id"
     no_merchant = {**body, "login": "clerk-2", "merchant_id": None}
     r = client.post("/api/v1/users", json=no_merchant, headers=auth_header(settings, admin))
     assert r.status_code == 422

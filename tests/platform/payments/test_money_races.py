@@ -141,3 +141,33 @@ def test_parallel_refund_workers_pay_each_refund_once(fresh_database: Callable[[
             assert set(session.scalars(sa.select(Refund.attempts))) == {1}
     finally:
         engine.dispose()
+
+
+def test_same_refund_key_from_two_closers_at_once(fresh_database: Callable[[], str]) -> None:
+    """Two group closers refund the same member with the same key at the same moment."""
+    from tuanbox.payments.services import refund
+
+    url = fresh_database()
+    settings = make_settings(database_url=url)
+    engine = make_engine(url, pool_size=10, max_overflow=0)
+    factory = make_session_factory(engine)
+    sim = SimPay(settings)
+    try:
+        ((order_id, intent_id, amount),) = _setup(factory, sim, 1)
+        with factory() as session, session.begin():
+            body, headers = sim.payment_webhook(sim.charge(session, intent_id, amount))
+            handle_event(session, sim.verify_webhook(headers, body))
+        ids: list[str] = []
+
+        def close() -> None:
+            with factory() as session, session.begin():
+                order = session.get(Order, order_id)
+                assert order is not None
+                ids.append(
+                    refund(session, order, 300, "tier difference", key=f"tier:{order_id}").id
+                )
+
+        assert _together(*[close] * 5) == []
+        assert len(set(ids)) == 1 and len(ids) == 5
+    finally:
+        engine.dispose()
