@@ -11,6 +11,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.errors import (
@@ -158,8 +159,11 @@ def create_staff(
         merchant_id=merchant_id,
         display_name=display_name,
     )
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent twin may pass the check above
+            session.add(user)
+    except IntegrityError as exc:
+        raise ConflictError("login already taken", field="login") from exc
     record(session, actor, "user.create", "user", user.id, details={"role": role, "login": login})
     return user
 

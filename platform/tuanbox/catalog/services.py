@@ -66,8 +66,13 @@ def create_merchant(
     ).first():
         raise ConflictError("a merchant with this licence number exists", field="licence_number")
     merchant = Merchant(name=name, licence_number=licence_number, verified=verified)
-    session.add(merchant)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent twin may pass the check above
+            session.add(merchant)
+    except IntegrityError as exc:
+        raise ConflictError(
+            "a merchant with this licence number exists", field="licence_number"
+        ) from exc
     record(session, actor, "merchant.create", "merchant", merchant.id, details={"name": name})
     return merchant
 
