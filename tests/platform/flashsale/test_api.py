@@ -25,7 +25,7 @@ def limited(database_url: str, redis_url: str) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         rate_limit_prefix=f"t{uuid.uuid4().hex[:8]}:rl:",
-        flash_per_user_per_10s=3,  # the 422 below counts too: limits run before the body
+        flash_per_user_per_10s=2,  # a 422 (no key) is refused before the limiter counts it
         flash_per_ip_per_10s=100,
     )
 
@@ -92,3 +92,7 @@ def test_create_reserve_and_rate_limit(
     )
     assert r.status_code == 201
     assert flash_client.get(f"/api/v1/flash-sales/{sale['id']}").json()["remaining"] == 1
+    key = {"Idempotency-Key": "buy-00000005"}
+    assert flash_client.post(url, json={"qty": 1}, headers=key).status_code == 401
+    staff = auth(limited, shop.staff_id, "merchant_staff", shop.merchant_id)
+    assert flash_client.post(url, json={"qty": 1}, headers={**staff, **key}).status_code == 403
