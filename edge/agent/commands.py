@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from edge.agent.errors import CommandRejectedError, UnlockFailedError
+from edge.agent.messages import Purpose
 from edge.agent.store import ArmedPickup, Reservation
 from edge.protocol.envelopes import (
     Ack,
@@ -197,8 +198,6 @@ class CommandProcessor:
             raise CommandRejectedError("that door is opening already", code="DOOR_BUSY")
         self._record(command, self._ack(command.id, "accepted"), final=False)
         self.running.add(command.id)
-        from edge.agent.core import Purpose
-
         self.agent.open_door(p.compartment, Purpose("ops", command_id=command.id))
 
     def finish_open(self, command_id: str, error: UnlockFailedError | None) -> None:

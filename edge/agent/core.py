@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -24,6 +24,15 @@ from edge.agent.deposit import match_deposit_code
 from edge.agent.doors import DoorFact, DoorTracker
 from edge.agent.errors import PickupRejectedError, UnlockFailedError
 from edge.agent.lockboard import LockBoard
+from edge.agent.messages import (
+    BoardPolled,
+    CommandMessage,
+    Input,
+    Purpose,
+    RuntimeConfig,
+    ScannerLine,
+    UnlockDone,
+)
 from edge.agent.pickup import KeypadLimiter, check_qr, classify, match_pickup_code
 from edge.agent.ports import Clock, Publisher, utc_now
 from edge.agent.settings import EdgeSettings
@@ -35,56 +44,6 @@ from edge.protocol.kerong import BoardStatus
 from edge.protocol.token import public_key_from_b64
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Purpose:
-    """Why we opened a door, so its closing can be read as a deposit or a pickup."""
-
-    kind: Literal["pickup", "deposit", "ops"]
-    order_id: str | None = None
-    token_id: str | None = None
-    method: str | None = None
-    command_id: str | None = None
-
-
-@dataclass(frozen=True)
-class CommandMessage:
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class ScannerLine:
-    text: str
-
-
-@dataclass(frozen=True)
-class BoardPolled:
-    status: BoardStatus
-    at: float  # monotonic
-
-
-@dataclass(frozen=True)
-class UnlockDone:
-    compartment: str
-    purpose: Purpose
-    error: UnlockFailedError | None
-    status: BoardStatus | None = None  # the status that confirmed the unlock
-    at: float = 0.0  # monotonic time of that status
-
-
-@dataclass
-class RuntimeConfig:
-    """Settings the platform may change with ``configure``; kept in the store."""
-
-    door_left_open_seconds: float
-    unlock_confirm_s: float
-    fallback_max_attempts: int
-    pickup_public_key: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-Input = CommandMessage | ScannerLine | BoardPolled | UnlockDone
 
 
 class LockerAgent:
@@ -116,7 +75,10 @@ class LockerAgent:
         where = {cid: parse_compartment(cid) for cid in self.compartments}
         self.runtime = self._load_runtime()
         self.doors = DoorTracker(where, self.runtime.door_left_open_seconds)
-        self.purposes: dict[str, Purpose] = {}
+        # Why each door we opened is open; on disk, so a restart still reads its closing.
+        self.purposes: dict[str, Purpose] = {
+            cid: Purpose(**saved) for cid, saved in (store.get_json("open_purposes") or {}).items()
+        }
         self.unlocking: set[str] = set()
         self._stop = threading.Event()
         self._unlocks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="unlock")
@@ -225,7 +187,7 @@ class LockerAgent:
     def open_door(self, compartment: str, purpose: Purpose) -> Future[None]:
         """Unlock in the background; the result comes back as an UnlockDone input."""
         board, lock = parse_compartment(compartment)
-        self.purposes[compartment] = purpose
+        self._set_purpose(compartment, purpose)
         self.unlocking.add(compartment)
 
         def work() -> None:
@@ -251,7 +213,7 @@ class LockerAgent:
         self.unlocking.discard(done.compartment)
         if done.error is not None:
             if self.purposes.get(done.compartment) == purpose:
-                del self.purposes[done.compartment]
+                self._drop_purpose(done.compartment)
             if purpose.token_id and purpose.method == "qr":
                 self.store.release_token(purpose.token_id)
             self.emit(
@@ -267,11 +229,25 @@ class LockerAgent:
         if purpose.command_id is not None:
             self.commands.finish_open(purpose.command_id, done.error)
 
+    def _set_purpose(self, compartment: str, purpose: Purpose) -> None:
+        self.purposes[compartment] = purpose
+        self.store.set_json("open_purposes", {c: asdict(p) for c, p in self.purposes.items()})
+
+    def _drop_purpose(self, compartment: str) -> None:
+        self.purposes.pop(compartment, None)
+        self.store.set_json("open_purposes", {c: asdict(p) for c, p in self.purposes.items()})
+
     def on_poll(self, status: BoardStatus, at: float) -> None:
+        unseen = [cid for cid in self.purposes if cid not in self.doors.views]
         facts = self.doors.update(status, at)
         for fact in facts:
             self.on_door_fact(fact)
-        if any(f.kind != "left_open" for f in facts):
+        # After a restart: a door we had opened that was shut while the agent was down.
+        for cid in unseen:
+            view = self.doors.views.get(cid)
+            if view is not None and not view.is_open:
+                self._resolve(cid, view.item_present)
+        if any(f.kind != "left_open" for f in facts) or unseen:
             self.publish_state()
 
     def on_door_fact(self, fact: DoorFact) -> None:
@@ -293,29 +269,33 @@ class LockerAgent:
                 self.emit("tamper", {"compartment": cid, "reason": "DOOR_OPENED_WITHOUT_UNLOCK"})
             return
         self.emit("door_closed", {"compartment": cid, "item_present": fact.item_present})
-        self.purposes.pop(cid, None)
+        self._resolve(cid, fact.item_present)
+
+    def _resolve(self, cid: str, item_present: bool) -> None:
+        """A door we opened is shut again: was it a deposit, a pickup, or neither?"""
+        purpose = self.purposes.get(cid)
         if purpose is None:
             return
-        if purpose.kind == "deposit" and fact.item_present:
-            res = self.store.reservations().get(cid)
-            if res is not None and res.order_id == purpose.order_id:
-                self.store.put_reservation(
-                    type(res)(res.compartment, res.order_id, res.code_hash, res.expires_at, True)
-                )
-            self.emit("deposited", {"compartment": cid, "order_id": purpose.order_id})
-        elif purpose.kind == "pickup" and not fact.item_present:
-            with self.store.transaction():
+        # The business event and the state change land together or not at all.
+        with self.store.transaction():
+            self._drop_purpose(cid)
+            if purpose.kind == "deposit" and item_present:
+                res = self.store.reservations().get(cid)
+                if res is not None and res.order_id == purpose.order_id:
+                    self.store.put_reservation(replace(res, deposited=True))
+                self.emit("deposited", {"compartment": cid, "order_id": purpose.order_id})
+            elif purpose.kind == "pickup" and not item_present:
                 self.store.delete_pickup(cid)
                 self.store.delete_reservation(cid)
-            self.emit(
-                "picked_up",
-                {
-                    "compartment": cid,
-                    "order_id": purpose.order_id,
-                    "token_id": purpose.token_id,
-                    "method": purpose.method,
-                },
-            )
+                self.emit(
+                    "picked_up",
+                    {
+                        "compartment": cid,
+                        "order_id": purpose.order_id,
+                        "token_id": purpose.token_id,
+                        "method": purpose.method,
+                    },
+                )
 
     # --- scanner and keypad ----------------------------------------------------------
 

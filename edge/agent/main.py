@@ -12,9 +12,10 @@ import time
 from datetime import UTC, datetime
 
 from edge.agent import schema
-from edge.agent.core import BoardPolled, CommandMessage, LockerAgent, ScannerLine
+from edge.agent.core import LockerAgent
 from edge.agent.errors import EdgeError, SerialLinkError
 from edge.agent.lockboard import KerongBoard, LockBoard
+from edge.agent.messages import BoardPolled, CommandMessage, ScannerLine
 from edge.agent.mqtt import MqttLink
 from edge.agent.scanner import SerialScanner, StdinScanner
 from edge.agent.sensors import ModbusReader, ProbeReader, Sampler, W1Reader

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.agent.core import BoardPolled, CommandMessage, LockerAgent, ScannerLine
+from edge.agent.core import LockerAgent
 from edge.agent.lockboard import LockBoard
+from edge.agent.messages import BoardPolled, CommandMessage, ScannerLine
 from edge.agent.ports import Publisher
 from edge.agent.store import Store
 from edge.agent.telemetry import TelemetryBuffer
@@ -69,12 +70,12 @@ class FakePublisher(Publisher):
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, public_key: str) -> None:
+    def __init__(self, tmp_path: Path, public_key: str, board: FakeBoard | None = None) -> None:
         self.settings = agent_settings(
             tmp_path, pickup_public_key=public_key, serial_unlock_confirm_s=0.2
         )
         self.store = Store(self.settings.db_path)
-        self.board = FakeBoard()
+        self.board = board or FakeBoard()
         self.publisher = FakePublisher()
         self.agent = LockerAgent(
             self.settings,
@@ -301,3 +302,24 @@ def test_configure_and_sync(rig: Rig) -> None:
     types = rig.event_types()
     assert types.count("door_left_open") == 1
     assert "tamper" in types  # nobody unlocked it
+
+
+def test_pickup_closed_while_agent_was_down_is_still_reported(
+    tmp_path: Path, keypair: tuple[Ed25519PrivateKey, str]
+) -> None:
+    first = Rig(tmp_path, keypair[1])
+    first.command(arm(first.lid, "0-8", "o8", "t8"))
+    first.board.items[7] = True
+    first.scan(qr(keypair[0], first.lid, "0-8", "o8", "t8"))
+    first.settle_unlock()
+    first.agent.stop()
+    first.store.close()  # the agent dies with the door open
+    # the shopper takes the parcel and shuts the door while the agent is down
+    first.board.items[7] = False
+    first.board.hooks[7] = True
+    second = Rig(tmp_path, keypair[1], board=first.board)  # first poll inside
+    picked = [e for e in second.outbox()[1] if e.type == "picked_up"]
+    assert [e.payload["order_id"] for e in picked] == ["o8"]
+    assert second.store.pickups() == {}
+    second.agent.stop()
+    second.store.close()

@@ -8,12 +8,22 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge.agent.lockboard import KerongBoard
 from edge.agent.main import EdgeRuntime
 from edge.agent.scanner import SerialScanner
+from edge.protocol.envelopes import Command, ConfigurePayload, OpenPayload
 from edge.protocol.token import public_key_to_b64
 from firmware_sim.lockboard import LockBoardSim
 from firmware_sim.scanner import ScannerSim
-from tests.edge.agent.support import PlatformClient, agent_settings, arm, assign, qr, wait_until
+from tests.edge.agent.support import (
+    PlatformClient,
+    agent_settings,
+    arm,
+    assign,
+    now,
+    qr,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -136,3 +146,66 @@ def test_command_sent_twice_over_mqtt_is_applied_once(
     statuses = [a.status for a in platform.acks_for(command.id)]
     assert statuses == ["accepted", "done", "done"]
     assert platform.acks_for(command.id)[1] == platform.acks_for(command.id)[2]
+
+
+def test_unplugged_lock_bus_does_not_stop_the_agent(
+    locker: tuple[EdgeRuntime, PlatformClient], lockbus: LockBoardSim, scanner_sim: ScannerSim
+) -> None:
+    runtime, platform = locker
+    lid = runtime.settings.locker_id
+    lockbus.unplug(3.0)
+    # commands are still applied and acked while the USB adapter is out
+    command = assign(lid, "0-11", "order-11", "111000")
+    platform.send(command)
+    assert platform.wait_final_ack(command.id).status == "done"
+    assert isinstance(runtime.board, KerongBoard)
+    wait_until(lambda: runtime.board.connected.is_set() and runtime.board.reopen_count >= 2, 20,
+               "the bus reopened")  # fmt: skip
+    scanner_sim.scan("*111000")
+    opened = platform.wait_event("door_opened", 15)
+    assert opened[-1].payload["compartment"] == "0-11"
+
+
+def test_garbage_on_the_bus_during_a_pickup(
+    locker: tuple[EdgeRuntime, PlatformClient],
+    lockbus: LockBoardSim,
+    scanner_sim: ScannerSim,
+    signing_key: Ed25519PrivateKey,
+) -> None:
+    runtime, platform = locker
+    lid = runtime.settings.locker_id
+    command = arm(lid, "1-16", "order-g", "tok-g")
+    platform.send(command)
+    platform.wait_final_ack(command.id)
+    lockbus.set_garbage_every(17)
+    lockbus.set_bad_checksum(2)
+    for _ in range(5):
+        lockbus.inject_garbage(64)
+    scanner_sim.scan(qr(signing_key, lid, "1-16", "order-g", "tok-g"))
+    opened = platform.wait_event("door_opened", 15)
+    assert [e.payload["compartment"] for e in opened] == ["1-16"]  # no other door, ever
+    assert not platform.events_of("tamper")
+    assert runtime.board.garbage_bytes > 0  # type: ignore[attr-defined]
+
+
+def test_door_left_open_raised_once(
+    locker: tuple[EdgeRuntime, PlatformClient], lockbus: LockBoardSim
+) -> None:
+    _, platform = locker
+    configure = Command.new(
+        "configure", ConfigurePayload(door_left_open_seconds=1), issued_at=now(), ttl_seconds=60
+    )
+    platform.send(configure)
+    platform.wait_final_ack(configure.id)
+    open_ = Command.new(
+        "open", OpenPayload(compartment="0-12", reason="cleaning", operator="ops"),
+        issued_at=now(), ttl_seconds=60,
+    )  # fmt: skip
+    platform.send(open_)
+    assert platform.wait_final_ack(open_.id).status == "done"
+    lockbus.door_left_open("0-12")
+    left = platform.wait_event("door_left_open", 10)
+    assert left[0].payload["compartment"] == "0-12"
+    lockbus.close_door("0-12")
+    platform.wait_event("door_closed")
+    assert len(platform.events_of("door_left_open")) == 1
