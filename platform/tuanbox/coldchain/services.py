@@ -86,11 +86,10 @@ def scan(
     rows = {(r.locker_id, r.compartment): r for r in session.scalars(select(ColdChainState))}
     states = {key: CompartmentState.from_dict(row.state) for key, row in rows.items()}
 
-    floor = now_ns - telemetry.scan_lookback_minutes * 60_000_000_000
-    seen = [s.last_t_ns for s in states.values()]
-    known = [t for t in seen if t is not None]
-    # Only as far back as the compartment that is furthest behind (never past the floor).
-    since = max(floor, min(known)) if known and len(known) == len(seen) else floor
+    # The whole lookback window, every time: a compartment the scan has never seen (a new
+    # locker forwarding its buffer) may hold readings older than every known state, and the
+    # evaluator skips what each state has already judged.
+    since = now_ns - telemetry.scan_lookback_minutes * 60_000_000_000
     batches = readings_since(influx, since_ns=since, until_ns=now_ns + 1,
                              zones=tuple(evaluator.rules))  # fmt: skip
 
