@@ -11,6 +11,7 @@ from tuanbox.coldchain.cli import app as coldchain_app
 from tuanbox.devservices.manager import ServiceStatus
 from tuanbox.lockers.cli import app as lockers_app
 from tuanbox.settings import get_settings
+from tuanbox.trace.cli import app as trace_app
 
 app = typer.Typer(
     help="Tuanbox: community group-buy fulfilled through smart pickup lockers.",
@@ -26,6 +27,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(services_app, name="services")
 app.add_typer(coldchain_app, name="coldchain")
 app.add_typer(lockers_app, name="lockers")
+app.add_typer(trace_app, name="trace")
 
 
 def _configure_logging() -> None:

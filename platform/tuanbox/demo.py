@@ -72,6 +72,12 @@ def _fulfilment(settings: Settings) -> str:
     return fulfilment_demo(settings)
 
 
+def _trace(settings: Settings) -> str:
+    from tuanbox.trace.demo import run
+
+    return run(settings)
+
+
 # Every capability that lands appends its steps here, so the demo always shows the whole flow.
 STEPS: list[tuple[str, Step]] = [
     ("services up", _services),
@@ -82,6 +88,7 @@ STEPS: list[tuple[str, Step]] = [
     ("flash sale: Redis admits, the DB records, no oversell", _flash_sale),
     ("cold chain: compressor fails, excursion raised, order held, ops dashboard", _cold_chain),
     ("fulfilment: allocate, assign, courier deposit, QR pickup at a simulated locker", _fulfilment),
+    ("provenance: the demo batch anchored on chain, its trace report verified", _trace),
 ]
 
 

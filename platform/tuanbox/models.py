@@ -24,6 +24,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.groupbuy.models",
     "tuanbox.flashsale.models",
     "tuanbox.coldchain.models",
+    "tuanbox.trace.models",
 )
 
 

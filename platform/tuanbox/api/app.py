@@ -30,6 +30,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.presale.views",
     "tuanbox.ops.views",
     "tuanbox.fulfilment.views",
+    "tuanbox.trace.views",
 )
 
 

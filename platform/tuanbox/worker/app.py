@@ -16,6 +16,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.flashsale.tasks",
     "tuanbox.coldchain.tasks",
     "tuanbox.fulfilment.tasks",
+    "tuanbox.trace.tasks",
 ]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
@@ -28,6 +29,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "flashsale.reconcile": {"task": "flashsale.reconcile", "schedule": 15.0},
     "coldchain.scan": {"task": "coldchain.scan", "schedule": 60.0},
     "fulfilment.pickup_deadlines": {"task": "fulfilment.pickup_deadlines", "schedule": 60.0},
+    # A window closes on age or size; the task itself runs alone under a Redis lock.
+    "trace.anchor_windows": {"task": "trace.anchor_windows", "schedule": 60.0},
 }
 
 
