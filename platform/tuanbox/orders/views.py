@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Principal, Shopper
+from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Principal, Shopper, require_roles
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.catalog.models import Sku
 from tuanbox.errors import NotFoundError, PermissionDeniedError
@@ -21,7 +21,8 @@ from tuanbox.orders.models import Order
 from tuanbox.orders.schemas import CancelIn, OrderIn, OrderOut, TransitionIn, TransitionOut
 from tuanbox.ratelimit import rate_limit
 
-router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+router = APIRouter(tags=["orders"])
+StaffOrAdmin = Annotated[Principal, Depends(require_roles("merchant_staff", "ops", "admin"))]
 
 
 def visible_order(session: Session, order_id: str, user: Principal) -> Order:
@@ -40,7 +41,7 @@ def visible_order(session: Session, order_id: str, user: Principal) -> Order:
 
 
 @router.post(
-    "",
+    "/api/v1/orders",
     status_code=201,
     response_model=OrderOut,
     dependencies=[Depends(rate_limit("orders-create", per_user=(30, 60), per_ip=(120, 60)))],
@@ -69,7 +70,7 @@ def create_order(
     return idem.respond(session, user.id, body.model_dump(mode="json"), work)
 
 
-@router.get("", response_model=list[OrderOut])
+@router.get("/api/v1/orders", response_model=list[OrderOut])
 def my_orders(
     user: CurrentUser,
     session: SessionDep,
@@ -83,19 +84,36 @@ def my_orders(
     return list(session.scalars(query.order_by(Order.created_at.desc()).limit(limit)))
 
 
-@router.get("/{order_id}", response_model=OrderOut)
+@router.get("/api/v1/merchants/{merchant_id}/orders", response_model=list[OrderOut])
+def merchant_orders(
+    merchant_id: str,
+    user: StaffOrAdmin,
+    session: SessionDep,
+    status: OrderStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[Order]:
+    """A merchant's orders, newest first (that merchant's staff, ops, admin)."""
+    if user.role == "merchant_staff" and user.merchant_id != merchant_id:
+        raise PermissionDeniedError("only this merchant's staff may list its orders")
+    query = select(Order).where(Order.merchant_id == merchant_id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    return list(session.scalars(query.order_by(Order.created_at.desc()).limit(limit)))
+
+
+@router.get("/api/v1/orders/{order_id}", response_model=OrderOut)
 def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
     """One order: its shopper, the merchant's staff, ops and admins may read it."""
     return visible_order(session, order_id, user)
 
 
-@router.get("/{order_id}/transitions", response_model=list[TransitionOut])
+@router.get("/api/v1/orders/{order_id}/transitions", response_model=list[TransitionOut])
 def get_history(order_id: str, user: CurrentUser, session: SessionDep) -> list[object]:
     visible_order(session, order_id, user)
     return list(services.history(session, order_id))
 
 
-@router.post("/{order_id}/cancel", response_model=OrderOut)
+@router.post("/api/v1/orders/{order_id}/cancel", response_model=OrderOut)
 def cancel_order(order_id: str, body: CancelIn, user: CurrentUser, session: SessionDep) -> Order:
     """Cancel: shoppers before it is confirmed; ops and admins whenever the rules allow.
 
@@ -118,7 +136,7 @@ def cancel_order(order_id: str, body: CancelIn, user: CurrentUser, session: Sess
     return order
 
 
-@router.post("/{order_id}/transitions", response_model=OrderOut)
+@router.post("/api/v1/orders/{order_id}/transitions", response_model=OrderOut)
 def force_transition(
     order_id: str, body: TransitionIn, user: OpsOrAdmin, session: SessionDep
 ) -> Order:

@@ -7,7 +7,7 @@ import logging
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -87,6 +87,25 @@ async def webhook(
     outcome = services.handle_event(session, event)
     session.commit()
     return {"status": outcome}
+
+
+@router.get("/api/v1/refunds", response_model=list[RefundOut])
+def refunds_by_status(
+    user: OpsOrAdmin,
+    session: SessionDep,
+    status: Annotated[str, Query(pattern="^(pending|succeeded|failed)$")] = "pending",
+    min_attempts: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[Refund]:
+    """Ops: refunds by status, e.g. pending ones the provider keeps refusing (oldest first)."""
+    return list(
+        session.scalars(
+            select(Refund)
+            .where(Refund.status == status, Refund.attempts >= min_attempts)
+            .order_by(Refund.created_at)
+            .limit(limit)
+        )
+    )
 
 
 @router.get("/api/v1/orders/{order_id}/refunds", response_model=list[RefundOut])

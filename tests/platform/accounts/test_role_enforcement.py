@@ -50,6 +50,8 @@ ROLES = {
     ("POST", "/api/v1/orders/{order_id}/transitions"): {"ops", "admin"},
     ("POST", "/api/v1/orders/{order_id}/payments"): {"shopper"},
     ("POST", "/api/v1/orders/{order_id}/refunds"): {"ops", "admin"},
+    ("GET", "/api/v1/refunds"): {"ops", "admin"},
+    ("GET", "/api/v1/merchants/{merchant_id}/orders"): {"merchant_staff", "ops", "admin"},
     ("POST", "/api/v1/orders/{order_id}/return"): {"shopper"},
     ("POST", "/api/v1/returns/{return_id}/dropped-off"): {"ops", "admin"},
     ("POST", "/api/v1/returns/{return_id}/withdraw"): {"shopper"},

@@ -81,6 +81,15 @@ def test_visibility(client: TestClient, db_session: Session, settings: Settings)
             user.role
         )
     assert client.get(url).status_code == 401
+    listed = client.get(
+        f"/api/v1/merchants/{product.merchant_id}/orders", headers=auth_header(settings, own_staff)
+    )
+    assert [o["id"] for o in listed.json()] == [order.id]
+    other = client.get(
+        f"/api/v1/merchants/{product.merchant_id}/orders",
+        headers=auth_header(settings, other_staff),
+    )
+    assert other.status_code == 403
     mine = client.get("/api/v1/orders", headers=auth_header(settings, owner)).json()
     assert [o["id"] for o in mine] == [order.id]
     assert client.get("/api/v1/orders", headers=auth_header(settings, stranger)).json() == []

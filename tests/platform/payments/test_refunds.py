@@ -73,6 +73,7 @@ def test_retry_after_provider_failures_pays_exactly_once(
     assert process_refund(db_session, owed.id, flaky, base_s=5, max_s=60, now=now) == "succeeded"
     assert process_refund(db_session, owed.id, flaky, base_s=5, max_s=60, now=now) == "done"
     assert (owed.attempts, flaky.refund_calls) == (3, 3)
+    assert owed.status == "succeeded"
     assert len(flaky.refunds_for(db_session, owed.id)) == 1
     db_session.refresh(order)
     assert (order.refunded_cents, order.status) == (2000, "refunded")
@@ -170,3 +171,23 @@ def test_due_refund_scan_survives_a_lost_outcome(
             assert final is not None and (final.status, final.refunded_cents) == ("refunded", 2000)
     finally:
         engine.dispose()
+
+
+def test_ops_sees_stuck_refunds(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    order = _paid_order(db_session, settings)
+    owed = refund(db_session, order, 2000, "group failed", key="stuck")
+    down = SimPay(settings, fail_refunds=3)
+    for _ in range(3):
+        process_refund(db_session, owed.id, down)
+    ops = auth_header(settings, make_user(db_session, "ops"))
+    stuck = client.get("/api/v1/refunds", params={"min_attempts": 3}, headers=ops).json()
+    assert [(r["id"], r["attempts"]) for r in stuck] == [(owed.id, 3)]
+    assert client.get("/api/v1/refunds", params={"status": "weird"}, headers=ops).status_code == 422
+    assert (
+        client.get(
+            "/api/v1/refunds", headers=auth_header(settings, make_user(db_session))
+        ).status_code
+        == 403
+    )
