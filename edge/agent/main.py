@@ -71,7 +71,7 @@ class EdgeRuntime:
                 settings.modbus_port, settings.modbus_baud, settings.modbus_timeout_s
             )
         self.sampler = (
-            Sampler(settings, self.buffer, readers, self._sensor_fault)
+            Sampler(settings, self.buffer, readers, self._sensor_fault, self._zone_interval)
             if settings.sensors
             else None
         )
@@ -84,6 +84,13 @@ class EdgeRuntime:
             )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    def _zone_interval(self, zone: str) -> float:
+        """Per-zone interval from the config; else a ``configure``d one; else the default."""
+        if zone in self.settings.zone_intervals:
+            return self.settings.zone_intervals[zone]
+        configured = self.agent.runtime.extra.get("sample_interval_seconds")
+        return float(configured) if configured else self.settings.sample_interval_seconds
 
     def _scanned(self, line: str) -> None:
         self.agent.post(ScannerLine(line))

@@ -64,6 +64,7 @@ class MqttLink(Publisher):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        self._acked: list[int] = []  # PUBACKed rows, deleted by the pump (mqtt thread only)
         self._cursor = 0  # highest outbox row id handed to paho
         self._more = True  # rows may wait in the outbox from before this process started
         self._state_payload: bytes | None = None
@@ -138,6 +139,9 @@ class MqttLink(Publisher):
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._client.disconnect()
+        if self._acked:
+            self.store.outbox_delete_many(self._acked)
+            self._acked = []
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings
@@ -169,6 +173,9 @@ class MqttLink(Publisher):
                 if self.connected:
                     attempt = 0
                     self._pump()
+            if self._acked:
+                acked, self._acked = self._acked, []
+                self.store.outbox_delete_many(acked)
             self._connected.clear()
             if not self._stop.is_set():
                 delay = self._backoff(attempt)
@@ -208,13 +215,18 @@ class MqttLink(Publisher):
             log.warning("command dropped (agent busy); the platform will resend it")
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _reason: Any, _p: Any = None) -> None:
+        # paho calls this holding its own message lock; touching SQLite here could deadlock
+        # against a thread that holds the store and publishes. The pump deletes it instead.
         row_id = self._inflight.pop(mid, None)
         if row_id is not None:
-            self.store.outbox_delete(row_id)
+            self._acked.append(row_id)
 
     # --- outbox ------------------------------------------------------------------------
 
     def _pump(self) -> None:
+        if self._acked:
+            acked, self._acked = self._acked, []
+            self.store.outbox_delete_many(acked)
         if not (self._wake.is_set() or self._more):
             return
         free = self.window - len(self._inflight)

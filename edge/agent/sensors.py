@@ -121,8 +121,10 @@ class Sampler:
         buffer: TelemetryBuffer,
         readers: dict[str, ProbeReader],
         on_fault: Callable[[dict[str, Any]], None],
+        interval_for: Callable[[str], float] | None = None,
     ) -> None:
         self.settings = settings
+        self.interval_for = interval_for or settings.zone_interval
         self.buffer = buffer
         self.readers = readers  # kind -> reader
         self.on_fault = on_fault
@@ -192,7 +194,7 @@ class Sampler:
             now = time.monotonic()
             for zone in zones:
                 if now >= due[zone]:
-                    due[zone] = now + self.settings.zone_interval(zone)
+                    due[zone] = now + self.interval_for(zone)
                     try:
                         self.sample_zone(zone, int(time.time() * 1000))
                     except Exception:  # supervisor loop: a bad zone must not stop sampling

@@ -170,6 +170,10 @@ class Store:
     def outbox_delete(self, row_id: int) -> None:
         self._q("DELETE FROM outbox WHERE id = ?", (row_id,))
 
+    def outbox_delete_many(self, row_ids: list[int]) -> None:
+        with self.transaction(), self._lock:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
+
     def outbox_depth(self) -> int:
         return int(self._q("SELECT count(*) FROM outbox")[0][0])
 
