@@ -129,6 +129,9 @@ def demo(
     """Start a simulated lock board and scanner plus the agent, until Ctrl-C."""
     from edge.agent.demo import run_locker
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     stop = _wait_for_signal()
     locker = run_locker(
         locker_id,

@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.agent import schema
+from edge.agent.commands import CommandProcessor
 from edge.agent.deposit import match_deposit_code
 from edge.agent.doors import DoorFact, DoorTracker
 from edge.agent.errors import PickupRejectedError, UnlockFailedError
@@ -82,9 +83,6 @@ class LockerAgent:
         self.unlocking: set[str] = set()
         self._stop = threading.Event()
         self._unlocks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="unlock")
-        # Imported lazily: commands needs this module's types.
-        from edge.agent.commands import CommandProcessor
-
         self.commands = CommandProcessor(self)
 
     # --- runtime config --------------------------------------------------------------
