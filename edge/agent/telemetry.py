@@ -61,11 +61,18 @@ class InfluxV2Sink(TelemetrySink):
     """InfluxDB 2.x ``POST /api/v2/write?org=&bucket=&precision=ms`` with a token."""
 
     def __init__(
-        self, url: str, org: str, bucket: str, token: str, *, timeout_s: float = 5.0
+        self,
+        url: str,
+        org: str,
+        bucket: str,
+        token: str,
+        *,
+        timeout_s: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url, self.org, self.bucket = url.rstrip("/"), org, bucket
         self._headers = {"Authorization": f"Token {token}"}
-        self._client = httpx.Client(timeout=timeout_s)
+        self._client = httpx.Client(timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
         self._client.close()

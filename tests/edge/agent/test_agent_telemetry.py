@@ -7,11 +7,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from edge.agent import schema
+from edge.agent.errors import TelemetryWriteError
 from edge.agent.store import Store
-from edge.agent.telemetry import InfluxV1Sink, TelemetryBuffer, TelemetryForwarder
+from edge.agent.telemetry import (
+    InfluxV1Sink,
+    InfluxV2Sink,
+    TelemetryBuffer,
+    TelemetryForwarder,
+)
 from tests.edge.agent.support import OwnInfluxd, influx_create_db, influx_query, wait_until
 
 
@@ -124,3 +131,35 @@ def test_influxdb_down_points_buffered_then_written_once(tmp_path: Path, store: 
     assert len(set(times)) == sent
     assert times == sorted(times)
     assert forwarder.written >= sent  # a batch cut off mid-write may go twice; it overwrote
+
+
+def test_influx_v2_request_shape() -> None:
+    """No InfluxDB 2.x here: check the request through httpx's own test transport."""
+    seen: list[httpx.Request] = []
+    answers = iter([204, 401, 400])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(next(answers), text="{}")
+
+    sink = InfluxV2Sink(
+        "http://influx2:8086/",
+        "tuanbox",
+        "telemetry",
+        "tok",
+        transport=httpx.MockTransport(handler),
+    )
+    lines = _points("L1", 1_700_000_000_000, 2)
+    sink.write(lines)
+    request = seen[0]
+    assert request.url.path == "/api/v2/write"
+    assert dict(request.url.params) == {"org": "tuanbox", "bucket": "telemetry", "precision": "ms"}
+    assert request.headers["Authorization"] == "Token tok"
+    assert request.content.decode().splitlines() == lines
+    with pytest.raises(TelemetryWriteError) as unauthorized:
+        sink.write(lines)
+    assert unauthorized.value.retryable  # a token fixed later must not lose the buffer
+    with pytest.raises(TelemetryWriteError) as bad:
+        sink.write(lines)
+    assert not bad.value.retryable and bad.value.code == "INFLUX_REJECTED"
+    sink.close()
