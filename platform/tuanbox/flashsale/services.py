@@ -119,6 +119,8 @@ class SaleTerms:
     """What the hot path needs to know about a sale, without reading the DB each time."""
 
     id: str
+    sku_id: str
+    price_cents: int
     per_user_limit: int
     starts_at: datetime
     ends_at: datetime
@@ -141,7 +143,12 @@ class TermsCache:
             return hit[1]
         sale = get_sale(session, sale_id)
         terms = SaleTerms(
-            sale.id, sale.per_user_limit, as_utc(sale.starts_at), as_utc(sale.ends_at)
+            sale.id,
+            sale.sku_id,
+            sale.price_cents,
+            sale.per_user_limit,
+            as_utc(sale.starts_at),
+            as_utc(sale.ends_at),
         )
         if len(self._entries) > 1000:
             self._entries.clear()  # bounded: a handful of sales run at once
@@ -190,7 +197,7 @@ def reserve(
     try:
         reserved = _record(
             session,
-            get_sale(session, sale.id),
+            sale,
             user_id=user_id,
             request_id=request_id,
             qty=qty,
@@ -206,7 +213,7 @@ def reserve(
 
 def _record(
     session: Session,
-    sale: FlashSale,
+    sale: SaleTerms,
     *,
     user_id: str,
     request_id: str,
@@ -215,20 +222,14 @@ def _record(
 ) -> Reserved:
     from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
 
-    session.execute(
-        insert_for(session)(UserTotal)
-        .values(sale_id=sale.id, user_id=user_id, qty=0)
-        .on_conflict_do_nothing()
-    )
+    # The DB's own per-user guard, in one round trip: insert, or add where still within.
+    ins = insert_for(session)(UserTotal).values(sale_id=sale.id, user_id=user_id, qty=qty)
     within = session.execute(
-        update(UserTotal)
-        .where(
-            UserTotal.sale_id == sale.id,
-            UserTotal.user_id == user_id,
-            UserTotal.qty + qty <= sale.per_user_limit,
-        )
-        .values(qty=UserTotal.qty + qty)
-        .returning(UserTotal.qty),
+        ins.on_conflict_do_update(
+            index_elements=[UserTotal.sale_id, UserTotal.user_id],
+            set_={"qty": UserTotal.qty + ins.excluded.qty},
+            where=UserTotal.qty + ins.excluded.qty <= sale.per_user_limit,
+        ).returning(UserTotal.qty),
         execution_options={"synchronize_session": False},
     ).one_or_none()
     if within is None:

@@ -191,3 +191,19 @@ def test_ended_sale_closes_and_gives_unsold_units_back(
     db_session.refresh(sale)
     db_session.refresh(sku)
     assert sale.remaining == 2 and sku.stock_reserved == 1
+
+
+def test_db_guards_the_per_user_limit_even_when_redis_forgot(
+    db_session: Session, counters: FlashCounters
+) -> None:
+    sale = _sale(db_session, stock=10, cap=5)
+    user = make_shoppers(db_session, 1)[0]
+    db_session.commit()
+    _reserve(db_session, counters, sale, user, "a")
+    counters.load(sale.id, remaining=4, users={}, requests={})  # Redis lost the user's total
+    with pytest.raises(services.FlashLimitError):
+        _reserve(db_session, counters, sale, user, "b")
+    stock, per_user, held = counters.snapshot(sale.id)
+    assert stock == 4 and per_user == {} and held == {}  # compensated
+    db_session.refresh(sale)
+    assert sale.remaining == 4
