@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tuanbox.audit.services import Actor
 from tuanbox.errors import NotFoundError, PermissionDeniedError
 from tuanbox.groupbuy.domain import (
     AlreadyMemberError,
@@ -271,7 +272,7 @@ def release_seat(session: Session, group: Group, member: Member) -> None:
     session.refresh(group)
 
 
-def leave_group(session: Session, *, group_id: str, user_id: str, actor: Any) -> Group:
+def leave_group(session: Session, *, group_id: str, user_id: str, actor: Actor) -> Group:
     """`LeaveGroup`: a member (the leader included) cancels before the group fills.
 
     The order is cancelled (and refunded if paid); the orders hook then gives the seat back
