@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from tuanbox.settings import Settings
 
@@ -18,7 +19,7 @@ def cold_chain(settings: Settings) -> str:
     from firmware_sim.profiles import compressor_failure, door_spikes, steady
     from telemetry.influx import InfluxClient
     from telemetry.retention import apply_retention
-    from telemetry.schema import cold_chain_point, door_point, locker_health_point
+    from telemetry.schema import cold_chain_point, door_point, locker_health_point, to_ns
     from telemetry.settings import TelemetrySettings
     from tuanbox.accounts.deps import Principal
     from tuanbox.accounts.models import User
@@ -31,6 +32,8 @@ def cold_chain(settings: Settings) -> str:
     from tuanbox.fulfilment.hooks import bind_settings
     from tuanbox.fulfilment.models import Booking, FulfilmentOrder
     from tuanbox.lockers.services import CompartmentSpec, create_locker, create_station
+    from tuanbox.ops.charts import temperature_svg
+    from tuanbox.ops.data import chart_buckets, locker_view, thresholds
     from tuanbox.orders.models import Order
     from tuanbox.orders.services import transition
 
@@ -150,11 +153,26 @@ def cold_chain(settings: Settings) -> str:
             influx.write(points, precision="s")
             with session_scope(factory) as s:
                 report = scan(s, influx, telemetry, now=now, command_ttl_s=settings.command_ttl_s)
+            if not report.raised:
+                raise RuntimeError("the compressor failure did not raise an excursion")
+            # What the dashboard will show, checked now (the API may not be running yet), and
+            # the chart saved beside the SQLite file so it can be opened without a server.
+            with factory() as s:
+                view = locker_view(s, influx, locker_id, now, 24)
+            if view is None or not any(c.excursion for c in view.compartments):
+                raise RuntimeError("the locker page would not show the excursion")
+            buckets, step = chart_buckets(influx, locker_id, "0-1", t0, now + timedelta(minutes=1))
+        chart = Path("var") / "demo" / f"{locker_id}-0-1.svg"
+        chart.parent.mkdir(parents=True, exist_ok=True)
+        chart.write_text(
+            temperature_svg(buckets, start_ns=to_ns(t0), end_ns=to_ns(now + timedelta(minutes=1)),
+                            thresholds=thresholds("chilled"), max_gap_s=3 * step,
+                            title=f"{locker_id} · 0-1 · chilled · compressor failure"),
+            encoding="utf-8",
+        )  # fmt: skip
     finally:
         engine.dispose()
 
-    if not report.raised:
-        raise RuntimeError("the compressor failure did not raise an excursion")
     long_lived = settings.model_copy(update={"access_token_ttl_s": 8 * 3600})
     token = issue_access_token(long_lived, Principal(id=ops_id, role="ops"))
     base = settings.public_base_url.rstrip("/")
@@ -166,5 +184,6 @@ def cold_chain(settings: Settings) -> str:
     return (
         f"{len(points)} points written for locker {locker_id}; excursion "
         f"#{report.raised[0]} raised on chilled 0-1, {held}. Ops dashboard (start `tuanbox "
-        f"api`): {base}/ops/login?token={token} then {base}/ops/lockers/{locker_id}"
+        f"api`): {base}/ops/login?token={token} then {base}/ops/lockers/{locker_id} "
+        f"(chart also saved to {chart})"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,16 +22,21 @@ def test_demo_step_provokes_an_excursion_shown_on_the_dashboard(
     fresh_database: Callable[[], str],
     telemetry: TelemetrySettings,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     # The step reads TELEMETRY_* like the real `tuanbox demo`; point it at this test's database.
     monkeypatch.setenv("TELEMETRY_INFLUX_URL", telemetry.influx_url)
     monkeypatch.setenv("TELEMETRY_INFLUX_DATABASE", telemetry.influx_database)
+    monkeypatch.chdir(tmp_path)  # the chart lands under ./var/demo
     settings = make_settings(database_url=fresh_database())
     summary = cold_chain(settings)
     assert "on quality hold" in summary
     match = re.search(r"(http://\S+/ops/login\?token=\S+) then \S+/ops/lockers/(\S+)", summary)
     assert match is not None, summary
     login_url, locker_id = match.groups()
+    chart = (tmp_path / "var" / "demo" / f"{locker_id}-0-1.svg").read_text()
+    assert chart.startswith("<svg")
+    assert 'class="mean"' in chart
 
     with InfluxClient.from_settings(telemetry) as influx:
         assert "cq_cold_chain_5m" in influx.continuous_queries()
