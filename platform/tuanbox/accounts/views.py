@@ -31,6 +31,7 @@ from tuanbox.accounts.tokens import (
     rotate_refresh_token,
 )
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import problems
 from tuanbox.crypto import PiiCipher
 from tuanbox.errors import NotFoundError
 from tuanbox.ratelimit import limiter_for, rate_limit
@@ -39,7 +40,7 @@ from tuanbox.ratelimit.deps import client_ip
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
-@router.post("/auth/otp", response_model=OtpSent, status_code=202)
+@router.post("/auth/otp", response_model=OtpSent, status_code=202, responses=problems(422, 429))
 def request_otp(
     body: OtpRequest, request: Request, session: SessionDep, settings: SettingsDep
 ) -> OtpSent:
@@ -58,6 +59,7 @@ def request_otp(
 @router.post(
     "/auth/token",
     response_model=TokenResponse,
+    responses=problems(401, 422, 429),
     dependencies=[Depends(rate_limit("auth-token", per_ip=(60, 60)))],
 )
 def token(

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from tuanbox.accounts.deps import Admin, Principal, require_roles
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import problems
 from tuanbox.audit.services import record
 from tuanbox.catalog import media, services
 from tuanbox.catalog.models import Lot, Merchant, Product, Sku
@@ -77,7 +78,12 @@ def get_merchant(merchant_id: str, session: SessionDep) -> Merchant:
     return merchant
 
 
-@router.post("/api/v1/merchants/{merchant_id}/products", response_model=ProductOut, status_code=201)
+@router.post(
+    "/api/v1/merchants/{merchant_id}/products",
+    response_model=ProductOut,
+    status_code=201,
+    responses=problems(401, 403, 404, 422),
+)
 def create_product(
     merchant_id: str, body: ProductIn, user: StaffOrAdmin, session: SessionDep
 ) -> Product:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Principal, Shopper, require_roles
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import problems
 from tuanbox.catalog.models import Sku
 from tuanbox.errors import NotFoundError, PermissionDeniedError
 from tuanbox.idempotency.deps import Idempotent
@@ -44,6 +45,7 @@ def visible_order(session: Session, order_id: str, user: Principal) -> Order:
     "/api/v1/orders",
     status_code=201,
     response_model=OrderOut,
+    responses=problems(401, 403, 404, 409, 422, 429),
     dependencies=[Depends(rate_limit("orders-create", per_user=(30, 60), per_ip=(120, 60)))],
 )
 def create_order(
@@ -101,7 +103,7 @@ def merchant_orders(
     return list(session.scalars(query.order_by(Order.created_at.desc()).limit(limit)))
 
 
-@router.get("/api/v1/orders/{order_id}", response_model=OrderOut)
+@router.get("/api/v1/orders/{order_id}", response_model=OrderOut, responses=problems(401, 404))
 def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
     """One order: its shopper, the merchant's staff, ops and admins may read it."""
     return visible_order(session, order_id, user)
@@ -113,7 +115,11 @@ def get_history(order_id: str, user: CurrentUser, session: SessionDep) -> list[o
     return list(services.history(session, order_id))
 
 
-@router.post("/api/v1/orders/{order_id}/cancel", response_model=OrderOut)
+@router.post(
+    "/api/v1/orders/{order_id}/cancel",
+    response_model=OrderOut,
+    responses=problems(401, 403, 404, 409),
+)
 def cancel_order(order_id: str, body: CancelIn, user: CurrentUser, session: SessionDep) -> Order:
     """Cancel: shoppers before it is confirmed; ops and admins whenever the rules allow.
 
@@ -136,7 +142,11 @@ def cancel_order(order_id: str, body: CancelIn, user: CurrentUser, session: Sess
     return order
 
 
-@router.post("/api/v1/orders/{order_id}/transitions", response_model=OrderOut)
+@router.post(
+    "/api/v1/orders/{order_id}/transitions",
+    response_model=OrderOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def force_transition(
     order_id: str, body: TransitionIn, user: OpsOrAdmin, session: SessionDep
 ) -> Order:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Shopper
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import problems
 from tuanbox.audit.services import record
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.orders.views import visible_order
@@ -77,7 +78,7 @@ def checkout(
     return idem.respond(session, user.id, {"order": order_id, **body.model_dump()}, work)
 
 
-@router.post("/api/v1/payments/{provider}/webhook")
+@router.post("/api/v1/payments/{provider}/webhook", responses=problems(401, 404, 422))
 async def webhook(
     provider: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:

@@ -1,0 +1,40 @@
+"""OpenAPI documentation of problem responses: `responses=problems(409, 422)` on a route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXAMPLES: dict[int, tuple[str, str, str]] = {
+    401: ("Authentication required", "UNAUTHENTICATED", "a bearer access token is required"),
+    403: ("Forbidden", "FORBIDDEN", "this action needs one of the roles: admin"),
+    404: ("Not found", "NOT_FOUND", "order not found"),
+    409: ("Conflict", "ILLEGAL_TRANSITION", "an order cannot go from paid to picked_up"),
+    422: ("Invalid input", "INVALID_INPUT", "qty: Input should be greater than 0"),
+    429: ("Too many requests", "RATE_LIMITED", "rate limit exceeded; retry in 12 s"),
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """RFC 9457 problem responses with an example each, for a route's `responses=`."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        title, code, detail = _EXAMPLES[status]
+        example: dict[str, Any] = {
+            "type": f"https://tuanbox.dev/problems/{code.lower().replace('_', '-')}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "code": code,
+        }
+        if status == 422:
+            example["errors"] = [{"field": "qty", "message": "Input should be greater than 0"}]
+        entry: dict[str, Any] = {
+            "description": f"{title} (problem; branch on `code`)",
+            "content": {"application/problem+json": {"example": example}},
+        }
+        if status == 429:
+            entry["headers"] = {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+            }
+        out[status] = entry
+    return out
