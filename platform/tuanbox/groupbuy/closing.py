@@ -133,16 +133,44 @@ def due_groups_query(now: datetime, limit: int) -> Select[Group]:
 def close_due_groups(
     factory: sessionmaker[Session], now: datetime | None = None, batch: int = 50
 ) -> list[Closed]:
-    """Close every due group, one committed batch at a time; safe to run concurrently."""
+    """Close every due group, one committed batch at a time; safe to run concurrently.
+
+    A group with a member's order locked right now (a payment webhook in flight) is left
+    for the next run: the closer never waits on an order while holding its group, so it
+    cannot deadlock with the webhook, which holds the order and then wants the group.
+    """
     results: list[Closed] = []
+    busy: set[str] = set()
     while True:
         moment = now or utcnow()
         with session_scope(factory) as session:
-            groups = list(session.scalars(due_groups_query(moment, batch)))
+            query = due_groups_query(moment, batch)
+            if busy:
+                query = query.where(Group.id.not_in(busy))
+            groups = list(session.scalars(query))
             for group in groups:
-                results.append(close_group(session, group, moment))
+                if _orders_free(session, group):
+                    results.append(close_group(session, group, moment))
+                else:
+                    busy.add(group.id)
         if len(groups) < batch:
             return results
+
+
+def _orders_free(session: Session, group: Group) -> bool:
+    """Lock the group's member orders, or report that someone else holds one of them."""
+    from tuanbox.orders.models import Order
+
+    wanted = [m.order_id for m in members_of(session, group.id) if m.order_id]
+    if not wanted:
+        return True
+    got = session.scalars(
+        select(Order.id)
+        .where(Order.id.in_(wanted))
+        .order_by(Order.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return len(got) == len(wanted)
 
 
 def on_order_paid(session: Session, order: Order, from_status: str) -> None:

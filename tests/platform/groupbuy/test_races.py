@@ -132,3 +132,34 @@ def test_deadlines_survive_a_dead_worker_and_two_closers_close_each_group_once(
         unpaid = s.scalars(select(Order.status).where(Order.paid_cents == 0))
         assert set(unpaid) == {"cancelled"}
     engine.dispose()
+
+
+def test_closer_skips_a_group_whose_order_a_webhook_holds(
+    fresh_database: Callable[[], str],
+) -> None:
+    url = fresh_database()
+    settings = make_settings(database_url=url)
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        shop = make_shop(s)
+        campaign = services.create_campaign(
+            s, merchant_id=shop.merchant_id, actor_id=shop.staff_id, spec=tiered_spec(shop.sku_id)
+        )
+        opened = []
+        for _ in range(2):
+            users = make_shoppers(s, 3)
+            first = services.open_group(s, campaign_id=campaign.id, user_id=users[0], now=utcnow())
+            for u in users[1:]:
+                services.join_group(s, group_id=first.group.id, user_id=u, now=utcnow())
+            pay(s, settings, first.order_id)
+            opened.append(first)
+    later = utcnow() + timedelta(days=2)
+    # Another transaction (a payment webhook, say) holds the first group's leader order.
+    with factory() as webhook, webhook.begin():
+        webhook.execute(select(Order.id).where(Order.id == opened[0].order_id).with_for_update())
+        closed = close_due_groups(factory, now=later, batch=1)
+        assert [c.group_id for c in closed] == [opened[1].group.id]
+    # Once it let go, the next run closes the skipped group.
+    assert [c.group_id for c in close_due_groups(factory, now=later)] == [opened[0].group.id]
+    engine.dispose()
