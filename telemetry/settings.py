@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,3 +36,15 @@ class TelemetrySettings(BaseSettings):
     # Per-zone overrides of telemetry.rules.DEFAULT_RULES as JSON, e.g.
     # TELEMETRY_RULES='{"chilled": {"limit_minutes": 10}, "frozen": {"silence_minutes": 5}}'.
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_apply(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # Refuse a bad override when the process starts, not on every scan afterwards.
+        from telemetry.rules import rules_with_overrides
+
+        try:
+            rules_with_overrides(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"TELEMETRY_RULES: {exc}") from exc
+        return value

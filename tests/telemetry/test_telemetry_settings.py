@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from telemetry.errors import TelemetryError
 from telemetry.influx import InfluxClient
@@ -25,9 +26,13 @@ def test_rule_overrides_come_from_json_in_the_environment(monkeypatch: pytest.Mo
     assert "s3cr3t-value" not in repr(settings)  # secrets stay out of logs
 
 
-def test_unknown_rule_fields_are_refused() -> None:
-    with pytest.raises(TypeError):
-        rules_with_overrides({"chilled": {"limt": 9}})
+@pytest.mark.parametrize(
+    "rules", ['{"chilled": {"limt": 9}}', '{"chilled": {"hard_limit": 5}}', '{"frozen": 3}']
+)
+def test_bad_rule_overrides_fail_at_start(monkeypatch: pytest.MonkeyPatch, rules: str) -> None:
+    monkeypatch.setenv("TELEMETRY_RULES", rules)
+    with pytest.raises(ValidationError):
+        TelemetrySettings(_env_file=None)
 
 
 def test_retention_statements_are_refused_on_2x() -> None:
