@@ -12,6 +12,7 @@ so no separate CSRF token is needed.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
 
@@ -39,10 +40,22 @@ def principal_from(request: Request, settings: Settings) -> Principal | None:
     return principal if principal.role in OPS_ROLES else None
 
 
+def check_same_origin(request: Request) -> None:
+    """Defence in depth beside SameSite=Strict: a state-changing request sent by a browser
+    from another origin (its Origin header names another host) is refused."""
+    origin = request.headers.get("origin")
+    if request.method in ("GET", "HEAD") or not origin:
+        return
+    host = request.headers.get("host", "")
+    if urlsplit(origin).netloc != host:
+        raise PermissionDeniedError("cross-origin requests to /ops are refused")
+
+
 def require_ops(request: Request, settings: SettingsDep) -> Principal:
     """For JSON endpoints: 401 without a valid token, 403 for a signed-in non-ops user."""
     from tuanbox.accounts.tokens import decode_access_token
 
+    check_same_origin(request)
     principal = principal_from(request, settings)
     if principal is not None:
         return principal

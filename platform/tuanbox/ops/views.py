@@ -95,6 +95,7 @@ def login(
     from tuanbox.accounts.tokens import issue_access_token
     from tuanbox.errors import AuthenticationError
 
+    auth.check_same_origin(request)  # no logging a victim's browser into another account
     try:
         user = verify_password(session, login, password)
     except AuthenticationError:

@@ -68,6 +68,13 @@ def test_pages_need_the_ops_role(
     refused = client.post("/ops/alerts/1/acknowledge", json={})
     assert refused.status_code == 403
     assert refused.json()["code"] == "FORBIDDEN"
+    ops = auth_header(settings, make_user(db_session, "ops"))
+    cross = client.post("/ops/alerts/1/acknowledge", json={},
+                        headers={**ops, "Origin": "https://evil.example"})  # fmt: skip
+    assert cross.status_code == 403
+    same = client.post("/ops/alerts/999999/acknowledge", json={},
+                       headers={**ops, "Origin": "http://testserver"})  # fmt: skip
+    assert same.status_code == 404  # past the origin check, and no such alert
 
 
 def test_password_login_sets_a_strict_httponly_cookie(
