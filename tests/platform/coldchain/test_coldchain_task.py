@@ -96,3 +96,32 @@ def test_a_second_scan_while_one_runs_is_skipped(
         with Session(engine) as after:
             assert not scan(after, influx, telemetry, now=datetime.now(UTC)).skipped
     engine.dispose()
+
+
+def test_a_real_worker_runs_the_scan_through_redis(
+    fresh_database: Callable[[], str], telemetry: TelemetrySettings, redis_url: str
+) -> None:
+    """Sent through the Redis broker to a worker thread, as beat does (own queue name)."""
+    import uuid
+
+    from celery.contrib.testing.worker import start_worker
+
+    import tuanbox.coldchain.tasks  # noqa: F401 - registers the shared task
+
+    settings = make_settings(database_url=fresh_database(), redis_url=redis_url)
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        site = make_site(session, settings)
+        session.commit()
+    now = datetime.now(UTC).replace(microsecond=0)
+    with InfluxClient.from_settings(telemetry) as influx:
+        influx.write([cold_chain_point(locker=site.locker_id, compartment="0-1", zone="chilled",
+                                       sensor="28-1", celsius=12.5,
+                                       at=now - timedelta(minutes=1))], precision="s")  # fmt: skip
+    app = create_celery(settings)
+    app.conf.telemetry_settings = telemetry
+    app.conf.task_default_queue = f"test-coldchain-{uuid.uuid4().hex[:8]}"
+    with start_worker(app, perform_ping_check=False, queues=[app.conf.task_default_queue]):
+        report = app.send_task("coldchain.scan").get(timeout=60)
+    assert report["held_orders"] == [site.failing.id]
+    engine.dispose()
