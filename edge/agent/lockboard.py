@@ -165,8 +165,9 @@ class KerongBoard(LockBoard):
     def _call(self, frame: bytes, *, reply_addr: int) -> kerong.Frame:
         if self._stop.is_set():
             raise SerialLinkError("lock board driver is closed")
-        if not self.connected.is_set():
-            # Fail fast while the adapter is out instead of queueing behind the reopen backoff.
+        if not self.connected.wait(self.reply_timeout_s):
+            # Fail fast while the adapter is out instead of queueing behind the reopen backoff
+            # (the short wait covers the first open right after start()).
             raise SerialLinkError(f"serial port {self.port_name} is not open")
         request = _Request(frame, reply_addr)
         try:
