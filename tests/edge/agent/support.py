@@ -61,7 +61,16 @@ def free_port() -> int:
 class PlatformClient:
     """The platform's side of one locker: sends commands, records what the locker says."""
 
-    def __init__(self, host: str, port: int, locker_id: str, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        locker_id: str,
+        *,
+        persistent: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.locker_id = locker_id
         self.events: list[Event] = []
         self.acks: list[Ack] = []
@@ -73,6 +82,8 @@ class PlatformClient:
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent
         )
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()
@@ -185,7 +196,6 @@ def qr(private_key: Any, locker_id: str, compartment: str, order: str, token_id:
 
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
-allow_anonymous true
 # Run as whoever started the test, so the data under tmp_path stays writable.
 user {user}
 persistence true
@@ -198,13 +208,14 @@ log_dest file {root}/mosquitto.log
 class OwnMosquitto:
     """A mosquitto on a free port that a test may stop and start again on the same port."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, auth: str = "allow_anonymous true\n") -> None:
+        """``auth`` is the access part of the config (anonymous by default)."""
         self.root = root
         self.port = free_port()
         root.mkdir(parents=True, exist_ok=True)
         self.conf = root / "mosquitto.conf"
         self.conf.write_text(
-            MOSQUITTO_CONF.format(port=self.port, root=root, user=getpass.getuser())
+            MOSQUITTO_CONF.format(port=self.port, root=root, user=getpass.getuser()) + auth
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
