@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent.errors import EdgeError
 from edge.agent.lockboard import KerongBoard
+from edge.agent.mqtt import tls_context
 from edge.agent.sensors import ModbusReader, ProbeReader, W1Reader
 from edge.agent.settings import EdgeSettings
 
@@ -113,7 +114,7 @@ def check_broker(settings: EdgeSettings, timeout: float) -> str:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         client.username_pw_set(settings.mqtt_username, password)
     if settings.mqtt_tls:
-        client.tls_set(ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+        client.tls_set_context(tls_context(settings.mqtt_ca_file))
     answered = threading.Event()
     outcome: dict[str, Any] = {}
 

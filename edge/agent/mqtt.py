@@ -22,6 +22,7 @@ import random
 import ssl
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -35,6 +36,29 @@ from edge.protocol.envelopes import StateSnapshot, Status, encode
 from edge.protocol.topics import topic
 
 log = logging.getLogger(__name__)
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the handshake fails.
+
+    paho drops the socket it was handshaking on when that raises (a wrong CA, a captive
+    portal), so each failed reconnect would leak a file descriptor on a locker that retries
+    for days.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except OSError:  # ssl.SSLError is an OSError
+            self.close()
+            raise
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verifying client context: the given CA file, or the system store."""
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    context.sslsocket_class = _ClosingSSLSocket
+    return context
 
 
 class MqttLink(Publisher):
@@ -108,10 +132,7 @@ class MqttLink(Publisher):
             password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
             client.username_pw_set(s.mqtt_username, password)
         if s.mqtt_tls:
-            client.tls_set(
-                ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            client.tls_set_context(tls_context(s.mqtt_ca_file))
         client.will_set(self.topics["status"], self._status("offline"), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
