@@ -32,7 +32,7 @@ from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.fulfilment import pickup
 from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.fulfilment.lifecycle import Context
-from tuanbox.fulfilment.models import Booking
+from tuanbox.fulfilment.models import Booking, FulfilmentOrder
 from tuanbox.fulfilment.provisioning import provision_locker
 from tuanbox.lockers.models import Compartment
 from tuanbox.lockers.services import create_station, standard_layout
@@ -87,15 +87,16 @@ def _seed(session: Session, settings: Settings, locker_id: str) -> str:
 class _Watcher:
     """Prints each new transition of the order (and each command's ack) once."""
 
-    def __init__(self, factory: sessionmaker[Session], order_id: str) -> None:
-        self.factory, self.order_id = factory, order_id
+    def __init__(self, factory: sessionmaker[Session], order_id: str, locker_id: str) -> None:
+        self.factory, self.order_id, self.locker_id = factory, order_id, locker_id
         self.seen: list[str] = []
         self.printed: set[int] = set()
         self.acks: set[str] = set()
 
     def status(self) -> str:
         with self.factory() as session:
-            for cmd in session.scalars(select(OutboxCommand).order_by(OutboxCommand.created_at)):
+            mine = select(OutboxCommand).where(OutboxCommand.locker_id == self.locker_id)
+            for cmd in session.scalars(mine.order_by(OutboxCommand.created_at)):
                 if cmd.status in ("done", "rejected", "failed") and cmd.id not in self.acks:
                     self.acks.add(cmd.id)
                     typer.echo(f"        locker ack: {cmd.type} → {cmd.status}")
@@ -158,6 +159,15 @@ def _start_agent(
             continue
 
 
+def _booking_of(session: Session, order_id: str) -> Booking:
+    """This order's booking (the demo database may hold many from earlier runs)."""
+    fo = session.get(FulfilmentOrder, order_id)
+    booking = session.get(Booking, fo.booking_id) if fo and fo.booking_id else None
+    if booking is None:
+        raise RuntimeError(f"order {order_id} has no compartment booking")
+    return booking
+
+
 def fulfilment_demo(settings: Settings) -> str:
     from firmware_sim.control import request
 
@@ -168,7 +178,7 @@ def fulfilment_demo(settings: Settings) -> str:
     with session_scope(factory) as session:
         bind_settings(session, settings)
         order_id = _seed(session, settings, locker_id)
-    watch = _Watcher(factory, order_id)
+    watch = _Watcher(factory, order_id, locker_id)
     watch.status()
     bridge = Bridge(settings, factory, ctx, client_id=f"tuanbox-demo-{locker_id}")
     bridge.start()
@@ -177,12 +187,12 @@ def fulfilment_demo(settings: Settings) -> str:
     board, scanner = info["lockboard_control"], info["scanner_control"]
     try:
         with factory() as session:
-            booking = session.scalars(select(Booking)).all()[-1]
+            booking = _booking_of(session, order_id)
             comp = session.get(Compartment, booking.compartment_id)
             assert comp is not None
             label, code = comp.label, booking.deposit_code
         typer.echo(f"        allocated: locker {locker_id}, {comp.zone} {comp.size} door {label}")
-        _until(lambda: any(c.type == "assign" for c in _done(factory)), "assign acked")
+        _until(lambda: any(c.type == "assign" for c in _done(factory, locker_id)), "assign acked")
         watch.status()
 
         typer.echo(f"        courier types deposit code {code}, loads the parcel, shuts the door")
@@ -191,11 +201,14 @@ def fulfilment_demo(settings: Settings) -> str:
         request(board, "place_item", compartment=label)
         request(board, "close_door", compartment=label)
         watch.wait("ready_for_pickup")
-        _until(lambda: any(c.type == "arm_pickup" for c in _done(factory)), "arm_pickup acked")
+        _until(
+            lambda: any(c.type == "arm_pickup" for c in _done(factory, locker_id)),
+            "arm_pickup acked",
+        )
         watch.status()
 
         with factory() as session:
-            booking = session.scalars(select(Booking)).all()[-1]
+            booking = _booking_of(session, order_id)
             token = pickup.token_for(booking, comp, ctx.signing_key)
         qr_file = Path("var/demo-pickup-qr.png")
         qr_file.write_bytes(pickup.render_qr(token, "png"))
@@ -216,6 +229,10 @@ def fulfilment_demo(settings: Settings) -> str:
     return f"order {order_id[:8]}: " + " → ".join(watch.seen[-5:])
 
 
-def _done(factory: sessionmaker[Session]) -> list[OutboxCommand]:
+def _done(factory: sessionmaker[Session], locker_id: str) -> list[OutboxCommand]:
+    """Commands this demo's locker has acked (the database may hold other lockers' too)."""
+    done = select(OutboxCommand).where(
+        OutboxCommand.status == "done", OutboxCommand.locker_id == locker_id
+    )
     with factory() as session:
-        return list(session.scalars(select(OutboxCommand).where(OutboxCommand.status == "done")))
+        return list(session.scalars(done))
