@@ -135,9 +135,9 @@ def close_due_groups(
 ) -> list[Closed]:
     """Close every due group, one committed batch at a time; safe to run concurrently.
 
-    A group with a member's order locked right now (a payment webhook in flight) is left
-    for the next run: the closer never waits on an order while holding its group, so it
-    cannot deadlock with the webhook, which holds the order and then wants the group.
+    A group whose member order or SKU is locked right now (a payment webhook, a join in
+    flight) is left for the next run: the closer never waits while holding its group, so it
+    cannot deadlock with them (they hold those rows first and then want the group).
     """
     results: list[Closed] = []
     busy: set[str] = set()
@@ -149,7 +149,7 @@ def close_due_groups(
                 query = query.where(Group.id.not_in(busy))
             groups = list(session.scalars(query))
             for group in groups:
-                if _orders_free(session, group):
+                if _can_close(session, group):
                     results.append(close_group(session, group, moment))
                 else:
                     busy.add(group.id)
@@ -157,20 +157,31 @@ def close_due_groups(
             return results
 
 
-def _orders_free(session: Session, group: Group) -> bool:
-    """Lock the group's member orders, or report that someone else holds one of them."""
+def _can_close(session: Session, group: Group) -> bool:
+    """Lock the group's member orders and its SKU, or report that someone else holds one.
+
+    Closing releases stock (SKU row) and moves orders; a joiner holds the SKU and wants the
+    group, a webhook holds an order and wants the group. Taking ours with SKIP LOCKED means
+    the closer, which already holds the group, never waits on them.
+    """
+    from tuanbox.catalog.models import Sku
     from tuanbox.orders.models import Order
 
-    wanted = [m.order_id for m in members_of(session, group.id) if m.order_id]
-    if not wanted:
-        return True
+    campaign = session.get(Campaign, group.campaign_id)
+    assert campaign is not None
+    wanted = sorted(m.order_id for m in members_of(session, group.id) if m.order_id)
     got = session.scalars(
         select(Order.id)
         .where(Order.id.in_(wanted))
         .order_by(Order.id)
         .with_for_update(skip_locked=True)
     ).all()
-    return len(got) == len(wanted)
+    if len(got) != len(wanted):
+        return False
+    sku = session.scalars(
+        select(Sku.id).where(Sku.id == campaign.sku_id).with_for_update(skip_locked=True)
+    ).first()
+    return sku is not None
 
 
 def on_order_paid(session: Session, order: Order, from_status: str) -> None:

@@ -144,6 +144,9 @@ def join_group(
     )
     if existing is not None:
         raise AlreadyMemberError("you are already in this group")
+    if group.seats_taken >= group.max_size:
+        # A cheap early answer from what we read; the guarded UPDATE below decides for real.
+        raise GroupFullError(f"group {group_id} has no seat left")
     return _take_seat(
         session, campaign, group, user_id=user_id, qty=qty, station_id=station_id, now=now
     )
@@ -165,12 +168,17 @@ def _take_seat(
     now: datetime,
     pay_timeout_s: int | None = None,
 ) -> Joined:
+    from tuanbox.catalog.models import Sku
     from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
 
     if qty < 1 or qty > campaign.per_user_limit:
         raise UserLimitExceededError(f"between 1 and {campaign.per_user_limit} units per shopper")
     if station_id is not None and campaign.station_ids and station_id not in campaign.station_ids:
         raise InvalidCampaignError(f"station {station_id} is not served by this campaign")
+    # Locks are always taken order → SKU → group (as an order expiry does: it releases stock,
+    # then its hook frees the seat), so a join and an expiry never wait on each other in a
+    # cycle. The closer only ever takes locks with SKIP LOCKED.
+    session.execute(select(Sku.id).where(Sku.id == campaign.sku_id).with_for_update())
     # The one statement that decides who gets a seat: the row lock it takes serialises
     # concurrent joiners, and each re-checks `seats_taken < max_size` on the latest row.
     seat = session.execute(
