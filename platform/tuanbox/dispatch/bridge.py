@@ -19,9 +19,11 @@ expire, and expiry hands the command to fulfilment for the ops exception queue.
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +32,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.protocol.envelopes import decode_ack, decode_event, decode_state, decode_status
+from edge.protocol.envelopes import Ack, decode_ack, decode_event, decode_state, decode_status
 from edge.protocol.errors import ProtocolError
 from edge.protocol.topics import Kind, parse_topic, shared_subscription, subscription, topic
 from tuanbox.db.base import utcnow
@@ -50,6 +52,9 @@ class BridgeStats:
     applied: int = 0
     duplicates: int = 0
     unknown: int = 0  # messages of lockers this platform does not know
+    acks: int = 0
+    states: int = 0
+    statuses: int = 0
     expired: int = 0
     rejected_messages: int = 0
     connects: int = 0
@@ -69,6 +74,8 @@ class Bridge:
         clock: Callable[[], datetime] = utcnow,
         poll_s: float = 0.05,
         durable: bool | None = None,
+        inbound_batch: int = 200,
+        inbox_size: int = 10_000,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -76,11 +83,13 @@ class Bridge:
         self.clock = clock
         self.poll_s = poll_s
         self.durable = settings.bridge_durable if durable is None else durable
+        self.inbound_batch = inbound_batch
+        self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=inbox_size)
+        self._threads: list[threading.Thread] = []
         self.client_id = client_id or f"tuanbox-bridge-{socket.gethostname()}"
         self.stats = BridgeStats()
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         # Persistent session (clean_session False): QoS 1 messages for a restarting bridge
         # wait at the broker; manual_ack: PUBACK only after our commit.
         self.client = mqtt.Client(
@@ -107,28 +116,30 @@ class Bridge:
         """Connect (asynchronously; paho retries) and run the outbox loop in a thread."""
         self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
         self.client.loop_start()
-        self._thread = threading.Thread(
-            target=self.run, name=f"{self.client_id}-outbox", daemon=True
-        )
-        self._thread.start()
+        for target, name in ((self.run, "outbox"), (self._inbound, "inbound")):
+            thread = threading.Thread(target=target, name=f"{self.client_id}-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
 
     def run(self) -> None:
         """The outbox loop: expire, claim, publish; until stop()."""
         while not self._stop.is_set():
+            published = 0
             try:
-                self.tick()
+                published = self.tick()
             except Exception:
                 # Supervisor loop: a DB or broker hiccup must not end the bridge; the rows
                 # stay in the outbox and the next tick tries again.
                 log.exception("outbox tick failed")
-            self._stop.wait(self.poll_s)
+            if published < self.settings.bridge_batch:  # a full batch: more may be due now
+                self._stop.wait(self.poll_s)
 
     # --- outbound -------------------------------------------------------------------------
 
@@ -205,49 +216,84 @@ class Bridge:
         if not self._stop.is_set():
             log.warning("bridge disconnected", extra={"reason": str(reason_code)})
 
-    def _on_message(self, client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        # Bounded hand-over to the inbound worker. When it is full, paho's thread waits (and
+        # the broker holds further QoS 1 messages): backpressure, never a dropped message.
+        self._inbox.put(msg)
+
+    def _inbound(self) -> None:
+        """Apply queued messages in batches: one transaction, then PUBACK each of them."""
+        while not self._stop.is_set():
+            try:
+                batch = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < self.inbound_batch:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            self._apply_batch(batch)
+
+    def _apply_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
+        counts: Counter[str] = Counter()
+        try:
+            with session_scope(self.session_factory) as session:
+                bind_settings(session, self.settings)
+                now = self.clock()
+                acks: list[tuple[str, Ack]] = []
+                for msg in batch:
+                    counts[self._apply_one(session, msg, now, acks)] += 1
+                # Acks of the whole batch in one locking read (they commute with the rest).
+                for command in outbox.record_acks(session, acks):
+                    inbound.command_settled(session, command)
+                for locker_id in sorted({locker for locker, _ in acks}):
+                    inbound.locker_heard(session, locker_id, now=now)
+        except Exception:
+            if len(batch) > 1:
+                # One bad message must not hold back the others: retry them one by one.
+                for msg in batch:
+                    self._apply_batch([msg])
+                return
+            # Supervisor boundary: leave it unacknowledged so the broker redelivers it after
+            # a reconnect, and keep the bridge alive.
+            log.exception("applying a message failed", extra={"topic": batch[0].topic})
+            return
+        for key, value in counts.items():
+            setattr(self.stats, key, getattr(self.stats, key) + value)
+        for msg in batch:
+            self.client.ack(msg.mid, msg.qos)
+
+    def _apply_one(
+        self, session: Session, msg: mqtt.MQTTMessage, now: datetime, acks: list[tuple[str, Ack]]
+    ) -> str:
+        """Apply one message in the batch's transaction; return the stats field to count."""
         try:
             locker_id, kind = parse_topic(msg.topic)
-            self._apply(locker_id, kind, bytes(msg.payload))
-        except ProtocolError as exc:
-            # A malformed message never becomes valid: acknowledge and drop it, loudly.
-            self.stats.rejected_messages += 1
-            log.warning("dropped malformed message", extra={"topic": msg.topic, "error": str(exc)})
-        except Exception:
-            # Supervisor boundary of paho's thread: leave the message unacknowledged so the
-            # broker redelivers it after a reconnect, and keep the bridge alive.
-            log.exception("applying a message failed", extra={"topic": msg.topic})
-            return
-        client.ack(msg.mid, msg.qos)
-
-    def _apply(self, locker_id: str, kind: str, payload: bytes) -> None:
-        now = self.clock()
-        with session_scope(self.session_factory) as session:
-            bind_settings(session, self.settings)
+            payload = bytes(msg.payload)
+            self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
             if kind == "evt":
                 event = decode_event(payload)
                 if event.locker_id != locker_id:
                     raise ProtocolError("event locker id differs from its topic", code="BAD_TOPIC")
                 outcome = inbound.apply_event(session, event, ctx=self.ctx, now=now)
-                if outcome == "applied":
-                    self.stats.applied += 1
-                elif outcome == "duplicate":
-                    self.stats.duplicates += 1
-                else:
-                    self.stats.unknown += 1
-            elif kind == "ack":
-                command = outbox.record_ack(session, decode_ack(payload), locker_id=locker_id)
-                if command is not None:
-                    inbound.command_settled(session, command)
-                inbound.locker_heard(session, locker_id, now=now)
-            elif kind == "state":
+                return {"applied": "applied", "duplicate": "duplicates"}.get(outcome, "unknown")
+            if kind == "ack":
+                acks.append((locker_id, decode_ack(payload)))
+                return "acks"
+            if kind == "state":
                 snapshot = decode_state(payload)
                 if snapshot.locker_id != locker_id:
                     raise ProtocolError("state locker id differs from its topic", code="BAD_TOPIC")
                 inbound.apply_state(session, snapshot, now=now)
-            elif kind == "status":
-                inbound.apply_status(session, locker_id, decode_status(payload), now=now)
-        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+                return "states"
+            inbound.apply_status(session, locker_id, decode_status(payload), now=now)
+            return "statuses"
+        except ProtocolError as exc:
+            # Malformed messages never become valid, and are refused before any DB write:
+            # count, log and acknowledge them with the batch.
+            log.warning("dropped malformed message", extra={"topic": msg.topic, "error": str(exc)})
+            return "rejected_messages"
 
 
 def new_client_id(prefix: str = "tuanbox-bridge") -> str:

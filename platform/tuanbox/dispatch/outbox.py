@@ -133,6 +133,35 @@ def record_ack(session: Session, ack: Ack, *, locker_id: str) -> OutboxCommand |
     return row
 
 
+def record_acks(session: Session, acks: list[tuple[str, Ack]]) -> list[OutboxCommand]:
+    """`record_ack` for many acks with one locking read: the bridge's batched path."""
+    if not acks:
+        return []
+    rows = {
+        row.id: row
+        for row in session.scalars(
+            select(OutboxCommand)
+            .where(OutboxCommand.id.in_({ack.command_id for _, ack in acks}))
+            .order_by(OutboxCommand.id)  # a fixed lock order: concurrent bridges never deadlock
+            .with_for_update()
+        )
+    }
+    moved: dict[str, OutboxCommand] = {}
+    for locker_id, ack in acks:
+        row = rows.get(ack.command_id)
+        if row is None or row.locker_id != locker_id or row.status == "expired":
+            continue
+        if _ACK_RANK[ack.status] <= _ACK_RANK.get(row.status, 2):
+            continue
+        row.status = ack.status
+        row.acked_at = ack.at
+        row.ack_code = ack.code
+        row.ack_detail = ack.detail
+        moved[row.id] = row
+    session.flush()
+    return list(moved.values())
+
+
 def reschedule_locker(session: Session, locker_id: str, *, now: datetime) -> int:
     """Make a locker's waiting commands due now (it just came back online)."""
     result = session.execute(
