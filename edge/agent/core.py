@@ -71,7 +71,7 @@ class LockerAgent:
         self.boot_id = boot_id
         self.clock = clock
         self.monotonic = monotonic
-        self.inbox: queue.Queue[Input] = queue.Queue(maxsize=1024)
+        self.inbox: queue.Queue[Input] = queue.Queue(maxsize=settings.agent_inbox_size)
         self.compartments = settings.compartment_map()
         where = {cid: parse_compartment(cid) for cid in self.compartments}
         self.runtime = self._load_runtime()

@@ -60,6 +60,9 @@ class EdgeSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     state_dir: Path = Path("/var/lib/tuanbox-edge")
+    # Bounded hand-off from the paho, serial, scanner and unlock threads to the agent thread;
+    # when full the newest input is dropped (a command is resent by the platform until acked).
+    agent_inbox_size: int = Field(default=1024, ge=16)
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
@@ -71,7 +74,6 @@ class EdgeSettings(BaseSettings):
     mqtt_keepalive_s: int = Field(default=30, ge=5, le=600)
     mqtt_backoff_min_s: float = Field(default=0.5, gt=0)
     mqtt_backoff_max_s: float = Field(default=30.0, gt=0)
-    mqtt_inbound_queue: int = Field(default=256, ge=1)
     mqtt_publish_window: int = Field(default=100, ge=1, le=1000)
 
     serial_port: str = "/dev/ttyUSB0"
