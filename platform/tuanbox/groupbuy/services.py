@@ -250,34 +250,45 @@ def _bump_quota(session: Session, campaign: Campaign, user_id: str, qty: int) ->
         )
 
 
-def release_seat(session: Session, group: Group, member: Member) -> None:
-    """Give a seat (and its quota) back while the group is open; hand over leadership."""
-    session.execute(delete(Member).where(Member.id == member.id))
-    session.execute(
+def release_seat(session: Session, group: Group, member: Member) -> bool:
+    """Give a seat (and its quota) back while the group is open; hand over leadership.
+
+    The guarded UPDATE is the check: if a closer got the group first (it waits for its lock,
+    then sees a closed group), the member stays as the record and nothing changes.
+    """
+    freed = session.execute(
         update(Group)
-        .where(Group.id == group.id)
+        .where(Group.id == group.id, Group.status == "open")
         .values(
             seats_taken=Group.seats_taken - 1,
             paid_count=Group.paid_count - (1 if member.paid else 0),
-        ),
+        )
+        .returning(Group.leader_user_id),
         execution_options={"synchronize_session": False},
-    )
+    ).one_or_none()
+    if freed is None:
+        return False
+    session.execute(delete(Member).where(Member.id == member.id))
     session.execute(
         update(UserQuota)
         .where(UserQuota.campaign_id == group.campaign_id, UserQuota.user_id == member.user_id)
         .values(qty=UserQuota.qty - member.qty),
         execution_options={"synchronize_session": False},
     )
-    if group.leader_user_id == member.user_id:
+    if freed[0] == member.user_id:
         heir = session.scalar(
             select(Member.user_id)
             .where(Member.group_id == group.id)
             .order_by(Member.joined_seq)
             .limit(1)
         )
-        group.leader_user_id = heir
+        session.execute(
+            update(Group).where(Group.id == group.id).values(leader_user_id=heir),
+            execution_options={"synchronize_session": False},
+        )
     session.flush()
     session.refresh(group)
+    return True
 
 
 def leave_group(session: Session, *, group_id: str, user_id: str, actor: Actor) -> Group:
@@ -289,11 +300,8 @@ def leave_group(session: Session, *, group_id: str, user_id: str, actor: Actor) 
     from tuanbox.orders.models import Order
     from tuanbox.orders.services import transition
 
-    group = session.execute(
-        select(Group).where(Group.id == group_id).with_for_update()
-    ).scalar_one_or_none()
-    if group is None:
-        raise NotFoundError(f"group {group_id} not found")
+    # No group lock here: the cancellation below locks order → SKU → group, like an expiry.
+    group = get_group(session, group_id)
     member = session.scalar(
         select(Member).where(Member.group_id == group_id, Member.user_id == user_id)
     )
