@@ -24,6 +24,7 @@ Handler = Callable[[Session, "Order", str], None]
 HOOK_MODULES: list[str] = [
     "tuanbox.payments.hooks",
     "tuanbox.returns.hooks",
+    "tuanbox.notifications.hooks",
     "tuanbox.fulfilment.hooks",
     "tuanbox.groupbuy.hooks",
     "tuanbox.flashsale.hooks",

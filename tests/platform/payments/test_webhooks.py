@@ -15,6 +15,7 @@ from tests.conftest import make_settings
 from tests.platform.factories import auth_header, make_order, make_sku, make_user
 from tuanbox.audit.services import Actor
 from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.notifications.models import Notification
 from tuanbox.orders.models import Order
 from tuanbox.orders.services import transition
 from tuanbox.payments.models import Payment, PaymentIntent, Refund
@@ -95,6 +96,10 @@ def test_duplicate_webhook_applies_once(
     signed = _paid_event(SimPay(settings), intent, "txn-dup")
     assert _post(client, signed) == {"status": "applied"}
     assert _post(client, signed) == {"status": "duplicate"}
+    notices = db_session.scalars(
+        sa.select(Notification.template).where(Notification.user_id == order.user_id)
+    ).all()
+    assert notices == ["order_paid"], "one notice, however many webhooks"
     db_session.refresh(order)
     assert (order.status, order.paid_cents) == ("paid", 3000)
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 1
@@ -118,6 +123,10 @@ def test_payment_after_cancel_is_refunded(
     assert process_refund(db_session, refund.id, SimPay(settings)) == "succeeded"
     db_session.refresh(order)
     assert (order.status, order.refunded_cents) == ("refunded", 1500)
+    notices = db_session.scalars(
+        sa.select(Notification.template).where(Notification.user_id == order.user_id)
+    ).all()
+    assert notices == ["order_refunded"], "a late payment never reads as 'paid' to the shopper"
     # The same late webhook again: nothing more happens.
     assert _post(client, _paid_event(SimPay(settings), intent, "txn-late")) == {
         "status": "duplicate"
