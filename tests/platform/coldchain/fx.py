@@ -7,7 +7,7 @@ forwarder, InfluxDB v1 sink), exactly as a locker would send them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,9 +109,14 @@ def write_through_edge(
     minutes: int,
     *,
     silent_after: dict[str, int] | None = None,
+    sensors: Sequence[tuple[str, str, str, Callable[[float], float]]] | None = None,
 ) -> int:
-    """Sample every sensor once a minute for ``minutes`` and forward it all; returns points."""
-    sensors: list[tuple[str, str, str, Callable[[float], float]]] = [
+    """Sample every sensor once a minute for ``minutes`` and forward it all; returns points.
+
+    ``sensors`` are (compartment, zone, sensor id, profile of elapsed seconds); by default
+    chilled 0-1 fails and recovers (``failing_profile``), chilled 0-2 and frozen 0-3 are steady.
+    """
+    sensors = sensors or [
         ("0-1", "chilled", "28-00000a1b2c3d", failing_profile),
         ("0-2", "chilled", "chilled-probe", lambda s: steady(3.5, s)),
         ("0-3", "frozen", "frozen-probe", lambda s: steady(-19.5, s)),

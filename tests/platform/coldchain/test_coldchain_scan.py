@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import firmware_sim
 from edge.protocol.envelopes import decode_command
 from firmware_sim.profiles import compressor_failure
+from firmware_sim.scenario import load_scenario
 from telemetry.influx import InfluxClient
 from telemetry.schema import cold_chain_point
 from telemetry.settings import TelemetrySettings
@@ -206,3 +208,40 @@ def test_an_excursion_during_an_outage_is_raised_from_the_backlog(
     assert episode.raised_at == t0 + timedelta(minutes=96)
     assert after.held_orders == [site.failing.id]
     assert after.readings == 170
+
+
+def test_the_simulators_compressor_failure_scenario_file(
+    db_session: Session,
+    settings: Settings,
+    telemetry: TelemetrySettings,
+    influx_url: str,
+    tmp_path: Path,
+    t0: datetime,
+) -> None:
+    """firmware_sim/scenarios/compressor_failure.yaml, sampled once a minute of scenario time:
+    both chilled compressors die at minute 5 and warm 1 °C/min up to 14 °C."""
+    scenario = load_scenario(Path(firmware_sim.__file__).parent / "scenarios"
+                             / "compressor_failure.yaml")  # fmt: skip
+    site = make_site(db_session, settings)
+    sensors = [(spec.compartment or "", spec.zone, spec.id, spec.profile.celsius_at)
+               for spec in scenario.sensors]  # fmt: skip
+    write_through_edge(tmp_path, influx_url, telemetry.influx_database, site.locker_id, t0, 60,
+                       sensors=sensors)  # fmt: skip
+    reports = run_scans(db_session, telemetry, t0, range(2, 61, 2))
+
+    episodes: dict[str, tuple[int, Episode]] = {}
+    for minute, report in reports.items():
+        for episode_id in report.raised:
+            episode = db_session.get(Episode, episode_id)
+            assert episode is not None
+            assert episode.compartment not in episodes  # one excursion per compartment
+            episodes[episode.compartment] = (minute, episode)
+    assert sorted(episodes) == ["0-1", "0-2"]  # the frozen probe stays quiet
+    # (In this scenario the "healthy" order's compartment 0-2 fails too.)
+    # 0-2 (3.5 °C base) passes the 12 °C hard limit at minute 14 (12.5 °C), 0-1 (3 °C) at 15.
+    for label, minute, order in (("0-2", 14, site.healthy), ("0-1", 15, site.failing)):
+        scan_minute, episode = episodes[label]
+        assert episode.rule == "hard_limit"
+        assert episode.raised_at == t0 + timedelta(minutes=minute)
+        assert scan_minute == minute + (minute % 2)  # the first scan to see that reading
+        assert episode.order_ids == [order.id]
