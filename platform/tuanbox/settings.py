@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     command_ttl_s: int = Field(default=6 * 3600, gt=0)
     command_ack_timeout_s: float = Field(default=10.0, gt=0)
     command_retry_max_s: float = Field(default=300.0, gt=0)
+    # Unacked commands allowed at once (all bridges); keep below the broker's per-client queue.
+    command_max_in_flight: int = Field(default=500, gt=0)
     bridge_share_group: str = "bridge"
     # Mosquitto 2.0 does not restore shared subscriptions after a broker restart, so locker
     # messages sent before any bridge re-subscribes would be lost. A durable bridge holds

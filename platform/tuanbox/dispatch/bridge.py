@@ -160,6 +160,7 @@ class Bridge:
                 limit=self.settings.bridge_batch,
                 ack_timeout_s=self.settings.command_ack_timeout_s,
                 retry_max_s=self.settings.command_retry_max_s,
+                max_in_flight=self.settings.command_max_in_flight,
             )
         for item in claimed:
             self.client.publish(topic(item.locker_id, "cmd"), item.body, qos=1)

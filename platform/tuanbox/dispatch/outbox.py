@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import Ack, Command, CommandPayload, CommandType, encode
@@ -63,8 +63,26 @@ def backoff(attempt: int, *, base_s: float, max_s: float) -> timedelta:
     return timedelta(seconds=delay * (1 + random.random() * 0.1))
 
 
+def in_flight(session: Session, *, now: datetime) -> int:
+    """Commands sent and still inside their ack window."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxCommand)
+            .where(OutboxCommand.status == "sent", OutboxCommand.next_attempt_at > now)
+        )
+        or 0
+    )
+
+
 def claim_due(
-    session: Session, *, now: datetime, limit: int, ack_timeout_s: float, retry_max_s: float
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    ack_timeout_s: float,
+    retry_max_s: float,
+    max_in_flight: int | None = None,
 ) -> list[Claimed]:
     """Take due commands of online lockers and push their next attempt into the future.
 
@@ -73,6 +91,13 @@ def claim_due(
     rows to be claimed again when their next attempt comes due: at least once, and the
     locker answers a repeated command id with the same ack.
     """
+    if max_in_flight is not None:
+        # A window over all bridges: more unacked commands than the broker queues for a slow
+        # consumer (Mosquitto drops beyond max_queued_messages) would only come back as
+        # retries after the ack timeout.
+        limit = min(limit, max_in_flight - in_flight(session, now=now))
+        if limit <= 0:
+            return []
     rows = session.scalars(
         select(OutboxCommand)
         .join(Locker, Locker.id == OutboxCommand.locker_id)
