@@ -1,0 +1,59 @@
+"""Outbox rules in one transaction: claiming, the in-flight window, ack ranks, expiry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from edge.protocol.envelopes import Ack, SyncPayload
+from tests.platform.fulfilment.fx import make_locker, make_station
+from tuanbox.dispatch import outbox
+from tuanbox.lockers.services import CompartmentSpec
+
+
+def _locker(db_session: Session, online: bool = True) -> str:
+    locker, _ = make_locker(db_session, make_station(db_session).id, [CompartmentSpec(0, 1, "S")])
+    locker.online = online
+    db_session.flush()
+    return locker.id
+
+
+def test_claim_respects_online_window_backoff_and_expiry(db_session: Session) -> None:
+    now = datetime.now(UTC)
+    online, offline = _locker(db_session), _locker(db_session, online=False)
+    ids = [
+        outbox.enqueue(db_session, online, "sync", SyncPayload(), now=now, ttl_s=60).id
+        for _ in range(5)
+    ]
+    outbox.enqueue(db_session, offline, "sync", SyncPayload(), now=now, ttl_s=60)
+    claim = {"limit": 100, "ack_timeout_s": 10.0, "retry_max_s": 40.0, "max_in_flight": 2}
+    first = outbox.claim_due(db_session, now=now, **claim)  # type: ignore[arg-type]
+    assert [c.id for c in first] == ids[:2] and all(c.locker_id == online for c in first)
+    assert outbox.claim_due(db_session, now=now, **claim) == []  # type: ignore[arg-type]
+    # Their ack window passes: the window opens, the oldest due (never sent) go first.
+    later = now + timedelta(seconds=12)
+    nxt = outbox.claim_due(db_session, now=later, **claim)  # type: ignore[arg-type]
+    assert [c.id for c in nxt] == ids[2:4] and [c.attempt for c in nxt] == [1, 1]
+    wide = {**claim, "max_in_flight": 10}
+    retry = outbox.claim_due(db_session, now=later, **wide)  # type: ignore[arg-type]
+    assert {c.id: c.attempt for c in retry} == {ids[4]: 1, ids[0]: 2, ids[1]: 2}
+    assert outbox.backoff(3, base_s=10, max_s=40) >= timedelta(seconds=40)
+    expired = outbox.expire_due(db_session, now=now + timedelta(seconds=61), limit=100)
+    assert len(expired) == 6 and {e.status for e in expired} == {"expired"}
+
+
+def test_acks_move_forward_only_and_only_for_their_locker(db_session: Session) -> None:
+    now = datetime.now(UTC)
+    locker, other = _locker(db_session), _locker(db_session)
+    cmd = outbox.enqueue(db_session, locker, "sync", SyncPayload(), now=now, ttl_s=60)
+
+    def ack(status: str) -> Ack:
+        return Ack(command_id=cmd.id, status=status, at=now)  # type: ignore[arg-type]
+
+    assert outbox.record_acks(db_session, [(other, ack("done"))]) == []
+    assert outbox.record_acks(db_session, [(locker, ack("accepted"))]) == [cmd]
+    assert outbox.record_acks(db_session, [(locker, ack("done")), (locker, ack("done"))]) == [cmd]
+    assert outbox.record_acks(db_session, [(locker, ack("accepted"))]) == []
+    assert cmd.status == "done"
+    assert outbox.record_ack(db_session, ack("done"), locker_id=locker) is None
