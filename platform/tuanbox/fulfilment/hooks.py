@@ -1,4 +1,4 @@
-"""Order hooks of fulfilment: a confirmed order is allocated in the confirming transaction.
+"""Order hooks of fulfilment: confirmed orders are allocated, cancelled ones give space back.
 
 Listed in `tuanbox.orders.hooks.HOOK_MODULES`. Hooks get no settings object, so entry points
 that want their own knobs (command TTL) bind them to the session with `bind_settings`;
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.db.base import utcnow
 from tuanbox.fulfilment.allocation import allocate
+from tuanbox.fulfilment.lifecycle import release_cancelled
 from tuanbox.orders.hooks import on_status
 from tuanbox.orders.models import Order
 from tuanbox.settings import Settings
@@ -34,4 +35,9 @@ def _on_confirmed(session: Session, order: Order, from_status: str) -> None:
     allocate(session, order, settings=settings_of(session), now=utcnow())
 
 
+def _on_cancelled(session: Session, order: Order, from_status: str) -> None:
+    release_cancelled(session, order.id, settings=settings_of(session), now=utcnow())
+
+
 on_status("confirmed", _on_confirmed)
+on_status("cancelled", _on_cancelled)

@@ -147,6 +147,41 @@ def send_reminders(session: Session, *, ctx: Context, now: datetime) -> int:
     return len(due)
 
 
+def start_return(
+    session: Session, booking: Booking, *, settings: Settings, reason: str, now: datetime
+) -> None:
+    """Revoke the shopper's pickup and arm a courier retrieval code for a deposited parcel."""
+    comp = _compartment(session, booking)
+    ref = f"booking:{booking.id}"
+    outbox.enqueue(
+        session,
+        booking.locker_id,
+        "revoke",
+        RevokePayload(order_id=booking.ref, compartment=comp.label, reason=reason),
+        now=now,
+        ttl_s=settings.command_ttl_s,
+        ref=ref,
+    )
+    booking.retrieval_code = new_fallback_code(6)
+    booking.state = "returning"
+    booking.pickup_token_id = str(uuid.uuid4())
+    outbox.enqueue(
+        session,
+        booking.locker_id,
+        "arm_pickup",
+        ArmPickupPayload(
+            order_id=booking.ref,
+            compartment=comp.label,
+            token_id=booking.pickup_token_id,
+            fallback_code_hash=hash_code(booking.retrieval_code, booking.locker_id),
+            valid_until=now + RETRIEVAL_VALIDITY,
+        ),
+        now=now,
+        ttl_s=settings.command_ttl_s,
+        ref=ref,
+    )
+
+
 def return_overdue(session: Session, *, ctx: Context, now: datetime) -> int:
     """Past the deadline: revoke the shopper's pickup and arm a courier retrieval code."""
     overdue = session.scalars(
@@ -155,36 +190,7 @@ def return_overdue(session: Session, *, ctx: Context, now: datetime) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for booking in overdue:
-        comp = _compartment(session, booking)
-        ttl = ctx.settings.command_ttl_s
-        ref = f"booking:{booking.id}"
-        outbox.enqueue(
-            session,
-            booking.locker_id,
-            "revoke",
-            RevokePayload(order_id=booking.ref, compartment=comp.label, reason="pickup_deadline"),
-            now=now,
-            ttl_s=ttl,
-            ref=ref,
-        )
-        booking.retrieval_code = new_fallback_code(6)
-        booking.state = "returning"
-        booking.pickup_token_id = str(uuid.uuid4())
-        outbox.enqueue(
-            session,
-            booking.locker_id,
-            "arm_pickup",
-            ArmPickupPayload(
-                order_id=booking.ref,
-                compartment=comp.label,
-                token_id=booking.pickup_token_id,
-                fallback_code_hash=hash_code(booking.retrieval_code, booking.locker_id),
-                valid_until=now + RETRIEVAL_VALIDITY,
-            ),
-            now=now,
-            ttl_s=ttl,
-            ref=ref,
-        )
+        start_return(session, booking, settings=ctx.settings, reason="pickup_deadline", now=now)
         for order in orders_of(session, booking):
             orders_port.move(
                 session, order, "expired", "not picked up before the deadline; back to merchant"
@@ -192,3 +198,47 @@ def return_overdue(session: Session, *, ctx: Context, now: datetime) -> int:
         notify(session, booking.user_id, "pickup_expired", {"locker_id": booking.locker_id})
     session.flush()
     return len(overdue)
+
+
+def release_cancelled(
+    session: Session, order_id: str, *, settings: Settings, now: datetime
+) -> None:
+    """A cancelled order gives its share of a compartment back.
+
+    Still reserved: its units are freed, and the last order of a booking frees the
+    compartment (revoking the deposit code). Already deposited: the parcel goes back to the
+    merchant like an overdue one.
+    """
+    fo = session.get(FulfilmentOrder, order_id, with_for_update=True)
+    if fo is None or fo.state == "closed":
+        return
+    booking = session.get(Booking, fo.booking_id, with_for_update=True) if fo.booking_id else None
+    fo.state = "closed"
+    if booking is None:
+        return
+    others = session.scalars(
+        select(FulfilmentOrder).where(
+            FulfilmentOrder.booking_id == booking.id,
+            FulfilmentOrder.order_id != order_id,
+            FulfilmentOrder.state != "closed",
+        )
+    ).all()
+    if booking.state == "reserved":
+        booking.units_used -= fo.units
+        if not others:
+            comp = _compartment(session, booking)
+            outbox.enqueue(
+                session,
+                booking.locker_id,
+                "revoke",
+                RevokePayload(
+                    order_id=booking.ref, compartment=comp.label, reason="order_cancelled"
+                ),
+                now=now,
+                ttl_s=settings.command_ttl_s,
+                ref=f"booking:{booking.id}",
+            )
+            free_compartment(session, booking, reason="cancelled", settings=settings, now=now)
+    elif booking.state == "deposited" and not others:
+        start_return(session, booking, settings=settings, reason="order_cancelled", now=now)
+    session.flush()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from edge.protocol.envelopes import decode_command, hash_code
 from tests.conftest import make_settings
 from tests.platform.fulfilment.fx import (
+    TEST_ACTOR,
     confirm,
     make_locker,
     make_order,
@@ -25,6 +26,7 @@ from tuanbox.fulfilment.models import Booking, FulfilmentOrder, OpsAlert
 from tuanbox.lockers.domain import Candidate, choose, fits, units_for
 from tuanbox.lockers.models import Compartment
 from tuanbox.lockers.services import CompartmentSpec
+from tuanbox.orders.services import transition
 
 LAYOUT = [
     CompartmentSpec(0, 1, "S", "ambient"),
@@ -183,3 +185,33 @@ def test_order_without_station_only_alerts(db_session: Session, station: None) -
     assert db_session.get(FulfilmentOrder, order.id) is None
     assert order.status == "confirmed"
     assert db_session.scalars(select(OpsAlert).where(OpsAlert.order_id == order.id)).one()
+
+
+def test_cancelled_orders_give_their_compartment_back_to_the_queue(db_session: Session) -> None:
+    bind_settings(db_session, make_settings())
+    station = make_station(db_session)
+    make_locker(db_session, station.id, [CompartmentSpec(0, 1, "M")])
+    shopper = make_shopper(db_session)
+    small = make_sku(db_session, "S")
+    shared = [
+        make_order(db_session, user=shopper, sku=small, station_id=station.id) for _ in range(2)
+    ]
+    waiting = make_order(
+        db_session, user=make_shopper(db_session), sku=small, station_id=station.id
+    )
+    for order in (*shared, waiting):
+        confirm(db_session, order)
+    booking = _booking(db_session, shared[0].id)[1]
+    assert booking is not None and booking.units_used == 2
+    assert _booking(db_session, waiting.id)[0].state == "queued"
+
+    transition(db_session, shared[0], "cancelled", actor=TEST_ACTOR, reason="changed mind")
+    assert booking.units_used == 1 and booking.state == "reserved"
+    assert _booking(db_session, waiting.id)[0].state == "queued"
+
+    transition(db_session, shared[1], "cancelled", actor=TEST_ACTOR, reason="changed mind")
+    assert booking.state == "closed" and booking.close_reason == "cancelled"
+    revoke = db_session.scalars(select(OutboxCommand).where(OutboxCommand.type == "revoke")).one()
+    assert decode_command(revoke.body).payload.order_id == booking.ref  # type: ignore[union-attr]
+    assert _booking(db_session, waiting.id)[0].state == "booked"
+    assert waiting.status == "allocated"
