@@ -190,6 +190,10 @@ def bench_pickups(work: Path) -> list[float]:
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(20)
+        for kind in ("state", "status"):  # leave no retained bench locker on the broker
+            platform.client.publish(
+                topic(locker_id, kind), b"", qos=1, retain=True
+            ).wait_for_publish(5)
         platform.client.loop_stop()
         board.stop()
         os.close(scan_master)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
@@ -37,10 +37,8 @@ from edge.protocol.envelopes import (
 from edge.protocol.token import PickupToken, sign_token
 from edge.protocol.topics import subscription, topic
 
-T = TypeVar("T")
 
-
-def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -87,14 +85,14 @@ class PlatformClient:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()
-        self.client.reconnect_delay_set(0.1, 1.0)
+        self.client.reconnect_delay_set(1, 2)
         self.client.connect(host, port)
         self.client.loop_start()
         wait_until(self.connected.is_set, what="test platform client to connect")
 
     def _on_connect(self, client: paho.Client, *_: Any) -> None:
         for kind in ("ack", "evt", "state", "status"):
-            client.subscribe(subscription(kind, self.locker_id), qos=1)  # type: ignore[arg-type]
+            client.subscribe(subscription(kind, self.locker_id), qos=1)
         self.connected.set()
 
     def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
@@ -103,13 +101,13 @@ class PlatformClient:
             if msg.retain:
                 self.retained.append(kind)
             if kind == "evt":
-                self.events.append(decode_event(msg.payload))
+                self.events.append(decode_event(bytes(msg.payload)))
             elif kind == "ack":
-                self.acks.append(decode_ack(msg.payload))
+                self.acks.append(decode_ack(bytes(msg.payload)))
             elif kind == "state":
-                self.states.append(decode_state(msg.payload))
+                self.states.append(decode_state(bytes(msg.payload)))
             elif kind == "status":
-                self.statuses.append(decode_status(msg.payload))
+                self.statuses.append(decode_status(bytes(msg.payload)))
 
     def send(self, command: Command | bytes) -> None:
         payload = command if isinstance(command, bytes) else encode(command)
@@ -137,7 +135,13 @@ class PlatformClient:
 
         return wait_until(final, timeout, f"final ack of {command_id}")
 
-    def close(self) -> None:
+    def close(self, *, clear_retained: bool = True) -> None:
+        """Disconnect; by default also wipe this locker's retained state and status, so
+        test lockers do not pile up on a shared broker (call after the agent stopped)."""
+        if clear_retained:
+            for kind in ("state", "status"):
+                info = self.client.publish(topic(self.locker_id, kind), b"", qos=1, retain=True)
+                info.wait_for_publish(5)
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -65,7 +65,7 @@ def test_agent_with_its_credentials_under_the_platform_acl(
     snooped: list[bytes] = []
     nosy = paho.Client(CallbackAPIVersion.VERSION2, client_id="nosy")
     nosy.username_pw_set("acl-locker-2", PASSWORDS["acl-locker-2"])
-    nosy.on_message = lambda _c, _u, msg: snooped.append(msg.payload)
+    nosy.on_message = lambda _c, _u, msg: snooped.append(bytes(msg.payload))
     nosy.connect("127.0.0.1", secured_broker.port)
     nosy.subscribe(topic(LOCKER, "cmd"), qos=1)
     nosy.loop_start()

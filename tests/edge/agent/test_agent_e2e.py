@@ -158,9 +158,9 @@ def test_unplugged_lock_bus_does_not_stop_the_agent(
     command = assign(lid, "0-11", "order-11", "111000")
     platform.send(command)
     assert platform.wait_final_ack(command.id).status == "done"
-    assert isinstance(runtime.board, KerongBoard)
-    wait_until(lambda: runtime.board.connected.is_set() and runtime.board.reopen_count >= 2, 20,
-               "the bus reopened")  # fmt: skip
+    board = runtime.board
+    assert isinstance(board, KerongBoard)
+    wait_until(lambda: board.connected.is_set() and board.reopen_count >= 2, 20, "bus reopened")
     scanner_sim.scan("*111000")
     opened = platform.wait_event("door_opened", 15)
     assert opened[-1].payload["compartment"] == "0-11"
