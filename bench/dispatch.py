@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,7 +51,7 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 HOST, PORT = "127.0.0.1", 1883
 
 
-def until(predicate, what: str, timeout: float = 300.0) -> None:  # type: ignore[no-untyped-def]
+def until(predicate: Callable[[], object], what: str, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -75,7 +76,7 @@ class BenchLocker:
         client.publish(topic(self.locker_id, "status"), encode(status), qos=1, retain=True)
 
     def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        command = decode_command(msg.payload)
+        command = decode_command(bytes(msg.payload))
         ack = Ack(command_id=command.id, status="done", at=datetime.now(UTC))
         client.publish(topic(self.locker_id, "ack"), encode(ack), qos=1)
 
@@ -155,7 +156,7 @@ def main() -> None:
     engine = make_engine(url, pool_size=10)
     factory = make_session_factory(engine)
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         env="test",
         database_url=url,
         mqtt_host=HOST,

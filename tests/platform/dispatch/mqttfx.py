@@ -136,7 +136,7 @@ class ProtocolLocker:
 
     def _status(self, state: str) -> bytes:
         return encode(
-            Status(state=state, boot_id=self.boot_id, at=datetime.now(UTC), agent_version="sim-1")  # type: ignore[arg-type]
+            Status(state=state, boot_id=self.boot_id, at=datetime.now(UTC), agent_version="sim-1")
         )
 
     def connect(self) -> ProtocolLocker:
@@ -164,7 +164,7 @@ class ProtocolLocker:
         client.publish(topic(self.locker_id, "status"), self._status("online"), qos=1, retain=True)
 
     def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        command = decode_command(msg.payload)
+        command = decode_command(bytes(msg.payload))
         with self.lock:
             self.commands.append(command)
             ack = self.acks.get(command.id)
@@ -172,7 +172,7 @@ class ProtocolLocker:
                 status = "done" if self.ack_mode == "done" else "rejected"
                 ack = Ack(
                     command_id=command.id,
-                    status=status,  # type: ignore[arg-type]
+                    status=status,
                     code=None if status == "done" else "NO_SUCH_COMPARTMENT",
                     at=datetime.now(UTC),
                 )
@@ -189,7 +189,7 @@ class ProtocolLocker:
         return Event(
             locker_id=self.locker_id,
             seq=self.seq,
-            type=type,  # type: ignore[arg-type]
+            type=type,
             at=datetime.now(UTC),
             payload=payload,
         )

@@ -104,11 +104,13 @@ def test_expired_assign_puts_the_order_in_the_exception_queue(
     p = platform_for(mqtt_broker[1], command_ttl_s=60)
     _, order_id = seed_order(p)
     bridges(p, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
+
+    def alerts() -> list[OpsAlert]:
+        with p.session() as fresh:
+            return list(fresh.scalars(select(OpsAlert)))
+
+    wait_for(alerts, what="an alert")
     with p.session() as session:
-        wait_for(
-            lambda: session.scalars(select(OpsAlert)).all() or session.rollback(),
-            what="an alert",
-        )
         alert = session.scalars(select(OpsAlert)).one()
         assert alert.kind == "command_expired" and alert.order_id == order_id
         assert alert.severity == "critical" and "assign" in alert.detail

@@ -39,7 +39,7 @@ class Client:
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
+        self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, bytes(m.payload)))
         self.client.on_subscribe = lambda _c, _u, _m, rcs, _p: self.subacks.append(rcs)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()

@@ -28,15 +28,15 @@ def test_claim_respects_online_window_backoff_and_expiry(db_session: Session) ->
     ]
     outbox.enqueue(db_session, offline, "sync", SyncPayload(), now=now, ttl_s=60)
     claim = {"limit": 100, "ack_timeout_s": 10.0, "retry_max_s": 40.0, "max_in_flight": 2}
-    first = outbox.claim_due(db_session, now=now, **claim)  # type: ignore[arg-type]
+    first = outbox.claim_due(db_session, now=now, **claim)
     assert [c.id for c in first] == ids[:2] and all(c.locker_id == online for c in first)
-    assert outbox.claim_due(db_session, now=now, **claim) == []  # type: ignore[arg-type]
+    assert outbox.claim_due(db_session, now=now, **claim) == []
     # Their ack window passes: the window opens, the oldest due (never sent) go first.
     later = now + timedelta(seconds=12)
-    nxt = outbox.claim_due(db_session, now=later, **claim)  # type: ignore[arg-type]
+    nxt = outbox.claim_due(db_session, now=later, **claim)
     assert [c.id for c in nxt] == ids[2:4] and [c.attempt for c in nxt] == [1, 1]
     wide = {**claim, "max_in_flight": 10}
-    retry = outbox.claim_due(db_session, now=later, **wide)  # type: ignore[arg-type]
+    retry = outbox.claim_due(db_session, now=later, **wide)
     assert {c.id: c.attempt for c in retry} == {ids[4]: 1, ids[0]: 2, ids[1]: 2}
     assert outbox.backoff(3, base_s=10, max_s=40) >= timedelta(seconds=40)
     expired = outbox.expire_due(db_session, now=now + timedelta(seconds=61), limit=100)
@@ -49,7 +49,7 @@ def test_acks_move_forward_only_and_only_for_their_locker(db_session: Session) -
     cmd = outbox.enqueue(db_session, locker, "sync", SyncPayload(), now=now, ttl_s=60)
 
     def ack(status: str) -> Ack:
-        return Ack(command_id=cmd.id, status=status, at=now)  # type: ignore[arg-type]
+        return Ack(command_id=cmd.id, status=status, at=now)
 
     assert outbox.record_acks(db_session, [(other, ack("done"))]) == []
     assert outbox.record_acks(db_session, [(locker, ack("accepted"))]) == [cmd]

@@ -99,13 +99,13 @@ def test_smallest_fit_and_least_worn(db_session: Session) -> None:
     small = make_sku(db_session, "S", "ambient")
     o1 = make_order(db_session, user=make_shopper(db_session), sku=small, station_id=station.id)
     confirm(db_session, o1)
-    assert _comp(db_session, _booking(db_session, o1.id)[1]).label == "0-2"  # type: ignore[arg-type]
+    assert _comp(db_session, _booking(db_session, o1.id)[1]).label == "0-2"
     # Three S items are 3 units: only the L compartment holds them.
     o2 = make_order(
         db_session, user=make_shopper(db_session), sku=small, station_id=station.id, qty=3
     )
     confirm(db_session, o2)
-    assert _comp(db_session, _booking(db_session, o2.id)[1]).label == "0-4"  # type: ignore[arg-type]
+    assert _comp(db_session, _booking(db_session, o2.id)[1]).label == "0-4"
 
 
 def test_one_shoppers_orders_share_a_compartment_while_they_fit(db_session: Session) -> None:

@@ -28,7 +28,7 @@ from tuanbox.lockers.services import CompartmentSpec
 from tuanbox.settings import Settings
 
 
-def _setup(db_session: Session, settings: Settings, orders: int = 1):  # type: ignore[no-untyped-def]
+def _setup(db_session: Session, settings: Settings, orders: int = 1):
     bind_settings(db_session, settings)
     station = make_station(db_session)
     locker, _ = make_locker(db_session, station.id, [CompartmentSpec(0, 1, "S")])
