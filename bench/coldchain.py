@@ -38,6 +38,7 @@ from telemetry.stats import Reading  # noqa: E402
 COMPARTMENTS = 1_000
 MINUTES = 24 * 60
 SCANS = 180  # beat scans timed (one per simulated minute)
+LOOKBACK = 90  # minutes each scan reads (TELEMETRY_SCAN_LOOKBACK_MINUTES)
 NS_MIN = 60 * 1_000_000_000
 T0 = 1_795_910_400 * 1_000_000_000  # a UTC midnight
 INFLUX_URL = os.environ.get("TEST_INFLUX_URL", "http://127.0.0.1:8086")
@@ -74,9 +75,9 @@ def bench_rules() -> dict[str, float]:
         one_pass_events += len(evaluator.evaluate(CompartmentState("L", str(i), zone), readings))
     one_pass_s = time.perf_counter() - started
 
-    # Incremental, as beat runs it: each scan feeds one new reading per compartment, with the
-    # state stored as JSON between scans (what ColdChainState holds). SCANS scans are timed;
-    # their events must equal a one-pass evaluation of the same minutes.
+    # Incremental, as beat runs it: each scan feeds the readings newer than each state (one
+    # per compartment), with the state stored as JSON between scans (what ColdChainState
+    # holds). SCANS scans are timed; their events must equal a one-pass evaluation.
     stored = [json.dumps(CompartmentState("L", str(i), z).to_dict())
               for i, (z, _) in enumerate(series)]  # fmt: skip
     incremental_events = 0
@@ -178,6 +179,48 @@ def bench_chart(compartments: int = 50, runs: int = 200) -> dict[str, float]:
     }
 
 
+def bench_scan_read(runs: int = 7) -> dict[str, float]:
+    """The scan's one InfluxQL statement: every compartment's last 90 minutes."""
+    database = f"bench_{uuid.uuid4().hex[:10]}"
+    with InfluxClient(INFLUX_URL, database=database, timeout_s=60) as influx:
+        influx.create_database()
+        try:
+            points = [
+                cold_chain_point(locker=f"L{c // 16}", compartment=f"0-{c % 16 + 1}",
+                                 zone="chilled", sensor=f"s{c}", celsius=3.0 + (m % 7) / 10,
+                                 at=T0 + m * NS_MIN)
+                for c in range(COMPARTMENTS)
+                for m in range(LOOKBACK)
+            ]  # fmt: skip
+            for start in range(0, len(points), 5000):
+                influx.write(points[start : start + 5000], precision="s")
+            end = T0 + LOOKBACK * NS_MIN
+            window, scan = [], []
+            for _ in range(runs):
+                # Baseline: every compartment's whole window, judged or not.
+                t = time.perf_counter()
+                got = queries.readings_since(influx, since_ns=T0 - 1, until_ns=end)
+                window.append(time.perf_counter() - t)
+                assert sum(len(v) for v in got.values()) == len(points)
+                # What the scan does: who has new data (one row each), then one read of the
+                # last minute (every state was judged up to the minute before).
+                t = time.perf_counter()
+                last = queries.last_times(influx, since_ns=T0 - 1, until_ns=end)
+                new = queries.readings_since(influx, since_ns=end - 2 * NS_MIN, until_ns=end)
+                scan.append(time.perf_counter() - t)
+                assert len(last) == COMPARTMENTS
+                assert sum(len(v) for v in new.values()) == COMPARTMENTS
+        finally:
+            influx.drop_database()
+    return {
+        "rows": len(points),
+        "scan_p50_ms": percentile(scan, 0.5) * 1000,
+        "scan_max_ms": max(scan) * 1000,
+        "window_p50_ms": percentile(window, 0.5) * 1000,
+        "window_max_ms": max(window) * 1000,
+    }
+
+
 def main() -> None:
     rules = bench_rules()
     print(
@@ -212,6 +255,18 @@ def main() -> None:
         f"p99 {chart['raw_p99_ms']:.1f} ms"
     )
     print(f"  latest reading of all 50 compartments:   {chart['latest_all_ms']:.1f} ms")
+    read = bench_scan_read()
+    print(
+        f"scan read ({COMPARTMENTS} compartments, {LOOKBACK}-minute window, {read['rows']:,} rows):"
+    )
+    print(
+        f"  last-reading probe + new readings only: p50 {read['scan_p50_ms']:.0f} ms, "
+        f"max {read['scan_max_ms']:.0f} ms"
+    )
+    print(
+        f"  baseline, the whole window every scan:  p50 {read['window_p50_ms']:.0f} ms, "
+        f"max {read['window_max_ms']:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -116,6 +116,30 @@ def readings_since(
     return out
 
 
+def last_times(
+    client: InfluxClient,
+    *,
+    since_ns: int,
+    until_ns: int | None = None,
+    zones: Sequence[str] = (s.ZONE_CHILLED, s.ZONE_FROZEN),
+) -> dict[tuple[str, str, str], int]:
+    """(locker, compartment, zone) → time of its newest reading in the window: one row per
+    compartment, so the scan learns who has new data without fetching every reading."""
+    where = _where(_time_range(since_ns, until_ns, after=True), _zones(zones))
+    q = (
+        f"SELECT last({s.F_CELSIUS}) FROM {quote_ident(s.COLD_CHAIN.name)}{where}"
+        f" GROUP BY {quote_ident(s.TAG_LOCKER)}, {quote_ident(s.TAG_COMPARTMENT)}, "
+        f"{quote_ident(s.TAG_ZONE)}"
+    )
+    return {
+        (series.tags[s.TAG_LOCKER], series.tags[s.TAG_COMPARTMENT], series.tags[s.TAG_ZONE]): int(
+            series.values[0][0]
+        )
+        for series in client.query(q)
+        if series.values
+    }
+
+
 def raw_readings(
     client: InfluxClient, *, locker: str, compartment: str, start_ns: int, end_ns: int
 ) -> list[Reading]:

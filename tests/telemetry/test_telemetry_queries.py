@@ -127,6 +127,18 @@ def test_readings_since_feeds_the_evaluator_by_compartment(influx: InfluxClient)
     assert list(frozen_only) == [("L1", "0-9", "frozen")]
 
 
+def test_last_times_give_one_row_per_compartment(influx: InfluxClient) -> None:
+    _write_day(influx)
+    since = T0 + (24 * 60 - 11) * MIN
+    got = queries.last_times(influx, since_ns=since)
+    assert got == {
+        ("L1", "0-1", "chilled"): T0 + (24 * 60 - 1) * MIN,
+        ("L1", "0-9", "frozen"): T0 + (24 * 60 - 1) * MIN,
+        ("L2", "0-1", "chilled"): T0 + (24 * 60 - 5) * MIN,
+    }
+    assert queries.last_times(influx, since_ns=T0 + 24 * 60 * MIN) == {}
+
+
 def test_door_events_and_health(influx: InfluxClient) -> None:
     _write_day(influx)
     doors = queries.door_events(influx, locker="L1", start_ns=T0, end_ns=T0 + 200 * MIN)

@@ -24,10 +24,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from telemetry.influx import InfluxClient
-from telemetry.queries import raw_readings, readings_since
+from telemetry.queries import last_times, raw_readings, readings_since
 from telemetry.rules import CompartmentState, Evaluator, Event, rules_with_overrides
 from telemetry.schema import from_ns, to_ns
 from telemetry.settings import TelemetrySettings
+from telemetry.stats import Reading
 from tuanbox.coldchain.holds import compartment_id, place_holds
 from tuanbox.coldchain.models import ColdChainState, Episode
 from tuanbox.coldchain.provenance import EpisodeProvenance, ProvenanceSink
@@ -44,6 +45,9 @@ SILENCE_NEXT_STEP = (
     "Check that the locker is online and the sensor wired; until it reports again the zone is "
     "unwatched, so check the goods on site."
 )
+# Compartments judged less than this long ago share one read from the oldest of them;
+# anything further behind gets a read of its own (see scan).
+_SHARED_READ_NS = 15 * 60_000_000_000
 # Key of the advisory lock that serialises scans across workers.
 _SCAN_LOCK_KEY = 0x7475_616E_6378  # "tuancx"
 
@@ -86,26 +90,40 @@ def scan(
     rows = {(r.locker_id, r.compartment): r for r in session.scalars(select(ColdChainState))}
     states = {key: CompartmentState.from_dict(row.state) for key, row in rows.items()}
 
-    # The whole lookback window, every time: a compartment the scan has never seen (a new
-    # locker forwarding its buffer) may hold readings older than every known state, and the
-    # evaluator skips what each state has already judged.
-    since = now_ns - telemetry.scan_lookback_minutes * 60_000_000_000
-    batches = readings_since(influx, since_ns=since, until_ns=now_ns + 1,
-                             zones=tuple(evaluator.rules))  # fmt: skip
-
-    for (locker, label, zone), readings in batches.items():
-        state = states.get((locker, label))
-        if state is None or state.zone != zone:
-            # A new compartment, or one re-zoned: start afresh under the new zone's rules.
-            state = CompartmentState(locker, label, zone)
-            states[locker, label] = state
-        if state.last_t_ns is not None and state.last_t_ns < since:
-            # A locker back after a long outage forwards its buffered readings oldest first:
-            # judge the part older than this scan's window too, so an excursion during the
-            # outage is still raised (at its sampling time), however long it lasted.
-            start = max(state.last_t_ns + 1, now_ns - telemetry.scan_backlog_days * 86_400 * 10**9)
-            readings = raw_readings(influx, locker=locker, compartment=label, start_ns=start,
-                                    end_ns=since + 1) + readings  # fmt: skip
+    zones = tuple(evaluator.rules)
+    floor = now_ns - telemetry.scan_lookback_minutes * 60_000_000_000
+    until = now_ns + 1
+    # One row per compartment with data in the window says who has something new.
+    latest = last_times(influx, since_ns=floor, until_ns=until, zones=zones)
+    fresh: list[tuple[str, str, str]] = []  # judged up to a few minutes ago: one shared read
+    behind: list[tuple[str, str, str]] = []  # new, re-zoned or back from an outage: own read
+    for key, last in latest.items():
+        state = states.get(key[:2])
+        if state is None or state.zone != key[2]:
+            # A compartment never judged (a new locker may forward readings older than every
+            # known state), or one re-zoned: start afresh under its zone's rules.
+            states[key[:2]] = CompartmentState(key[0], key[1], key[2])
+            behind.append(key)
+        elif state.last_t_ns is None or state.last_t_ns < now_ns - _SHARED_READ_NS:
+            behind.append(key)
+        elif last > state.last_t_ns:
+            fresh.append(key)
+    batches: dict[tuple[str, str, str], list[Reading]] = {}
+    if fresh:
+        since = min(states[k[:2]].last_t_ns or floor for k in fresh)
+        batches = readings_since(influx, since_ns=since, until_ns=until, zones=zones)
+    for key in behind:
+        state = states[key[:2]]
+        # Back after an outage, a locker forwards its buffer oldest first: judge all of it
+        # (up to the backlog limit), so an excursion during the outage is still raised at its
+        # sampling time; a compartment never seen is judged over the whole window.
+        backlog_floor = now_ns - telemetry.scan_backlog_days * 86_400 * 10**9
+        start = max(state.last_t_ns + 1, backlog_floor) if state.last_t_ns else floor + 1
+        batches[key] = raw_readings(influx, locker=key[0], compartment=key[1], start_ns=start,
+                                    end_ns=until)  # fmt: skip
+    for key in [*fresh, *behind]:
+        state = states[key[:2]]
+        readings = batches.get(key, [])
         report.readings += len(readings)
         for event in evaluator.evaluate(state, readings):
             _handle(session, event, report, now=now, ttl=command_ttl_s, sink=sink)
@@ -114,10 +132,10 @@ def scan(
         if silent is not None:
             _handle(session, silent, report, now=now, ttl=command_ttl_s, sink=sink)
 
-    for key, state in states.items():
-        row = rows.get(key)
+    for (locker, label), state in states.items():
+        row = rows.get((locker, label))
         if row is None:
-            row = ColdChainState(locker_id=key[0], compartment=key[1], zone=state.zone, state={})
+            row = ColdChainState(locker_id=locker, compartment=label, zone=state.zone, state={})
             session.add(row)
         row.zone = state.zone
         row.state = state.to_dict()
