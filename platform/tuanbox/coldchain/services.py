@@ -1,8 +1,10 @@
 """The excursion scan: read new readings from InfluxDB, run the rules, act on what they raise.
 
-One run, in one DB transaction: load every compartment's evaluator state, fetch the readings
-since the oldest of them (bounded by the lookback) in one InfluxQL statement, feed each
-compartment's readings to the pure evaluator, then for each event:
+One run, in one DB transaction: load every compartment's evaluator state; ask InfluxDB which
+compartments have readings in the lookback window and when their newest is (one row each);
+read the new readings of the compartments judged recently in one shared statement, and those
+of new, re-zoned or long-silent compartments (a locker forwarding its buffer after an outage)
+each on their own; feed them to the pure evaluator; then for each event:
 
 - excursion raised: an episode row holding the series that proves it, the orders deposited in
   the compartment put on quality hold (pickup revoked at the locker), a critical ops alert
