@@ -97,6 +97,8 @@ class PlatformClient:
 
     def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
+        if not msg.payload:
+            return  # a retained topic being cleared
         with self._lock:
             if msg.retain:
                 self.retained.append(kind)
