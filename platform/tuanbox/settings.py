@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     refund_retry_base_s: float = Field(default=5.0, gt=0)
     refund_retry_max_s: float = Field(default=600.0, gt=0)
     simpay_webhook_url: str | None = None
+    # Chaos knob of the bundled gateway: share of refund calls that fail (drills, demos).
+    simpay_refund_failure_rate: float = Field(default=0.0, ge=0, le=1)
     # Redis key prefix of rate-limit windows (tests give each run its own).
     rate_limit_prefix: str = "tuanbox:rl:"
     otp_per_phone_per_hour: int = Field(default=5, gt=0)

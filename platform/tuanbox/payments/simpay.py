@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
 import secrets
 import time
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ class SimPay:
         self._base = settings.public_base_url.rstrip("/")
         # Failure injection: the next N refund calls fail as if the gateway were down.
         self.fail_refunds = fail_refunds
+        self.failure_rate = settings.simpay_refund_failure_rate
         self.refund_calls = 0
 
     # -- the gateway side ---------------------------------------------------------------
@@ -57,6 +59,8 @@ class SimPay:
         if self.fail_refunds > 0:
             self.fail_refunds -= 1
             raise ProviderError("SimPay: refund service temporarily unavailable")
+        if self.failure_rate and random.random() < self.failure_rate:
+            raise ProviderError("SimPay: refund timed out (simulated flakiness)")
         return self._book(session, "refund", refund_id, intent_id, amount_cents).id
 
     def refunds_for(self, session: Session, refund_id: str) -> list[SimPayRecord]:
