@@ -243,4 +243,8 @@ def on_order_lapsed(session: Session, order: Order, from_status: str) -> None:
 def _member_for(session: Session, order: Order) -> Member | None:
     if order.kind != "group":
         return None
-    return session.scalar(select(Member).where(Member.order_id == order.id))
+    # Fresh from the row: the order is locked now, so `paid` is settled, but an object loaded
+    # earlier in this session (say by leave_group) may predate a payment that just committed.
+    return session.scalar(
+        select(Member).where(Member.order_id == order.id).execution_options(populate_existing=True)
+    )

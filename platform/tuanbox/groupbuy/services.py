@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tuanbox.audit.services import Actor
@@ -222,7 +223,12 @@ def _take_seat(
         joined_at=now,
     )
     session.add(member)
-    session.flush()  # the UNIQUE (group_id, user_id) is the last word on duplicates
+    try:
+        session.flush()  # the UNIQUE (group_id, user_id) is the last word on duplicates
+    except IntegrityError as exc:
+        # The same shopper joining twice at once: the second waited for the first's row and
+        # lost. The caller's unit of work rolls everything back (seat, quota, order).
+        raise AlreadyMemberError("you are already in this group") from exc
     session.refresh(group)
     return Joined(group, member, order.id, unit_price)
 
