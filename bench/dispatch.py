@@ -39,7 +39,7 @@ from edge.protocol.topics import topic  # noqa: E402
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope  # noqa: E402
 from tuanbox.db.migrate import upgrade  # noqa: E402
 from tuanbox.dispatch import outbox  # noqa: E402
-from tuanbox.dispatch.bridge import Bridge  # noqa: E402
+from tuanbox.dispatch.bridge import Bridge, forget_session  # noqa: E402
 from tuanbox.dispatch.models import OutboxCommand  # noqa: E402
 from tuanbox.fulfilment.lifecycle import Context  # noqa: E402
 from tuanbox.fulfilment.pickup import load_signing_key  # noqa: E402
@@ -248,6 +248,7 @@ def main() -> None:
         child.wait(30)
         child.stdout.close()
         bridge.stop()
+        forget_session(settings, bridge.client_id)
         engine.dispose()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -297,5 +297,16 @@ class Bridge:
             return "rejected_messages"
 
 
+def forget_session(settings: Settings, client_id: str) -> None:
+    """Drop a stopped bridge's persistent session at the broker (tests, demos, retired ids):
+    otherwise the broker keeps queueing every locker message for a client that never returns."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    if settings.mqtt_username:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        client.username_pw_set(settings.mqtt_username, password)
+    client.connect(settings.mqtt_host, settings.mqtt_port)
+    client.disconnect()
+
+
 def new_client_id(prefix: str = "tuanbox-bridge") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

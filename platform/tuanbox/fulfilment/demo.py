@@ -27,7 +27,7 @@ from tuanbox.accounts.models import User
 from tuanbox.audit.services import Actor
 from tuanbox.catalog.models import Merchant, Product, Sku
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
-from tuanbox.dispatch.bridge import Bridge
+from tuanbox.dispatch.bridge import Bridge, forget_session
 from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.fulfilment import pickup
 from tuanbox.fulfilment.hooks import bind_settings
@@ -224,6 +224,7 @@ def fulfilment_demo(settings: Settings) -> str:
         if proc.stdout is not None:
             proc.stdout.close()
         bridge.stop()
+        forget_session(settings, bridge.client_id)
         engine.dispose()
         shutil.rmtree(workdir, ignore_errors=True)
     return f"order {order_id[:8]}: " + " → ".join(watch.seen[-5:])
