@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import select
 
 from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Principal, require_roles
 from tuanbox.api.deps import SessionDep, SettingsDep
@@ -106,6 +107,33 @@ def resolve_alert(
     return AlertOut.model_validate(alert)
 
 
+@router.get("/api/v1/ops/fulfilment-exceptions", response_model=list[FulfilmentOut])
+def fulfilment_exceptions(user: OpsOrAdmin, session: SessionDep) -> list[FulfilmentOut]:
+    """The exception queue: orders whose locker command expired or that fit no compartment."""
+    rows = session.scalars(
+        select(FulfilmentOrder)
+        .where(FulfilmentOrder.state == "exception")
+        .order_by(FulfilmentOrder.updated_at)
+        .limit(500)
+    )
+    return [_fulfilment_out(session, fo) for fo in rows]
+
+
+def _fulfilment_out(session: SessionDep, fo: FulfilmentOrder) -> FulfilmentOut:
+    booking = session.get(Booking, fo.booking_id) if fo.booking_id else None
+    comp = session.get(Compartment, booking.compartment_id) if booking else None
+    return FulfilmentOut(
+        order_id=fo.order_id,
+        state=fo.state,
+        queue_position=queue_position(session, fo),
+        station_id=fo.station_id,
+        locker_id=booking.locker_id if booking else None,
+        compartment=comp.label if comp else None,
+        pickup_deadline=booking.pickup_deadline if booking else None,
+        exception_reason=fo.exception_reason,
+    )
+
+
 def _own_fulfilment(session: SessionDep, order_id: str, user: Principal) -> FulfilmentOrder:
     order = session.get(Order, order_id)
     fo = session.get(FulfilmentOrder, order_id)
@@ -122,19 +150,7 @@ def _own_fulfilment(session: SessionDep, order_id: str, user: Principal) -> Fulf
 @router.get("/api/v1/orders/{order_id}/fulfilment", response_model=FulfilmentOut)
 def order_fulfilment(order_id: str, user: CurrentUser, session: SessionDep) -> FulfilmentOut:
     """Where the order is: queued (with its position), booked at a locker, or an exception."""
-    fo = _own_fulfilment(session, order_id, user)
-    booking = session.get(Booking, fo.booking_id) if fo.booking_id else None
-    comp = session.get(Compartment, booking.compartment_id) if booking else None
-    return FulfilmentOut(
-        order_id=order_id,
-        state=fo.state,
-        queue_position=queue_position(session, fo),
-        station_id=fo.station_id,
-        locker_id=booking.locker_id if booking else None,
-        compartment=comp.label if comp else None,
-        pickup_deadline=booking.pickup_deadline if booking else None,
-        exception_reason=fo.exception_reason,
-    )
+    return _fulfilment_out(session, _own_fulfilment(session, order_id, user))
 
 
 @router.get("/api/v1/orders/{order_id}/pickup-qr.{fmt}")

@@ -169,3 +169,26 @@ def test_queue_position_and_pickup_qr_for_the_owner_only(
     assert stranger.status_code == 404
     fo = db_session.get(FulfilmentOrder, orders[0].id)
     assert fo is not None and orders[0].status == "ready_for_pickup"
+
+
+def test_ops_exception_queue_lists_orders_that_fit_nowhere(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    _, _, orders = _setup(db_session, settings)
+    big = make_order(
+        db_session,
+        user=make_shopper(db_session),
+        sku=make_sku(db_session, "L"),
+        station_id=orders[0].station_id,
+        qty=3,
+    )
+    confirm(db_session, big)
+    ops_headers = auth_header(settings, make_user(db_session, "ops"))
+    rows = client.get("/api/v1/ops/fulfilment-exceptions", headers=ops_headers).json()
+    mine = [r for r in rows if r["order_id"] == big.id]
+    assert (
+        mine and mine[0]["state"] == "exception" and "12 size units" in mine[0]["exception_reason"]
+    )
+    assert all(r["order_id"] != orders[0].id for r in rows)
+    shopper = auth_header(settings, make_shopper(db_session))
+    assert client.get("/api/v1/ops/fulfilment-exceptions", headers=shopper).status_code == 403
