@@ -9,6 +9,7 @@ DB does not have. The DB is the record; `reconcile` repairs Redis from it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tuanbox.errors import ConflictError, InvalidInputError, NotFoundError, TuanboxError
@@ -168,7 +169,12 @@ def reserve(
     terms_cache: TermsCache | None = None,
     pay_timeout_s: int | None = None,
 ) -> Reserved:
-    """`ReserveItem`: commits its own transaction, because compensation straddles Redis."""
+    """`ReserveItem`: commits its own transaction, because compensation straddles Redis.
+
+    `request_id` is the client's key (the Idempotency-Key); it is scoped to the shopper, so
+    two shoppers who happen to pick the same key never meet.
+    """
+    request_id = request_key(user_id, request_id)
     sale = (terms_cache or TermsCache(ttl_s=0)).get(session, sale_id)
     if not sale.starts_at <= now < sale.ends_at:
         raise SaleNotActiveError("this flash sale is not running now")
@@ -204,11 +210,26 @@ def reserve(
             pay_timeout_s=pay_timeout_s,
         )
         session.commit()
-    except (SQLAlchemyError, TuanboxError):
+    except (SQLAlchemyError, TuanboxError) as exc:
         session.rollback()
         counters.release(sale.id, request_id)
+        if isinstance(exc, IntegrityError):
+            # The key was used before and that reservation was since released (its order
+            # lapsed, reconciliation freed the key in Redis): answer the first result again.
+            earlier = session.scalar(
+                select(Reservation.id).where(
+                    Reservation.sale_id == sale.id, Reservation.request_id == request_id
+                )
+            )
+            if earlier is not None:
+                return _replay(session, get_sale(session, sale.id), user_id, request_id)
         raise
     return reserved
+
+
+def request_key(user_id: str, key: str) -> str:
+    """The stored request id: the client's key scoped to its shopper, fixed length."""
+    return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()
 
 
 def _record(

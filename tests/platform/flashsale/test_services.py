@@ -69,7 +69,11 @@ def test_db_failure_gives_the_redis_reservation_back(
     with pytest.raises(IntegrityError):
         _reserve(db_session, counters, sale, "no-such-user", "k1")
     stock, per_user, held = counters.snapshot(sale.id)
-    assert stock == 4 and set(held) == {"k0"} and "no-such-user" not in per_user
+    assert (
+        stock == 4
+        and set(held) == {services.request_key(users[0], "k0")}
+        and "no-such-user" not in per_user
+    )
     db_session.refresh(sale)
     assert sale.remaining == 4
     _reserve(db_session, counters, sale, users[1], "k2")  # the unit sells to the next buyer
@@ -117,7 +121,11 @@ def test_lapsed_order_returns_units_and_reconcile_puts_them_back_in_redis(
     )
     assert drift.released_orphans == 1
     stock, per_user, held = counters.snapshot(sale.id)
-    assert stock == 1 and set(held) == {"b"} and users[0] not in per_user
+    assert (
+        stock == 1
+        and set(held) == {services.request_key(users[1], "b")}
+        and users[0] not in per_user
+    )
     _reserve(db_session, counters, sale, users[2], "c")  # the freed unit sells again
 
 
@@ -145,7 +153,11 @@ def test_reconcile_repairs_lost_and_drifted_counters(
     )
     assert drift.reloaded and drift.released_orphans == 1
     stock, per_user, held = counters.snapshot(sale.id)
-    assert stock == 4 and per_user == {users[0]: 1} and set(held) == {"a"}
+    assert (
+        stock == 4
+        and per_user == {users[0]: 1}
+        and set(held) == {services.request_key(users[0], "a")}
+    )
     # A young unknown request is in flight: reconciliation leaves it alone.
     counters._client.hset(keys[2], "young", Held(users[1], 1, counters.server_time()).encode())
     counters._client.decr(keys[0])
@@ -154,7 +166,7 @@ def test_reconcile_repairs_lost_and_drifted_counters(
         db_session, counters, sale, redis_now=counters.server_time(), grace_s=30
     )
     assert not drift.reloaded and drift.released_orphans == 0
-    assert db_session.scalar(select(Reservation.request_id)) == "a"
+    assert db_session.scalar(select(Reservation.request_id)) == services.request_key(users[0], "a")
     sku = db_session.get(Sku, sale.sku_id)
     assert sku is not None and sku.stock_reserved == 5  # the whole cap, set aside at creation
 
@@ -207,3 +219,27 @@ def test_db_guards_the_per_user_limit_even_when_redis_forgot(
     assert stock == 4 and per_user == {} and held == {}  # compensated
     db_session.refresh(sale)
     assert sale.remaining == 4
+
+
+def test_keys_are_per_shopper_and_a_released_key_replays(
+    db_session: Session, counters: FlashCounters
+) -> None:
+    sale = _sale(db_session, stock=10, cap=5)
+    alice, bob = make_shoppers(db_session, 2)
+    db_session.commit()
+    first = _reserve(db_session, counters, sale, alice, "same-key")
+    assert not _reserve(db_session, counters, sale, bob, "same-key").replayed  # no clash
+    transition(
+        db_session, first.order_id, "expired", actor=Actor("system", "system"), reason="unpaid"
+    )
+    db_session.commit()
+    db_session.refresh(sale)
+    reconcile.reconcile_sale(
+        db_session, counters, sale, redis_now=counters.server_time(), grace_s=0
+    )
+    # Redis forgot the key (released); the DB still knows it: the first answer comes back.
+    again = _reserve(db_session, counters, sale, alice, "same-key")
+    assert again.replayed and again.order_id == first.order_id
+    stock, _, held = counters.snapshot(sale.id)
+    db_session.refresh(sale)
+    assert stock == sale.remaining == 4 and len(held) == 1
