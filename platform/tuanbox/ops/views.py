@@ -279,6 +279,7 @@ def reject_hold(hold_id: int, body: NoteIn, user: OpsUser, session: SessionDep) 
 async def stream(
     request: Request,
     _user: OpsUser,
+    settings: SettingsDep,
     max_events: Annotated[int | None, Query(ge=1, le=10_000)] = None,
     interval_s: Annotated[float, Query(ge=0.2, le=60)] = 2.0,
 ) -> StreamingResponse:
@@ -293,6 +294,8 @@ async def stream(
         yield "retry: 3000\n\n"
         last, sent = None, 0
         while not await request.is_disconnected():
+            if auth.principal_from(request, settings) is None:
+                return  # the access token expired: the page's EventSource must sign in again
             snap = await run_in_threadpool(snapshot)
             key = json.dumps({k: v for k, v in snap.items() if k != "at"}, sort_keys=True)
             if key != last:

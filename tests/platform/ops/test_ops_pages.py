@@ -6,6 +6,7 @@ import json
 import socket
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -206,3 +207,26 @@ def test_pages_survive_influxdb_being_down(
     page = client.get("/ops", headers=ops_headers)
     assert page.status_code == 200
     assert "telemetry unavailable (INFLUX_UNAVAILABLE)" in page.text
+
+
+def test_stream_ends_when_the_sign_in_lapses(
+    client: TestClient, ops_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream re-checks the token before every push; once it no longer admits the user
+    (expired), the server closes the stream. Simulated deterministically: the check admits
+    the connection and the first push, then no more."""
+    from tuanbox.ops import auth
+
+    real = auth.principal_from
+    calls = []
+
+    def lapsing(request: Any, settings: Settings) -> Any:
+        calls.append(1)
+        return real(request, settings) if len(calls) <= 2 else None
+
+    monkeypatch.setattr(auth, "principal_from", lapsing)
+    with client.stream("GET", "/ops/stream?interval_s=0.2", headers=ops_headers) as response:
+        assert response.status_code == 200
+        body = "".join(response.iter_text())  # returns only because the server closed it
+    assert body.count("event: snapshot") == 1
+    assert len(calls) == 3
