@@ -113,7 +113,7 @@ def seed(url: str, buyers: int, units: int) -> tuple[str, str, str, list[str]]:
         product = Product(merchant_id=merchant.id, name="Durian")
         s.add(product)
         s.flush()
-        sku = Sku(product_id=product.id, name="1 box", price_cents=2000, stock_on_hand=units * 2)
+        sku = Sku(product_id=product.id, name="1 box", price_cents=2000, stock_on_hand=units + 1000)
         staff = User(role="merchant_staff", merchant_id=merchant.id)
         users = [User(role="shopper") for _ in range(buyers)]
         s.add_all([sku, staff, *users])
@@ -190,6 +190,21 @@ async def buy_all(
     return latencies, statuses, elapsed
 
 
+async def healthz_rate(base: str, n: int, concurrency: int) -> float:
+    """The same client and server on the cheapest route: the HTTP ceiling of this box."""
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def one() -> None:
+            async with gate:
+                (await client.get("/healthz")).raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return n / (time.perf_counter() - started)
+
+
 def raw_lua_rate(calls: int) -> float:
     """The same RESERVE script, called directly from Python on a throwaway sale."""
     counters = FlashCounters(redis.Redis.from_url(REDIS_URL), prefix=f"bench{uuid.uuid4().hex[:6]}")
@@ -205,6 +220,57 @@ def raw_lua_rate(calls: int) -> float:
     counters.forget(sale)
     counters.close()
     return calls / elapsed
+
+
+def service_costs(url: str, merchant_id: str, sku_id: str, staff_id: str, users: list[str]) -> str:
+    """Per-call cost of `reserve()` without HTTP, one caller: winners vs turned-away buyers."""
+    from tuanbox.db.base import utcnow
+    from tuanbox.errors import ConflictError
+    from tuanbox.flashsale import services
+
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    counters = FlashCounters(redis.Redis.from_url(REDIS_URL))
+    winners = min(200, len(users) // 2)
+    with session_scope(factory) as s:
+        now = utcnow()
+        sale = services.create_sale(
+            s,
+            merchant_id=merchant_id,
+            actor_id=staff_id,
+            spec=services.SaleSpec(
+                sku_id, "svc", 990, winners, 1, now - timedelta(minutes=1), now + timedelta(hours=1)
+            ),
+        )
+        sale_id = sale.id
+    cache = services.TermsCache()
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    for i, user in enumerate(users[: winners * 2]):
+        with factory() as s:
+            started = time.perf_counter()
+            try:
+                services.reserve(
+                    s,
+                    counters,
+                    sale_id=sale_id,
+                    user_id=user,
+                    request_id=f"svc-{i}",
+                    qty=1,
+                    now=utcnow(),
+                    terms_cache=cache,
+                )
+                won = True
+            except ConflictError:
+                won = False
+            timings[won].append((time.perf_counter() - started) * 1000)
+    counters.forget(sale_id)
+    counters.close()
+    engine.dispose()
+    return (
+        f"service level, 1 caller, no HTTP: winner (Lua + DB transaction) "
+        f"p50 {statistics.median(timings[True]):.2f} ms; sold out (Lua only) "
+        f"p50 {statistics.median(timings[False]):.2f} ms"
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -251,6 +317,7 @@ def main() -> None:
         sale_id = r.json()["id"]
         tokens = [issue_access_token(settings, Principal(u, "shopper")) for u in users]
         latencies, statuses, elapsed = asyncio.run(buy_all(base, sale_id, tokens, args.concurrency))
+        ceiling = asyncio.run(healthz_rate(base, args.buyers, args.concurrency))
 
         engine = make_engine(url)
         with session_scope(make_session_factory(engine)) as s:
@@ -271,6 +338,8 @@ def main() -> None:
         counters.forget(sale_id)
         counters.close()
 
+        # The SKU holds units + 1000: the API sale takes `units`, this one up to 200.
+        svc = service_costs(url, merchant_id, sku_id, staff_id, users)
         lua_rate = raw_lua_rate(args.lua_calls)
         api_rate = len(latencies) / elapsed
         print(
@@ -288,12 +357,14 @@ def main() -> None:
             f"API: {api_rate:,.0f} reservation requests/s answered "
             f"({statuses.get(201, 0) / elapsed:,.0f} successful reservations/s) in {elapsed:.2f} s"
         )
+        print(f"HTTP ceiling, same client and server, GET /healthz: {ceiling:,.0f} requests/s")
         print(f"latency: p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms")
         print(
             f"oversell: {max(0, orders - args.units)} (orders {orders}, "
             f"active reservations {active}, DB remaining {remaining}, Redis stock {redis_stock})"
         )
         print(f"raw Lua RESERVE from Python (1 connection): {lua_rate:,.0f} calls/s")
+        print(svc)
         print(
             f"ratio API/raw Lua: {api_rate / lua_rate:.3f} "
             f"({lua_rate / api_rate:.1f}x slower end to end)"
