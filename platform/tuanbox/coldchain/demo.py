@@ -1,5 +1,6 @@
 """Demo step: a simulated chilled locker's compressor fails; the scan raises the excursion,
-holds the order inside, and ops see it all on the dashboard (the URL is printed)."""
+holds the order inside, and ops see it on the dashboard (rendered once in headless Chromium,
+and the URL printed for the live page)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def cold_chain(settings: Settings) -> str:
     from tuanbox.lockers.services import CompartmentSpec, create_locker, create_station
     from tuanbox.ops.charts import temperature_svg
     from tuanbox.ops.data import chart_buckets, locker_view, thresholds
+    from tuanbox.ops.snapshot import SnapshotUnavailableError, snapshot
     from tuanbox.orders.models import Order
     from tuanbox.orders.services import transition
 
@@ -181,9 +183,15 @@ def cold_chain(settings: Settings) -> str:
         if order_id in report.held_orders
         else ("no order held")
     )
+    page = f"/ops/lockers/{locker_id}"
+    try:
+        png = snapshot(settings, token, page, chart.with_suffix(".png"))
+        shot = f"rendered by headless Chromium to {png}"
+    except SnapshotUnavailableError as exc:
+        shot = f"no browser snapshot ({exc})"
     return (
         f"{len(points)} points written for locker {locker_id}; excursion "
-        f"#{report.raised[0]} raised on chilled 0-1, {held}. Ops dashboard (start `tuanbox "
-        f"api`): {base}/ops/login?token={token} then {base}/ops/lockers/{locker_id} "
+        f"#{report.raised[0]} raised on chilled 0-1, {held}. Ops locker page {shot}; live: "
+        f"`tuanbox api`, then {base}/ops/login?token={token} and {base}{page} "
         f"(chart also saved to {chart})"
     )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
 from telemetry.settings import TelemetrySettings
@@ -21,20 +17,10 @@ from tests.platform.factories import make_user
 from tuanbox.accounts.deps import Principal
 from tuanbox.accounts.tokens import issue_access_token
 from tuanbox.api.app import create_app
+from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH, serve
 from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.fulfilment.alerts import open_alert
 from tuanbox.settings import Settings
-
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -42,21 +28,10 @@ def live_api(settings: Settings, telemetry: TelemetrySettings) -> Iterator[str]:
     engine = make_engine(settings.database_url)
     app = create_app(settings, engine=engine)
     app.state.telemetry_settings = telemetry
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=3))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)  # polling for readiness with a deadline
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serve(app) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         engine.dispose()
 
 
@@ -81,7 +56,7 @@ def test_ops_sees_the_locker_its_chart_and_the_alert_and_acknowledges_it(
         token = issue_access_token(settings, Principal(ops.id, "ops"))
 
     with live_api(settings, telemetry) as base, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM_PATH, args=list(CHROMIUM_ARGS))
         try:
             page: Page = browser.new_page(viewport={"width": 1024, "height": 768})  # a tablet
             page.goto(f"{base}/ops/login?token={token}")

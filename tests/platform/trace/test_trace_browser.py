@@ -3,14 +3,10 @@ the root on our own anvil; a tampered proof is caught in the browser."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from tests.conftest import make_settings
@@ -18,18 +14,11 @@ from tests.platform.factories import make_merchant, make_product
 from tests.traceability import factories as tf
 from traceability.settings import TraceSettings
 from tuanbox.api.app import create_app
+from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH, serve
 from tuanbox.catalog.models import Lot
 from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.settings import Settings
 from tuanbox.trace.services import record_event, run_anchoring
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -40,24 +29,10 @@ def live_api(settings: Settings, trace: TraceSettings) -> Iterator[str]:
     app = create_app(settings, engine=engine)
     app.state.trace_settings = trace
     app.include_router(router)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=3
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)  # polling for readiness with a deadline
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serve(app) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         engine.dispose()
 
 
@@ -80,7 +55,7 @@ def test_phone_verifies_proofs_and_root_in_the_browser(
     path = f"/01/{tf.GTIN}/10/{tf.LOT}"
 
     with live_api(settings, trace_settings) as base, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM_PATH, args=list(CHROMIUM_ARGS))
         try:
             page: Page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
             page.goto(base + path)
