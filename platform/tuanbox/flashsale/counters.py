@@ -54,15 +54,17 @@ class FlashCounters:
         remaining: int,
         users: Mapping[str, int],
         requests: Mapping[str, lua.Held],
-    ) -> None:
-        """Replace the counters with the database's view (initial load and reconciliation)."""
-        args: list[object] = [remaining, len(users)]
+        only_if_missing: bool = False,
+    ) -> bool:
+        """Replace the counters with the database's view (initial load and reconciliation);
+        with `only_if_missing`, only when Redis has no counters for the sale. True if loaded."""
+        args: list[object] = ["missing" if only_if_missing else "force", remaining, len(users)]
         for user, qty in users.items():
             args += [user, qty]
         for request_id, held in requests.items():
             args += [request_id, held.encode()]
         try:
-            self._reload(keys=self.keys(sale_id), args=args)
+            return bool(self._reload(keys=self.keys(sale_id), args=args))
         except redis.RedisError as exc:
             raise DependencyUnavailableError(f"flash-sale counters unavailable: {exc}") from exc
 

@@ -44,14 +44,19 @@ if left <= 0 then redis.call('HDEL', KEYS[2], user) end
 return qty
 """
 
-# Replaces a sale's counters with the database's view (DB wins), atomically.
+# Replaces a sale's counters with the database's view (DB wins), atomically. In mode
+# "missing" it does nothing when the stock key exists, so API replicas that all find a sale
+# unloaded at once (say after a Redis restart) load it once and do not wipe each other's
+# fresh reservations.
 # KEYS: stock, per-user totals, request ids.
-# ARGV: stock, n_users, then user/qty pairs, then request/entry pairs.
+# ARGV: mode ("force" | "missing"), stock, n_users, then user/qty pairs, then request/entry
+# pairs. Returns 1 when loaded, 0 when left alone.
 RELOAD = """
+if ARGV[1] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('SET', KEYS[1], ARGV[1])
-local n_users = tonumber(ARGV[2])
-local i = 3
+redis.call('SET', KEYS[1], ARGV[2])
+local n_users = tonumber(ARGV[3])
+local i = 4
 for _ = 1, n_users do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2

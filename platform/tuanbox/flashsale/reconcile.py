@@ -35,7 +35,7 @@ def reconcile_sale(
     """
     stock, _, in_redis = counters.snapshot(sale.id)
     if stock is None:
-        load_counters(session, counters, sale)
+        load_counters(session, counters, sale, only_if_missing=True)
         return Drift(sale.id, 0, reloaded=True)
     remaining, users, in_db = db_view(session, sale)
     released = 0

@@ -184,7 +184,7 @@ def reserve(
         sale.id, user_id=user_id, request_id=request_id, qty=qty, per_user_limit=sale.per_user_limit
     )
     if result.status is ReserveStatus.NOT_LOADED:
-        load_counters(session, counters, get_sale(session, sale.id))
+        load_counters(session, counters, get_sale(session, sale.id), only_if_missing=True)
         result = counters.reserve(
             sale.id,
             user_id=user_id,
@@ -325,11 +325,15 @@ def db_view(session: Session, sale: FlashSale) -> tuple[int, dict[str, int], dic
     return sale.remaining, users, held
 
 
-def load_counters(session: Session, counters: FlashCounters, sale: FlashSale) -> None:
+def load_counters(
+    session: Session, counters: FlashCounters, sale: FlashSale, *, only_if_missing: bool = False
+) -> bool:
     """Put the DB's view of a sale into Redis (first use, or after Redis lost it)."""
     session.refresh(sale)
     remaining, users, held = db_view(session, sale)
-    counters.load(sale.id, remaining=remaining, users=users, requests=held)
+    return counters.load(
+        sale.id, remaining=remaining, users=users, requests=held, only_if_missing=only_if_missing
+    )
 
 
 def on_order_lapsed(session: Session, order: Order, from_status: str) -> None:

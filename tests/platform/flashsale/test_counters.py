@@ -87,3 +87,13 @@ def test_concurrent_buyers_never_oversell(counters: FlashCounters) -> None:
     assert results.count(ReserveStatus.RESERVED) == 50
     stock, users, reqs = counters.snapshot("s1")
     assert stock == 0 and len(users) == 50 and set(users.values()) == {1} and len(reqs) == 50
+
+
+def test_load_if_missing_never_overwrites(counters: FlashCounters) -> None:
+    assert counters.load("s1", remaining=5, users={}, requests={}, only_if_missing=True)
+    r = counters.reserve("s1", user_id="u1", request_id="a", qty=1, per_user_limit=1)
+    assert r.status is ReserveStatus.RESERVED
+    # A second replica that also found the sale unloaded must not wipe that reservation.
+    assert not counters.load("s1", remaining=5, users={}, requests={}, only_if_missing=True)
+    stock, users, reqs = counters.snapshot("s1")
+    assert (stock, users, set(reqs)) == (4, {"u1": 1}, {"a"})
