@@ -116,6 +116,12 @@ def release(
 
     hold = _pending(session, hold_id)
     now = utcnow()
+    if _taken_during_hold(session, hold):
+        # The shopper already has it: releasing just completes the order.
+        transition(session, hold.order_id, "completed", actor=actor,
+                   reason=f"hold released after the pickup: {note}")  # fmt: skip
+        _decide(session, hold, "released", actor, note, now)
+        return hold
     transition(session, hold.order_id, hold.previous_status, actor=actor,
                reason=f"released after cold-chain review: {note}")  # fmt: skip
     booking = session.get(Booking, hold.booking_id) if hold.booking_id else None
@@ -154,8 +160,15 @@ def reject(session: Session, hold_id: int, actor: Actor, note: str) -> QualityHo
 
     hold = _pending(session, hold_id)
     now = utcnow()
-    order = transition(session, hold.order_id, "cancelled", actor=actor,
-                       reason=f"rejected after cold-chain excursion: {note}")  # fmt: skip
+    taken = _taken_during_hold(session, hold)
+    # Goods already with the shopper cannot be cancelled: the order completes, refunded in full.
+    order = transition(
+        session,
+        hold.order_id,
+        "completed" if taken else "cancelled",
+        actor=actor,
+        reason=f"rejected after cold-chain excursion: {note}",
+    )
     # payments refunds cancelled orders through an order hook; if that hook is not loaded
     # here the money is still owed, so make sure (the key makes it once only).
     order = lock_order(session, order.id)
@@ -165,6 +178,13 @@ def reject(session: Session, hold_id: int, actor: Actor, note: str) -> QualityHo
                key=f"order-cancelled:{order.id}")  # fmt: skip
     _decide(session, hold, "rejected", actor, note, now)
     return hold
+
+
+def _taken_during_hold(session: Session, hold: QualityHold) -> bool:
+    from tuanbox.orders.models import Order
+
+    order = session.get(Order, hold.order_id)
+    return order is not None and order.status == "picked_up"
 
 
 def _decide(

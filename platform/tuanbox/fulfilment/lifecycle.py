@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from edge.protocol.envelopes import ArmPickupPayload, RevokePayload, hash_code
 from edge.protocol.token import new_fallback_code
 from tuanbox.dispatch import outbox
-from tuanbox.fulfilment import orders_port, pickup
+from tuanbox.fulfilment import alerts, orders_port, pickup
 from tuanbox.fulfilment.allocation import free_compartment
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder
 from tuanbox.lockers.models import Compartment
@@ -103,6 +103,9 @@ def picked_up(session: Session, booking: Booking, *, ctx: Context, now: datetime
         deposited(session, booking, ctx=ctx, now=now)
     if booking.state == "deposited":
         for order in orders_of(session, booking):
+            if order.status == "quality_hold":
+                _held_order_taken(session, booking, order, now=now)
+                continue
             orders_port.move(session, order, "picked_up", "taken from the locker")
             order.picked_up_at = now
             orders_port.move(session, order, "completed", "picked up at the locker")
@@ -115,6 +118,26 @@ def picked_up(session: Session, booking: Booking, *, ctx: Context, now: datetime
         )
         return True
     return False
+
+
+def _held_order_taken(session: Session, booking: Booking, order: Order, *, now: datetime) -> None:
+    """The parcel left while on quality hold (the revoke had not reached the locker yet).
+
+    What happened in the world is recorded as it is; completing the order stays with the
+    ops decision on the hold (release completes it, reject refunds it)."""
+    orders_port.move(session, order, "picked_up", "taken from the locker while on quality hold")
+    order.picked_up_at = now
+    alerts.open_alert(
+        session,
+        kind="held_order_picked_up",
+        severity="critical",
+        locker_id=booking.locker_id,
+        compartment_id=booking.compartment_id,
+        order_id=order.id,
+        detail=f"order {order.id} was picked up while on a cold-chain quality hold",
+        next_step="contact the shopper, then release the hold (goods fine) or reject it "
+        "(refund in full) on the alert page",
+    )
 
 
 def send_reminders(session: Session, *, ctx: Context, now: datetime) -> int:

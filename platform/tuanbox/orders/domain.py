@@ -40,8 +40,10 @@ ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.READY_FOR_PICKUP: frozenset({S.PICKED_UP, S.QUALITY_HOLD, S.EXPIRED, S.CANCELLED}),
     S.PICKED_UP: frozenset({S.COMPLETED, S.RETURN_REQUESTED}),
     S.COMPLETED: frozenset({S.RETURN_REQUESTED}),
+    # quality_hold -> picked_up records a physical fact: the shopper opened the door before
+    # the locker received the revoke. The hold decision stays open for ops.
     S.QUALITY_HOLD: frozenset(
-        {S.CONFIRMED, S.ALLOCATED, S.READY_FOR_PICKUP, S.CANCELLED, S.REFUNDED}
+        {S.CONFIRMED, S.ALLOCATED, S.READY_FOR_PICKUP, S.PICKED_UP, S.CANCELLED, S.REFUNDED}
     ),
     S.RETURN_REQUESTED: frozenset({S.RETURNED, S.COMPLETED}),  # withdrawn: completed
     S.RETURNED: frozenset({S.REFUNDED}),
