@@ -31,9 +31,12 @@ def test_demo_step_provokes_an_excursion_shown_on_the_dashboard(
     settings = make_settings(database_url=fresh_database())
     summary = cold_chain(settings)
     assert "on quality hold" in summary
-    match = re.search(r"(http://\S+/ops/login\?token=\S+) then \S+/ops/lockers/(\S+)", summary)
+    match = re.search(r"(http://\S+/ops/login\?token=\S+) and \S+/ops/lockers/(\S+)", summary)
     assert match is not None, summary
     login_url, locker_id = match.groups()
+    assert "rendered by headless Chromium" in summary
+    png = (tmp_path / "var" / "demo" / f"{locker_id}-0-1.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
     chart = (tmp_path / "var" / "demo" / f"{locker_id}-0-1.svg").read_text()
     assert chart.startswith("<svg")
     assert 'class="mean"' in chart
