@@ -13,14 +13,14 @@ from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 
 from tests.platform.groupbuy.factories import make_shop, make_shoppers
 from tuanbox.audit.services import Actor
 from tuanbox.catalog.models import Sku
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.db.engine import make_session_factory, session_scope
 from tuanbox.errors import TuanboxError
 from tuanbox.flashsale import reconcile, services
 from tuanbox.flashsale.counters import FlashCounters
@@ -33,10 +33,10 @@ CAP = 40
 
 @pytest.mark.slow
 def test_flash_sale_books_balance_under_chaos(
-    fresh_database: Callable[[], str], redis_url: str
+    fresh_database: Callable[[], str], engines: Callable[..., Engine], redis_url: str
 ) -> None:
     url = fresh_database()
-    engine = make_engine(url, pool_size=24, max_overflow=0)
+    engine = engines(url, pool_size=24, max_overflow=0)
     factory = make_session_factory(engine)
     counters = FlashCounters(redis.Redis.from_url(redis_url), prefix=f"t{uuid.uuid4().hex[:8]}")
     with session_scope(factory) as s:

@@ -11,14 +11,14 @@ from datetime import timedelta
 import httpx
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import auth, make_shop, make_shoppers
 from tests.platform.groupbuy.server import running_api
 from tuanbox.catalog.models import Sku
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.db.engine import make_session_factory, session_scope
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.models import FlashSale, Reservation, UserTotal
 from tuanbox.orders.models import Order
@@ -29,7 +29,7 @@ UNITS = 100
 
 @pytest.mark.slow
 def test_two_thousand_buyers_one_hundred_units(
-    fresh_database: Callable[[], str], redis_url: str
+    fresh_database: Callable[[], str], engines: Callable[..., Engine], redis_url: str
 ) -> None:
     url = fresh_database()
     settings = make_settings(
@@ -39,7 +39,7 @@ def test_two_thousand_buyers_one_hundred_units(
         flash_per_ip_per_10s=10**6,  # every buyer shares 127.0.0.1 here
         flash_per_user_per_10s=3,
     )
-    engine = make_engine(url)
+    engine = engines(url)
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
         shop = make_shop(s, stock=500)

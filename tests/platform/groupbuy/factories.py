@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.deps import Principal
@@ -13,6 +17,7 @@ from tuanbox.accounts.models import User
 from tuanbox.accounts.tokens import issue_access_token
 from tuanbox.catalog.models import Merchant, Product, Sku
 from tuanbox.db.base import utcnow
+from tuanbox.db.engine import make_engine
 from tuanbox.groupbuy.domain import CampaignKind, Tier
 from tuanbox.groupbuy.spec import CampaignSpec
 from tuanbox.settings import Settings
@@ -107,3 +112,18 @@ def pay(session: Session, settings: Settings, order_id: str) -> str:
     record = sim.charge(session, intent.id, intent.amount_cents)
     body, headers = sim.payment_webhook(record)
     return handle_event(session, sim.verify_webhook(headers, body))
+
+
+@pytest.fixture
+def engines() -> Iterator[Callable[..., Engine]]:
+    """Engines for tests with their own database, disposed even when the test fails."""
+    made: list[Engine] = []
+
+    def make(url: str, **kwargs: Any) -> Engine:
+        engine = make_engine(url, **kwargs)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.dispose()

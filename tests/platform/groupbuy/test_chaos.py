@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import make_settings
@@ -18,7 +18,7 @@ from tests.platform.groupbuy.factories import make_shop, make_shoppers, pay, tie
 from tuanbox.audit.services import Actor
 from tuanbox.catalog.models import Sku
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.db.engine import make_session_factory, session_scope
 from tuanbox.errors import TuanboxError
 from tuanbox.groupbuy import services
 from tuanbox.groupbuy.closing import close_due_groups
@@ -29,10 +29,12 @@ from tuanbox.payments.models import Refund
 
 
 @pytest.mark.slow
-def test_everything_at_once_keeps_the_books_straight(fresh_database: Callable[[], str]) -> None:
+def test_everything_at_once_keeps_the_books_straight(
+    fresh_database: Callable[[], str], engines: Callable[..., Engine]
+) -> None:
     url = fresh_database()
     settings = make_settings(database_url=url)
-    engine = make_engine(url, pool_size=24, max_overflow=0)
+    engine = engines(url, pool_size=24, max_overflow=0)
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
         shop = make_shop(s, stock=500)

@@ -8,27 +8,27 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import auth, fixed_spec, make_shop, make_shoppers
 from tests.platform.groupbuy.server import running_api
 from tuanbox.catalog.models import Sku
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.db.engine import make_session_factory, session_scope
 from tuanbox.groupbuy import services
 from tuanbox.groupbuy.models import Group, Member
 from tuanbox.orders.models import Order
 
 
 def test_concurrent_http_joins_never_overfill(
-    fresh_database: Callable[[], str], redis_url: str
+    fresh_database: Callable[[], str], engines: Callable[..., Engine], redis_url: str
 ) -> None:
     url = fresh_database()
     settings = make_settings(
         database_url=url, redis_url=redis_url, rate_limit_prefix=f"t{uuid.uuid4().hex[:8]}:rl:"
     )
-    engine = make_engine(url)
+    engine = engines(url)
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
         shop = make_shop(s, stock=100)

@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import fixed_spec, make_shop, make_shoppers, pay, tiered_spec
 from tuanbox.catalog.models import Sku
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.db.engine import make_session_factory, session_scope
 from tuanbox.errors import TuanboxError
 from tuanbox.groupbuy import services
 from tuanbox.groupbuy.closing import close_due_groups
@@ -25,10 +25,10 @@ from tuanbox.payments.models import Refund
 
 
 def test_three_hundred_concurrent_joins_fill_exactly_five_seats(
-    fresh_database: Callable[[], str], redis_url: str
+    fresh_database: Callable[[], str], engines: Callable[..., Engine], redis_url: str
 ) -> None:
     url = fresh_database()
-    engine = make_engine(url, pool_size=40, max_overflow=0)
+    engine = engines(url, pool_size=40, max_overflow=0)
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
         shop = make_shop(s, stock=1000)
@@ -85,10 +85,11 @@ def test_three_hundred_concurrent_joins_fill_exactly_five_seats(
 
 def test_deadlines_survive_a_dead_worker_and_two_closers_close_each_group_once(
     fresh_database: Callable[[], str],
+    engines: Callable[..., Engine],
 ) -> None:
     url = fresh_database()
     settings = make_settings(database_url=url)
-    engine = make_engine(url)
+    engine = engines(url)
     factory = make_session_factory(engine)
     group_ids: list[str] = []
     with session_scope(factory) as s:
@@ -136,10 +137,11 @@ def test_deadlines_survive_a_dead_worker_and_two_closers_close_each_group_once(
 
 def test_closer_skips_a_group_whose_order_a_webhook_holds(
     fresh_database: Callable[[], str],
+    engines: Callable[..., Engine],
 ) -> None:
     url = fresh_database()
     settings = make_settings(database_url=url)
-    engine = make_engine(url)
+    engine = engines(url)
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
         shop = make_shop(s)

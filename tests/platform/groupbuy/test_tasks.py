@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import make_shop, make_shoppers, pay, tiered_spec
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.db.engine import make_session_factory, session_scope
 from tuanbox.flashsale import services as flash
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.groupbuy import services
@@ -26,11 +26,11 @@ def test_beat_schedule_lists_both_jobs() -> None:
 
 
 def test_tasks_close_due_groups_and_reconcile(
-    fresh_database: Callable[[], str], redis_url: str
+    fresh_database: Callable[[], str], engines: Callable[..., Engine], redis_url: str
 ) -> None:
     url = fresh_database()
     settings = make_settings(database_url=url, redis_url=redis_url)
-    engine = make_engine(url)
+    engine = engines(url)
     factory = make_session_factory(engine)
     now = utcnow()
     with session_scope(factory) as s:
