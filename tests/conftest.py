@@ -15,6 +15,7 @@ from tuanbox.db.engine import make_engine
 from tuanbox.db.migrate import upgrade
 from tuanbox.devservices import probes
 from tuanbox.settings import Settings
+from tuanbox.worker.db import dispose_all
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -75,6 +76,8 @@ def create_database(name: str) -> str:
 
 
 def drop_database(name: str) -> None:
+    # Celery tasks run eagerly in tests cache engines per URL; close them before the drop.
+    dispose_all()
     admin = _admin_engine()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import Engine
@@ -35,8 +36,19 @@ FEATURE_ROUTERS: tuple[str, ...] = (
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """Build the app for these settings; tests pass their own settings and engine."""
+    """Build the app for these settings; tests pass their own settings and engine.
+
+    An engine passed in belongs to the caller; one built here is disposed at shutdown."""
+    own_engine = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own_engine:
+            app.state.engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Tuanbox",
         version="0.1.0",
         summary="Community group-buy fulfilled through smart pickup lockers.",

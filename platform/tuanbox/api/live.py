@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,16 +29,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def serve(
-    app: FastAPI, *, port: int | None = None, host: str = "127.0.0.1", start_timeout: float = 20.0
+    app: FastAPI,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    start_timeout: float = 20.0,
+    **options: Any,
 ) -> Iterator[str]:
-    """Run uvicorn until the block ends; yields the base URL once the server accepts requests."""
+    """Run uvicorn until the block ends; yields the base URL once the server accepts requests.
+
+    ``options`` go to ``uvicorn.Config`` (e.g. ``backlog`` for load tests)."""
     port = port or free_port(host)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=host, port=port, log_config=None, log_level="warning",
-            timeout_graceful_shutdown=3,
-        )
-    )  # fmt: skip
+    config = {"log_config": None, "log_level": "warning", "timeout_graceful_shutdown": 3}
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **{**config, **options}))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from celery import shared_task
-from sqlalchemy.orm import Session, sessionmaker
 
-from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.worker.db import session_factory_for
 
 # Beat runs the scan every minute: one reading per minute per sensor is the edge's cadence,
 # and the duration rules count in minutes.
 SCAN_EVERY_S = 60.0
-
-
-@lru_cache(maxsize=4)
-def session_factory_for(database_url: str) -> sessionmaker[Session]:
-    """One engine per worker process and database, made on first use (never at import)."""
-    return make_session_factory(make_engine(database_url))
 
 
 @shared_task(name="coldchain.scan", bind=True, acks_late=True)

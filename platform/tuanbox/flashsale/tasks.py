@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from tuanbox.db.engine import session_scope
-from tuanbox.groupbuy.tasks import session_factory_for
+from tuanbox.worker.db import session_factory_for
 
 
 @shared_task(name="flashsale.reconcile", bind=True, acks_late=True)

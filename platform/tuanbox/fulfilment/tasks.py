@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from celery import shared_task
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.db.engine import session_scope
 from tuanbox.fulfilment import lifecycle
 from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.fulfilment.pickup import load_signing_key
 from tuanbox.settings import Settings
-
-
-@lru_cache(maxsize=4)
-def _factory(database_url: str) -> sessionmaker[Session]:
-    """One engine per worker process and database, made on first use (never at import)."""
-    return make_session_factory(make_engine(database_url))
+from tuanbox.worker.db import session_factory_for
 
 
 def sweep(factory: sessionmaker[Session], settings: Settings) -> dict[str, int]:
@@ -38,4 +32,4 @@ def sweep(factory: sessionmaker[Session], settings: Settings) -> dict[str, int]:
 @shared_task(name="fulfilment.pickup_deadlines", bind=True, acks_late=True)
 def pickup_deadlines(self: Any) -> dict[str, int]:
     settings: Settings = self.app.conf.tuanbox_settings
-    return sweep(_factory(settings.database_url), settings)
+    return sweep(session_factory_for(settings.database_url), settings)

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from celery import shared_task
-from sqlalchemy.orm import Session, sessionmaker
 
-from tuanbox.db.engine import make_engine, make_session_factory
-
-
-@lru_cache(maxsize=4)
-def session_factory_for(database_url: str) -> sessionmaker[Session]:
-    """One engine per worker process and database, made on first use (never at import)."""
-    return make_session_factory(make_engine(database_url))
+from tuanbox.worker.db import session_factory_for
 
 
 @shared_task(name="orders.expire_unpaid", bind=True, acks_late=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from tuanbox.orders.tasks import session_factory_for
+from tuanbox.worker.db import session_factory_for
 
 
 @shared_task(name="payments.process_due_refunds", bind=True, acks_late=True)

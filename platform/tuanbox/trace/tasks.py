@@ -37,8 +37,8 @@ def run_exclusive(client: redis.Redis, ttl_s: float, job: Callable[[], T]) -> T 
 def anchor_windows(self: Any) -> dict[str, Any] | None:
     """Cut due windows and anchor every unanchored one; failures stay for the next tick."""
     from traceability.settings import get_settings as get_trace_settings
-    from tuanbox.orders.tasks import session_factory_for
     from tuanbox.trace.services import run_anchoring
+    from tuanbox.worker.db import session_factory_for
 
     settings = self.app.conf.tuanbox_settings
     trace = get_trace_settings()

@@ -46,9 +46,6 @@ def test_expiry_and_refund_tasks(fresh_database: Callable[[], str]) -> None:
             assert session.scalar(sa.select(Refund.status)) == "succeeded"
     finally:
         engine.dispose()
-        from tuanbox.orders.tasks import session_factory_for
+        from tuanbox.worker.db import dispose_all
 
-        cached = session_factory_for(url)
-        bind = cached.kw["bind"]
-        bind.dispose()
-        session_factory_for.cache_clear()
+        dispose_all()
