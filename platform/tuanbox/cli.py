@@ -94,7 +94,10 @@ def services_install(
     from tuanbox.devservices import ServiceManager
     from tuanbox.devservices.manager import ServiceError
 
-    extra = (("chromium",) if browser else ()) + (("docker-compose",) if compose else ())
+    # The CJK font lets headless Chromium render the shopper pages' Chinese text.
+    extra = (("chromium", "fonts-noto-cjk") if browser else ()) + (
+        ("docker-compose",) if compose else ()
+    )
     try:
         ServiceManager(Path.cwd()).install(extra)
     except ServiceError as exc:
