@@ -109,8 +109,7 @@ def release(
     session: Session, hold_id: int, actor: Actor, note: str, *, command_ttl_s: float
 ) -> QualityHold:
     """The goods are fine: back to where the order was, pickup armed again; audited."""
-    from edge.protocol.envelopes import ArmPickupPayload
-    from tuanbox.dispatch import outbox
+    from tuanbox.fulfilment.lifecycle import arm_pickup
     from tuanbox.fulfilment.models import Booking
     from tuanbox.orders.services import transition
 
@@ -134,20 +133,15 @@ def release(
     ):
         episode = session.get(Episode, hold.episode_id)
         assert episode is not None  # FK
-        outbox.enqueue(
+        arm_pickup(
             session,
-            booking.locker_id,
-            "arm_pickup",
-            ArmPickupPayload(
-                order_id=booking.ref,
-                compartment=episode.compartment,
-                token_id=booking.pickup_token_id,
-                fallback_code_hash=booking.fallback_code_hash,
-                valid_until=booking.pickup_deadline,
-            ),
+            booking,
+            episode.compartment,
+            token_id=booking.pickup_token_id,
+            code_hash=booking.fallback_code_hash,
+            valid_until=booking.pickup_deadline,
             now=now,
             ttl_s=command_ttl_s,
-            ref=f"booking:{booking.id}",
         )
     _decide(session, hold, "released", actor, note, now)
     return hold

@@ -48,6 +48,35 @@ def _compartment(session: Session, booking: Booking) -> Compartment:
     return comp
 
 
+def arm_pickup(
+    session: Session,
+    booking: Booking,
+    compartment: str,
+    *,
+    token_id: str,
+    code_hash: str,
+    valid_until: datetime,
+    now: datetime,
+    ttl_s: float,
+) -> None:
+    """Queue the command that lets the locker open `compartment` offline for this booking."""
+    outbox.enqueue(
+        session,
+        booking.locker_id,
+        "arm_pickup",
+        ArmPickupPayload(
+            order_id=booking.ref,
+            compartment=compartment,
+            token_id=token_id,
+            fallback_code_hash=code_hash,
+            valid_until=valid_until,
+        ),
+        now=now,
+        ttl_s=ttl_s,
+        ref=f"booking:{booking.id}",
+    )
+
+
 def deposited(session: Session, booking: Booking, *, ctx: Context, now: datetime) -> bool:
     """The courier closed the door on the parcel: arm the pickup and tell the shopper."""
     if booking.state != "reserved":
@@ -60,20 +89,15 @@ def deposited(session: Session, booking: Booking, *, ctx: Context, now: datetime
     booking.deposited_at = now
     booking.pickup_deadline = deadline
     comp.state = "occupied"
-    outbox.enqueue(
+    arm_pickup(
         session,
-        booking.locker_id,
-        "arm_pickup",
-        ArmPickupPayload(
-            order_id=booking.ref,
-            compartment=comp.label,
-            token_id=booking.pickup_token_id,
-            fallback_code_hash=booking.fallback_code_hash,
-            valid_until=deadline,
-        ),
+        booking,
+        comp.label,
+        token_id=booking.pickup_token_id,
+        code_hash=booking.fallback_code_hash,
+        valid_until=deadline,
         now=now,
         ttl_s=ctx.settings.command_ttl_s,
-        ref=f"booking:{booking.id}",
     )
     orders = orders_of(session, booking)
     for order in orders:
@@ -188,20 +212,15 @@ def start_return(
     booking.retrieval_code = new_fallback_code(6)
     booking.state = "returning"
     booking.pickup_token_id = str(uuid.uuid4())
-    outbox.enqueue(
+    arm_pickup(
         session,
-        booking.locker_id,
-        "arm_pickup",
-        ArmPickupPayload(
-            order_id=booking.ref,
-            compartment=comp.label,
-            token_id=booking.pickup_token_id,
-            fallback_code_hash=hash_code(booking.retrieval_code, booking.locker_id),
-            valid_until=now + RETRIEVAL_VALIDITY,
-        ),
+        booking,
+        comp.label,
+        token_id=booking.pickup_token_id,
+        code_hash=hash_code(booking.retrieval_code, booking.locker_id),
+        valid_until=now + RETRIEVAL_VALIDITY,
         now=now,
         ttl_s=settings.command_ttl_s,
-        ref=ref,
     )
 
 
