@@ -36,6 +36,7 @@ from edge.protocol.envelopes import (
 )
 from edge.protocol.token import PickupToken, sign_token
 from edge.protocol.topics import subscription, topic
+from tuanbox.devservices.manager import INFLUX_CONF  # the same server config as dev
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -242,23 +243,6 @@ class OwnMosquitto:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
-
-
-INFLUX_CONF = """\
-reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{root}/meta"
-[data]
-  dir = "{root}/data"
-  wal-dir = "{root}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:{port}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-"""
 
 
 class OwnInfluxd:
