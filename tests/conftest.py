@@ -145,7 +145,7 @@ def make_settings(**overrides: object) -> Settings:
         "log_format": "console",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture
