@@ -36,6 +36,8 @@ class RefreshGrant(BaseModel):
 
 
 class LogoutRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "rt_8Jc2…"}]})
+
     refresh_token: str = Field(min_length=10)
 
 
@@ -60,6 +62,20 @@ class TokenResponse(BaseModel):
 
 
 class StaffCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "role": "merchant_staff",
+                    "login": "green.valley.wang",
+                    "password": "correct horse 42",
+                    "merchant_id": "m-3f1c…",
+                    "display_name": "Wang (Green Valley Farm)",
+                }
+            ]
+        }
+    )
+
     role: Literal[Role.MERCHANT_STAFF, Role.OPS, Role.ADMIN]
     login: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=12, max_length=200)
@@ -72,6 +88,12 @@ class MeOut(UserOut):
 
 
 class AddressIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"label": "home", "text": "Room 302, Bldg 5, 88 Lianhua Rd, Shenzhen"}]
+        }
+    )
+
     label: str = Field(default="home", min_length=1, max_length=50)
     text: str = Field(min_length=3, max_length=1000)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request
+from fastapi.openapi.models import Example
 from sqlalchemy import select
 
 from tuanbox.accounts import services
@@ -39,6 +40,21 @@ from tuanbox.ratelimit.deps import client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
+TOKEN_EXAMPLES: dict[str, Example] = {
+    "otp": {
+        "summary": "Shopper: phone and one-time code",
+        "value": {"grant_type": "otp", "phone": "+8613800138000", "code": "123456"},
+    },
+    "password": {
+        "summary": "Staff: login and password",
+        "value": {"grant_type": "password", "login": "ops.lin", "password": "correct horse 42"},
+    },
+    "refresh_token": {
+        "summary": "Any user: rotate a refresh token",
+        "value": {"grant_type": "refresh_token", "refresh_token": "rt_8Jc2…"},
+    },
+}
+
 
 @router.post("/auth/otp", response_model=OtpSent, status_code=202, responses=problems(422, 429))
 def request_otp(
@@ -63,7 +79,9 @@ def request_otp(
     dependencies=[Depends(rate_limit("auth-token", per_ip=(60, 60)))],
 )
 def token(
-    body: Annotated[TokenRequest, Body()], session: SessionDep, settings: SettingsDep
+    body: Annotated[TokenRequest, Body(openapi_examples=TOKEN_EXAMPLES)],
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> TokenResponse:
     """Exchange an OTP, a staff password or a refresh token for an access + refresh token."""
     if isinstance(body, OtpGrant):
@@ -84,14 +102,16 @@ def token(
     )
 
 
-@router.post("/auth/logout", status_code=204)
+@router.post("/auth/logout", status_code=204, responses=problems(422))
 def logout(body: LogoutRequest, session: SessionDep, settings: SettingsDep) -> None:
     """Revoke a refresh token and every token rotated from it (access tokens simply expire)."""
     revoke_refresh_family(session, settings, body.refresh_token)
     session.commit()
 
 
-@router.post("/users", response_model=UserOut, status_code=201)
+@router.post(
+    "/users", response_model=UserOut, status_code=201, responses=problems(401, 403, 409, 422)
+)
 def create_staff(body: StaffCreate, admin: Admin, session: SessionDep) -> User:
     """Create a merchant-staff, ops or admin account (admin only, audited)."""
     user = services.create_staff(
@@ -107,8 +127,9 @@ def create_staff(body: StaffCreate, admin: Admin, session: SessionDep) -> User:
     return user
 
 
-@router.get("/me", response_model=MeOut)
+@router.get("/me", response_model=MeOut, responses=problems(401))
 def me(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> MeOut:
+    """The signed-in user, with their phone number decrypted."""
     row = session.get(User, user.id)
     if row is None:
         raise NotFoundError("user not found")
@@ -121,19 +142,23 @@ def me(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> MeOut:
     )
 
 
-@router.post("/me/addresses", response_model=AddressOut, status_code=201)
+@router.post(
+    "/me/addresses", response_model=AddressOut, status_code=201, responses=problems(401, 422)
+)
 def add_address(
     body: AddressIn, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> AddressOut:
+    """Save a delivery address (stored encrypted)."""
     row = services.add_address(session, settings, user.id, body.text, body.label)
     session.commit()
     return AddressOut(id=row.id, label=row.label, text=body.text)
 
 
-@router.get("/me/addresses", response_model=list[AddressOut])
+@router.get("/me/addresses", response_model=list[AddressOut], responses=problems(401))
 def list_addresses(
     user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> list[AddressOut]:
+    """Your saved addresses, decrypted."""
     rows = session.scalars(select(Address).where(Address.user_id == user.id)).all()
     return [
         AddressOut(id=r.id, label=r.label, text=services.read_address(settings, r)) for r in rows

@@ -1,4 +1,6 @@
-"""OpenAPI documentation of problem responses: `responses=problems(409, 422)` on a route."""
+"""OpenAPI documentation of problem responses: `responses=problems(409, 422)` on a route.
+
+Also `file_response(...)` for routes that answer an image or a CSV instead of JSON."""
 
 from __future__ import annotations
 
@@ -38,3 +40,12 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
             }
         out[status] = entry
     return out
+
+
+def file_response(description: str, *media_types: str) -> dict[str, Any]:
+    """A 2xx answered as a file (QR image, CSV) rather than JSON, for a route's `responses=`."""
+    schema = {"type": "string", "format": "binary"}
+    return {
+        "description": description,
+        "content": {media: {"schema": schema} for media in media_types},
+    }

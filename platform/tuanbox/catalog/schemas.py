@@ -10,12 +10,26 @@ from tuanbox.catalog.models import SizeClass, Zone
 
 
 class MerchantIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "绿源农场", "licence_number": "91310000MA1FL0XX1X", "verified": False}
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200, examples=["绿源农场"])
     licence_number: str = Field(min_length=3, max_length=100, examples=["91310000MA1FL0XX1X"])
     verified: bool = False
 
 
 class VerificationIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"verified": True, "reason": "licence checked against SAMR register"}]
+        }
+    )
+
     verified: bool
     reason: str = Field(min_length=3, max_length=500)
 
@@ -30,6 +44,21 @@ class MerchantOut(BaseModel):
 
 
 class ProductIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "有机草莓 500g",
+                    "description": "Picked the morning of dispatch; keep chilled.",
+                    "size_class": "S",
+                    "zone": "chilled",
+                    "returnable": False,
+                    "gtin": "09506000134352",
+                }
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200, examples=["有机草莓 500g"])
     description: str = Field(default="", max_length=5000)
     size_class: SizeClass = SizeClass.M
@@ -41,12 +70,20 @@ class ProductIn(BaseModel):
 
 
 class SkuIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "500g box", "price_cents": 2990, "stock_on_hand": 200}]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200, examples=["500g box"])
     price_cents: int = Field(ge=0, le=100_000_000, examples=[2990])
     stock_on_hand: int = Field(default=0, ge=0, le=10_000_000)
 
 
 class RestockIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"add": 50}]})
+
     add: int = Field(gt=0, le=10_000_000)
 
 
@@ -63,6 +100,22 @@ class SkuOut(BaseModel):
 
 
 class LotIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "lot_code": "B2026-11-28",
+                    "gtin": "09506000134352",
+                    "harvested_at": "2026-11-28T05:30:00Z",
+                    "best_before": "2026-12-03T00:00:00Z",
+                    "farm": "Green Valley Farm, plot 4",
+                    "origin": "Dandong, Liaoning",
+                    "quantity": 400,
+                }
+            ]
+        }
+    )
+
     lot_code: str = Field(
         min_length=1, max_length=20, pattern=r"^[!-~]+$", examples=["B2026-11-28"]
     )

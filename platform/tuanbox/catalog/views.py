@@ -45,7 +45,12 @@ def _lot_out(lot: Lot) -> LotOut:
     return out
 
 
-@router.post("/api/v1/merchants", response_model=MerchantOut, status_code=201)
+@router.post(
+    "/api/v1/merchants",
+    response_model=MerchantOut,
+    status_code=201,
+    responses=problems(401, 403, 409, 422),
+)
 def create_merchant(body: MerchantIn, admin: Admin, session: SessionDep) -> Merchant:
     """Register a merchant (admin)."""
     merchant = services.create_merchant(
@@ -59,7 +64,11 @@ def create_merchant(body: MerchantIn, admin: Admin, session: SessionDep) -> Merc
     return merchant
 
 
-@router.put("/api/v1/merchants/{merchant_id}/verification", response_model=MerchantOut)
+@router.put(
+    "/api/v1/merchants/{merchant_id}/verification",
+    response_model=MerchantOut,
+    responses=problems(401, 403, 404, 422),
+)
 def verify_merchant(
     merchant_id: str, body: VerificationIn, admin: Admin, session: SessionDep
 ) -> Merchant:
@@ -69,7 +78,7 @@ def verify_merchant(
     return merchant
 
 
-@router.get("/api/v1/merchants/{merchant_id}", response_model=MerchantOut)
+@router.get("/api/v1/merchants/{merchant_id}", response_model=MerchantOut, responses=problems(404))
 def get_merchant(merchant_id: str, session: SessionDep) -> Merchant:
     """Public: a merchant's name and credentials as shown to shoppers."""
     merchant = session.get(Merchant, merchant_id)
@@ -94,15 +103,25 @@ def create_product(
     return product
 
 
-@router.post("/api/v1/products/{product_id}/skus", response_model=SkuOut, status_code=201)
+@router.post(
+    "/api/v1/products/{product_id}/skus",
+    response_model=SkuOut,
+    status_code=201,
+    responses=problems(401, 403, 404, 422),
+)
 def add_sku(product_id: str, body: SkuIn, user: StaffOrAdmin, session: SessionDep) -> Sku:
+    """Add a sellable SKU (size, price, opening stock) to a product."""
     _manage(user, services.get_product(session, product_id).merchant_id)
     sku = services.add_sku(session, user.actor, product_id, **body.model_dump())
     session.commit()
     return sku
 
 
-@router.post("/api/v1/skus/{sku_id}/restock", response_model=SkuOut)
+@router.post(
+    "/api/v1/skus/{sku_id}/restock",
+    response_model=SkuOut,
+    responses=problems(401, 403, 404, 422),
+)
 def restock(sku_id: str, body: RestockIn, user: StaffOrAdmin, session: SessionDep) -> Sku:
     """Add units on hand (audited)."""
     sku = session.get(Sku, sku_id)
@@ -116,21 +135,32 @@ def restock(sku_id: str, body: RestockIn, user: StaffOrAdmin, session: SessionDe
     return sku
 
 
-@router.post("/api/v1/products/{product_id}/lots", response_model=LotOut, status_code=201)
+@router.post(
+    "/api/v1/products/{product_id}/lots",
+    response_model=LotOut,
+    status_code=201,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def add_lot(product_id: str, body: LotIn, user: StaffOrAdmin, session: SessionDep) -> LotOut:
+    """Record a product batch (GS1 GTIN + lot) that traceability events attach to."""
     _manage(user, services.get_product(session, product_id).merchant_id)
     lot = services.add_lot(session, user.actor, product_id, **body.model_dump())
     session.commit()
     return _lot_out(lot)
 
 
-@router.get("/api/v1/lots/{gtin}/{lot_code}", response_model=LotOut)
+@router.get("/api/v1/lots/{gtin}/{lot_code}", response_model=LotOut, responses=problems(404))
 def get_lot(gtin: str, lot_code: str, session: SessionDep) -> LotOut:
     """Public: the lot behind a GTIN + lot code."""
     return _lot_out(services.get_lot(session, gtin, lot_code))
 
 
-@router.post("/api/v1/products/{product_id}/images", response_model=ImageOut, status_code=201)
+@router.post(
+    "/api/v1/products/{product_id}/images",
+    response_model=ImageOut,
+    status_code=201,
+    responses=problems(401, 403, 404, 422),
+)
 def add_image(
     product_id: str,
     file: UploadFile,
@@ -138,6 +168,7 @@ def add_image(
     session: SessionDep,
     settings: SettingsDep,
 ) -> ImageOut:
+    """Upload a product image (PNG, JPEG, GIF or WebP; served from `/media/`)."""
     _manage(user, services.get_product(session, product_id).merchant_id)
     data = file.file.read(media.MAX_IMAGE_BYTES + 1)
     image = media.store_image(session, user.actor, settings.media_dir, product_id, data)
@@ -188,7 +219,7 @@ def list_products(
     )
 
 
-@router.get("/api/v1/products/{product_id}", response_model=ProductPage)
+@router.get("/api/v1/products/{product_id}", response_model=ProductPage, responses=problems(404))
 def get_product(product_id: str, session: SessionDep) -> ProductPage:
     """Public product page: merchant credentials, SKUs with stock, lots, images."""
     product = services.get_product(session, product_id)

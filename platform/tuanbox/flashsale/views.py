@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tuanbox.accounts.deps import Principal, Staff
 from tuanbox.accounts.tokens import decode_access_token
 from tuanbox.api.deps import SessionDep
+from tuanbox.api.openapi_problems import problems
 from tuanbox.db.base import utcnow
 from tuanbox.errors import AuthenticationError, PermissionDeniedError
 from tuanbox.flashsale import services
@@ -66,6 +67,8 @@ class SaleOut(BaseModel):
 
 
 class ReserveIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"qty": 1}]})
+
     qty: int = Field(default=1, ge=1, le=1000)
 
 
@@ -133,7 +136,12 @@ def shopper_from(request: Request, credentials: HTTPAuthorizationCredentials | N
     return principal
 
 
-@router.post("/flash-sales", response_model=SaleOut, status_code=201)
+@router.post(
+    "/flash-sales",
+    response_model=SaleOut,
+    status_code=201,
+    responses=problems(401, 403, 422),
+)
 def create_sale(body: SaleIn, user: Staff, session: SessionDep, request: Request) -> SaleOut:
     """Create a time-boxed flash sale with a stock cap for one of your merchant's SKUs."""
     if user.merchant_id is None:
@@ -149,7 +157,7 @@ def create_sale(body: SaleIn, user: Staff, session: SessionDep, request: Request
     return sale_out(sale)
 
 
-@router.get("/flash-sales/{sale_id}", response_model=SaleOut)
+@router.get("/flash-sales/{sale_id}", response_model=SaleOut, responses=problems(404))
 def get_sale(sale_id: str, session: SessionDep) -> SaleOut:
     """A flash sale and the units the database still has."""
     return sale_out(services.get_sale(session, sale_id))
@@ -159,6 +167,7 @@ def get_sale(sale_id: str, session: SessionDep) -> SaleOut:
     "/flash-sales/{sale_id}/reservations",
     response_model=ReservationOut,
     status_code=201,
+    responses=problems(401, 403, 404, 409, 422, 429),
 )
 async def reserve(
     sale_id: str,
@@ -166,7 +175,16 @@ async def reserve(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)],
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=8,
+            max_length=64,
+            description="Required: a repeated key returns the same reservation.",
+            examples=["c0ffee00-4b1d-4d2e-9a3f-5e6f7a8b9c0d"],
+        ),
+    ],
 ) -> ReservationOut:
     """Reserve units (shoppers); the order is created pending payment. 409 `SOLD_OUT` when
     gone, 429 with `Retry-After` past the per-user or per-IP limit.

@@ -40,6 +40,10 @@ class RunSheetOut(BaseModel):
 
 
 class RemoteOpenIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "shopper's code fails; verified by phone"}]}
+    )
+
     reason: str = Field(min_length=3, max_length=200)
 
 
@@ -68,10 +72,16 @@ class AlertOut(_Out):
 
 
 class AckIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"note": "technician on the way"}]})
+
     note: str | None = Field(default=None, max_length=1000)
 
 
 class ResolveIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"note": "door sensor replaced, temperature back to 4 °C"}]}
+    )
+
     note: str = Field(min_length=3, max_length=1000)
 
 

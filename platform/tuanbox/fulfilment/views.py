@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Principal, require_roles
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import file_response, problems
 from tuanbox.db.base import utcnow
 from tuanbox.fulfilment import alerts, ops, pickup
 from tuanbox.fulfilment.allocation import queue_position
@@ -34,7 +35,7 @@ router = APIRouter(tags=["fulfilment"])
 Courier = Annotated[Principal, Depends(require_roles("merchant_staff", "ops", "admin"))]
 
 
-@router.get("/api/v1/lockers", response_model=list[LockerOut])
+@router.get("/api/v1/lockers", response_model=list[LockerOut], responses=problems(401, 403))
 def list_lockers(user: OpsOrAdmin, session: SessionDep, settings: SettingsDep) -> list[LockerOut]:
     """Every locker with presence, last contact, agent version, open alerts and queued commands."""
     views = ops.locker_overview(
@@ -43,7 +44,11 @@ def list_lockers(user: OpsOrAdmin, session: SessionDep, settings: SettingsDep) -
     return [LockerOut.model_validate(v) for v in views]
 
 
-@router.get("/api/v1/lockers/{locker_id}/run-sheet", response_model=RunSheetOut)
+@router.get(
+    "/api/v1/lockers/{locker_id}/run-sheet",
+    response_model=RunSheetOut,
+    responses=problems(401, 403, 404),
+)
 def run_sheet(locker_id: str, user: Courier, session: SessionDep) -> RunSheetOut:
     """The courier's list: deposit (or retrieval) code per compartment."""
     lines = ops.run_sheet(session, locker_id)
@@ -56,6 +61,7 @@ def run_sheet(locker_id: str, user: Courier, session: SessionDep) -> RunSheetOut
     "/api/v1/lockers/{locker_id}/compartments/{compartment_id}/open",
     response_model=CommandOut,
     status_code=202,
+    responses=problems(401, 403, 404, 409, 422),
 )
 def remote_open(
     locker_id: str,
@@ -79,35 +85,50 @@ def remote_open(
     return CommandOut.model_validate(command)
 
 
-@router.get("/api/v1/ops/alerts", response_model=list[AlertOut])
+@router.get("/api/v1/ops/alerts", response_model=list[AlertOut], responses=problems(401, 403))
 def list_alerts(
     user: OpsOrAdmin,
     session: SessionDep,
     status: Annotated[list[str] | None, Query()] = None,
 ) -> list[AlertOut]:
+    """Ops alerts by status (default: open and acknowledged), newest first."""
     rows = alerts.list_alerts(session, statuses=status or ("open", "acknowledged"))
     return [AlertOut.model_validate(a) for a in rows]
 
 
-@router.post("/api/v1/ops/alerts/{alert_id}/acknowledge", response_model=AlertOut)
+@router.post(
+    "/api/v1/ops/alerts/{alert_id}/acknowledge",
+    response_model=AlertOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def acknowledge_alert(
     alert_id: int, body: AckIn, user: OpsOrAdmin, session: SessionDep
 ) -> AlertOut:
+    """Ops: take an open alert (audited); 409 if it is no longer open."""
     alert = alerts.acknowledge(session, alert_id, user.actor, body.note)
     session.commit()
     return AlertOut.model_validate(alert)
 
 
-@router.post("/api/v1/ops/alerts/{alert_id}/resolve", response_model=AlertOut)
+@router.post(
+    "/api/v1/ops/alerts/{alert_id}/resolve",
+    response_model=AlertOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def resolve_alert(
     alert_id: int, body: ResolveIn, user: OpsOrAdmin, session: SessionDep
 ) -> AlertOut:
+    """Ops: close an alert with a note saying what was done (audited)."""
     alert = alerts.resolve(session, alert_id, user.actor, body.note)
     session.commit()
     return AlertOut.model_validate(alert)
 
 
-@router.get("/api/v1/ops/fulfilment-exceptions", response_model=list[FulfilmentOut])
+@router.get(
+    "/api/v1/ops/fulfilment-exceptions",
+    response_model=list[FulfilmentOut],
+    responses=problems(401, 403),
+)
 def fulfilment_exceptions(user: OpsOrAdmin, session: SessionDep) -> list[FulfilmentOut]:
     """The exception queue: orders whose locker command expired or that fit no compartment."""
     rows = session.scalars(
@@ -147,13 +168,24 @@ def _own_fulfilment(session: SessionDep, order_id: str, user: Principal) -> Fulf
     return fo
 
 
-@router.get("/api/v1/orders/{order_id}/fulfilment", response_model=FulfilmentOut)
+@router.get(
+    "/api/v1/orders/{order_id}/fulfilment",
+    response_model=FulfilmentOut,
+    responses=problems(401, 404),
+)
 def order_fulfilment(order_id: str, user: CurrentUser, session: SessionDep) -> FulfilmentOut:
     """Where the order is: queued (with its position), booked at a locker, or an exception."""
     return _fulfilment_out(session, _own_fulfilment(session, order_id, user))
 
 
-@router.get("/api/v1/orders/{order_id}/pickup-qr.{fmt}")
+@router.get(
+    "/api/v1/orders/{order_id}/pickup-qr.{fmt}",
+    response_class=Response,
+    responses={
+        200: file_response("The pickup QR", "image/png", "image/svg+xml"),
+        **problems(401, 404, 409),
+    },
+)
 def pickup_qr(
     order_id: str,
     fmt: Literal["png", "svg"],

@@ -80,6 +80,10 @@ class CampaignOut(BaseModel):
 
 
 class JoinIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"qty": 1, "station_id": "st-001"}, {"qty": 2}]}
+    )
+
     qty: int = Field(default=1, ge=1, le=1000)
     station_id: str | None = None
 

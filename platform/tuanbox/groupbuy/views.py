@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.accounts.deps import CurrentUser, Shopper, Staff
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import problems
 from tuanbox.db.base import utcnow
 from tuanbox.errors import PermissionDeniedError
 from tuanbox.groupbuy import services
@@ -77,7 +78,12 @@ def group_out(session: Session, settings: Settings, group: Group) -> GroupOut:
     )
 
 
-@router.post("/campaigns", response_model=CampaignOut, status_code=201)
+@router.post(
+    "/campaigns",
+    response_model=CampaignOut,
+    status_code=201,
+    responses=problems(401, 403, 422),
+)
 def create_campaign(body: CampaignIn, user: Staff, session: SessionDep) -> CampaignOut:
     """Create a fixed or tiered group-buy campaign for one of your merchant's SKUs."""
     if user.merchant_id is None:
@@ -104,13 +110,18 @@ def create_campaign(body: CampaignIn, user: Staff, session: SessionDep) -> Campa
     return campaign_out(campaign)
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut, responses=problems(404))
 def get_campaign(campaign_id: str, session: SessionDep) -> CampaignOut:
     """A campaign's terms: tiers, sizes, window, stations."""
     return campaign_out(services.get_campaign(session, campaign_id))
 
 
-@router.post("/campaigns/{campaign_id}/groups", response_model=JoinedOut, status_code=201)
+@router.post(
+    "/campaigns/{campaign_id}/groups",
+    response_model=JoinedOut,
+    status_code=201,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def open_group(
     campaign_id: str,
     body: JoinIn,
@@ -139,7 +150,12 @@ def open_group(
     return idem.respond(session, user.id, {"campaign_id": campaign_id, **body.model_dump()}, work)
 
 
-@router.post("/groups/{group_id}/join", response_model=JoinedOut, status_code=201)
+@router.post(
+    "/groups/{group_id}/join",
+    response_model=JoinedOut,
+    status_code=201,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def join_group(
     group_id: str,
     body: JoinIn,
@@ -177,7 +193,9 @@ def joined_out(session: Session, settings: Settings, joined: services.Joined) ->
     ).model_dump(mode="json")
 
 
-@router.post("/groups/{group_id}/leave", response_model=GroupOut)
+@router.post(
+    "/groups/{group_id}/leave", response_model=GroupOut, responses=problems(401, 403, 404, 409, 422)
+)
 def leave_group(
     group_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> GroupOut:
@@ -191,7 +209,7 @@ def leave_group(
     return group_out(session, settings, group)
 
 
-@router.get("/groups/{group_id}", response_model=GroupOut)
+@router.get("/groups/{group_id}", response_model=GroupOut, responses=problems(404))
 def get_group(group_id: str, session: SessionDep, settings: SettingsDep) -> GroupOut:
     """A group with its progress: members, needed, next tier and its price, time left."""
     return group_out(session, settings, services.get_group(session, group_id))

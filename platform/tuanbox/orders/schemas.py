@@ -10,16 +10,28 @@ from tuanbox.orders.domain import OrderStatus
 
 
 class OrderIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"sku_id": "sku-3f1c…", "qty": 2, "station_id": "st-001"}]}
+    )
+
     sku_id: str = Field(min_length=1, max_length=36)
     qty: int = Field(gt=0, le=100, examples=[2])
     station_id: str | None = Field(default=None, max_length=36)
 
 
 class CancelIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "ordered the wrong size"}]}
+    )
+
     reason: str = Field(default="cancelled by shopper", min_length=1, max_length=500)
 
 
 class TransitionIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"to": "quality_hold", "reason": "lot recalled by farm"}]}
+    )
+
     to: OrderStatus
     reason: str = Field(min_length=3, max_length=500)
 

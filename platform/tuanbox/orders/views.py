@@ -109,8 +109,13 @@ def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
     return visible_order(session, order_id, user)
 
 
-@router.get("/api/v1/orders/{order_id}/transitions", response_model=list[TransitionOut])
+@router.get(
+    "/api/v1/orders/{order_id}/transitions",
+    response_model=list[TransitionOut],
+    responses=problems(401, 404),
+)
 def get_history(order_id: str, user: CurrentUser, session: SessionDep) -> list[object]:
+    """An order's transitions, oldest first: from, to, who, when and why."""
     visible_order(session, order_id, user)
     return list(services.history(session, order_id))
 
@@ -118,7 +123,7 @@ def get_history(order_id: str, user: CurrentUser, session: SessionDep) -> list[o
 @router.post(
     "/api/v1/orders/{order_id}/cancel",
     response_model=OrderOut,
-    responses=problems(401, 403, 404, 409),
+    responses=problems(401, 403, 404, 409, 422),
 )
 def cancel_order(order_id: str, body: CancelIn, user: CurrentUser, session: SessionDep) -> Order:
     """Cancel: shoppers before it is confirmed; ops and admins whenever the rules allow.

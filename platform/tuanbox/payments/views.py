@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, BackgroundTasks, Query, Request
@@ -40,6 +40,10 @@ class IntentOut(BaseModel):
 
 
 class RefundIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount_cents": 500, "reason": "box arrived crushed"}]}
+    )
+
     amount_cents: int = Field(gt=0)
     reason: str = Field(min_length=3, max_length=200)
 
@@ -56,10 +60,17 @@ class RefundOut(BaseModel):
 
 
 class CheckoutIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"provider": "sim"}]})
+
     provider: Annotated[str, Field(pattern=r"^[a-z]{2,20}$")] = "sim"
 
 
-@router.post("/api/v1/orders/{order_id}/payments", status_code=201, response_model=IntentOut)
+@router.post(
+    "/api/v1/orders/{order_id}/payments",
+    status_code=201,
+    response_model=IntentOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def checkout(
     order_id: str,
     body: CheckoutIn,
@@ -78,7 +89,73 @@ def checkout(
     return idem.respond(session, user.id, {"order": order_id, **body.model_dump()}, work)
 
 
-@router.post("/api/v1/payments/{provider}/webhook", responses=problems(401, 404, 422))
+# The body is read raw (its HMAC is over the exact bytes), so it is documented by hand.
+_WEBHOOK_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "X-SimPay-Signature",
+            "in": "header",
+            "required": True,
+            "description": "`t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.' + body>` (SimPay)",
+            "schema": {"type": "string"},
+            "example": "t=1764460800,v1=5d41402abc4b2a76b9719d911017c592…",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "data"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "data": {"type": "object"},
+                    },
+                },
+                "examples": {
+                    "payment": {
+                        "summary": "A payment succeeded",
+                        "value": {
+                            "type": "payment.succeeded",
+                            "data": {
+                                "intent_id": "pi_7b2e…",
+                                "txn_id": "sim_txn_0001",
+                                "amount_cents": 5400,
+                            },
+                        },
+                    },
+                    "refund": {
+                        "summary": "A refund succeeded",
+                        "value": {
+                            "type": "refund.succeeded",
+                            "data": {
+                                "intent_id": "pi_7b2e…",
+                                "refund_id": "rf_91c0…",
+                                "provider_refund_id": "sim_rf_0001",
+                                "amount_cents": 600,
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    },
+}
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "applied"}]})
+
+    status: str = Field(description="applied, duplicate, refunding or ignored")
+
+
+@router.post(
+    "/api/v1/payments/{provider}/webhook",
+    response_model=WebhookOut,
+    responses=problems(401, 404, 422),
+    openapi_extra=_WEBHOOK_DOC,
+)
 async def webhook(
     provider: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:
@@ -109,8 +186,13 @@ def refunds_by_status(
     )
 
 
-@router.get("/api/v1/orders/{order_id}/refunds", response_model=list[RefundOut])
+@router.get(
+    "/api/v1/orders/{order_id}/refunds",
+    response_model=list[RefundOut],
+    responses=problems(401, 404),
+)
 def list_refunds(order_id: str, user: CurrentUser, session: SessionDep) -> list[Refund]:
+    """An order's refunds (automatic and manual), oldest first."""
     visible_order(session, order_id, user)
     return list(
         session.scalars(
@@ -119,7 +201,12 @@ def list_refunds(order_id: str, user: CurrentUser, session: SessionDep) -> list[
     )
 
 
-@router.post("/api/v1/orders/{order_id}/refunds", status_code=201, response_model=RefundOut)
+@router.post(
+    "/api/v1/orders/{order_id}/refunds",
+    status_code=201,
+    response_model=RefundOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def manual_refund(
     order_id: str, body: RefundIn, user: OpsOrAdmin, session: SessionDep, idem: Idempotent
 ) -> JSONResponse:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Shopper
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import problems
 from tuanbox.errors import PermissionDeniedError
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.orders.models import Order
@@ -22,11 +23,19 @@ router = APIRouter(prefix="/api/v1", tags=["returns"])
 
 
 class ReturnIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"method": "locker", "reason": "changed my mind"}]}
+    )
+
     method: Literal["locker", "courier"]
     reason: str = Field(default="", max_length=500)
 
 
 class DropOffIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"station_id": "st-001"}, {"tracking": "SF1234567890"}]}
+    )
+
     station_id: str | None = Field(default=None, max_length=36)
     tracking: str | None = Field(default=None, max_length=100)
 
@@ -46,7 +55,12 @@ class ReturnOut(BaseModel):
     refund_id: str | None
 
 
-@router.post("/orders/{order_id}/return", status_code=201, response_model=ReturnOut)
+@router.post(
+    "/orders/{order_id}/return",
+    status_code=201,
+    response_model=ReturnOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def request_return(
     order_id: str,
     body: ReturnIn,
@@ -72,14 +86,19 @@ def request_return(
     return idem.respond(session, user.id, {"order": order_id, **body.model_dump()}, work)
 
 
-@router.get("/returns/{return_id}", response_model=ReturnOut)
+@router.get("/returns/{return_id}", response_model=ReturnOut, responses=problems(401, 404))
 def get_return(return_id: str, user: CurrentUser, session: SessionDep) -> ReturnRequest:
+    """A return request and where it stands (its shopper, the merchant's staff, ops)."""
     row = services.get_return(session, return_id)
     visible_order(session, row.order_id, user)  # someone else's return reads as not found
     return row
 
 
-@router.post("/returns/{return_id}/dropped-off", response_model=ReturnOut)
+@router.post(
+    "/returns/{return_id}/dropped-off",
+    response_model=ReturnOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def dropped_off(
     return_id: str, body: DropOffIn, user: OpsOrAdmin, session: SessionDep
 ) -> ReturnRequest:
@@ -91,7 +110,11 @@ def dropped_off(
     return row
 
 
-@router.post("/returns/{return_id}/received", response_model=ReturnOut)
+@router.post(
+    "/returns/{return_id}/received",
+    response_model=ReturnOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def received(return_id: str, user: CurrentUser, session: SessionDep) -> ReturnRequest:
     """The merchant's staff (or ops) confirm the goods came back: the refund is issued."""
     row = services.get_return(session, return_id)
@@ -104,8 +127,13 @@ def received(return_id: str, user: CurrentUser, session: SessionDep) -> ReturnRe
     return row
 
 
-@router.post("/returns/{return_id}/withdraw", response_model=ReturnOut)
+@router.post(
+    "/returns/{return_id}/withdraw",
+    response_model=ReturnOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
 def withdraw(return_id: str, user: Shopper, session: SessionDep) -> ReturnRequest:
+    """The shopper changes their mind: withdraw a return not yet dropped off."""
     row = services.withdraw(session, return_id, user.actor)
     session.commit()
     return row

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.openapi.models import Example
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
@@ -17,6 +18,7 @@ from traceability.report import TraceReport
 from traceability.settings import TraceSettings, get_settings
 from tuanbox.accounts.deps import Staff
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.openapi_problems import file_response, problems
 from tuanbox.catalog.models import Lot, Product
 from tuanbox.errors import PermissionDeniedError
 from tuanbox.trace import page, services
@@ -50,19 +52,42 @@ class RecordedEvent(BaseModel):
     lots: list[str]
 
 
+EVENT_EXAMPLES: dict[str, Example] = {
+    "harvest": {
+        "summary": "A lot observed at harvest (EPCIS 2.0 ObjectEvent)",
+        "value": {
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-28T06:00:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "action": "OBSERVE",
+            "bizStep": "commissioning",
+            "quantityList": [{"epcClass": "https://id.gs1.org/01/06901234567892/10/PEACH-2611"}],
+        },
+    }
+}
+
+
 def _rpc(trace: TraceSettings) -> str:
     return trace.public_rpc_url or trace.rpc_url
 
 
-@router.get("/api/v1/trace/{gtin}/{lot}", response_model=TraceReport)
+@router.get("/api/v1/trace/{gtin}/{lot}", response_model=TraceReport, responses=problems(404))
 def trace_report(gtin: str, lot: str, session: SessionDep, trace: TraceSettingsDep) -> TraceReport:
     """A lot's trace report: events, hashes, Merkle proofs, anchors; pending events marked."""
     return services.report_for(session, gtin, lot, rpc_url=_rpc(trace))
 
 
-@router.post("/api/v1/trace/events", response_model=RecordedEvent, status_code=201)
+@router.post(
+    "/api/v1/trace/events",
+    response_model=RecordedEvent,
+    status_code=201,
+    responses=problems(401, 403, 404, 422),
+)
 def record_event(
-    body: Annotated[dict[str, Any], Body()], user: Staff, session: SessionDep, response: Response
+    body: Annotated[dict[str, Any], Body(openapi_examples=EVENT_EXAMPLES)],
+    user: Staff,
+    session: SessionDep,
+    response: Response,
 ) -> RecordedEvent:
     """Add one EPCIS 2.0 event (JSON-LD) about the merchant's own lots; 422 names the field."""
     recorded = services.record_event(
@@ -111,7 +136,15 @@ def digital_link(
     )
 
 
-@router.get("/api/v1/trace/{gtin}/{lot}/qr.{fmt}", response_model=None)
+@router.get(
+    "/api/v1/trace/{gtin}/{lot}/qr.{fmt}",
+    response_model=None,
+    response_class=Response,
+    responses={
+        200: file_response("The product QR", "image/png", "image/svg+xml"),
+        **problems(401, 403, 404),
+    },
+)
 def product_qr(
     gtin: str,
     lot: str,
