@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # run one durable bridge and any number of shared-only ones (`tuanbox bridge --shared`).
     bridge_durable: bool = True
     bridge_batch: int = Field(default=100, gt=0, le=10000)
+    # Non-transient failures of one inbound message before it becomes a dead letter (acked).
+    bridge_max_apply_attempts: int = Field(default=5, gt=0)
     locker_offline_after_s: int = Field(default=180, gt=0)
 
     # Group-buy, flash sales, pre-sale.

@@ -11,6 +11,13 @@ acknowledged to the broker (manual PUBACK) only after their DB transaction commi
 in between means redelivery, which is harmless because applying is idempotent (events by a
 UNIQUE (locker, seq)).
 
+A message that fails to apply is retried in place. Transient failures (the DB is away) are
+not counted; any other failure is counted in ``inbound_failures`` under the message's
+identity, and after ``bridge_max_apply_attempts`` of them the message becomes a dead letter:
+kept there with its payload and error, reported as a critical ops alert, and acknowledged,
+because an unacknowledged message holds one of the broker's few in-flight slots for this
+client and a handful of such poison messages would stall all inbound traffic.
+
 Outbound, every bridge claims due outbox rows with ``FOR UPDATE SKIP LOCKED``, commits the
 claim, then publishes at QoS 1; unacked commands come due again with backoff until they
 expire, and expiry hands the command to fulfilment for the ops exception queue.
@@ -18,6 +25,7 @@ expire, and expiry hands the command to fulfilment for the ops exception queue.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import socket
@@ -29,7 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol.envelopes import Ack, decode_ack, decode_event, decode_state, decode_status
@@ -38,12 +50,21 @@ from edge.protocol.topics import Kind, parse_topic, shared_subscription, subscri
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import session_scope
 from tuanbox.dispatch import outbox
+from tuanbox.dispatch.models import InboundFailure
 from tuanbox.fulfilment import inbound, lifecycle
+from tuanbox.fulfilment.alerts import open_alert
 from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.bridge")
 INBOUND_KINDS: tuple[Kind, ...] = ("ack", "evt", "state", "status")
+# In-place retries of a transiently failing message (about a minute with the backoff) before
+# it is left unacknowledged for the broker to redeliver after a reconnect.
+TRANSIENT_RETRIES = 20
+DEAD_LETTER_NEXT_STEP = (
+    "Fix the cause, then replay the payload kept in inbound_failures under this key, "
+    "or apply its effect by hand; the locker will not send it again."
+)
 
 
 @dataclass
@@ -57,6 +78,7 @@ class BridgeStats:
     statuses: int = 0
     expired: int = 0
     rejected_messages: int = 0
+    dead_letters: int = 0
     connects: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -237,33 +259,114 @@ class Bridge:
             self._apply_batch(batch)
 
     def _apply_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
-        counts: Counter[str] = Counter()
-        try:
-            with session_scope(self.session_factory) as session:
-                bind_settings(session, self.settings)
-                now = self.clock()
-                acks: list[tuple[str, Ack]] = []
-                for msg in batch:
-                    counts[self._apply_one(session, msg, now, acks)] += 1
-                # Acks of the whole batch in one locking read (they commute with the rest).
-                for command in outbox.record_acks(session, acks):
-                    inbound.command_settled(session, command)
-                for locker_id in sorted({locker for locker, _ in acks}):
-                    inbound.locker_heard(session, locker_id, now=now)
-        except Exception:
-            if len(batch) > 1:
-                # One bad message must not hold back the others: retry them one by one.
-                for msg in batch:
-                    self._apply_batch([msg])
-                return
-            # Supervisor boundary: leave it unacknowledged so the broker redelivers it after
-            # a reconnect, and keep the bridge alive.
-            log.exception("applying a message failed", extra={"topic": batch[0].topic})
+        if len(batch) == 1:
+            self._apply_alone(batch[0])
             return
+        try:
+            self._commit(batch)
+        except Exception:
+            # One bad message must not hold back the others: retry them one by one.
+            log.warning("applying a batch failed", extra={"size": len(batch)}, exc_info=True)
+            for msg in batch:
+                self._apply_alone(msg)
+
+    def _apply_alone(self, msg: mqtt.MQTTMessage) -> None:
+        """Apply one message, retrying in place: Mosquitto redelivers an unacknowledged
+        message only after a reconnect, so waiting for the broker would hold it forever."""
+        transient = 0
+        while not self._stop.is_set():
+            try:
+                self._commit([msg])
+                return
+            except Exception as exc:
+                # Supervisor boundary: whatever the failure, the bridge goes on.
+                extra = {"topic": msg.topic, "mid": msg.mid}
+                if is_transient(exc):
+                    transient += 1
+                    if transient > TRANSIENT_RETRIES:
+                        log.exception("message still failing, left for redelivery", extra=extra)
+                        return
+                    log.warning("transient failure applying a message", extra=extra, exc_info=True)
+                    self._stop.wait(min(0.05 * 2**transient, 3.0))
+                    continue
+                log.exception("applying a message failed", extra=extra)
+                try:
+                    dead = self._record_failure(msg, exc)
+                except Exception:
+                    log.exception("recording a failure failed, message left unacked", extra=extra)
+                    return
+                if dead:
+                    self.stats.dead_letters += 1
+                    self.client.ack(msg.mid, msg.qos)
+                    return
+        # Stopping: unacknowledged, so the broker hands it to us again after a reconnect.
+
+    def _commit(self, batch: list[mqtt.MQTTMessage]) -> None:
+        """Apply messages in one transaction, then acknowledge each of them."""
+        counts: Counter[str] = Counter()
+        with session_scope(self.session_factory) as session:
+            bind_settings(session, self.settings)
+            now = self.clock()
+            acks: list[tuple[str, Ack]] = []
+            for msg in batch:
+                counts[self._apply_one(session, msg, now, acks)] += 1
+            # Acks of the whole batch in one locking read (they commute with the rest).
+            for command in outbox.record_acks(session, acks):
+                inbound.command_settled(session, command)
+            for locker_id in sorted({locker for locker, _ in acks}):
+                inbound.locker_heard(session, locker_id, now=now)
         for key, value in counts.items():
             setattr(self.stats, key, getattr(self.stats, key) + value)
         for msg in batch:
             self.client.ack(msg.mid, msg.qos)
+
+    def _record_failure(self, msg: mqtt.MQTTMessage, exc: Exception) -> bool:
+        """Count one failure in a transaction of its own (the message's was rolled back);
+        True once the message is a dead letter and may be acknowledged."""
+        key, locker_id = message_identity(msg)
+        payload = bytes(msg.payload)
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+        now = self.clock()
+        limit = self.settings.bridge_max_apply_attempts
+        with session_scope(self.session_factory) as session:
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            values = {"topic": msg.topic, "locker_id": locker_id, "payload": payload}
+            stmt = insert(InboundFailure).values(
+                key=key, error=error, attempts=1, first_failed_at=now, last_failed_at=now, **values
+            )
+            # An upsert, so bridges failing on copies of one message count into one row.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[InboundFailure.key],
+                set_={
+                    "attempts": InboundFailure.attempts + 1,
+                    "error": error,
+                    "last_failed_at": now,
+                },
+            )
+            returning = stmt.returning(InboundFailure.attempts, InboundFailure.dead_lettered_at)
+            attempts, dead_at = session.execute(returning).one()
+            extra = {"topic": msg.topic, "key": key, "attempts": attempts, "max": limit}
+            if dead_at is not None:
+                # A copy of a message already given up on (redelivered, or the other bridge's).
+                log.warning("dead letter delivered again", extra=extra)
+                return True
+            if attempts < limit:
+                return False
+            session.execute(
+                update(InboundFailure).where(InboundFailure.key == key).values(dead_lettered_at=now)
+            )
+            open_alert(
+                session,
+                kind="inbound_dead_letter",
+                severity="critical",
+                locker_id=locker_id,
+                compartment_id=None,
+                detail=f"{msg.topic} ({key}) failed {attempts} times, last: {error}",
+                next_step=DEAD_LETTER_NEXT_STEP,
+            )
+        log.error("message dead-lettered", extra=extra)
+        return True
 
     def _apply_one(
         self, session: Session, msg: mqtt.MQTTMessage, now: datetime, acks: list[tuple[str, Ack]]
@@ -295,6 +398,31 @@ class Bridge:
             # count, log and acknowledge them with the batch.
             log.warning("dropped malformed message", extra={"topic": msg.topic, "error": str(exc)})
             return "rejected_messages"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that says nothing about the message (the DB connection or server went away)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (sa_exc.OperationalError, psycopg.OperationalError))
+
+
+def message_identity(msg: mqtt.MQTTMessage) -> tuple[str, str | None]:
+    """The key redeliveries of one message share, and the locker it came from (if any)."""
+    payload = bytes(msg.payload)
+    try:
+        locker_id: str | None
+        locker_id, kind = parse_topic(msg.topic)
+    except ProtocolError:
+        locker_id, kind = None, None
+    if kind == "evt":
+        try:
+            event = decode_event(payload)
+        except ProtocolError:
+            pass
+        else:
+            return f"evt:{event.locker_id}:{event.seq}", locker_id
+    return f"{msg.topic}#{hashlib.sha256(payload).hexdigest()}", locker_id
 
 
 def forget_session(settings: Settings, client_id: str) -> None:

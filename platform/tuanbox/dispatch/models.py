@@ -1,10 +1,10 @@
-"""Tables of the command outbox and of the locker events already applied."""
+"""Tables of the command outbox, of the locker events already applied, and of inbound failures."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.db.base import Base, TimestampMixin, utcnow
@@ -53,3 +53,25 @@ class AppliedEvent(Base):
     type: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column()
     applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboundFailure(Base):
+    """An inbound message that failed to apply: how often, and once given up on, a dead letter.
+
+    Keyed by the message's identity, so redeliveries of one message share a row: an event by
+    (locker, seq), anything else by topic and payload hash.
+    """
+
+    __tablename__ = "inbound_failures"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    # No foreign key: the failing message may name a locker the platform does not know.
+    locker_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    error: Mapped[str] = mapped_column(Text)  # of the latest failure
+    attempts: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime] = mapped_column()
+    last_failed_at: Mapped[datetime] = mapped_column()
+    # Set when the bridge gave up and acknowledged the message: it is then a dead letter.
+    dead_lettered_at: Mapped[datetime | None] = mapped_column()
