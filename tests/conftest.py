@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from tuanbox.db.engine import make_engine
 from tuanbox.db.migrate import upgrade
 from tuanbox.devservices import probes
+from tuanbox.devservices.mqtt import clear_retained
 from tuanbox.settings import Settings
 from tuanbox.worker.db import dispose_all
 
@@ -32,6 +34,16 @@ def _require(name: str, probe: Callable[[], object]) -> None:
             f"{name} is not answering ({exc}); run `tuanbox services up` (make test does)",
             pytrace=False,
         )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Once, in the controlling process before any worker starts: clear the lockers' retained
+    messages earlier runs left on the machine's broker (see tuanbox.devservices.mqtt)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    # A broker that is down is not an error here: the tests that need it fail, saying so.
+    with contextlib.suppress(OSError):
+        clear_retained(MQTT_HOST, MQTT_PORT)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ from tuanbox.accounts.models import User
 from tuanbox.audit.services import Actor
 from tuanbox.catalog.models import Merchant, Product, Sku
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+from tuanbox.devservices.mqtt import clear_retained
 from tuanbox.dispatch.bridge import Bridge, forget_session
 from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.fulfilment import pickup
@@ -227,6 +228,8 @@ def fulfilment_demo(settings: Settings) -> str:
         forget_session(settings, bridge.client_id)
         engine.dispose()
         shutil.rmtree(workdir, ignore_errors=True)
+        # The demo locker is gone: leave no retained status/state of it on the broker.
+        clear_retained(settings.mqtt_host, settings.mqtt_port, f"tuanbox/v1/lockers/{locker_id}/#")
     return f"order {order_id[:8]}: " + " → ".join(watch.seen[-5:])
 
 
