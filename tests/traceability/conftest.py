@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import requests
 from eth_account import Account
 from web3 import Web3
 
+from tests.support import free_port
 from traceability.chain import ChainClient
 from traceability.settings import ANVIL_DEV_KEY, TraceSettings
 
@@ -21,12 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 ANVIL_CANDIDATES = [REPO / "node_modules" / ".bin" / "anvil"]
 # anvil's second well-known dev account: a funded address that is NOT on the allow-list.
 OTHER_DEV_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Anvil:
@@ -59,7 +53,7 @@ def anvil() -> Iterator[Anvil]:
     binary = next((p for p in ANVIL_CANDIDATES if p.exists()), None)
     if binary is None:
         pytest.fail("anvil binary missing: run `npm ci` (package.json pins @foundry-rs/anvil)")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(binary), "--port", str(port), "--chain-id", "31337", "--silent"],
         stdout=subprocess.DEVNULL,

@@ -64,10 +64,11 @@ def other_chain() -> Iterator[str]:
     """A second, unrelated chain (id 1337): the 'different chain' a report must fail on."""
     import subprocess
 
-    from tests.traceability.conftest import ANVIL_CANDIDATES, _free_port
+    from tests.support import free_port
+    from tests.traceability.conftest import ANVIL_CANDIDATES
 
     binary = next(p for p in ANVIL_CANDIDATES if p.exists())
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(binary), "--port", str(port), "--chain-id", "1337", "--silent"],
         stdout=subprocess.DEVNULL,

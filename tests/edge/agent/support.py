@@ -9,7 +9,6 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,25 +35,8 @@ from edge.protocol.envelopes import (
 )
 from edge.protocol.token import PickupToken, sign_token
 from edge.protocol.topics import subscription, topic
+from tests.support import free_port, wait_until
 from tuanbox.devservices.manager import INFLUX_CONF  # the same server config as dev
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PlatformClient:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,29 +22,11 @@ from edge.protocol.envelopes import (
     encode,
 )
 from edge.protocol.topics import topic
+from tests.support import free_port
+from tests.support import wait_until as wait_for
 from tuanbox.devservices import probes
 
 MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-def wait_for(
-    predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition"
-) -> Any:
-    """Poll until ``predicate()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PrivateBroker:

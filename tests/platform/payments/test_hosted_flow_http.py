@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import make_settings
 from tests.platform.factories import auth_header, make_sku, make_user
+from tests.support import free_port
 from tuanbox.api.app import create_app
+from tuanbox.api.live import serve
 from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.settings import Settings
 
 Running = tuple[str, Settings, sessionmaker[Session]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def running_api(fresh_database: Callable[[], str]) -> Iterator[Running]:
-    url, port = fresh_database(), _free_port()
+    url, port = fresh_database(), free_port()
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(
         database_url=url,
@@ -39,20 +32,10 @@ def running_api(fresh_database: Callable[[], str]) -> Iterator[Running]:
         rate_limit_prefix=f"test:{uuid.uuid4().hex}:",
     )
     engine = make_engine(url)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "API did not start"
-        time.sleep(0.05)
     try:
-        yield base, settings, make_session_factory(engine)
+        with serve(create_app(settings, engine), port=port):
+            yield base, settings, make_session_factory(engine)
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         engine.dispose()
 
 
