@@ -7,10 +7,42 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+# Query parameters whose names contain one of these carry credentials (the ops hand-over
+# `?token=`, sign-in codes, signatures): their values never reach a log line.
+_SENSITIVE_PARAMS = ("token", "code", "pass", "secret", "key", "sig", "otp", "auth", "session")
+REDACTED = "[redacted]"
+
+
+def redact_query(path: str) -> str:
+    """``path?query`` with the values of credential-like parameters replaced by [redacted].
+
+    The query is re-encoded from its parsed pairs, so names are matched after percent-decoding
+    (``to%6Ben`` is ``token``) and no raw request bytes are echoed into the log."""
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    pairs = [
+        (name, REDACTED if any(s in name.lower() for s in _SENSITIVE_PARAMS) else value)
+        for name, value in parse_qsl(query, keep_blank_values=True)
+    ]
+    return f"{base}?{urlencode(pairs, safe='[]/')}" if pairs else base
+
+
+class _AccessLogRedaction(logging.Filter):
+    """On uvicorn's access logger, whose arguments are (client, method, path?query, ...)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_query(a) if isinstance(a, str) and "?" in a else a for a in record.args
+            )
+        return True
 
 
 class _RequestIdFilter(logging.Filter):
@@ -61,3 +93,6 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _AccessLogRedaction) for f in access.filters):
+        access.addFilter(_AccessLogRedaction())

@@ -19,6 +19,9 @@ EXAMPLE_SECRETS = frozenset(
     }
 )
 
+# Production refuses a signing or encryption secret shorter than this (256 bits).
+MIN_SECRET_BYTES = 32
+
 
 class Settings(BaseSettings):
     """Every knob of the platform processes (api, worker, beat, bridge, demo)."""
@@ -104,6 +107,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"
+    # OpenAPI document and Swagger UI under /api/v1; unset: on, except in production.
+    api_docs: bool | None = None
 
     @model_validator(mode="after")
     def _refuse_example_secrets(self) -> Settings:
@@ -116,9 +121,27 @@ class Settings(BaseSettings):
                     f"TUANBOX_{name.upper()} still holds the shipped example value; "
                     f"set a real secret (TUANBOX_ENV={self.env})"
                 )
+        if self.env == "production":
+            self._refuse_short_secrets()
         if self.env == "production" and self.pickup_signing_key is None:
             raise ValueError("TUANBOX_PICKUP_SIGNING_KEY is required in production")
         return self
+
+    def _refuse_short_secrets(self) -> None:
+        """Keys that sign tokens and webhooks or encrypt PII must not be guessable."""
+        secrets = {
+            "TUANBOX_SECRET_KEY": self.secret_key,
+            "TUANBOX_PII_KEY": self.pii_key,
+            "TUANBOX_PAYMENT_WEBHOOK_SECRET": self.payment_webhook_secret,
+            **{f"TUANBOX_PII_KEYS[{kid!r}]": key for kid, key in self.pii_keys.items()},
+        }
+        for variable, value in secrets.items():
+            size = len(value.get_secret_value().encode())
+            if size < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"{variable} is {size} bytes; production needs at least "
+                    f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`)"
+                )
 
 
 @lru_cache(maxsize=1)
