@@ -6,14 +6,16 @@ import typer
 
 from tuanbox.accounts.models import Role
 
-app = typer.Typer(help="Staff accounts (admins, ops, merchant staff).", no_args_is_help=True)
+app = typer.Typer(
+    help="Staff accounts (admins, ops, merchant staff, couriers).", no_args_is_help=True
+)
 
 
 @app.command("create")
 def create(
     login: str = typer.Option(..., help="Login name."),
-    role: Role = typer.Option(Role.ADMIN, help="admin, ops or merchant_staff."),
-    merchant_id: str | None = typer.Option(None, help="Required for merchant_staff."),
+    role: Role = typer.Option(Role.ADMIN, help="admin, ops, merchant_staff or courier."),
+    merchant_id: str | None = typer.Option(None, help="Required for merchant_staff and courier."),
     password: str = typer.Option(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters."
     ),

@@ -19,14 +19,22 @@ def new_id() -> str:
 class Role(StrEnum):
     SHOPPER = "shopper"
     MERCHANT_STAFF = "merchant_staff"
+    # Delivers and retrieves parcels for one merchant: sees only that merchant's run sheet lines.
+    COURIER = "courier"
     OPS = "ops"
     ADMIN = "admin"
+
+
+# Roles that belong to one merchant (users.merchant_id set) and see only its data.
+MERCHANT_ROLES = frozenset({Role.MERCHANT_STAFF, Role.COURIER})
 
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('shopper', 'merchant_staff', 'ops', 'admin')", name="role_known"),
+        CheckConstraint(
+            "role IN ('shopper', 'merchant_staff', 'courier', 'ops', 'admin')", name="role_known"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

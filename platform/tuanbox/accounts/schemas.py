@@ -71,12 +71,21 @@ class StaffCreate(BaseModel):
                     "password": "correct horse 42",
                     "merchant_id": "m-3f1c…",
                     "display_name": "Wang (Green Valley Farm)",
-                }
+                },
+                {
+                    "role": "courier",
+                    "login": "green.valley.courier.li",
+                    "password": "another horse 42",
+                    "merchant_id": "m-3f1c…",
+                    "display_name": "Li (courier, Green Valley Farm)",
+                },
             ]
         }
     )
 
-    role: Literal[Role.MERCHANT_STAFF, Role.OPS, Role.ADMIN]
+    # merchant_staff and courier need merchant_id (a courier sees only that merchant's run
+    # sheet lines); ops and admin must not have one.
+    role: Literal[Role.MERCHANT_STAFF, Role.COURIER, Role.OPS, Role.ADMIN]
     login: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=12, max_length=200)
     merchant_id: str | None = None

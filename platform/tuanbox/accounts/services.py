@@ -20,7 +20,7 @@ from tuanbox.accounts.errors import (
     OtpInvalidError,
     OtpLockedError,
 )
-from tuanbox.accounts.models import Address, OtpCode, Role, User
+from tuanbox.accounts.models import MERCHANT_ROLES, Address, OtpCode, Role, User
 from tuanbox.audit.services import Actor, record
 from tuanbox.catalog.models import Merchant
 from tuanbox.crypto import PiiCipher, derive_key
@@ -143,11 +143,14 @@ def create_staff(
     merchant_id: str | None = None,
     display_name: str | None = None,
 ) -> User:
-    """Create a merchant staff, ops or admin account (audited)."""
+    """Create a merchant staff, courier, ops or admin account (audited)."""
     if role == Role.SHOPPER:
         raise InvalidInputError("shoppers sign up by phone, not by password")
-    if (role == Role.MERCHANT_STAFF) != (merchant_id is not None):
-        raise InvalidInputError("merchant staff need a merchant_id; other roles must not have one")
+    if (role in MERCHANT_ROLES) != (merchant_id is not None):
+        raise InvalidInputError(
+            "merchant staff and couriers need a merchant_id; other roles must not have one",
+            field="merchant_id",
+        )
     if merchant_id is not None and session.get(Merchant, merchant_id) is None:
         raise InvalidInputError("no such merchant", field="merchant_id")
     if session.scalars(select(User.id).where(User.login == login)).first() is not None:

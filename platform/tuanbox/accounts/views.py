@@ -113,7 +113,11 @@ def logout(body: LogoutRequest, session: SessionDep, settings: SettingsDep) -> N
     "/users", response_model=UserOut, status_code=201, responses=problems(401, 403, 409, 422)
 )
 def create_staff(body: StaffCreate, admin: Admin, session: SessionDep) -> User:
-    """Create a merchant-staff, ops or admin account (admin only, audited)."""
+    """Create a merchant-staff, courier, ops or admin account (admin only, audited).
+
+    Merchant staff and couriers belong to the merchant named by `merchant_id`; a courier
+    reads only that merchant's run sheet lines and nothing else of the merchant.
+    """
     user = services.create_staff(
         session,
         admin.actor,

@@ -1,7 +1,8 @@
 """Allocation: a confirmed order gets a compartment (or a place in the station's queue).
 
-Right zone, smallest size that fits, least worn first; orders of one shopper at one station
-share a reserved compartment while their size units fit. Rows are taken with
+Right zone, smallest size that fits, least worn first; orders of one shopper and one merchant
+at one station share a reserved compartment while their size units fit (never two merchants':
+each merchant's courier gets the compartment's code). Rows are taken with
 ``FOR UPDATE SKIP LOCKED`` so concurrent allocations never book one compartment twice
 (SQLite ignores the clause; it serialises writers anyway).
 """
@@ -52,7 +53,9 @@ def allocate(
         )
         session.add(fo)
         session.flush()
-    booking = _share(session, fo) or _book_new(session, fo, settings=settings, now=now)
+    booking = _share(session, fo, order.merchant_id) or _book_new(
+        session, fo, order.merchant_id, settings=settings, now=now
+    )
     if booking is None:
         return fo  # the station is full for this zone and size: wait in the queue
     fo.state = "booked"
@@ -96,8 +99,8 @@ def _not_allocatable(
     return fo
 
 
-def _share(session: Session, fo: FulfilmentOrder) -> Booking | None:
-    """A reserved booking of the same shopper at the same station with room left.
+def _share(session: Session, fo: FulfilmentOrder, merchant_id: str) -> Booking | None:
+    """A reserved booking of the same shopper and merchant at the same station with room left.
 
     Under READ COMMITTED, PostgreSQL re-checks the WHERE clause on the locked row, so two
     orders racing for the last units of one booking cannot both fit.
@@ -107,6 +110,7 @@ def _share(session: Session, fo: FulfilmentOrder) -> Booking | None:
         .join(Compartment, Compartment.id == Booking.compartment_id)
         .where(
             Booking.user_id == fo.user_id,
+            Booking.merchant_id == merchant_id,
             Booking.station_id == fo.station_id,
             Booking.zone == fo.zone,
             Booking.state == "reserved",
@@ -122,7 +126,7 @@ def _share(session: Session, fo: FulfilmentOrder) -> Booking | None:
 
 
 def _book_new(
-    session: Session, fo: FulfilmentOrder, *, settings: Settings, now: datetime
+    session: Session, fo: FulfilmentOrder, merchant_id: str, *, settings: Settings, now: datetime
 ) -> Booking | None:
     compartment = session.scalars(
         select(Compartment)
@@ -147,6 +151,7 @@ def _book_new(
         locker_id=compartment.locker_id,
         station_id=fo.station_id,
         user_id=fo.user_id,
+        merchant_id=merchant_id,
         zone=fo.zone,
         units_used=fo.units,
         state="reserved",

@@ -30,7 +30,10 @@ class Booking(TimestampMixin, Base):
     """One use of one compartment: the parcel(s) of one shopper, from reservation to empty.
 
     The locker only knows bookings (by ``ref``): several orders of one shopper at one station
-    may share a booking when they fit, and the courier deposits them together.
+    and one merchant may share a booking when they fit, and the merchant's courier deposits
+    them together. ``merchant_id`` scopes the run sheet: the deposit and retrieval codes open
+    the whole compartment, so a booking never mixes merchants (NULL only on bookings made
+    before this rule that did; ops handle those).
     """
 
     __tablename__ = "compartment_bookings"
@@ -45,6 +48,9 @@ class Booking(TimestampMixin, Base):
     locker_id: Mapped[str] = mapped_column(String(64), ForeignKey("lockers.id"), index=True)
     station_id: Mapped[str] = mapped_column(String(36), ForeignKey("stations.id"))
     user_id: Mapped[str] = mapped_column(String(36), index=True)
+    merchant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("merchants.id", ondelete="RESTRICT"), index=True
+    )
     zone: Mapped[str] = mapped_column(String(16))
     units_used: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="reserved")

@@ -17,6 +17,7 @@ from tuanbox.errors import InvalidInputError
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder, OpsAlert
 from tuanbox.lockers.models import Compartment, Locker
 from tuanbox.lockers.services import get_compartment, get_locker, is_stale
+from tuanbox.orders.models import Order
 from tuanbox.settings import Settings
 
 
@@ -87,22 +88,32 @@ class RunSheetLine:
     order_ids: list[str]
 
 
-def run_sheet(session: Session, locker_id: str) -> list[RunSheetLine]:
-    """What the courier does at this locker: codes per compartment, in door order."""
+def run_sheet(session: Session, locker_id: str, *, merchant_id: str | None) -> list[RunSheetLine]:
+    """What a courier does at this locker: codes per compartment, in door order.
+
+    ``merchant_id`` set: only that merchant's bookings (its staff and couriers); None: every
+    booking (ops). A code opens the whole compartment, so a line holding any other
+    merchant's order is left out of a merchant's sheet rather than trimmed.
+    """
     get_locker(session, locker_id)
-    rows = session.execute(
+    query = (
         select(Booking, Compartment)
         .join(Compartment, Compartment.id == Booking.compartment_id)
         .where(Booking.locker_id == locker_id, Booking.state.in_(("reserved", "returning")))
         .order_by(Compartment.board, Compartment.lock)
-    ).all()
+    )
+    if merchant_id is not None:
+        query = query.where(Booking.merchant_id == merchant_id)
     lines = []
-    for booking, comp in rows:
-        order_ids = list(
-            session.scalars(
-                select(FulfilmentOrder.order_id).where(FulfilmentOrder.booking_id == booking.id)
-            )
-        )
+    for booking, comp in session.execute(query).all():
+        owners = session.execute(
+            select(FulfilmentOrder.order_id, Order.merchant_id)
+            .join(Order, Order.id == FulfilmentOrder.order_id)
+            .where(FulfilmentOrder.booking_id == booking.id)
+            .order_by(FulfilmentOrder.queued_at, FulfilmentOrder.order_id)
+        ).all()
+        if merchant_id is not None and any(owner != merchant_id for _, owner in owners):
+            continue
         retrieving = booking.state == "returning"
         lines.append(
             RunSheetLine(
@@ -112,7 +123,7 @@ def run_sheet(session: Session, locker_id: str) -> list[RunSheetLine]:
                 action="retrieve" if retrieving else "deposit",
                 code=(booking.retrieval_code or "") if retrieving else booking.deposit_code,
                 booking_ref=booking.ref,
-                order_ids=order_ids,
+                order_ids=[order_id for order_id, _ in owners],
             )
         )
     return lines

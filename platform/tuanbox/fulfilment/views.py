@@ -12,6 +12,7 @@ from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Principal, require_ro
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import file_response, problems
 from tuanbox.db.base import utcnow
+from tuanbox.errors import PermissionDeniedError
 from tuanbox.fulfilment import alerts, ops, pickup
 from tuanbox.fulfilment.allocation import queue_position
 from tuanbox.fulfilment.errors import FulfilmentNotFoundError, PickupNotReadyError
@@ -31,8 +32,10 @@ from tuanbox.lockers.models import Compartment
 from tuanbox.orders.models import Order
 
 router = APIRouter(tags=["fulfilment"])
-# Couriers sign in as merchant staff; ops and admins see every run sheet too.
-Courier = Annotated[Principal, Depends(require_roles("merchant_staff", "ops", "admin"))]
+# A merchant's couriers and staff read that merchant's run sheet lines; ops and admins all.
+RunSheetReader = Annotated[
+    Principal, Depends(require_roles("courier", "merchant_staff", "ops", "admin"))
+]
 
 
 @router.get("/api/v1/lockers", response_model=list[LockerOut], responses=problems(401, 403))
@@ -49,9 +52,20 @@ def list_lockers(user: OpsOrAdmin, session: SessionDep, settings: SettingsDep) -
     response_model=RunSheetOut,
     responses=problems(401, 403, 404),
 )
-def run_sheet(locker_id: str, user: Courier, session: SessionDep) -> RunSheetOut:
-    """The courier's list: deposit (or retrieval) code per compartment."""
-    lines = ops.run_sheet(session, locker_id)
+def run_sheet(locker_id: str, user: RunSheetReader, session: SessionDep) -> RunSheetOut:
+    """The courier's list: deposit (or retrieval) code per compartment.
+
+    Couriers and merchant staff get their own merchant's compartments only; ops and admins
+    get every one.
+    """
+    if user.role in ("ops", "admin"):
+        merchant_id = None
+    elif user.merchant_id is None:
+        # Never read a missing merchant as "every merchant".
+        raise PermissionDeniedError("this account belongs to no merchant")
+    else:
+        merchant_id = user.merchant_id
+    lines = ops.run_sheet(session, locker_id, merchant_id=merchant_id)
     return RunSheetOut(
         locker_id=locker_id, lines=[RunSheetLineOut.model_validate(line) for line in lines]
     )

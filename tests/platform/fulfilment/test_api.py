@@ -62,7 +62,7 @@ def test_courier_run_sheet_lists_deposit_codes(
 ) -> None:
     locker, _, orders = _setup(db_session, settings)
     booking = db_session.scalars(select(Booking)).one()
-    courier = make_user(db_session, "merchant_staff")
+    courier = make_user(db_session, "courier", orders[0].merchant_id)
     sheet = client.get(
         f"/api/v1/lockers/{locker.id}/run-sheet", headers=auth_header(settings, courier)
     ).json()

@@ -59,7 +59,7 @@ def test_reminder_then_return_to_merchant(db_session: Session, settings: Setting
         a.payload.fallback_code_hash == hash_code(booking.retrieval_code or "", locker.id)  # type: ignore[union-attr]
         for a in arms
     )
-    sheet = ops.run_sheet(db_session, locker.id)
+    sheet = ops.run_sheet(db_session, locker.id, merchant_id=order.merchant_id)
     assert [(s.action, s.code) for s in sheet] == [("retrieve", booking.retrieval_code)]
 
     templates = db_session.scalars(
