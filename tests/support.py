@@ -25,3 +25,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def watch_csp(page: Any) -> list[str]:
+    """Collect what the Content-Security-Policy blocks on a Playwright page (Chromium logs each
+    refusal to the console); a browser test asserts the list stays empty."""
+    refused: list[str] = []
+
+    def seen(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    page.on("console", seen)
+    return refused

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import ASGIApp
 
 from tuanbox.api import health
+from tuanbox.api.docs import OPENAPI_URL, docs_enabled, install_docs
 from tuanbox.api.problems import install_problem_handlers
+from tuanbox.api.security import RequestIdMiddleware, SecurityHeadersMiddleware
 from tuanbox.db.engine import make_engine, make_session_factory
-from tuanbox.logs import request_id
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.api")
@@ -35,6 +36,17 @@ FEATURE_ROUTERS: tuple[str, ...] = (
 )
 
 
+class TuanboxAPI(FastAPI):
+    """FastAPI with the request id and security headers outside Starlette's error middleware,
+    so that 500s (and every 404) carry them and the 500's log line has the request id."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.settings
+        hsts = settings.public_base_url.startswith("https://")
+        inner = SecurityHeadersMiddleware(super().build_middleware_stack(), hsts=hsts)
+        return RequestIdMiddleware(inner)
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """Build the app for these settings; tests pass their own settings and engine.
 
@@ -47,31 +59,22 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if own_engine:
             app.state.engine.dispose()
 
-    app = FastAPI(
+    docs = docs_enabled(settings)
+    app = TuanboxAPI(
         lifespan=lifespan,
         title="Tuanbox",
         version="0.1.0",
         summary="Community group-buy fulfilled through smart pickup lockers.",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=OPENAPI_URL if docs else None,
+        docs_url=None,  # our own route below, whose inline script carries the CSP nonce
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
     install_problem_handlers(app)
-
-    @app.middleware("http")
-    async def _request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        token = request_id.set(rid)
-        try:
-            response = await call_next(request)
-        finally:
-            request_id.reset(token)
-        response.headers["X-Request-ID"] = rid
-        return response
+    if docs:
+        install_docs(app)
 
     app.include_router(health.router)
     for dotted in FEATURE_ROUTERS:

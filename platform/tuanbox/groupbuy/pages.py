@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.db.base import utcnow
+from tuanbox.errors import NotFoundError
 from tuanbox.groupbuy import services
 
 router = APIRouter(tags=["pages"])
 _templates: Jinja2Templates | None = None
+HERE = Path(__file__).parent
+# The page's script is a file, not inline, so the page's CSP allows our own scripts only.
+_STATIC = {"group.js": "text/javascript"}
 
 STATUS_TEXT = {
     "open": "拼团中 · open",
@@ -27,7 +31,7 @@ def templates() -> Jinja2Templates:
     """Built on first use, not at import."""
     global _templates
     if _templates is None:
-        _templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+        _templates = Jinja2Templates(directory=str(HERE / "templates"))
     return _templates
 
 
@@ -57,3 +61,11 @@ def group_page(
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+@router.get("/g/static/{name}", include_in_schema=False)
+def static(name: str) -> Response:
+    if name not in _STATIC:
+        raise NotFoundError(f"no static file {name}")
+    body = (HERE / "static" / name).read_text(encoding="utf-8")
+    return Response(body, media_type=_STATIC[name], headers={"Cache-Control": "max-age=300"})

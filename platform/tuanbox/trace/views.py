@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,20 +20,24 @@ from traceability.settings import TraceSettings, get_settings
 from tuanbox.accounts.deps import Staff
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import file_response, problems
+from tuanbox.api.security import allow_sources
 from tuanbox.catalog.models import Lot, Product
-from tuanbox.errors import PermissionDeniedError
+from tuanbox.errors import NotFoundError, PermissionDeniedError
 from tuanbox.trace import page, services
 from tuanbox.trace.errors import LotNotFoundError
 
 router = APIRouter(tags=["trace"])
 _templates: Jinja2Templates | None = None
+HERE = Path(__file__).parent
+# The page's script is a file, not inline, so the page's CSP allows our own scripts only.
+_STATIC = {"trace.js": "text/javascript"}
 
 
 def templates() -> Jinja2Templates:
     """Built on first use, not at import."""
     global _templates
     if _templates is None:
-        _templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+        _templates = Jinja2Templates(directory=str(HERE / "templates"))
     return _templates
 
 
@@ -113,6 +118,11 @@ def digital_link(
     report = services.report_for(session, gtin, lot, rpc_url=_rpc(trace))
     if "text/html" not in request.headers.get("accept", ""):
         return JSONResponse(report.model_dump(mode="json"), headers={"Vary": "Accept"})
+    if report.rpc_url:
+        # The page's own chain check; an RPC URL that is no http(s) origin stays refused by
+        # the CSP, and the page then says the chain was not reachable.
+        with contextlib.suppress(ValueError):
+            allow_sources(request, "connect-src", report.rpc_url)
     product_name = session.scalar(
         select(Product.name)
         .join(Lot, Lot.product_id == Product.id)
@@ -176,3 +186,11 @@ def product_qr(
         media_type=media,
         headers={"Content-Disposition": f'inline; filename="{gtin}-{lot}.{fmt}"'},
     )
+
+
+@router.get("/trace/static/{name}", include_in_schema=False)
+def static(name: str) -> Response:
+    if name not in _STATIC:
+        raise NotFoundError(f"no static file {name}")
+    body = (HERE / "static" / name).read_text(encoding="utf-8")
+    return Response(body, media_type=_STATIC[name], headers={"Cache-Control": "max-age=300"})

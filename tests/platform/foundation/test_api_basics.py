@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import APIRouter
@@ -13,7 +14,11 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from tests.conftest import make_settings
+from tests.platform.factories import auth_header, make_user
+from tuanbox.accounts.deps import Principal
+from tuanbox.accounts.tokens import issue_access_token
 from tuanbox.api.app import create_app
+from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.errors import ConflictError, RateLimitedError
 from tuanbox.logs import JsonFormatter, request_id
 
@@ -45,6 +50,11 @@ def _app_with_probe_routes(engine: Engine, **overrides: object) -> TestClient:
 
     app.include_router(router)
     return TestClient(app, raise_server_exceptions=False)
+
+
+def _bearer(role: str) -> dict[str, str]:
+    token = issue_access_token(make_settings(), Principal(f"{role}-1", role))
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_errors_are_rfc9457_problems(engine: Engine) -> None:
@@ -105,11 +115,40 @@ def test_healthz(engine: Engine) -> None:
 def test_readyz_checks_every_real_service(
     engine: Engine, redis_url: str, mqtt_broker: object, influx_url: str, anvil_url: str
 ) -> None:
-    r = _app_with_probe_routes(engine).get("/readyz")
+    r = _app_with_probe_routes(engine).get("/readyz", headers=_bearer("ops"))
     body = r.json()
     assert r.status_code == 200, body
     assert set(body["checks"]) == {"database", "redis", "mqtt", "influxdb", "chain"}
     assert all(c["ok"] for c in body["checks"].values())
+
+
+@pytest.fixture
+def admin_db(fresh_database: Callable[[], str]) -> Iterator[tuple[Engine, dict[str, str]]]:
+    """A database with a real admin: with Redis down, the token's revocation check reads it."""
+    engine = make_engine(fresh_database())
+    try:
+        with make_session_factory(engine)() as session:
+            admin = make_user(session, "admin")
+            session.commit()
+            headers = auth_header(make_settings(), admin)
+        yield engine, headers
+    finally:
+        engine.dispose()
+
+
+def test_readyz_answers_even_when_the_token_cannot_be_checked(
+    admin_db: tuple[Engine, dict[str, str]],
+) -> None:
+    """Redis and the database both down: an ops token gets no details, and no 500 either."""
+    _engine, admin = admin_db
+    port = _closed_port()
+    dead = make_engine(f"postgresql://postgres@127.0.0.1:{port}/test")
+    try:
+        client = _app_with_probe_routes(dead, redis_url=f"redis://127.0.0.1:{port}/0")
+        r = client.get("/readyz", headers=admin)
+        assert r.status_code == 503 and r.json() == {"status": "unavailable"}
+    finally:
+        dead.dispose()
 
 
 def _closed_port() -> int:
@@ -128,17 +167,37 @@ def _closed_port() -> int:
     ],
 )
 def test_readyz_is_503_naming_the_service_that_is_down(
-    engine: Engine, name: str, override: dict[str, str]
+    admin_db: tuple[Engine, dict[str, str]], name: str, override: dict[str, str]
 ) -> None:
+    engine, admin = admin_db
     port = _closed_port()
     values = {k: v.format(port=port) for k, v in override.items()}
-    r = _app_with_probe_routes(engine, **values).get("/readyz")
+    client = _app_with_probe_routes(engine, **values)
+    r = client.get("/readyz", headers=admin)
     body = r.json()
     assert r.status_code == 503
     assert body["checks"][name]["ok"] is False and body["checks"][name]["error"]
     assert [k for k, v in body["checks"].items() if not v["ok"]] == [name]
+    # Anyone else learns only that the process is not ready: no names, hosts or errors.
+    for headers in (
+        {},
+        _bearer("shopper"),
+        _bearer("merchant_staff"),
+        {"Authorization": "Bearer x"},
+    ):
+        r = client.get("/readyz", headers=headers)
+        assert r.status_code == 503 and r.json() == {"status": "unavailable"}, headers
 
 
 def test_unconfigured_services_are_not_checked(engine: Engine) -> None:
-    r = _app_with_probe_routes(engine, influx_url=None, chain_rpc_url=None).get("/readyz")
+    client = _app_with_probe_routes(engine, influx_url=None, chain_rpc_url=None)
+    r = client.get("/readyz", headers=_bearer("ops"))
     assert set(r.json()["checks"]) == {"database", "redis", "mqtt"}
+
+
+def test_readyz_tells_anonymous_callers_only_the_state(
+    engine: Engine, redis_url: str, mqtt_broker: object, influx_url: str, anvil_url: str
+) -> None:
+    r = _app_with_probe_routes(engine).get("/readyz")
+    assert r.status_code == 200 and r.json() == {"status": "ready"}
+    assert r.headers["cache-control"] == "no-store"

@@ -71,7 +71,9 @@ def test_production_counts_bytes_and_accepts_32() -> None:
     # 32 bytes pass the length check; what fails next is the missing pickup key.
     with pytest.raises(ValidationError, match="PICKUP_SIGNING_KEY") as caught:
         Settings(  # type: ignore[call-arg]
-            _env_file=None, env="production", **{**LONG, "pii_key": "密" * 11}  # 33 bytes
+            _env_file=None,
+            env="production",
+            **{**LONG, "pii_key": "密" * 11},  # 33 bytes
         )
     assert "bytes" not in str(caught.value)
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import make_shop, make_shoppers, pay, tiered_spec
+from tests.support import watch_csp
 from tuanbox.api.app import create_app
 from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH, serve
 from tuanbox.db.base import utcnow
@@ -18,6 +19,7 @@ from tuanbox.db.engine import make_session_factory
 from tuanbox.groupbuy.services import create_campaign, join_group, open_group
 
 PHONE = {"width": 390, "height": 844}
+SELECTED_WHOLLY = "el => el.selectionStart === 0 && el.selectionEnd === el.value.length"
 INSIDE_BODY_PADDING = """() => {
   const body = document.body.getBoundingClientRect();
   const right = body.right - parseFloat(getComputedStyle(document.body).paddingRight);
@@ -47,6 +49,7 @@ def test_group_page_fits_a_phone_and_counts_down(
         browser = pw.chromium.launch(executable_path=CHROMIUM_PATH, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+            refused = watch_csp(page)
             page.goto(f"{base}/g/{group_id}")
             bar = page.get_by_role("progressbar")
             expect(bar).to_be_visible()
@@ -59,9 +62,14 @@ def test_group_page_fits_a_phone_and_counts_down(
             left = page.locator("#left")
             first = left.inner_text()
             expect(left).not_to_have_text(first, timeout=5000)  # the countdown ticks
-            expect(page.get_by_label("share link")).to_have_value(
-                f"{settings.public_base_url}/g/{group_id}"
-            )
+            share = page.get_by_label("share link")
+            expect(share).to_have_value(f"{settings.public_base_url}/g/{group_id}")
+            share.click()  # selects the whole link (the script, not an inline handler)
+            assert page.evaluate(SELECTED_WHOLLY, share.element_handle())
+            box = page.locator("[role=progressbar] rect").bounding_box()
+            assert box and box["width"] > 0  # the bar is drawn (no inline style to block)
+            assert page.evaluate("getComputedStyle(document.body).maxWidth") != "none"  # styled
+            assert refused == [], refused
             page.screenshot(path=str(tmp_path / "group-phone.png"), full_page=True)
         finally:
             browser.close()

@@ -13,7 +13,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 from telemetry.settings import TelemetrySettings
 from tests.conftest import make_settings
 from tests.platform.coldchain.fx import make_site, run_scans, write_through_edge
-from tests.platform.factories import make_user
+from tests.platform.factories import STAFF_PASSWORD, make_user
+from tests.support import watch_csp
 from tuanbox.accounts.deps import Principal
 from tuanbox.accounts.tokens import issue_access_token
 from tuanbox.api.app import create_app
@@ -52,6 +53,7 @@ def test_ops_sees_the_locker_its_chart_and_the_alert_and_acknowledges_it(
                            240)  # fmt: skip
         run_scans(session, telemetry, t0, range(10, 241, 10))
         ops = make_user(session, "ops")
+        ops_login = ops.login
         session.commit()
         token = issue_access_token(settings, Principal(ops.id, "ops"))
 
@@ -59,6 +61,7 @@ def test_ops_sees_the_locker_its_chart_and_the_alert_and_acknowledges_it(
         browser = pw.chromium.launch(executable_path=CHROMIUM_PATH, args=list(CHROMIUM_ARGS))
         try:
             page: Page = browser.new_page(viewport={"width": 1024, "height": 768})  # a tablet
+            refused = watch_csp(page)
             page.goto(f"{base}/ops/login?token={token}")
             expect(page).to_have_url(f"{base}/ops")
             row = page.locator(f'tr[data-locker="{site.locker_id}"]')
@@ -90,6 +93,17 @@ def test_ops_sees_the_locker_its_chart_and_the_alert_and_acknowledges_it(
                 timeout=15_000
             )
             expect(page.locator("#alert-count")).to_have_text("2")
+
+            page.get_by_role("button", name="Sign out").click()
+            expect(page).to_have_url(f"{base}/ops/login")
+            # The password form's POST still carries our Origin (Referrer-Policy same-origin,
+            # not no-referrer, which would send `Origin: null`), so the /ops same-origin
+            # check lets it through.
+            page.get_by_label("Login").fill(ops_login or "")
+            page.get_by_label("Password").fill(STAFF_PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page).to_have_url(f"{base}/ops")
+            assert refused == [], refused
         finally:
             browser.close()
     engine.dispose()

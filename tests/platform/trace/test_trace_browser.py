@@ -11,6 +11,7 @@ from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from tests.conftest import make_settings
 from tests.platform.factories import make_merchant, make_product
+from tests.support import watch_csp
 from tests.traceability import factories as tf
 from traceability.settings import TraceSettings
 from tuanbox.api.app import create_app
@@ -58,7 +59,12 @@ def test_phone_verifies_proofs_and_root_in_the_browser(
         browser = pw.chromium.launch(executable_path=CHROMIUM_PATH, args=list(CHROMIUM_ARGS))
         try:
             page: Page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            refused = watch_csp(page)
             page.goto(base + path)
+            # Styled by its nonce'd <style>: the header has its colour, not the default.
+            assert page.evaluate("getComputedStyle(document.querySelector('header')).color") == (
+                "rgb(255, 255, 255)"
+            )
             expect(page.locator("header h1")).to_contain_text("Peaches")
             expect(page.locator("ol.timeline li")).to_have_count(5)
             page.get_by_role("button", name="验证 Verify now").click()
@@ -66,6 +72,7 @@ def test_phone_verifies_proofs_and_root_in_the_browser(
             expect(checks.filter(has_text="anchored on chain 31337")).to_have_count(1)
             expect(checks.filter(has_text="proof folds to root")).to_have_count(5)
             expect(checks.filter(has_text="❌")).to_have_count(0)
+            assert refused == [], refused  # the RPC origin is allowed for this page only
 
             # The same page with one proof sibling flipped: the browser must say so.
             def tamper(route: Route) -> None:
