@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.db.base import Base, TimestampMixin, utcnow
@@ -85,4 +85,6 @@ class Address(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(50), default="home")
-    address_enc: Mapped[str] = mapped_column(String(2000))
+    # AES-GCM ciphertext in base64 (4/3 of the UTF-8 bytes): unbounded here, the schema bounds
+    # the plaintext (tuanbox.bounds.MAX_ADDRESS_CHARS).
+    address_enc: Mapped[str] = mapped_column(Text)

@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.accounts.models import new_id
-from tuanbox.db.base import Base, TimestampMixin
+from tuanbox.db.base import Base, BigInt, TimestampMixin
 
 
 class SizeClass(StrEnum):
@@ -66,9 +66,9 @@ class Sku(TimestampMixin, Base):
         ForeignKey("products.id", ondelete="RESTRICT"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    price_cents: Mapped[int]
-    stock_on_hand: Mapped[int] = mapped_column(default=0)
-    stock_reserved: Mapped[int] = mapped_column(default=0)
+    price_cents: Mapped[int] = mapped_column(BigInt)
+    stock_on_hand: Mapped[int] = mapped_column(BigInt, default=0)
+    stock_reserved: Mapped[int] = mapped_column(BigInt, default=0)
     active: Mapped[bool] = mapped_column(default=True)
 
 
@@ -88,7 +88,7 @@ class Lot(TimestampMixin, Base):
     best_before: Mapped[datetime | None]
     farm: Mapped[str | None] = mapped_column(String(200))
     origin: Mapped[str | None] = mapped_column(String(200))
-    quantity: Mapped[int | None]
+    quantity: Mapped[int | None] = mapped_column(BigInt)
 
 
 class ProductImage(TimestampMixin, Base):

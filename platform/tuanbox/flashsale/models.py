@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.accounts.models import new_id
-from tuanbox.db.base import Base, TimestampMixin, utcnow
+from tuanbox.db.base import Base, BigInt, TimestampMixin, utcnow
 
 
 class FlashSale(TimestampMixin, Base):
@@ -27,9 +27,9 @@ class FlashSale(TimestampMixin, Base):
     )
     sku_id: Mapped[str] = mapped_column(ForeignKey("skus.id", ondelete="RESTRICT"), index=True)
     title: Mapped[str] = mapped_column(String(200))
-    price_cents: Mapped[int]
-    stock_cap: Mapped[int]
-    remaining: Mapped[int]
+    price_cents: Mapped[int] = mapped_column(BigInt)
+    stock_cap: Mapped[int] = mapped_column(BigInt)
+    remaining: Mapped[int] = mapped_column(BigInt)
     per_user_limit: Mapped[int] = mapped_column(default=1)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
@@ -51,7 +51,7 @@ class Reservation(Base):
     )
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     request_id: Mapped[str] = mapped_column(String(64))
-    qty: Mapped[int]
+    qty: Mapped[int] = mapped_column(BigInt)
     order_id: Mapped[str | None] = mapped_column(
         ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
     )
@@ -69,4 +69,4 @@ class UserTotal(Base):
         ForeignKey("flash_sales.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    qty: Mapped[int] = mapped_column(default=0)
+    qty: Mapped[int] = mapped_column(BigInt, default=0)

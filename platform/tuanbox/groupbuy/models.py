@@ -9,7 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.accounts.models import new_id
-from tuanbox.db.base import Base, TimestampMixin
+from tuanbox.db.base import Base, BigInt, TimestampMixin
 
 
 class Campaign(TimestampMixin, Base):
@@ -32,7 +32,7 @@ class Campaign(TimestampMixin, Base):
     tiers: Mapped[list[Any]] = mapped_column(JSON)
     min_size: Mapped[int]
     max_size: Mapped[int]
-    leader_price_cents: Mapped[int | None]
+    leader_price_cents: Mapped[int | None] = mapped_column(BigInt)
     per_user_limit: Mapped[int] = mapped_column(default=1)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
@@ -66,11 +66,11 @@ class Group(TimestampMixin, Base):
     # Copied from the campaign so the seat UPDATE needs no join.
     min_size: Mapped[int]
     max_size: Mapped[int]
-    join_seq: Mapped[int] = mapped_column(default=0)
+    join_seq: Mapped[int] = mapped_column(BigInt, default=0)
     deadline_at: Mapped[datetime]
     reminder_sent_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-    final_unit_price_cents: Mapped[int | None]
+    final_unit_price_cents: Mapped[int | None] = mapped_column(BigInt)
 
 
 class Member(Base):
@@ -87,8 +87,8 @@ class Member(Base):
     order_id: Mapped[str | None] = mapped_column(
         ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
     )
-    qty: Mapped[int]
-    joined_seq: Mapped[int]
+    qty: Mapped[int] = mapped_column(BigInt)
+    joined_seq: Mapped[int] = mapped_column(BigInt)
     paid: Mapped[bool] = mapped_column(default=False)
     joined_at: Mapped[datetime]
 
@@ -103,4 +103,4 @@ class UserQuota(Base):
         ForeignKey("gb_campaigns.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    qty: Mapped[int] = mapped_column(default=0)
+    qty: Mapped[int] = mapped_column(BigInt, default=0)

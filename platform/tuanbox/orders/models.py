@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.accounts.models import new_id
-from tuanbox.db.base import Base, TimestampMixin, utcnow
+from tuanbox.db.base import Base, BigInt, TimestampMixin, utcnow
 from tuanbox.orders.domain import OrderKind, OrderStatus
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus)
@@ -34,11 +34,11 @@ class Order(TimestampMixin, Base):
         ForeignKey("merchants.id", ondelete="RESTRICT"), index=True
     )
     sku_id: Mapped[str] = mapped_column(ForeignKey("skus.id", ondelete="RESTRICT"), index=True)
-    qty: Mapped[int]
-    unit_price_cents: Mapped[int]
-    total_cents: Mapped[int]
-    paid_cents: Mapped[int] = mapped_column(default=0)
-    refunded_cents: Mapped[int] = mapped_column(default=0)
+    qty: Mapped[int] = mapped_column(BigInt)
+    unit_price_cents: Mapped[int] = mapped_column(BigInt)
+    total_cents: Mapped[int] = mapped_column(BigInt)
+    paid_cents: Mapped[int] = mapped_column(BigInt, default=0)
+    refunded_cents: Mapped[int] = mapped_column(BigInt, default=0)
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING_PAYMENT)
     kind: Mapped[str] = mapped_column(String(10), default=OrderKind.REGULAR)
     # Owned by other features (group-buy, fulfilment); plain ids so their tables can come later.

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.accounts.models import new_id
-from tuanbox.db.base import Base, TimestampMixin, utcnow
+from tuanbox.db.base import Base, BigInt, TimestampMixin, utcnow
 
 
 class PaymentIntent(TimestampMixin, Base):
@@ -22,7 +22,7 @@ class PaymentIntent(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), index=True)
     provider: Mapped[str] = mapped_column(String(20))
-    amount_cents: Mapped[int]
+    amount_cents: Mapped[int] = mapped_column(BigInt)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     checkout_url: Mapped[str] = mapped_column(String(500), default="")
 
@@ -43,7 +43,7 @@ class Payment(Base):
         ForeignKey("payment_intents.id", ondelete="RESTRICT"), index=True
     )
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), index=True)
-    amount_cents: Mapped[int]
+    amount_cents: Mapped[int] = mapped_column(BigInt)
     # applied: counted as the order's payment; refunding: arrived late or twice, refunded.
     disposition: Mapped[str] = mapped_column(String(12), default="applied")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -66,7 +66,7 @@ class Refund(TimestampMixin, Base):
         ForeignKey("payments.id", ondelete="RESTRICT"), index=True
     )
     provider: Mapped[str] = mapped_column(String(20))
-    amount_cents: Mapped[int]
+    amount_cents: Mapped[int] = mapped_column(BigInt)
     reason: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -86,6 +86,6 @@ class SimPayRecord(Base):
     kind: Mapped[str] = mapped_column(String(10))  # charge | refund
     idempotency_key: Mapped[str] = mapped_column(String(200))
     intent_id: Mapped[str] = mapped_column(String(36))
-    amount_cents: Mapped[int]
+    amount_cents: Mapped[int] = mapped_column(BigInt)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

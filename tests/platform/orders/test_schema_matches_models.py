@@ -12,6 +12,8 @@ COMMERCE_TABLES = {
     "users", "otp_codes", "refresh_tokens", "addresses", "merchants", "products", "skus",
     "lots", "product_images", "orders", "order_transitions", "payment_intents", "payments",
     "refunds", "simpay_ledger", "idempotency_keys", "notifications", "return_requests",
+    "gb_campaigns", "gb_groups", "gb_members", "gb_user_quotas", "flash_sales",
+    "flash_reservations", "flash_user_totals",
 }  # fmt: skip
 
 
