@@ -49,7 +49,8 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr = SecretStr("dev-secret-key-change-me")
     pii_key: SecretStr = SecretStr("dev-pii-key-change-me-000000000000000000000")
-    pii_key_id: str = "k1"
+    # Prefixes every ciphertext (`{key_id}:…`); bounded so an encrypted phone fits its column.
+    pii_key_id: str = Field(default="k1", min_length=1, max_length=32, pattern=r"^[^:]+$")
     payment_webhook_secret: SecretStr = SecretStr("dev-webhook-secret-change-me")
     # Base64 of a raw Ed25519 private key that signs pickup QR tokens; generated when empty
     # in development, required in production.

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuanbox.accounts.models import Role
+from tuanbox.bounds import AddressText
 
 
 class OtpRequest(BaseModel):
@@ -104,7 +105,7 @@ class AddressIn(BaseModel):
     )
 
     label: str = Field(default="home", min_length=1, max_length=50)
-    text: str = Field(min_length=3, max_length=1000)
+    text: AddressText
 
 
 class AddressOut(BaseModel):

@@ -16,6 +16,12 @@ class StockInvariantError(ConflictError):
     code = "STOCK_INVARIANT"
 
 
+class StockLimitError(InvalidInputError):
+    """A restock would take a SKU past tuanbox.bounds.MAX_STOCK units on hand."""
+
+    code = "STOCK_LIMIT"
+
+
 class SkuNotFoundError(NotFoundError):
     code = "SKU_NOT_FOUND"
 

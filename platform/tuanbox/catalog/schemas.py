@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuanbox.bounds import PriceCents, RestockUnits, Stock
 from tuanbox.catalog.models import SizeClass, Zone
 
 
@@ -77,14 +78,14 @@ class SkuIn(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=200, examples=["500g box"])
-    price_cents: int = Field(ge=0, le=100_000_000, examples=[2990])
-    stock_on_hand: int = Field(default=0, ge=0, le=10_000_000)
+    price_cents: PriceCents
+    stock_on_hand: Stock = 0
 
 
 class RestockIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"add": 50}]})
 
-    add: int = Field(gt=0, le=10_000_000)
+    add: RestockUnits
 
 
 class SkuOut(BaseModel):
@@ -124,7 +125,7 @@ class LotIn(BaseModel):
     best_before: datetime | None = None
     farm: str | None = Field(default=None, max_length=200)
     origin: str | None = Field(default=None, max_length=200)
-    quantity: int | None = Field(default=None, ge=0)
+    quantity: Stock | None = None
 
 
 class LotOut(BaseModel):

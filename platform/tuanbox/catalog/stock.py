@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from tuanbox.catalog.errors import InsufficientStockError, SkuNotFoundError, StockInvariantError
+from tuanbox.bounds import MAX_STOCK
+from tuanbox.catalog.errors import (
+    InsufficientStockError,
+    SkuNotFoundError,
+    StockInvariantError,
+    StockLimitError,
+)
 from tuanbox.catalog.models import Sku
 
 
@@ -68,8 +74,21 @@ def commit_stock(session: Session, sku_id: str, qty: int) -> None:
 
 
 def restock(session: Session, sku_id: str, qty: int) -> None:
-    """Add units on hand (deliveries in, returned goods back on sale)."""
-    _guarded(session, sku_id, qty, Sku.id == sku_id, {"stock_on_hand": Sku.stock_on_hand + qty})
+    """Add units on hand (deliveries in, returned goods back on sale), up to MAX_STOCK."""
+    try:
+        _guarded(
+            session,
+            sku_id,
+            qty,
+            Sku.stock_on_hand <= MAX_STOCK - qty,
+            {"stock_on_hand": Sku.stock_on_hand + qty},
+        )
+    except StockInvariantError:
+        if session.get(Sku, sku_id) is None:
+            raise
+        raise StockLimitError(
+            f"SKU {sku_id} would hold more than {MAX_STOCK} units", sku_id=sku_id
+        ) from None
 
 
 def _guarded(

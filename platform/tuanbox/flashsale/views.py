@@ -15,6 +15,7 @@ from tuanbox.accounts.deps import Principal, Staff
 from tuanbox.accounts.tokens import decode_access_token
 from tuanbox.api.deps import SessionDep
 from tuanbox.api.openapi_problems import problems
+from tuanbox.bounds import Id, PriceCents, Qty
 from tuanbox.db.base import utcnow
 from tuanbox.errors import AuthenticationError, PermissionDeniedError
 from tuanbox.flashsale import services
@@ -45,11 +46,11 @@ class SaleIn(BaseModel):
         }
     )
 
-    sku_id: str
+    sku_id: Id
     title: str = Field(min_length=1, max_length=200)
-    price_cents: int = Field(ge=0)
+    price_cents: PriceCents
     stock_cap: int = Field(ge=1, le=1_000_000)
-    per_user_limit: int = Field(default=1, ge=1, le=1000)
+    per_user_limit: Qty = 1
     starts_at: datetime
     ends_at: datetime
 
@@ -69,7 +70,7 @@ class SaleOut(BaseModel):
 class ReserveIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"qty": 1}]})
 
-    qty: int = Field(default=1, ge=1, le=1000)
+    qty: Qty = 1
 
 
 class ReservationOut(BaseModel):

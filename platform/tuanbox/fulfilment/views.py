@@ -11,6 +11,7 @@ from sqlalchemy import select
 from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Principal, require_roles
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import file_response, problems
+from tuanbox.bounds import BigSerialId, SerialId
 from tuanbox.db.base import utcnow
 from tuanbox.errors import PermissionDeniedError
 from tuanbox.fulfilment import alerts, ops, pickup
@@ -79,7 +80,7 @@ def run_sheet(locker_id: str, user: RunSheetReader, session: SessionDep) -> RunS
 )
 def remote_open(
     locker_id: str,
-    compartment_id: int,
+    compartment_id: SerialId,
     body: RemoteOpenIn,
     user: OpsOrAdmin,
     session: SessionDep,
@@ -116,7 +117,7 @@ def list_alerts(
     responses=problems(401, 403, 404, 409, 422),
 )
 def acknowledge_alert(
-    alert_id: int, body: AckIn, user: OpsOrAdmin, session: SessionDep
+    alert_id: BigSerialId, body: AckIn, user: OpsOrAdmin, session: SessionDep
 ) -> AlertOut:
     """Ops: take an open alert (audited); 409 if it is no longer open."""
     alert = alerts.acknowledge(session, alert_id, user.actor, body.note)
@@ -130,7 +131,7 @@ def acknowledge_alert(
     responses=problems(401, 403, 404, 409, 422),
 )
 def resolve_alert(
-    alert_id: int, body: ResolveIn, user: OpsOrAdmin, session: SessionDep
+    alert_id: BigSerialId, body: ResolveIn, user: OpsOrAdmin, session: SessionDep
 ) -> AlertOut:
     """Ops: close an alert with a note saying what was done (audited)."""
     alert = alerts.resolve(session, alert_id, user.actor, body.note)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from tuanbox.bounds import MAX_PRICE_CENTS
 from tuanbox.errors import ConflictError, InvalidInputError
 
 
@@ -65,6 +66,10 @@ class InvalidCampaignError(InvalidInputError):
     code = "INVALID_CAMPAIGN"
 
 
+class UnknownStationError(InvalidCampaignError):
+    code = "UNKNOWN_STATION"
+
+
 @dataclass(frozen=True, order=True)
 class Tier:
     """From `members` paid members on, everyone pays `price_cents` per unit."""
@@ -85,8 +90,10 @@ class PriceSchedule:
             raise InvalidCampaignError("a campaign needs at least one price tier")
         ordered = tuple(sorted(tiers))
         for tier in ordered:
-            if tier.members < 1 or tier.price_cents < 0:
-                raise InvalidCampaignError(f"tier {tier} needs members >= 1 and price >= 0")
+            if tier.members < 1 or not 0 <= tier.price_cents <= MAX_PRICE_CENTS:
+                raise InvalidCampaignError(
+                    f"tier {tier} needs members >= 1 and a price of 0 to {MAX_PRICE_CENTS} cents"
+                )
         for lower, upper in itertools.pairwise(ordered):
             if lower.members == upper.members:
                 raise InvalidCampaignError(f"two tiers for {lower.members} members")

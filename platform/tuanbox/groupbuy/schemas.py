@@ -6,12 +6,20 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tuanbox.bounds import MAX_STATIONS_PER_CAMPAIGN, GroupSize, Id, PriceCents, Qty
 from tuanbox.groupbuy.domain import CampaignKind
 
 
 class TierIn(BaseModel):
-    members: int = Field(ge=1, le=1000, description="Paid members needed for this price")
-    price_cents: int = Field(ge=0, description="Unit price in cents from this size on")
+    members: GroupSize = Field(description="Paid members needed for this price")
+    price_cents: PriceCents = Field(description="Unit price in cents from this size on")
+
+
+class TierOut(BaseModel):
+    """A tier as stored: not re-validated, so a row older than today's bounds still reads."""
+
+    members: int
+    price_cents: int
 
 
 class CampaignIn(BaseModel):
@@ -38,17 +46,18 @@ class CampaignIn(BaseModel):
         }
     )
 
-    sku_id: str
+    sku_id: Id
     title: str = Field(min_length=1, max_length=200)
     kind: CampaignKind
     tiers: list[TierIn] = Field(min_length=1, max_length=10)
-    max_size: int = Field(ge=1, le=1000)
+    max_size: GroupSize
     starts_at: datetime
     ends_at: datetime
     group_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
-    leader_price_cents: int | None = Field(default=None, ge=0)
-    per_user_limit: int = Field(default=1, ge=1, le=1000)
-    station_ids: list[str] = Field(default_factory=list, max_length=100)
+    leader_price_cents: PriceCents | None = None
+    per_user_limit: Qty = 1
+    # Each must be a station in the stations table (checked when the campaign is created).
+    station_ids: list[Id] = Field(default_factory=list, max_length=MAX_STATIONS_PER_CAMPAIGN)
     presale: bool = False
     lot_code: str | None = Field(default=None, max_length=20)
 
@@ -66,7 +75,7 @@ class CampaignOut(BaseModel):
     sku_id: str
     title: str
     kind: str
-    tiers: list[TierIn]
+    tiers: list[TierOut]
     min_size: int
     max_size: int
     leader_price_cents: int | None
@@ -84,8 +93,8 @@ class JoinIn(BaseModel):
         json_schema_extra={"examples": [{"qty": 1, "station_id": "st-001"}, {"qty": 2}]}
     )
 
-    qty: int = Field(default=1, ge=1, le=1000)
-    station_id: str | None = None
+    qty: Qty = 1
+    station_id: Id | None = None
 
 
 class ProgressOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tuanbox.bounds import MAX_GROUP_SIZE, MAX_PRICE_CENTS, MAX_QTY
 from tuanbox.groupbuy.domain import CampaignKind, InvalidCampaignError, PriceSchedule, Tier
 
 
@@ -33,10 +34,14 @@ class CampaignSpec:
             raise InvalidCampaignError("the campaign must end after it starts")
         if self.group_ttl_s < 60:
             raise InvalidCampaignError("a group deadline shorter than a minute is a mistake")
-        if self.per_user_limit < 1:
-            raise InvalidCampaignError("per_user_limit must be at least 1")
-        if self.leader_price_cents is not None and self.leader_price_cents < 0:
-            raise InvalidCampaignError("leader price must not be negative")
+        if not 1 <= self.per_user_limit <= MAX_QTY:
+            raise InvalidCampaignError(f"per_user_limit must be 1 to {MAX_QTY}")
+        if not 1 <= self.max_size <= MAX_GROUP_SIZE:
+            raise InvalidCampaignError(f"max_size must be 1 to {MAX_GROUP_SIZE}")
+        if self.leader_price_cents is not None and not (
+            0 <= self.leader_price_cents <= MAX_PRICE_CENTS
+        ):
+            raise InvalidCampaignError(f"leader price must be 0 to {MAX_PRICE_CENTS} cents")
         return PriceSchedule.build(self.tiers, max_size=self.max_size)
 
 

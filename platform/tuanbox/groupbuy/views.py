@@ -24,7 +24,7 @@ from tuanbox.groupbuy.schemas import (
     JoinIn,
     MemberOut,
     ProgressOut,
-    TierIn,
+    TierOut,
 )
 from tuanbox.groupbuy.spec import CampaignSpec
 from tuanbox.idempotency.deps import Idempotent
@@ -40,7 +40,7 @@ def campaign_out(c: Campaign) -> CampaignOut:
         sku_id=c.sku_id,
         title=c.title,
         kind=c.kind,
-        tiers=[TierIn(members=m, price_cents=p) for m, p in c.tiers],
+        tiers=[TierOut(members=m, price_cents=p) for m, p in c.tiers],
         min_size=c.min_size,
         max_size=c.max_size,
         leader_price_cents=c.leader_price_cents,

@@ -20,6 +20,7 @@ from telemetry.influx import InfluxClient
 from telemetry.schema import to_ns
 from telemetry.settings import TelemetrySettings
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.bounds import BigSerialId, SerialId
 from tuanbox.db.base import utcnow
 from tuanbox.errors import NotFoundError
 from tuanbox.ops import auth, data
@@ -171,7 +172,7 @@ def chart(
 
 
 @router.get("/ops/episodes/{episode_id}/evidence.svg")
-def evidence_chart(episode_id: int, _user: OpsUser, session: SessionDep) -> Response:
+def evidence_chart(episode_id: SerialId, _user: OpsUser, session: SessionDep) -> Response:
     from tuanbox.coldchain.models import Episode, aware
 
     episode = session.get(Episode, episode_id)
@@ -221,7 +222,9 @@ class NoteIn(BaseModel):
 
 
 @router.post("/ops/alerts/{alert_id}/acknowledge")
-def acknowledge(alert_id: int, body: AckIn, user: OpsUser, session: SessionDep) -> dict[str, Any]:
+def acknowledge(
+    alert_id: BigSerialId, body: AckIn, user: OpsUser, session: SessionDep
+) -> dict[str, Any]:
     from tuanbox.fulfilment.alerts import acknowledge as ack
 
     alert = ack(session, alert_id, user.actor, body.note)
@@ -230,7 +233,9 @@ def acknowledge(alert_id: int, body: AckIn, user: OpsUser, session: SessionDep) 
 
 
 @router.post("/ops/alerts/{alert_id}/resolve")
-def resolve(alert_id: int, body: NoteIn, user: OpsUser, session: SessionDep) -> dict[str, Any]:
+def resolve(
+    alert_id: BigSerialId, body: NoteIn, user: OpsUser, session: SessionDep
+) -> dict[str, Any]:
     from sqlalchemy import select
 
     from tuanbox.coldchain.errors import HoldsPendingError
@@ -254,7 +259,7 @@ def resolve(alert_id: int, body: NoteIn, user: OpsUser, session: SessionDep) -> 
 
 @router.post("/ops/holds/{hold_id}/release")
 def release_hold(
-    hold_id: int, body: NoteIn, user: OpsUser, session: SessionDep, settings: SettingsDep
+    hold_id: SerialId, body: NoteIn, user: OpsUser, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     from tuanbox.coldchain.holds import release
 
@@ -264,7 +269,9 @@ def release_hold(
 
 
 @router.post("/ops/holds/{hold_id}/reject")
-def reject_hold(hold_id: int, body: NoteIn, user: OpsUser, session: SessionDep) -> dict[str, Any]:
+def reject_hold(
+    hold_id: SerialId, body: NoteIn, user: OpsUser, session: SessionDep
+) -> dict[str, Any]:
     from tuanbox.coldchain.holds import reject
 
     hold = reject(session, hold_id, user.actor, body.note)

@@ -16,6 +16,7 @@ from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Shopper
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
 from tuanbox.audit.services import record
+from tuanbox.bounds import MAX_INT32, AmountCents
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.orders.views import visible_order
 from tuanbox.payments import services
@@ -44,7 +45,7 @@ class RefundIn(BaseModel):
         json_schema_extra={"examples": [{"amount_cents": 500, "reason": "box arrived crushed"}]}
     )
 
-    amount_cents: int = Field(gt=0)
+    amount_cents: AmountCents
     reason: str = Field(min_length=3, max_length=200)
 
 
@@ -172,7 +173,7 @@ def refunds_by_status(
     user: OpsOrAdmin,
     session: SessionDep,
     status: Annotated[str, Query(pattern="^(pending|succeeded|failed)$")] = "pending",
-    min_attempts: Annotated[int, Query(ge=0)] = 0,
+    min_attempts: Annotated[int, Query(ge=0, le=MAX_INT32)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Refund]:
     """Ops: refunds by status, e.g. pending ones the provider keeps refusing (oldest first)."""
