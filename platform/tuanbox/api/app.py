@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from tuanbox.api import health
 from tuanbox.api.docs import OPENAPI_URL, docs_enabled, install_docs
+from tuanbox.api.nul_guard import RefuseNul
 from tuanbox.api.problems import install_problem_handlers
 from tuanbox.api.security import RequestIdMiddleware, SecurityHeadersMiddleware
 from tuanbox.db.engine import make_engine, make_session_factory
@@ -73,6 +74,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
     install_problem_handlers(app)
+    # Before any route or dependency: no NUL from a request reaches PostgreSQL (or a 500).
+    app.add_middleware(RefuseNul)
     if docs:
         install_docs(app)
 
