@@ -21,6 +21,7 @@ from tuanbox.groupbuy.domain import (
     GroupStatus,
     InvalidCampaignError,
     Progress,
+    UnknownStationError,
     UserLimitExceededError,
     progress,
 )
@@ -42,12 +43,18 @@ def create_campaign(
     session: Session, *, merchant_id: str, actor_id: str, spec: CampaignSpec
 ) -> Campaign:
     from tuanbox.catalog.models import Product, Sku
+    from tuanbox.lockers.services import unknown_stations
 
     schedule = spec.schedule()
     sku = session.get(Sku, spec.sku_id)
     product = session.get(Product, sku.product_id) if sku is not None else None
     if sku is None or product is None or product.merchant_id != merchant_id:
         raise InvalidCampaignError(f"SKU {spec.sku_id} is not one of merchant {merchant_id}'s")
+    unknown = unknown_stations(session, spec.station_ids)
+    if unknown:
+        raise UnknownStationError(
+            f"no such station: {', '.join(unknown)}", unknown_station_ids=unknown
+        )
     campaign = Campaign(
         merchant_id=merchant_id,
         sku_id=spec.sku_id,
@@ -61,7 +68,7 @@ def create_campaign(
         starts_at=spec.starts_at,
         ends_at=spec.ends_at,
         group_ttl_s=spec.group_ttl_s,
-        station_ids=list(spec.station_ids),
+        station_ids=list(dict.fromkeys(spec.station_ids)),
         presale=spec.presale,
         lot_code=spec.lot_code,
         created_by=actor_id,

@@ -66,6 +66,15 @@ def create_station(
     return station
 
 
+def unknown_stations(session: Session, station_ids: Sequence[str]) -> list[str]:
+    """Those of `station_ids` with no row in the stations table, sorted."""
+    wanted = set(station_ids)
+    if not wanted:
+        return []
+    known = set(session.scalars(select(Station.id).where(Station.id.in_(wanted))))
+    return sorted(wanted - known)
+
+
 def create_locker(
     session: Session,
     *,
