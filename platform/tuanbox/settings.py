@@ -22,6 +22,9 @@ EXAMPLE_SECRETS = frozenset(
 # Production refuses a signing or encryption secret shorter than this (256 bits).
 MIN_SECRET_BYTES = 32
 
+# Messages that carry a code the recipient must receive: the gateway needs a template for each.
+SMS_REQUIRED_TEMPLATES = ("otp", "pickup_ready")
+
 
 class Settings(BaseSettings):
     """Every knob of the platform processes (api, worker, beat, bridge, demo)."""
@@ -78,6 +81,25 @@ class Settings(BaseSettings):
     rate_limit_prefix: str = "tuanbox:rl:"
     otp_per_phone_per_hour: int = Field(default=5, gt=0)
     otp_per_ip_per_hour: int = Field(default=30, gt=0)
+
+    # Text messages (OTP, pickup codes). `gateway`: the HTTP SMS gateway below (Aliyun
+    # Dysms SendSms shape), required in production. `inbox`: nothing leaves the machine, codes
+    # are kept encrypted for the development inbox (/dev/inbox); refused in production.
+    # Empty: `gateway` in production, `inbox` in development and test.
+    sms_backend: Literal["gateway", "inbox"] | None = None
+    sms_gateway_url: str | None = Field(default=None, max_length=500)
+    sms_access_key_id: str | None = Field(default=None, max_length=128)
+    sms_access_key_secret: SecretStr | None = None
+    # The approved signature (签名) printed at the start of every text.
+    sms_sign_name: str | None = Field(default=None, max_length=64)
+    # Our template name -> the gateway's approved template code (JSON), e.g.
+    # {"otp": "SMS_001", "pickup_ready": "SMS_002"}; both of those are required.
+    sms_templates: dict[str, str] = Field(default_factory=dict)
+    sms_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Attempts per message when the gateway times out or answers 5xx (then SMS_UNAVAILABLE).
+    sms_max_attempts: int = Field(default=3, ge=1, le=5)
+    # Pause before the second attempt, doubled before each later one.
+    sms_retry_backoff_s: float = Field(default=0.5, ge=0, le=10)
 
     # Fulfilment and dispatch (lockers, bridge).
     pickup_signing_key_file: str = "var/pickup_signing_key"  # development only, when key unset
@@ -143,6 +165,38 @@ class Settings(BaseSettings):
                     f"{variable} is {size} bytes; production needs at least "
                     f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`)"
                 )
+
+    @model_validator(mode="after")
+    def _check_sms(self) -> Settings:
+        if self.sms_backend is None:
+            self.sms_backend = "gateway" if self.env == "production" else "inbox"
+        if self.env == "production" and self.sms_backend != "gateway":
+            raise ValueError(
+                "TUANBOX_SMS_BACKEND=inbox keeps codes on this machine; production texts "
+                "through the gateway (TUANBOX_SMS_BACKEND=gateway)"
+            )
+        if self.sms_backend == "gateway":
+            missing = [
+                f"TUANBOX_{name.upper()}"
+                for name in (
+                    "sms_gateway_url",
+                    "sms_access_key_id",
+                    "sms_access_key_secret",
+                    "sms_sign_name",
+                )
+                if not getattr(self, name)
+            ]
+            missing += [
+                f"TUANBOX_SMS_TEMPLATES[{name!r}]"
+                for name in SMS_REQUIRED_TEMPLATES
+                if not self.sms_templates.get(name)
+            ]
+            if missing:
+                raise ValueError(f"the SMS gateway needs {', '.join(missing)}")
+            assert self.sms_gateway_url is not None
+            if self.env == "production" and not self.sms_gateway_url.startswith("https://"):
+                raise ValueError("TUANBOX_SMS_GATEWAY_URL must be https in production")
+        return self
 
 
 @lru_cache(maxsize=1)

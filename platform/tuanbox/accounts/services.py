@@ -26,7 +26,7 @@ from tuanbox.catalog.models import Merchant
 from tuanbox.crypto import PiiCipher, derive_key
 from tuanbox.db.base import utcnow
 from tuanbox.errors import ConflictError, InvalidInputError
-from tuanbox.notifications.services import RecordingSmsSender, SmsSender
+from tuanbox.notifications.services import SmsSender
 from tuanbox.settings import Settings
 
 _PHONE = re.compile(r"^\+?[1-9]\d{6,14}$")
@@ -48,10 +48,12 @@ def _code_hash(settings: Settings, phone_hash: str, code: str) -> str:
     return hmac.new(key, f"{phone_hash}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def request_otp(
-    session: Session, settings: Settings, phone: str, *, sms: SmsSender | None = None
-) -> OtpCode:
-    """Issue a 6-digit code for this phone (older unused codes die) and text it."""
+def request_otp(session: Session, settings: Settings, phone: str, *, sms: SmsSender) -> OtpCode:
+    """Issue a 6-digit code for this phone (older unused codes die) and text it.
+
+    `sms` comes from the composition root (`get_sms_sender(settings)`); the code goes to it
+    and nowhere else: our tables keep only its hash.
+    """
     phone = normalise_phone(phone)
     phone_hash = PiiCipher(settings).blind_index(phone)
     now = utcnow()
@@ -68,9 +70,7 @@ def request_otp(
         expires_at=now + timedelta(seconds=settings.otp_ttl_s),
     )
     session.add(row)
-    (sms or RecordingSmsSender()).send(
-        session, phone, phone_hash, "otp", {"code": code, "ttl_s": settings.otp_ttl_s}
-    )
+    sms.send(session, phone, phone_hash, "otp", {"code": code, "ttl_s": settings.otp_ttl_s})
     session.flush()
     return row
 

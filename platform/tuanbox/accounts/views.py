@@ -35,6 +35,7 @@ from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
 from tuanbox.crypto import PiiCipher
 from tuanbox.errors import NotFoundError
+from tuanbox.notifications.deps import SmsSenderDep
 from tuanbox.ratelimit import limiter_for, rate_limit
 from tuanbox.ratelimit.deps import client_ip
 
@@ -56,9 +57,15 @@ TOKEN_EXAMPLES: dict[str, Example] = {
 }
 
 
-@router.post("/auth/otp", response_model=OtpSent, status_code=202, responses=problems(422, 429))
+@router.post(
+    "/auth/otp", response_model=OtpSent, status_code=202, responses=problems(422, 429, 503)
+)
 def request_otp(
-    body: OtpRequest, request: Request, session: SessionDep, settings: SettingsDep
+    body: OtpRequest,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    sms: SmsSenderDep,
 ) -> OtpSent:
     """Text a one-time sign-in code (limited per phone and per IP)."""
     phone = services.normalise_phone(body.phone)
@@ -67,7 +74,7 @@ def request_otp(
     limiter.check(
         f"otp:phone:{PiiCipher(settings).blind_index(phone)}", settings.otp_per_phone_per_hour, 3600
     )
-    services.request_otp(session, settings, phone)
+    services.request_otp(session, settings, phone, sms=sms)
     session.commit()
     return OtpSent(expires_in=settings.otp_ttl_s)
 

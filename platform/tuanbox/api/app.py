@@ -16,6 +16,7 @@ from tuanbox.api.nul_guard import RefuseNul
 from tuanbox.api.problems import install_problem_handlers
 from tuanbox.api.security import RequestIdMiddleware, SecurityHeadersMiddleware
 from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.notifications.services import get_sms_sender
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.api")
@@ -73,6 +74,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
+    # Chosen once from the settings (gateway in production); routes get it via SmsSenderDep.
+    app.state.sms_sender = get_sms_sender(settings)
     install_problem_handlers(app)
     # Before any route or dependency: no NUL from a request reaches PostgreSQL (or a 500).
     app.add_middleware(RefuseNul)
@@ -83,6 +86,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for dotted in FEATURE_ROUTERS:
         module = __import__(dotted, fromlist=["router"])
         app.include_router(module.router)
+    if settings.env == "development":
+        # The development inbox shows sign-in and pickup codes: it exists only there.
+        from tuanbox.notifications import inbox
+
+        app.include_router(inbox.router)
     return app
 
 

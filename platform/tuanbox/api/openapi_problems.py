@@ -13,6 +13,11 @@ _EXAMPLES: dict[int, tuple[str, str, str]] = {
     409: ("Conflict", "ILLEGAL_TRANSITION", "an order cannot go from paid to picked_up"),
     422: ("Invalid input", "INVALID_INPUT", "qty: Input should be greater than 0"),
     429: ("Too many requests", "RATE_LIMITED", "rate limit exceeded; retry in 12 s"),
+    503: (
+        "Text messages cannot be sent right now",
+        "SMS_UNAVAILABLE",
+        "the SMS gateway did not answer after 3 attempts (ReadTimeout)",
+    ),
 }
 
 

@@ -114,6 +114,8 @@ def deposited(session: Session, booking: Booking, *, ctx: Context, now: datetime
             "qr_path": f"/api/v1/orders/{orders[0].id}/pickup-qr.png" if orders else None,
             "pickup_deadline": deadline.isoformat(),
         },
+        # The code reaches the shopper through the configured channel, never our tables.
+        settings=ctx.settings,
     )
     session.flush()
     return True

@@ -1,1 +1,1 @@
-"""Notifications: SMS and in-app notice ports, with development adapters that record messages."""
+"""Notifications: texts and in-app notices, sent through a gateway or kept for the dev inbox."""

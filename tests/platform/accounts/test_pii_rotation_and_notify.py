@@ -41,11 +41,14 @@ def test_rotation_moves_everything_to_the_new_key(db_session: Session, settings:
     assert read_address(without_old, row) == "北京市朝阳区 建国路 88 号"
 
 
-def test_notify_records_the_notice(db_session: Session) -> None:
+def test_notify_records_the_notice(db_session: Session, settings: Settings) -> None:
     user = make_user(db_session)
-    notify(db_session, user.id, "pickup_ready", {"locker": "L-7", "code": "1234"})
+    notify(
+        db_session, user.id, "pickup_ready", {"locker": "L-7", "code": "1234"}, settings=settings
+    )
     db_session.flush()
     rows = db_session.scalars(sa.select(Notification).where(Notification.user_id == user.id)).all()
     assert [(r.channel, r.template, r.payload["locker"]) for r in rows] == [
         ("app", "pickup_ready", "L-7")
     ]
+    assert "code" not in rows[0].payload and "1234" not in (rows[0].secrets_enc or "")

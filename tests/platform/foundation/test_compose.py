@@ -19,6 +19,11 @@ REQUIRED_ENV = (
     "TUANBOX_PICKUP_SIGNING_KEY", "INFLUX_TOKEN", "POSTGRES_PASSWORD", "BRIDGE_MQTT_PASSWORD",
     "LOCKER_A_MQTT_PASSWORD", "LOCKER_B_MQTT_PASSWORD", "TRACE_SIGNER_KEY",
 )  # fmt: skip
+# Production texts through the SMS gateway (tuanbox.notifications): no default for its keys.
+REQUIRED_ENV += (
+    "TUANBOX_SMS_ACCESS_KEY_ID", "TUANBOX_SMS_ACCESS_KEY_SECRET", "TUANBOX_SMS_SIGN_NAME",
+    "TUANBOX_SMS_TEMPLATES",
+)  # fmt: skip
 
 
 def test_compose_file_validates() -> None:
