@@ -58,6 +58,9 @@ def test_in_development_the_inbox_is_a_phone_readable_page(
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page.text
     assert page.headers["cache-control"] == "no-store"
+    # Its one inline style carries the response's CSP nonce, so the browser applies it.
+    [nonce] = re.findall(r'<style nonce="([^"]+)">', page.text)
+    assert f"'nonce-{nonce}'" in page.headers["content-security-policy"]
 
 
 def test_an_otp_requested_through_the_api_can_be_read_there_and_signs_in(
