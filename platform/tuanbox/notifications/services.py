@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.orm import Session
 
-from tuanbox.crypto import PiiCipher
+from tuanbox.crypto import PiiCipher, PiiDecryptError
 from tuanbox.notifications.errors import SmsError
 from tuanbox.notifications.gateway import GatewayConfig, SmsGateway
 from tuanbox.notifications.models import Notification
@@ -160,10 +160,10 @@ class GatewayNotifier:
         if user is None or not user.phone_enc or not user.phone_hash:
             log.warning("no phone to text a notice to", extra={"template": template})
             return row
-        phone = PiiCipher(self.settings).decrypt(user.phone_enc, context="phone")
         try:
+            phone = PiiCipher(self.settings).decrypt(user.phone_enc, context="phone")
             self.sms.send(session, phone, user.phone_hash, template, payload)
-        except SmsError as exc:
+        except (SmsError, PiiDecryptError) as exc:
             # The state change that caused the notice stands; the QR code still opens the
             # compartment. The failure is on the row for support to see.
             log.warning(

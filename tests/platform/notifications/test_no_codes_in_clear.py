@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import hash_code
+from tests.conftest import make_settings
 from tests.platform.factories import make_user
 from tests.platform.fulfilment.fx import confirm, make_locker, make_order, make_sku, make_station
 from tests.platform.notifications.fake_sms_gateway import TEMPLATES, FakeSmsGateway
@@ -208,6 +209,18 @@ def test_a_failed_pickup_text_does_not_undo_the_deposit(
         select(Notification).where(Notification.template == "pickup_ready")
     ).one()
     assert row.payload["sms_failed"] == "SMS_UNAVAILABLE" and row.secrets_enc is None
+
+
+def test_an_unreadable_phone_is_a_failed_text_not_a_failed_notice(
+    db_session: Session, gw_settings: Settings, fake: FakeSmsGateway
+) -> None:
+    retired = make_settings(pii_key="retired-" + "r" * 40, pii_key_id="k0")
+    user = make_user(db_session, phone=PHONE, settings=retired)  # a key these settings lack
+    row = notify(
+        db_session, user.id, "pickup_ready", {"fallback_code": "123456"}, settings=gw_settings
+    )
+    assert row.payload == {"redacted": ["fallback_code"], "sms_failed": "PII_DECRYPT_FAILED"}
+    assert fake.attempts == 0
 
 
 def test_a_notice_with_a_code_needs_the_process_settings(db_session: Session) -> None:
