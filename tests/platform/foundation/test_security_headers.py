@@ -113,6 +113,27 @@ def test_each_page_has_its_own_nonce_and_its_inline_elements_carry_it(engine: En
     assert nonces[0] != nonces[1]
 
 
+INLINE = re.compile(r"<(style|script)\b([^>]*)>", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("env", "path"),
+    [("test", "/ops/login"), ("test", "/api/v1/docs"), ("development", "/dev/inbox")],
+)
+def test_pages_inline_only_what_carries_the_nonce(engine: Engine, env: str, path: str) -> None:
+    """What the CSP would block: an inline <style>/<script> without this response's nonce,
+    a style= attribute or an on…= handler. (The group and trace pages are checked in
+    Chromium by their browser tests.)"""
+    r = _client(engine, env=env).get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    [nonce] = set(re.findall(r"'nonce-([\w-]+)'", r.headers["content-security-policy"]))
+    for tag, attributes in INLINE.findall(r.text):
+        if "src=" in attributes or 'type="application/json"' in attributes:
+            continue
+        assert f'nonce="{nonce}"' in attributes, f"<{tag}{attributes}>"
+    assert not re.search(r"\sstyle=|\son[a-z]+=", r.text), path
+
+
 def test_hsts_when_the_public_url_is_https(engine: Engine) -> None:
     client = _client(engine, public_base_url="https://tuanbox.example")
     for path in ("/healthz", "/nowhere", "/probe/boom", "/ops/login"):
