@@ -12,6 +12,7 @@ Measurements (timestamps are the *sampling* time, never the arrival time)::
                                                                    mqtt_connected (bool),
                                                                    uptime_s (int, s),
                                                                    dropped_points (int),
+                                                                   dropped_events (int, opt.),
                                                                    telemetry_backlog (int, opt.),
                                                                    agent_version (str, optional)
 
@@ -79,6 +80,7 @@ LOCKER_HEALTH: Final = Measurement(
         "mqtt_connected": (bool, "bool"),
         "uptime_s": (int, "s"),
         "dropped_points": (int, "points"),
+        "dropped_events": (int, "events"),
         "telemetry_backlog": (int, "points"),
         "agent_version": (str, "version"),
     },
@@ -95,6 +97,7 @@ F_OUTBOX_DEPTH: Final = "outbox_depth"
 F_MQTT_CONNECTED: Final = "mqtt_connected"
 F_UPTIME_S: Final = "uptime_s"
 F_DROPPED_POINTS: Final = "dropped_points"
+F_DROPPED_EVENTS: Final = "dropped_events"
 F_TELEMETRY_BACKLOG: Final = "telemetry_backlog"
 F_AGENT_VERSION: Final = "agent_version"
 
@@ -175,6 +178,7 @@ def locker_health_point(
     at: datetime | int,
     telemetry_backlog: int | None = None,
     agent_version: str | None = None,
+    dropped_events: int | None = None,
 ) -> Point:
     fields: dict[str, FieldValue] = {
         F_OUTBOX_DEPTH: int(outbox_depth),
@@ -182,6 +186,8 @@ def locker_health_point(
         F_UPTIME_S: int(uptime_s),
         F_DROPPED_POINTS: int(dropped_points),
     }
+    if dropped_events is not None:
+        fields[F_DROPPED_EVENTS] = int(dropped_events)
     if telemetry_backlog is not None:
         fields[F_TELEMETRY_BACKLOG] = int(telemetry_backlog)
     if agent_version:
