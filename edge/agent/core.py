@@ -23,7 +23,7 @@ from edge.agent import schema
 from edge.agent.commands import CommandProcessor
 from edge.agent.deposit import match_deposit_code
 from edge.agent.doors import DoorFact, DoorTracker
-from edge.agent.errors import PickupRejectedError, UnlockFailedError
+from edge.agent.errors import PickupRejectedError, StoreError, UnlockFailedError
 from edge.agent.lockboard import LockBoard
 from edge.agent.messages import (
     BoardPolled,
@@ -81,6 +81,8 @@ class LockerAgent:
             cid: Purpose(**saved) for cid, saved in (store.get_json("open_purposes") or {}).items()
         }
         self.unlocking: set[str] = set()
+        # QR unlocks a crash cut short (ledger says pending); settled on the first poll.
+        self.interrupted = {p.compartment: p for p in store.pending_tokens()}
         self._stop = threading.Event()
         self._unlocks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="unlock")
         self.commands = CommandProcessor(self)
@@ -185,7 +187,8 @@ class LockerAgent:
     def open_door(self, compartment: str, purpose: Purpose) -> Future[None]:
         """Unlock in the background; the result comes back as an UnlockDone input."""
         board, lock = parse_compartment(compartment)
-        self._set_purpose(compartment, purpose)
+        if self.purposes.get(compartment) != purpose:
+            self._set_purpose(compartment, purpose)
         self.unlocking.add(compartment)
 
         def work() -> None:
@@ -209,21 +212,22 @@ class LockerAgent:
         if done.status is not None:
             self.on_poll(done.status, done.at)
         self.unlocking.discard(done.compartment)
+        if done.error is None and purpose.token_id and purpose.method == "qr":
+            self.store.confirm_token(purpose.token_id)
         if done.error is not None:
             if self.purposes.get(done.compartment) == purpose:
                 self._drop_purpose(done.compartment)
             if purpose.token_id and purpose.method == "qr":
                 self.store.release_token(purpose.token_id)
-            self.emit(
-                "unlock_failed",
-                {
-                    "compartment": done.compartment,
-                    "purpose": purpose.kind,
-                    "order_id": purpose.order_id,
-                    "code": done.error.code,
-                    "detail": done.error.message,
-                },
-            )
+            failed: dict[str, Any] = {
+                "compartment": done.compartment,
+                "purpose": purpose.kind,
+                "code": done.error.code,
+                "detail": done.error.message,
+            }
+            if purpose.order_id is not None:  # an ops open has no order
+                failed["order_id"] = purpose.order_id
+            self.emit("unlock_failed", failed)
         if purpose.command_id is not None:
             self.commands.finish_open(purpose.command_id, done.error)
 
@@ -240,6 +244,8 @@ class LockerAgent:
         facts = self.doors.update(status, at)
         for fact in facts:
             self.on_door_fact(fact)
+        for cid in [c for c in self.interrupted if c in self.doors.views]:
+            self._settle_interrupted(cid)
         # After a restart: a door we had opened that was shut while the agent was down.
         for cid in unseen:
             view = self.doors.views.get(cid)
@@ -247,6 +253,38 @@ class LockerAgent:
                 self._resolve(cid, view.item_present)
         if any(f.kind != "left_open" for f in facts) or unseen:
             self.publish_state()
+
+    def _settle_interrupted(self, cid: str) -> None:
+        """A QR unlock a crash cut short, read against the board's first status since.
+
+        The board keeps no record of past unlocks, so the token counts as spent only on
+        evidence that the door opened: the hook reads released now, or the parcel the
+        infrared saw at the scan is gone (the door opened and shut while we were down; the
+        pickup is then recorded below, as any door shut during a restart is). Otherwise the
+        unlock never happened: the token is released for another scan. A door opened with the
+        parcel left inside also lands here; opening it once more for that order costs nothing.
+        """
+        pending = self.interrupted.pop(cid)
+        view = self.doors.views[cid]
+        if view.is_open or (pending.item_seen and not view.item_present):
+            self.store.confirm_token(pending.token_id)
+            log.info("interrupted unlock of %s had opened; token %s spent", cid, pending.token_id)
+            return
+        purpose = self.purposes.get(cid)
+        with self.store.transaction():
+            self.store.release_token(pending.token_id)
+            if purpose is not None and purpose.token_id == pending.token_id:
+                self._drop_purpose(cid)
+            self.emit(
+                "unlock_failed",
+                {
+                    "compartment": cid,
+                    "purpose": "pickup",
+                    "order_id": pending.order_id,
+                    "code": "INTERRUPTED",
+                    "detail": "agent restarted before the door opened; the QR may be scanned again",
+                },
+            )
 
     def on_door_fact(self, fact: DoorFact) -> None:
         cid = fact.compartment
@@ -330,9 +368,24 @@ class LockerAgent:
                 token_used=self.store.token_used,
             )
             self._check_door_free(armed.compartment)
-            if not self.store.use_token(token.tid, token.oid, token.cmp, now):
-                raise PickupRejectedError("token was already used", code="TOKEN_USED")
             purpose = Purpose("pickup", armed.order_id, token.tid, "qr")
+            view = self.doors.views.get(armed.compartment)
+            # Pending token and door purpose in one commit, before any frame goes out.
+            try:
+                with self.store.transaction():
+                    if not self.store.reserve_token(
+                        token.tid,
+                        token.oid,
+                        token.cmp,
+                        now,
+                        item_seen=bool(view and view.item_present),
+                    ):
+                        raise PickupRejectedError("token was already used", code="TOKEN_USED")
+                    self._set_purpose(armed.compartment, purpose)
+            except StoreError:
+                if self.purposes.get(armed.compartment) == purpose:
+                    self.purposes.pop(armed.compartment)  # never committed
+                raise
             self.open_door(armed.compartment, purpose)
             return
         limiter = self._limiter()

@@ -84,6 +84,8 @@ class LockBoard(ABC):
                     last_error = exc
                 if waiter.wait(poll_s):
                     break
+            if waiter.is_set():
+                break  # stopping: never pulse a lock again on the way out
         if not answered and last_error is not None:
             raise UnlockFailedError(
                 f"board {board} lock {lock}: {last_error.message}", code="UNLOCK_NO_REPLY"

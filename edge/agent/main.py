@@ -33,7 +33,7 @@ class EdgeRuntime:
     def __init__(self, settings: EdgeSettings, *, board: LockBoard | None = None) -> None:
         self.settings = settings
         self.started_at = time.monotonic()
-        self.store = Store(settings.db_path)
+        self.store = Store(settings.db_path, outbox_max_rows=settings.outbox_max_rows)
         self.boot_id = self.store.new_boot()
         self.board = board or KerongBoard(
             settings.serial_port,
@@ -42,7 +42,12 @@ class EdgeRuntime:
             reply_timeout_s=settings.serial_reply_timeout_s,
             reopen_backoff_max_s=settings.serial_reopen_backoff_max_s,
         )
-        self.buffer = TelemetryBuffer(self.store, settings.influx_buffer_max_rows)
+        self.buffer = TelemetryBuffer(
+            self.store,
+            settings.influx_buffer_max_rows,
+            commit_interval_s=settings.influx_commit_interval_s,
+            commit_lines=settings.influx_batch_size,
+        )
         self.link = MqttLink(
             settings,
             self.store,
@@ -104,6 +109,7 @@ class EdgeRuntime:
         log.info("locker %s starting, boot %s", self.settings.locker_id, self.boot_id)
         if isinstance(self.board, KerongBoard):
             self.board.start()
+        self.buffer.start()
         self.link.start()
         for target, name in ((self.agent.run, "agent"), (self._poll, "poller")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -122,6 +128,7 @@ class EdgeRuntime:
         self.agent.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.buffer.stop()  # commits the points still queued: a clean stop loses none
         self.link.stop()
         self.board.close()
         self.store.close()
@@ -177,6 +184,7 @@ class EdgeRuntime:
                 mqtt_connected=self.link.connected,
                 uptime_s=int(time.monotonic() - self.started_at),
                 dropped_points=self.store.dropped_points(),
+                dropped_events=self.store.dropped_events(),
                 telemetry_backlog=self.store.telemetry_depth(),
             )
             self.buffer.append([line])

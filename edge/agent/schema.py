@@ -58,6 +58,7 @@ def locker_health(
     uptime_s: int,
     dropped_points: int,
     telemetry_backlog: int,
+    dropped_events: int = 0,
 ) -> str:
     point = ts.locker_health_point(
         locker=locker,
@@ -65,6 +66,7 @@ def locker_health(
         mqtt_connected=mqtt_connected,
         uptime_s=uptime_s,
         dropped_points=dropped_points,
+        dropped_events=dropped_events,
         telemetry_backlog=telemetry_backlog,
         agent_version=AGENT_VERSION,
         at=_ns(at_ms),

@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -63,6 +62,11 @@ class EdgeSettings(BaseSettings):
     # Bounded hand-off from the paho, serial, scanner and unlock threads to the agent thread;
     # when full the newest input is dropped (a command is resent by the platform until acked).
     agent_inbox_size: int = Field(default=1024, ge=16)
+    # Everything waiting to leave the locker (events, acks, telemetry points) shares this
+    # bound on disk. Past it the oldest telemetry goes first, then the oldest pickup_rejected
+    # and sensor_fault events (both counted in locker_health); pickups, door events, tamper,
+    # unlock failures and acks are never dropped.
+    outbox_max_rows: int = Field(default=100_000, ge=100, le=5_000_000)
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
@@ -111,6 +115,9 @@ class EdgeSettings(BaseSettings):
     influx_batch_size: int = Field(default=500, ge=1, le=10000)
     influx_buffer_max_rows: int = Field(default=100_000, ge=10)
     influx_flush_interval_s: float = Field(default=2.0, gt=0)
+    # Group commit: a point reaches SQLite at most this long after it was sampled (sooner when
+    # batch_size points wait); kill -9 can lose only points not committed yet.
+    influx_commit_interval_s: float = Field(default=0.1, gt=0, le=5)
     influx_timeout_s: float = Field(default=5.0, gt=0)
     influx_create_db: bool = True
     health_interval_s: float = Field(default=30.0, gt=0)
@@ -174,10 +181,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    try:
-        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {path} does not parse: {exc}") from exc
+    if path.suffix == ".toml":
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} does not parse: {exc}") from exc
+    else:
+        import yaml  # only a YAML config pays for the parser's memory (about 1 MB on a Pi)
+
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} does not parse: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a table/mapping at top level")
     flat: dict[str, Any] = {}

@@ -1,9 +1,17 @@
 """The agent's one local SQLite database (WAL): everything that must survive a power cut.
 
 Holds applied command ids with their final ack, the event ``seq`` counter and outbox, the
-bounded telemetry buffer, the used-token ledger, reservations and armed pickups, keypad
-lockout and the boot counter. One connection shared by the agent's threads behind a lock;
+bounded telemetry buffer, the token ledger, reservations and armed pickups, keypad lockout
+and the boot counter. One connection shared by the agent's threads behind a lock;
 ``transaction()`` makes a use case (apply a command and record its ack) atomic.
+
+What waits to leave the locker (events, acks and telemetry points) shares one bound,
+``outbox_max_rows``. Past it the oldest telemetry points go first (``dropped_points``) down
+to the newest ``telemetry_floor`` of them (so ``locker_health``, which reports the drops,
+still gets out), then the oldest events of the kinds in ``SHEDDABLE_EVENTS``
+(``dropped_events``); pickups, door events, tamper, unlock failures and acks are never
+dropped. Only a person at a door makes those, so they cannot flood the disk; a scanner fed
+junk or a flapping probe can.
 """
 
 from __future__ import annotations
@@ -29,11 +37,12 @@ CREATE TABLE IF NOT EXISTS commands (
     ack TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, seq INTEGER,
-    payload BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS telemetry (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
+    payload BLOB NOT NULL, shed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS telemetry (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL, points INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS used_tokens (
     token_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, compartment TEXT NOT NULL,
-    used_at TEXT NOT NULL);
+    used_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'used', item_seen INTEGER);
 CREATE TABLE IF NOT EXISTS reservations (
     compartment TEXT PRIMARY KEY, order_id TEXT NOT NULL, code_hash TEXT NOT NULL,
     expires_at TEXT, deposited INTEGER NOT NULL DEFAULT 0);
@@ -41,6 +50,25 @@ CREATE TABLE IF NOT EXISTS pickups (
     compartment TEXT PRIMARY KEY, order_id TEXT NOT NULL, token_id TEXT NOT NULL,
     code_hash TEXT NOT NULL, valid_until TEXT NOT NULL);
 """
+# Columns added after the first lockers shipped: (table, column, definition).
+ADDED_COLUMNS = (
+    ("telemetry", "points", "INTEGER NOT NULL DEFAULT 1"),
+    ("outbox", "shed", "INTEGER NOT NULL DEFAULT 0"),
+    ("used_tokens", "state", "TEXT NOT NULL DEFAULT 'used'"),
+    ("used_tokens", "item_seen", "INTEGER"),
+)
+# Counting the outbox and summing the telemetry points read these small indexes instead of
+# every payload.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_shed ON outbox (shed, id);
+CREATE INDEX IF NOT EXISTS telemetry_points ON telemetry (id, points);
+"""
+# Telemetry points per row: a commit stores its lines in rows of up to this many, joined by
+# newlines as line protocol wants them, so SQLite does one row's work per hundred points.
+TELEMETRY_ROW_POINTS = 100
+
+# Events that may be dropped, oldest first, once telemetry is gone and the bound is still hit.
+SHEDDABLE_EVENTS: frozenset[str] = frozenset({"pickup_rejected", "sensor_fault"})
 
 OutboxKind = Literal["evt", "ack"]
 
@@ -54,12 +82,29 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class TelemetryRow:
+    id: int
+    text: str  # one or more line-protocol lines, newline-separated
+    points: int
+
+
+@dataclass(frozen=True)
 class Reservation:
     compartment: str
     order_id: str
     code_hash: str
     expires_at: datetime | None
     deposited: bool
+
+
+@dataclass(frozen=True)
+class PendingToken:
+    """A QR token recorded before its unlock and not yet confirmed by the board."""
+
+    token_id: str
+    order_id: str
+    compartment: str
+    item_seen: bool  # the infrared bit said a parcel was there when the QR was scanned
 
 
 @dataclass(frozen=True)
@@ -72,10 +117,17 @@ class ArmedPickup:
 
 
 class Store:
-    """SQLite in WAL mode with ``synchronous=FULL``: a committed event survives a power cut."""
+    """SQLite in WAL mode with ``synchronous=FULL``: a committed event survives a power cut.
 
-    def __init__(self, path: Path | str) -> None:
+    ``outbox_max_rows`` bounds events, acks and telemetry points together (None: unbounded).
+    """
+
+    def __init__(self, path: Path | str, *, outbox_max_rows: int | None = None) -> None:
         self.path = Path(path)
+        self.outbox_max_rows = outbox_max_rows
+        # Telemetry keeps its newest tenth of the bound (at most 500 points) even when events
+        # fill the rest, so the bound is soft by that much.
+        self.telemetry_floor = min(500, outbox_max_rows // 10) if outbox_max_rows else 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -84,6 +136,11 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            for table, column, definition in ADDED_COLUMNS:
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            self._db.executescript(INDEXES)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -108,9 +165,11 @@ class Store:
                     self._depth -= 1
                 if outer:
                     self._db.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if outer and self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                if outer and isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"state database: {exc}") from exc
                 raise
 
     def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -152,13 +211,42 @@ class Store:
             event = Event(locker_id=locker_id, seq=seq, type=type, at=at, payload=payload)
             self.set_meta("seq", str(seq))
             self._q(
-                "INSERT INTO outbox (kind, seq, payload) VALUES ('evt', ?, ?)",
-                (seq, encode(event)),
+                "INSERT INTO outbox (kind, seq, payload, shed) VALUES ('evt', ?, ?, ?)",
+                (seq, encode(event), int(type in SHEDDABLE_EVENTS)),
             )
+            self._keep_bound()
         return event
 
     def append_ack(self, ack: Ack) -> None:
-        self._q("INSERT INTO outbox (kind, seq, payload) VALUES ('ack', NULL, ?)", (encode(ack),))
+        with self.transaction():
+            self._q(
+                "INSERT INTO outbox (kind, seq, payload) VALUES ('ack', NULL, ?)", (encode(ack),)
+            )
+            self._keep_bound()
+
+    def _keep_bound(self) -> None:
+        """Past ``outbox_max_rows``: oldest telemetry first, then the oldest sheddable events."""
+        if self.outbox_max_rows is None:
+            return
+        telemetry = self.telemetry_depth()
+        over = self.outbox_depth() + telemetry - self.outbox_max_rows
+        if over <= 0:
+            return
+        points = self._drop_oldest_telemetry(min(over, telemetry - self.telemetry_floor))
+        self._count("dropped_points", points)
+        if over - points <= 0:
+            return
+        with self._lock:
+            shed = self._db.execute(
+                "DELETE FROM outbox WHERE id IN"
+                " (SELECT id FROM outbox WHERE shed = 1 ORDER BY id LIMIT ?)",
+                (over - points,),
+            ).rowcount
+        self._count("dropped_events", shed)
+
+    def _count(self, key: str, n: int) -> None:
+        if n > 0:
+            self.set_meta(key, str(int(self.get_meta(key) or 0) + n))
 
     def outbox_after(self, after_id: int, limit: int) -> list[OutboxRow]:
         rows = self._q(
@@ -175,7 +263,10 @@ class Store:
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
 
     def outbox_depth(self) -> int:
-        return int(self._q("SELECT count(*) FROM outbox")[0][0])
+        return int(self._q("SELECT count(*) FROM outbox INDEXED BY outbox_shed")[0][0])
+
+    def dropped_events(self) -> int:
+        return int(self.get_meta("dropped_events") or 0)
 
     # --- commands --------------------------------------------------------------------
 
@@ -196,48 +287,138 @@ class Store:
 
     # --- telemetry buffer ------------------------------------------------------------
 
-    def telemetry_append(self, lines: list[str], max_rows: int) -> int:
-        """Buffer ``lines``; past ``max_rows`` the oldest go. Returns how many were dropped."""
-        if not lines:
+    def telemetry_commit(
+        self,
+        lines: list[str],
+        max_points: int,
+        *,
+        dropped: int = 0,
+        sent_through: int = 0,
+        row_points: int = TELEMETRY_ROW_POINTS,
+    ) -> int:
+        """One transaction: forget rows InfluxDB took (ids up to ``sent_through``), add
+        ``lines``, and past the bounds drop the oldest rows. ``dropped`` counts points the
+        caller already lost; all drops land in ``dropped_points``. Returns the points dropped.
+        """
+        if not lines and not dropped and not sent_through:
             return 0
+        rows = [
+            ("\n".join(lines[i : i + row_points]), len(lines[i : i + row_points]))
+            for i in range(0, len(lines), row_points)
+        ]
         with self.transaction():
             with self._lock:
-                self._db.executemany(
-                    "INSERT INTO telemetry (line) VALUES (?)", [(item,) for item in lines]
-                )
-            excess = self.telemetry_depth() - max_rows
-            if excess > 0:
-                self._q(
-                    "DELETE FROM telemetry WHERE id IN"
-                    " (SELECT id FROM telemetry ORDER BY id LIMIT ?)",
-                    (excess,),
-                )
-                self.set_meta("dropped_points", str(self.dropped_points() + excess))
-        return max(excess, 0)
+                if sent_through:
+                    self._db.execute("DELETE FROM telemetry WHERE id <= ?", (sent_through,))
+                self._db.executemany("INSERT INTO telemetry (line, points) VALUES (?, ?)", rows)
+            limit = max_points
+            if self.outbox_max_rows is not None:
+                room = self.outbox_max_rows - self.outbox_depth()
+                limit = min(limit, max(room, self.telemetry_floor))
+            gone = self._drop_oldest_telemetry(self.telemetry_depth() - max(limit, 0))
+            self._count("dropped_points", gone + dropped)
+        return gone + dropped
 
-    def telemetry_batch(self, limit: int) -> list[tuple[int, str]]:
-        rows = self._q("SELECT id, line FROM telemetry ORDER BY id LIMIT ?", (limit,))
-        return [(int(r[0]), str(r[1])) for r in rows]
+    def _drop_oldest_telemetry(self, n: int) -> int:
+        """Delete the ``n`` oldest points (fewer if fewer wait); the points deleted."""
+        if n <= 0:
+            return 0
+        whole: int | None = None  # rows up to this id go entirely
+        split: tuple[int, int] | None = None  # (id, lines to keep) of the boundary row
+        gone = 0
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT id, points FROM telemetry INDEXED BY telemetry_points ORDER BY id"
+            )
+            for row_id, points in cursor:
+                if gone + points > n:
+                    split, gone = (row_id, gone + points - n), n
+                    break
+                whole, gone = row_id, gone + points
+                if gone == n:
+                    break
+            cursor.close()
+            if whole is not None:
+                self._db.execute("DELETE FROM telemetry WHERE id <= ?", (whole,))
+            if split is not None:  # the boundary row keeps its newest lines
+                row_id, keep = split
+                (text,) = self._db.execute(
+                    "SELECT line FROM telemetry WHERE id = ?", (row_id,)
+                ).fetchone()
+                self._db.execute(
+                    "UPDATE telemetry SET line = ?, points = ? WHERE id = ?",
+                    ("\n".join(text.split("\n")[-keep:]), keep, row_id),
+                )
+        return gone
 
-    def telemetry_delete_through(self, last_id: int) -> None:
-        self._q("DELETE FROM telemetry WHERE id <= ?", (last_id,))
+    def telemetry_batch(self, max_points: int, *, after: int = 0) -> list[TelemetryRow]:
+        """The oldest rows after id ``after`` (sent already), up to ``max_points`` points
+        (always at least one row)."""
+        batch: list[TelemetryRow] = []
+        total = 0
+        with self._lock:
+            try:
+                cursor = self._db.execute(
+                    "SELECT id, line, points FROM telemetry WHERE id > ? ORDER BY id", (after,)
+                )
+                for row_id, text, points in cursor:
+                    if batch and total + points > max_points:
+                        break
+                    batch.append(TelemetryRow(int(row_id), str(text), int(points)))
+                    total += points
+                cursor.close()
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database: {exc}") from exc
+        return batch
+
+    def telemetry_waiting(self, *, after: int) -> bool:
+        return bool(
+            self._q(
+                "SELECT 1 FROM telemetry INDEXED BY telemetry_points WHERE id > ? LIMIT 1", (after,)
+            )
+        )
 
     def telemetry_depth(self) -> int:
-        return int(self._q("SELECT count(*) FROM telemetry")[0][0])
+        """Points waiting (including rows sent but not yet forgotten, for up to one commit)."""
+        rows = self._q("SELECT coalesce(sum(points), 0) FROM telemetry INDEXED BY telemetry_points")
+        return int(rows[0][0])
 
     def dropped_points(self) -> int:
         return int(self.get_meta("dropped_points") or 0)
 
-    # --- used-token ledger -----------------------------------------------------------
+    # --- token ledger ------------------------------------------------------------------
+    # A QR token is ``pending`` from just before its unlock until the board confirms the door
+    # released, then ``used``. Either state refuses the token a second time. A ``pending`` row
+    # found at start-up is an unlock cut short by a crash: the agent settles it against what
+    # the board reads (see ``LockerAgent``), so a crash neither burns the token nor lets it
+    # open the door twice.
 
     def use_token(self, token_id: str, order_id: str, compartment: str, at: datetime) -> bool:
         """Record a token as used; False if it already was (single use)."""
+        return self._insert_token(token_id, order_id, compartment, at, "used", None)
+
+    def reserve_token(
+        self, token_id: str, order_id: str, compartment: str, at: datetime, *, item_seen: bool
+    ) -> bool:
+        """Record a token as ``pending`` before its unlock; False if it is already in the ledger."""
+        return self._insert_token(token_id, order_id, compartment, at, "pending", item_seen)
+
+    def _insert_token(
+        self,
+        token_id: str,
+        order_id: str,
+        compartment: str,
+        at: datetime,
+        state: str,
+        item_seen: bool | None,
+    ) -> bool:
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO used_tokens (token_id, order_id, compartment, used_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (token_id, order_id, compartment, at.isoformat()),
+                    "INSERT INTO used_tokens"
+                    " (token_id, order_id, compartment, used_at, state, item_seen)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (token_id, order_id, compartment, at.isoformat(), state, item_seen),
                 )
             except sqlite3.IntegrityError:
                 return False
@@ -245,11 +426,23 @@ class Store:
                 raise StoreError(f"state database: {exc}") from exc
         return True
 
+    def confirm_token(self, token_id: str) -> None:
+        """The board confirmed the unlock: the token is spent for good."""
+        self._q("UPDATE used_tokens SET state = 'used' WHERE token_id = ?", (token_id,))
+
+    def pending_tokens(self) -> list[PendingToken]:
+        rows = self._q(
+            "SELECT token_id, order_id, compartment, item_seen FROM used_tokens"
+            " WHERE state = 'pending' ORDER BY used_at"
+        )
+        return [PendingToken(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
     def token_used(self, token_id: str) -> bool:
+        """In the ledger at all, ``pending`` or ``used``."""
         return bool(self._q("SELECT 1 FROM used_tokens WHERE token_id = ?", (token_id,)))
 
     def release_token(self, token_id: str) -> None:
-        """Undo :meth:`use_token` when the door never opened, so the shopper can try again."""
+        """Forget a token whose door never opened, so the shopper can try again."""
         self._q("DELETE FROM used_tokens WHERE token_id = ?", (token_id,))
 
     # --- reservations and armed pickups ----------------------------------------------

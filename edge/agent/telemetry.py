@@ -1,7 +1,16 @@
-"""Telemetry store-and-forward: lines buffered in SQLite, flushed oldest-first to InfluxDB.
+"""Telemetry store-and-forward: lines group-committed to SQLite, sent oldest-first to InfluxDB.
 
-The buffer is bounded on disk (oldest dropped only past the bound, counted). A batch is
-deleted only after InfluxDB answered 204, so an outage or a crash mid-write resends it;
+Writing: ``TelemetryBuffer.append`` only queues lines in memory; one writer thread commits
+everything queued in a single transaction at most ``commit_interval_s`` after the first of
+them, or at once when a batch's worth is waiting (group commit: one fsync per group, not
+per point). A point is *stored* once its commit has returned — ``committed`` is the
+watermark, ``flush()`` commits now and ``stop()`` commits the rest. A stored point survives
+kill -9, a power cut (``synchronous=FULL``) and an InfluxDB outage; kill -9 can lose only
+points appended after the last commit, i.e. never a stored one and at most one interval's
+worth (100 ms by default). Until ``start()`` every append commits on the caller's thread.
+
+Sending: the buffer is bounded on disk (oldest dropped only past the bound, counted). A batch
+is deleted only after InfluxDB answered 204, so an outage or a crash mid-write resends it;
 that is harmless because every point carries its sampling time, and InfluxDB overwrites a
 point with the same measurement, tags and timestamp instead of duplicating it.
 """
@@ -12,122 +21,153 @@ import logging
 import random
 import threading
 
-import httpx
-
-from edge.agent.errors import TelemetryWriteError
+from edge.agent.errors import EdgeError, TelemetryWriteError
+from edge.agent.influx import InfluxV1Sink, InfluxV2Sink, make_sink
 from edge.agent.ports import TelemetrySink
-from edge.agent.schema import PRECISION
-from edge.agent.settings import EdgeSettings
-from edge.agent.store import Store
+from edge.agent.store import TELEMETRY_ROW_POINTS, Store
+
+__all__ = [
+    "InfluxV1Sink",
+    "InfluxV2Sink",
+    "TelemetryBuffer",
+    "TelemetryForwarder",
+    "make_sink",
+]
 
 log = logging.getLogger(__name__)
 
 
 class TelemetryBuffer:
-    """The agent-facing half: append lines, never blocks on the network."""
-
-    def __init__(self, store: Store, max_rows: int) -> None:
-        self.store = store
-        self.max_rows = max_rows
-
-    def append(self, lines: list[str]) -> None:
-        dropped = self.store.telemetry_append(lines, self.max_rows)
-        if dropped:
-            log.warning("telemetry buffer full: dropped %d oldest points", dropped)
-
-
-class InfluxV1Sink(TelemetrySink):
-    """InfluxDB 1.x ``POST /write?db=...&precision=ms``."""
-
-    def __init__(
-        self, url: str, db: str, *, timeout_s: float = 5.0, create_db: bool = True
-    ) -> None:
-        self.url, self.db, self.create_db = url.rstrip("/"), db, create_db
-        self._client = httpx.Client(timeout=timeout_s)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def write(self, lines: list[str]) -> None:
-        params = {"db": self.db, "precision": PRECISION}
-        response = _post(self._client, f"{self.url}/write", params, lines, {})
-        if response.status_code == 404 and self.create_db and "database not found" in response.text:
-            _post(self._client, f"{self.url}/query", {"q": f'CREATE DATABASE "{self.db}"'}, [], {})
-            response = _post(self._client, f"{self.url}/write", params, lines, {})
-        _check(response)
-
-
-class InfluxV2Sink(TelemetrySink):
-    """InfluxDB 2.x ``POST /api/v2/write?org=&bucket=&precision=ms`` with a token."""
+    """The agent-facing half: append never blocks on the network nor, once started, on disk."""
 
     def __init__(
         self,
-        url: str,
-        org: str,
-        bucket: str,
-        token: str,
+        store: Store,
+        max_rows: int,
         *,
-        timeout_s: float = 5.0,
-        transport: httpx.BaseTransport | None = None,
+        commit_interval_s: float = 0.1,
+        commit_lines: int = 500,
+        max_pending: int = 20_000,
     ) -> None:
-        self.url, self.org, self.bucket = url.rstrip("/"), org, bucket
-        self._headers = {"Authorization": f"Token {token}"}
-        self._client = httpx.Client(timeout=timeout_s, transport=transport)
+        self.store = store
+        self.max_rows = max_rows
+        self.commit_interval_s = commit_interval_s
+        self.commit_lines = commit_lines
+        # Past this many queued points the appender commits them itself (backpressure); only
+        # if that fails too (the disk is stuck) are the oldest queued dropped, and counted.
+        self.max_pending = max_pending
+        self.appended = 0  # lines ever appended; the n-th line's ticket is n
+        self.committed = 0  # every ticket up to this is in SQLite (or dropped and counted)
+        self.commits = 0
+        self._pending: list[str] = []
+        self._overflow = 0
+        self._sent_through = 0  # rows InfluxDB took, deleted with the next commit
+        self._lock = threading.Lock()  # the queue and counters
+        self._commit_lock = threading.Lock()  # one commit at a time, in ticket order
+        self._queued = threading.Event()  # the queue went from empty to not empty
+        self._full = threading.Event()  # a batch's worth is waiting
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def close(self) -> None:
-        self._client.close()
+    def start(self) -> TelemetryBuffer:
+        self._thread = threading.Thread(target=self._run, name="telemetry-writer", daemon=True)
+        self._thread.start()
+        return self
 
-    def write(self, lines: list[str]) -> None:
-        params = {"org": self.org, "bucket": self.bucket, "precision": PRECISION}
-        _check(_post(self._client, f"{self.url}/api/v2/write", params, lines, self._headers))
+    def stop(self) -> None:
+        """Commit whatever is queued, then stop the writer (a clean stop loses nothing)."""
+        self._stop.set()
+        self._queued.set()
+        self._full.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.flush()
 
+    def append(self, lines: list[str]) -> int:
+        """Queue ``lines``; returns the ticket of the last one (stored once ``committed`` ≥ it)."""
+        with self._lock:
+            was_empty = not self._pending
+            self._pending.extend(lines)
+            self.appended += len(lines)
+            ticket = self.appended
+            if was_empty and self._pending:
+                self._queued.set()
+            if len(self._pending) >= self.commit_lines:
+                self._full.set()
+            behind = len(self._pending) > self.max_pending
+        if self._thread is None or behind:
+            try:
+                self.flush()
+            except EdgeError:
+                if self._thread is None:
+                    raise
+                self._shed_queue()
+        return ticket
 
-def _post(
-    client: httpx.Client,
-    url: str,
-    params: dict[str, str],
-    lines: list[str],
-    headers: dict[str, str],
-) -> httpx.Response:
-    try:
-        return client.post(url, params=params, content="\n".join(lines).encode(), headers=headers)
-    except httpx.HTTPError as exc:
-        raise TelemetryWriteError(f"InfluxDB unreachable: {exc}") from exc
+    def mark_sent(self, last_id: int) -> None:
+        """Rows up to ``last_id`` are in InfluxDB: delete them with the next commit.
 
+        Not worth an fsync of its own: if a crash loses the delete, the rows are sent again
+        and InfluxDB overwrites each point with itself.
+        """
+        with self._lock:
+            self._sent_through = max(self._sent_through, last_id)
+            self._queued.set()
+        if self._thread is None:
+            self.flush()
 
-def _check(response: httpx.Response) -> None:
-    if response.status_code == 204:
-        return
-    # 400/422 mean the lines themselves are bad: retrying would block the buffer forever.
-    retryable = response.status_code >= 500 or response.status_code in (401, 403, 404, 429)
-    raise TelemetryWriteError(
-        f"InfluxDB answered {response.status_code}: {response.text[:200]}",
-        code="INFLUX_UNAVAILABLE" if retryable else "INFLUX_REJECTED",
-        retryable=retryable,
-    )
+    def _shed_queue(self) -> None:
+        with self._lock:
+            overflow = len(self._pending) - self.max_pending
+            if overflow > 0:
+                del self._pending[:overflow]
+                self._overflow += overflow
+                log.error("telemetry queue over %d with the disk failing: dropped %d oldest",
+                          self.max_pending, overflow)  # fmt: skip
 
+    def flush(self) -> int:
+        """Commit everything queued now, in one transaction; returns the committed watermark."""
+        with self._commit_lock:
+            with self._lock:
+                lines, self._pending = self._pending, []
+                overflow, self._overflow = self._overflow, 0
+                sent, self._sent_through = self._sent_through, 0
+                through = self.appended
+                self._queued.clear()
+                self._full.clear()
+            if lines or overflow or sent:
+                try:
+                    dropped = self.store.telemetry_commit(
+                        lines,
+                        self.max_rows,
+                        dropped=overflow,
+                        sent_through=sent,
+                        row_points=min(TELEMETRY_ROW_POINTS, self.commit_lines),
+                    )
+                except EdgeError:
+                    with self._lock:  # keep them for the next commit, oldest still first
+                        self._pending[:0] = lines
+                        self._overflow += overflow
+                        self._sent_through = max(self._sent_through, sent)
+                        self._queued.set()
+                    raise
+                self.commits += 1
+                if dropped:
+                    log.warning("telemetry buffer full: dropped %d oldest points", dropped)
+            self.committed = through
+        return through
 
-def make_sink(settings: EdgeSettings) -> TelemetrySink | None:
-    if not settings.influx_url:
-        return None
-    if settings.influx_version == 1:
-        return InfluxV1Sink(
-            settings.influx_url,
-            settings.influx_db,
-            timeout_s=settings.influx_timeout_s,
-            create_db=settings.influx_create_db,
-        )
-    if not (settings.influx_org and settings.influx_bucket and settings.influx_token):
-        from edge.agent.errors import ConfigError
-
-        raise ConfigError("InfluxDB 2.x needs EDGE_INFLUX_ORG, _BUCKET and _TOKEN")
-    return InfluxV2Sink(
-        settings.influx_url,
-        settings.influx_org,
-        settings.influx_bucket,
-        settings.influx_token.get_secret_value(),
-        timeout_s=settings.influx_timeout_s,
-    )
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._queued.wait()
+            # Gather for one interval after the first queued line, or until a batch waits.
+            self._full.wait(self.commit_interval_s)
+            try:
+                self.flush()
+            except EdgeError as exc:
+                log.error("telemetry commit failed, retrying: %s", exc.message)
+                self._stop.wait(self.commit_interval_s)
 
 
 class TelemetryForwarder:
@@ -148,6 +188,8 @@ class TelemetryForwarder:
         self.written = 0
         self.rejected = 0
         self.last_error: TelemetryWriteError | None = None
+        self._cursor = 0  # last row handed to InfluxDB; its delete rides on the next commit
+        self.behind = False  # more rows wait than the last batch took
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -164,26 +206,31 @@ class TelemetryForwarder:
 
     def flush_once(self) -> int:
         """Send one batch; returns how many points left the buffer (written or rejected)."""
-        batch = self.buffer.store.telemetry_batch(self.batch_size)
+        store = self.buffer.store
+        batch = store.telemetry_batch(self.batch_size, after=self._cursor)
+        self.behind = False
         if not batch:
             return 0
+        points = sum(row.points for row in batch)
         try:
-            self.sink.write([line for _, line in batch])
+            self.sink.write([row.text for row in batch])
         except TelemetryWriteError as exc:
             if exc.retryable:
                 raise
-            log.error("InfluxDB refused %d points, dropping them: %s", len(batch), exc)
-            self.rejected += len(batch)
+            log.error("InfluxDB refused %d points, dropping them: %s", points, exc)
+            self.rejected += points
         else:
-            self.written += len(batch)
-        self.buffer.store.telemetry_delete_through(batch[-1][0])
-        return len(batch)
+            self.written += points
+        self._cursor = batch[-1].id
+        self.buffer.mark_sent(self._cursor)
+        self.behind = points >= self.batch_size or store.telemetry_waiting(after=self._cursor)
+        return points
 
     def _run(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():
             try:
-                sent = self.flush_once()
+                self.flush_once()
                 self.last_error, backoff = None, 0.0
             except TelemetryWriteError as exc:
                 self.last_error = exc
@@ -191,6 +238,6 @@ class TelemetryForwarder:
                 log.warning("telemetry held back (%s); retry in %.1fs", exc.message, backoff)
                 self._stop.wait(backoff * random.uniform(0.8, 1.2))
                 continue
-            if sent < self.batch_size:
+            if not self.behind:
                 # Caught up: let points gather for one interval so they go out as a batch.
                 self._stop.wait(self.flush_interval_s)

@@ -31,7 +31,7 @@ from edge.protocol.envelopes import (
 )
 from edge.protocol.kerong import BoardStatus
 from edge.protocol.token import generate_keypair, public_key_to_b64
-from tests.edge.agent.support import agent_settings, arm, assign, now, qr
+from tests.edge.agent.support import agent_settings, arm, assign, now, qr, wait_until
 
 
 class FakeBoard(LockBoard):
@@ -323,3 +323,63 @@ def test_pickup_closed_while_agent_was_down_is_still_reported(
     assert second.store.pickups() == {}
     second.agent.stop()
     second.store.close()
+
+
+def test_qr_token_is_pending_until_the_board_confirms(
+    rig: Rig, keypair: tuple[Ed25519PrivateKey, str]
+) -> None:
+    rig.command(arm(rig.lid, "0-4", "o4", "t4"))
+    token = qr(keypair[0], rig.lid, "0-4", "o4", "t4")
+    rig.board.stuck.add(4)
+    rig.scan(token)
+    assert [p.token_id for p in rig.store.pending_tokens()] == ["t4"]
+    rig.settle_unlock()  # never confirmed: released for another try
+    assert rig.store.pending_tokens() == [] and not rig.store.token_used("t4")
+    rig.board.stuck.clear()
+    rig.scan(token)
+    rig.settle_unlock()
+    assert rig.store.pending_tokens() == [] and rig.store.token_used("t4")
+
+
+@pytest.mark.parametrize(
+    ("lock_acted", "parcel", "spent"),
+    [
+        (False, True, False),  # the frame never acted: parcel still there, token released
+        (False, False, False),  # no evidence the door opened (no parcel seen): released
+        (True, True, True),  # the hook reads released: the door did open, token spent
+    ],
+)
+def test_restart_settles_a_qr_unlock_cut_short(
+    tmp_path: Path,
+    keypair: tuple[Ed25519PrivateKey, str],
+    lock_acted: bool,
+    parcel: bool,
+    spent: bool,
+) -> None:
+    first = Rig(tmp_path, keypair[1])
+    first.board.items[5] = parcel
+    first.poll()
+    first.command(arm(first.lid, "0-6", "o6", "t6"))
+    if not lock_acted:
+        first.board.stuck.add(6)
+    first.scan(qr(keypair[0], first.lid, "0-6", "o6", "t6"))
+    wait_until(lambda: first.board.unlocks, 5, "the unlock frame")
+    first.agent.stop()  # dies before the unlock's outcome reaches the agent thread
+    wait_until(lambda: not first.agent.inbox.empty(), 5, "the unlock worker to give up")
+    first.store.close()
+    first.board.stuck.clear()
+    second = Rig(tmp_path, keypair[1], board=first.board)  # first poll settles it
+    try:
+        assert second.store.pending_tokens() == []
+        assert second.store.token_used("t6") is spent
+        failed = [e.payload for e in second.outbox()[1] if e.type == "unlock_failed"]
+        assert [(f["code"], f["order_id"]) for f in failed] == (
+            [] if spent else [("INTERRUPTED", "o6")]
+        )
+        if not spent:  # the shopper scans again and the door opens
+            second.scan(qr(keypair[0], second.lid, "0-6", "o6", "t6"))
+            second.settle_unlock()
+            assert second.store.token_used("t6")
+    finally:
+        second.agent.stop()
+        second.store.close()

@@ -107,7 +107,7 @@ def test_sampler_writes_points_and_one_fault_per_spell(
     try:
         sampler.sample_zone("chilled", 1000)
         sampler.sample_zone("frozen", 1000)
-        lines = [line for _, line in store.telemetry_batch(100)]
+        lines = [line for row in store.telemetry_batch(100) for line in row.text.split("\n")]
         assert len(lines) == 3
         assert any(
             line.startswith("cold_chain,compartment=0-9,")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.agent.store import Store
+from edge.agent.telemetry import TelemetryBuffer
 from edge.protocol.envelopes import Ack, decode_event
 
 
@@ -76,4 +77,70 @@ def test_boot_ids_are_new_each_start(tmp_path: Path) -> None:
     first, second = store.new_boot(), store.new_boot()
     assert first != second
     assert store.get_meta("boot_count") == "2"
+    store.close()
+
+
+def _events(store: Store, type_: str) -> list[dict[str, object]]:
+    rows = store.outbox_after(0, 100_000)
+    return [e.payload for e in (decode_event(r.payload) for r in rows if r.kind == "evt")
+            if e.type == type_]  # fmt: skip
+
+
+def test_outbox_bound_sheds_oldest_telemetry_then_junk_never_pickups_or_doors(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.sqlite3", outbox_max_rows=100)
+    buffer = TelemetryBuffer(store, 1000)
+    at = datetime.now(UTC)
+    buffer.append([f"m v={i}i {i}" for i in range(80)])
+    for n in range(10):
+        store.append_event("L1", "door_opened", {"compartment": "0-1", "n": n}, at)
+    store.append_ack(Ack(command_id="c1", status="done", at=at))
+    assert store.telemetry_depth() == 80 and store.dropped_points() == 0  # 91: under the bound
+
+    # events past the bound push the oldest telemetry out, down to its floor (a tenth)
+    for n in range(20):
+        store.append_event("L1", "picked_up", {"compartment": "0-2", "order_id": f"o{n}"}, at)
+    assert store.telemetry_depth() == 69 and store.dropped_points() == 11
+    for n in range(100):  # a scanner fed junk while the broker is away
+        store.append_event("L1", "pickup_rejected", {"reason": "UNKNOWN_INPUT", "n": n}, at)
+    assert store.telemetry_depth() == 10 and store.dropped_points() == 70
+    assert store.telemetry_batch(1)[0].text.split("\n")[0] == "m v=70i 70"  # the newest kept
+    # then the oldest junk goes, counted; the bound holds
+    assert store.outbox_depth() == 90 and store.dropped_events() == 41
+    assert [p["n"] for p in _events(store, "pickup_rejected")] == list(range(41, 100))
+
+    # a door closing past the bound: another junk scan goes, never a door event or pickup
+    store.append_event("L1", "door_closed", {"compartment": "0-1"}, at)
+    assert store.dropped_events() == 42
+    assert len(_events(store, "door_opened")) == 10 and len(_events(store, "door_closed")) == 1
+    assert len(_events(store, "picked_up")) == 20
+
+    # no junk left: door events, pickups and acks are stored past the bound, never dropped
+    for n in range(80):
+        store.append_event("L1", "door_opened", {"compartment": "0-3", "n": n}, at)
+    store.append_ack(Ack(command_id="c2", status="done", at=at))
+    assert _events(store, "pickup_rejected") == []
+    assert store.outbox_depth() == 10 + 1 + 20 + 1 + 80 + 1
+    assert store.dropped_events() == 100
+    assert store.telemetry_depth() == 10  # telemetry keeps its floor
+    # and fresh telemetry displaces the oldest telemetry, not events
+    buffer.append(["m v=1000i 1000"])
+    assert store.telemetry_depth() == 10 and store.dropped_points() == 71
+    assert store.telemetry_batch(100)[-1].text.split("\n")[-1] == "m v=1000i 1000"
+    seqs = [decode_event(r.payload).seq for r in store.outbox_after(0, 1000) if r.kind == "evt"]
+    assert seqs == sorted(seqs) and seqs[-1] == store.last_seq() == 211
+    store.close()
+
+
+def test_telemetry_depth_is_exact_across_partial_drops(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite3")
+    buffer = TelemetryBuffer(store, 250)
+    for start in range(0, 1000, 130):  # rows of 100 and 30 points, dropped mid-row
+        buffer.append([f"m v={i}i {i}" for i in range(start, min(start + 130, 1000))])
+        kept = [line for r in store.telemetry_batch(10_000) for line in r.text.split("\n")]
+        assert store.telemetry_depth() == len(kept) <= 250
+        end = min(start + 130, 1000)
+        assert kept == [f"m v={i}i {i}" for i in range(max(0, end - 250), end)]
+    assert store.dropped_points() == 750
     store.close()
