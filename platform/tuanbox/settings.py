@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values shipped in .env.example and docker-compose.yml. They are fine on a developer's
 # laptop and must never reach production, so the validator below refuses them there.
@@ -18,6 +18,8 @@ EXAMPLE_SECRETS = frozenset(
         "dev-webhook-secret-change-me",
     }
 )
+# Payment providers the platform has adapters for; `sim` is the bundled simulator.
+PAYMENT_PROVIDERS = ("sim", "wechat")
 
 # Production refuses a signing or encryption secret shorter than this (256 bits).
 MIN_SECRET_BYTES = 32
@@ -74,6 +76,32 @@ class Settings(BaseSettings):
     idempotency_stale_s: int = Field(default=60, gt=0)
     refund_retry_base_s: float = Field(default=5.0, gt=0)
     refund_retry_max_s: float = Field(default=600.0, gt=0)
+    # Failed attempts after which a refund is `failed` for good: an ops alert, then a person
+    # retries it or records how it was paid (POST /api/v1/refunds/{id}/retry | /resolve).
+    refund_max_attempts: int = Field(default=20, gt=0, le=1000)
+    # Enabled payment providers, comma-separated; the first is the checkout default. Empty
+    # means `sim` in development and test; production must name a real one (`sim` refused).
+    payment_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # WeChat Pay API v3 (provider `wechat`, H5 checkout for phone browsers).
+    wechatpay_mchid: str | None = Field(default=None, max_length=32)
+    wechatpay_appid: str | None = Field(default=None, max_length=32)
+    # Serial number of the merchant API certificate (hex), sent with every signed request.
+    wechatpay_merchant_serial_no: str | None = Field(default=None, max_length=64)
+    # The merchant API private key as PEM, or a file holding it (one of the two).
+    wechatpay_private_key: SecretStr | None = None
+    wechatpay_private_key_file: str | None = None
+    # 32-byte APIv3 key: decrypts notification resources and downloaded certificates.
+    wechatpay_apiv3_key: SecretStr | None = None
+    # Where WeChat Pay POSTs notifications; default {public_base_url}/api/v1/payments/wechat/webhook
+    wechatpay_notify_url: str | None = None
+    # Tests point this at a local fake gateway; production keeps WeChat's host.
+    wechatpay_gateway_url: str = "https://api.mch.weixin.qq.com"
+    # Platform certificates: cached here once downloaded (and checked) from /v3/certificates.
+    wechatpay_platform_cert_dir: str | None = "var/wechatpay/certs"
+    # Or WeChat Pay's platform public key (PEM) with its id, for merchants moved off certificates.
+    wechatpay_platform_public_key: str | None = None
+    wechatpay_platform_public_key_id: str | None = Field(default=None, max_length=64)
+    wechatpay_timeout_s: float = Field(default=10.0, gt=0, le=60)
     simpay_webhook_url: str | None = None
     # Chaos knob of the bundled gateway: share of refund calls that fail (drills, demos).
     simpay_refund_failure_rate: float = Field(default=0.0, ge=0, le=1)
@@ -133,6 +161,37 @@ class Settings(BaseSettings):
     # OpenAPI document and Swagger UI under /api/v1; unset: on, except in production.
     api_docs: bool | None = None
 
+    @field_validator("payment_providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def default_payment_provider(self) -> str:
+        """The provider a checkout uses when the shopper names none."""
+        return self.payment_providers[0]
+
+    @property
+    def simpay_enabled(self) -> bool:
+    # Delivery waves (`tuanbox.fulfilment.schedule`), for stations that set none of their own:
+    # orders confirmed before the local cutoff go out in the next departure; compartments are
+    # allocated this long before the departure (never before the cutoff).
+    station_timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    wave_cutoff: str = Field(default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    wave_departure: str = Field(default="10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    wave_allocate_lead_s: int = Field(default=5400, ge=0, le=7 * 86400)
+        """The bundled simulator (provider, hosted page) exists only outside production."""
+        return self.env != "production" and "sim" in self.payment_providers
+
+    @property
+    def wechatpay_notify_url_resolved(self) -> str:
+        return (
+            self.wechatpay_notify_url
+            or f"{self.public_base_url.rstrip('/')}/api/v1/payments/wechat/webhook"
+        )
+
     @model_validator(mode="after")
     def _refuse_example_secrets(self) -> Settings:
         if self.env == "development":
@@ -149,6 +208,65 @@ class Settings(BaseSettings):
         if self.env == "production" and self.pickup_signing_key is None:
             raise ValueError("TUANBOX_PICKUP_SIGNING_KEY is required in production")
         return self
+
+    @model_validator(mode="after")
+    def _check_payment_providers(self) -> Settings:
+        if not self.payment_providers and self.env != "production":
+            self.payment_providers = ["sim"]
+        if not self.payment_providers:
+            raise ValueError("TUANBOX_PAYMENT_PROVIDERS is required in production (e.g. wechat)")
+        unknown = [p for p in self.payment_providers if p not in PAYMENT_PROVIDERS]
+        if unknown or len(set(self.payment_providers)) != len(self.payment_providers):
+            raise ValueError(
+                f"TUANBOX_PAYMENT_PROVIDERS must name distinct providers of {PAYMENT_PROVIDERS}"
+    @field_validator("station_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone") from exc
+        return value
+
+            )
+        if self.env == "production" and "sim" in self.payment_providers:
+            raise ValueError(
+                "TUANBOX_PAYMENT_PROVIDERS names `sim`: the simulated gateway takes no money "
+                "and exists only in development and test"
+            )
+        if "wechat" in self.payment_providers:
+            self._check_wechatpay()
+        return self
+
+    def _check_wechatpay(self) -> None:
+        missing = [
+            f"TUANBOX_{name.upper()}"
+            for name in ("wechatpay_mchid", "wechatpay_appid", "wechatpay_merchant_serial_no")
+            if not getattr(self, name)
+        ]
+        if self.wechatpay_apiv3_key is None:
+            missing.append("TUANBOX_WECHATPAY_APIV3_KEY")
+        if self.wechatpay_private_key is None and not self.wechatpay_private_key_file:
+            missing.append("TUANBOX_WECHATPAY_PRIVATE_KEY (or _FILE)")
+        if missing:
+            raise ValueError(f"payment provider wechat needs {', '.join(missing)}")
+        assert self.wechatpay_apiv3_key is not None
+        if len(self.wechatpay_apiv3_key.get_secret_value().encode()) != 32:
+            raise ValueError("TUANBOX_WECHATPAY_APIV3_KEY must be 32 bytes (AES-256-GCM)")
+        if (self.wechatpay_platform_public_key is None) != (
+            self.wechatpay_platform_public_key_id is None
+        ):
+            raise ValueError("TUANBOX_WECHATPAY_PLATFORM_PUBLIC_KEY and _PUBLIC_KEY_ID go together")
+        if self.env == "production":
+            urls = {
+                "TUANBOX_WECHATPAY_GATEWAY_URL": self.wechatpay_gateway_url,
+                "TUANBOX_WECHATPAY_NOTIFY_URL": self.wechatpay_notify_url_resolved,
+            }
+            for name, url in urls.items():
+                if not url.startswith("https://"):
+                    raise ValueError(f"{name} must be https in production (it is {url!r})")
 
     def _refuse_short_secrets(self) -> None:
         """Keys that sign tokens and webhooks or encrypt PII must not be guessable."""

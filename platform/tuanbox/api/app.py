@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -26,6 +26,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.accounts.views",
     "tuanbox.catalog.views",
     "tuanbox.orders.views",
+    "tuanbox.orders.acceptance_views",
     "tuanbox.payments.views",
     "tuanbox.returns.views",
     "tuanbox.groupbuy.views",
@@ -35,6 +36,11 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.ops.views",
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
+)
+# Routers mounted only when their condition holds for the process's settings. SimPay's
+# hosted page marks orders paid without taking money: never in production.
+CONDITIONAL_ROUTERS: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
+    ("tuanbox.payments.simpay_pages", lambda s: s.simpay_enabled),
 )
 
 
@@ -83,7 +89,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         install_docs(app)
 
     app.include_router(health.router)
-    for dotted in FEATURE_ROUTERS:
+    conditional = tuple(dotted for dotted, wanted in CONDITIONAL_ROUTERS if wanted(settings))
+    for dotted in FEATURE_ROUTERS + conditional:
         module = __import__(dotted, fromlist=["router"])
         app.include_router(module.router)
     if settings.env == "development":

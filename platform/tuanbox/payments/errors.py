@@ -1,4 +1,4 @@
-"""Payment errors: bad webhook signatures, provider failures, refunds beyond what was paid."""
+"""Payment errors: bad webhook signatures, provider failures, refunds and their resolution."""
 
 from __future__ import annotations
 
@@ -43,3 +43,13 @@ class RefundExceedsPaidError(ConflictError):
 
 class RefundKeyConflictError(ConflictError):
     code = "REFUND_KEY_CONFLICT"
+
+
+class RefundNotFoundError(NotFoundError):
+    code = "REFUND_NOT_FOUND"
+
+
+class RefundStateError(ConflictError):
+    """Only a refund that failed for good can be retried or resolved by hand."""
+
+    code = "REFUND_NOT_FAILED"

@@ -50,12 +50,18 @@ class Payment(Base):
 
 
 class Refund(TimestampMixin, Base):
-    """A refund we owe; retried until the provider confirms, keyed so it can never double."""
+    """A refund we owe; retried until the provider confirms, keyed so it can never double.
+
+    pending → succeeded (the provider paid it), or → failed after too many attempts; a failed
+    one goes back to pending when ops retry it, or to resolved when ops paid it another way.
+    """
 
     __tablename__ = "refunds"
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_positive"),
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_known"),
+        CheckConstraint(
+            "status IN ('pending', 'succeeded', 'failed', 'resolved')", name="status_known"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -74,6 +80,10 @@ class Refund(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     provider_refund_id: Mapped[str | None] = mapped_column(String(100))
     succeeded_at: Mapped[datetime | None]
+    # Set when a person closed a failed refund outside the provider (bank transfer, cash).
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None]
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class SimPayRecord(Base):

@@ -16,7 +16,7 @@ from tuanbox.settings import Settings
 class WebhookEvent:
     """A verified provider notification in our own terms."""
 
-    type: str  # payment.succeeded | refund.succeeded
+    type: str  # payment.succeeded | refund.succeeded | refund.failed
     provider: str
     intent_id: str | None = None
     txn_id: str | None = None
@@ -29,8 +29,14 @@ class WebhookEvent:
 class PaymentProvider(Protocol):
     name: str
 
-    def create_checkout(self, session: Session, intent_id: str, amount_cents: int) -> str:
-        """Where to send the shopper to pay (a hosted payment page)."""
+    def create_checkout(
+        self, session: Session, intent_id: str, amount_cents: int, *, payer_ip: str | None = None
+    ) -> str:
+        """Where to send the shopper to pay (a hosted payment page).
+
+        Called again for a reused intent, so it must be idempotent per intent id. `payer_ip` is
+        the shopper's address, which some gateways require (WeChat H5).
+        """
         ...
 
     def refund(self, session: Session, *, refund_id: str, intent_id: str, amount_cents: int) -> str:
@@ -47,8 +53,15 @@ class PaymentProvider(Protocol):
 
 
 def get_provider(name: str, settings: Settings) -> PaymentProvider:
-    if name == "sim":
+    """The adapter of an enabled provider (TUANBOX_PAYMENT_PROVIDERS); any other is unknown."""
+    if name not in settings.payment_providers:
+        raise UnknownProviderError(f"no payment provider named {name!r}")
+    if name == "sim" and settings.simpay_enabled:
         from tuanbox.payments.simpay import SimPay
 
         return SimPay(settings)
+    if name == "wechat":
+        from tuanbox.payments.wechatpay import wechatpay_for
+
+        return wechatpay_for(settings)
     raise UnknownProviderError(f"no payment provider named {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -18,17 +18,22 @@ from tuanbox.db.base import utcnow
 from tuanbox.orders.domain import OrderStatus
 from tuanbox.orders.models import Order
 from tuanbox.orders.services import lock_order, transition
+from tuanbox.payments import alerts
 from tuanbox.payments.errors import (
     NotPayableError,
     ProviderError,
     RefundExceedsPaidError,
     RefundKeyConflictError,
     UnknownIntentError,
+    UnknownProviderError,
 )
 from tuanbox.payments.models import Payment, PaymentIntent, Refund
 from tuanbox.payments.provider import PaymentProvider, WebhookEvent
 
 log = logging.getLogger("tuanbox.payments")
+
+# Attempts before a refund fails for good, where callers pass no setting (the demo, tests).
+DEFAULT_MAX_ATTEMPTS = 20
 
 # Once every refund of an order in one of these statuses has succeeded, the order is refunded.
 _REFUND_CLOSES = frozenset(
@@ -36,8 +41,14 @@ _REFUND_CLOSES = frozenset(
 )
 
 
-def start_checkout(session: Session, order: Order, provider: PaymentProvider) -> PaymentIntent:
-    """An intent to pay what the order still owes; a pending one for that amount is reused."""
+def start_checkout(
+    session: Session, order: Order, provider: PaymentProvider, *, payer_ip: str | None = None
+) -> PaymentIntent:
+    """An intent to pay what the order still owes; a pending one for that amount is reused.
+
+    A reused intent asks the provider again for its page: a gateway's link expires (WeChat's
+    H5 link after five minutes) while the provider's order behind it, same number, does not.
+    """
     order = lock_order(session, order.id)
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise NotPayableError(f"order is {order.status}, not awaiting payment")
@@ -52,12 +63,11 @@ def start_checkout(session: Session, order: Order, provider: PaymentProvider) ->
             PaymentIntent.amount_cents == due,
         )
     ).first()
-    if existing is not None:
-        return existing
-    intent = PaymentIntent(order_id=order.id, provider=provider.name, amount_cents=due)
-    session.add(intent)
-    session.flush()
-    intent.checkout_url = provider.create_checkout(session, intent.id, due)
+    intent = existing or PaymentIntent(order_id=order.id, provider=provider.name, amount_cents=due)
+    if existing is None:
+        session.add(intent)
+        session.flush()
+    intent.checkout_url = provider.create_checkout(session, intent.id, due, payer_ip=payer_ip)
     return intent
 
 
@@ -67,6 +77,8 @@ def handle_event(session: Session, event: WebhookEvent) -> str:
         return _payment_succeeded(session, event)
     if event.type == "refund.succeeded":
         return _refund_confirmed(session, event)
+    if event.type == "refund.failed":
+        return _refund_failed_at_provider(session, event)
     log.info("ignoring webhook type %s from %s", event.type, event.provider)
     return "ignored"
 
@@ -132,8 +144,52 @@ def _refund_confirmed(session: Session, event: WebhookEvent) -> str:
         return "ignored"
     if row.status == "succeeded":
         return "duplicate"
-    _mark_succeeded(session, row, event.provider_refund_id or "")
+    if row.status == "resolved":
+        # Ops paid it another way, and now the provider paid too: someone must claw it back.
+        alerts.refund_alert_once(
+            session,
+            row,
+            "refund_paid_twice",
+            f"refund {row.id} was resolved by hand, then {event.provider} paid it as well "
+            f"({event.provider_refund_id})",
+            "Contact the shopper about the double refund; record the outcome on the alert.",
+        )
+        return "duplicate"
+    if row.status == "failed":
+        order = lock_order(session, row.order_id)
+        if order.refunded_cents + row.amount_cents > order.paid_cents:
+            # It had failed for good and the money was refunded another way meanwhile; the
+            # books cannot count it twice, so the row keeps `failed` and ops claw one back.
+            row.provider_refund_id = event.provider_refund_id
+            row.last_error = f"{event.provider} paid it after all, on top of another refund"
+            alerts.refund_alert_once(
+                session,
+                row,
+                "refund_paid_twice",
+                f"refund {row.id} had failed for good, then {event.provider} paid it after all "
+                f"({event.provider_refund_id}); the order was already refunded another way",
+                "Contact the shopper about the double refund; record the outcome on the alert.",
+            )
+            return "alerted"
+    mark_paid(session, row, provider_refund_id=event.provider_refund_id or "")
     return "applied"
+
+
+def _refund_failed_at_provider(session: Session, event: WebhookEvent) -> str:
+    """The provider gave up on a refund it had accepted (WeChat: closed or abnormal)."""
+    row = session.get(Refund, event.refund_id) if event.refund_id else None
+    if row is None:
+        return "ignored"
+    alerts.refund_alert_once(
+        session,
+        row,
+        "refund_abnormal",
+        f"{event.provider} reports refund {row.id} of {row.amount_cents} cents as "
+        f"{event.raw.get('refund_status', 'failed')}; the shopper has not received it",
+        f"Resolve it in {event.provider}'s merchant console (abnormal refund: pay to the "
+        f"shopper's bank card) or pay the shopper another way; note it on the alert.",
+    )
+    return "alerted"
 
 
 def applied_cents(session: Session, order_id: str, *, excluding: str | None = None) -> int:
@@ -214,11 +270,13 @@ def process_refund(
     *,
     base_s: float = 5.0,
     max_s: float = 600.0,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     now: datetime | None = None,
 ) -> str:
     """One attempt at paying a pending refund.
 
     Returns "succeeded" (this call paid it), "pending" (the provider failed; retried later),
+    "failed" (the provider failed `max_attempts` times: no more retries, ops are alerted),
     "busy" (another worker holds it) or "done" (it was already finished).
 
     The provider call carries our refund id as its idempotency key, so an attempt whose
@@ -231,9 +289,7 @@ def process_refund(
         return "busy"
     if row.status != "pending":
         return "done"
-    intent_id = session.scalars(
-        select(PaymentIntent.id).where(PaymentIntent.order_id == row.order_id)
-    ).first()
+    intent_id = _intent_of(session, row)
     row.attempts += 1
     try:
         provider_refund_id = provider.refund(
@@ -241,20 +297,49 @@ def process_refund(
         )
     except ProviderError as exc:
         row.last_error = str(exc)[:500]
+        if row.attempts >= max_attempts:
+            _fail_for_good(session, row)
+            return "failed"
         row.next_attempt_at = (now or utcnow()) + timedelta(
             seconds=_backoff(base_s, max_s, row.attempts)
         )
         log.warning("refund %s attempt %d failed: %s", row.id, row.attempts, exc)
         return "pending"
-    _mark_succeeded(session, row, provider_refund_id)
+    mark_paid(session, row, provider_refund_id=provider_refund_id)
     return "succeeded"
 
 
-def _mark_succeeded(session: Session, row: Refund, provider_refund_id: str) -> None:
-    row.status = "succeeded"
+def _intent_of(session: Session, row: Refund) -> str | None:
+    """The intent whose money this refund returns: its payment's, else the order's paid one."""
+    if row.payment_id is not None:
+        payment = session.get(Payment, row.payment_id)
+        if payment is not None and payment.intent_id is not None:
+            return payment.intent_id
+    return session.scalars(
+        select(PaymentIntent.id)
+        .where(PaymentIntent.order_id == row.order_id)
+        # A provider needs the intent that took money: succeeded ones first, then the oldest.
+        .order_by((PaymentIntent.status == "succeeded").desc(), PaymentIntent.created_at)
+    ).first()
+
+
+def _fail_for_good(session: Session, row: Refund) -> None:
+    row.status = "failed"
+    log.error(
+        "refund %s failed for good after %d attempts: %s", row.id, row.attempts, row.last_error
+    )
+    alerts.refund_failed(session, row)
+
+
+def mark_paid(
+    session: Session, row: Refund, *, status: str = "succeeded", provider_refund_id: str | None
+) -> None:
+    """The money reached the shopper: count it on the order, which may close as refunded."""
+    row.status = status
     row.provider_refund_id = provider_refund_id
     row.succeeded_at = utcnow()
-    row.last_error = None
+    if status == "succeeded":
+        row.last_error = None
     order = lock_order(session, row.order_id)
     order.refunded_cents += row.amount_cents
     outstanding = session.scalar(
@@ -276,6 +361,24 @@ def _mark_succeeded(session: Session, row: Refund, provider_refund_id: str) -> N
         )
 
 
+class _Unavailable:
+    """Stands in for a provider that is not enabled in this process; every call fails."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self._reason = name, reason
+
+    def create_checkout(
+        self, session: Session, intent_id: str, amount_cents: int, *, payer_ip: str | None = None
+    ) -> str:
+        raise ProviderError(self._reason)
+
+    def refund(self, session: Session, *, refund_id: str, intent_id: str, amount_cents: int) -> str:
+        raise ProviderError(self._reason)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        raise ProviderError(self._reason)
+
+
 def process_due_refunds(
     factory: sessionmaker[Session],
     provider_for: Callable[[str], PaymentProvider],
@@ -284,6 +387,7 @@ def process_due_refunds(
     batch: int = 100,
     base_s: float = 5.0,
     max_s: float = 600.0,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> dict[str, int]:
     """Attempt every pending refund whose time has come; each in its own transaction."""
     with factory() as session:
@@ -296,13 +400,20 @@ def process_due_refunds(
     counts: dict[str, int] = {}
     for refund_id in ids:
         with factory() as session, session.begin():
-            provider_name = session.scalar(select(Refund.provider).where(Refund.id == refund_id))
+            name = session.scalar(select(Refund.provider).where(Refund.id == refund_id)) or "sim"
+            try:
+                provider: PaymentProvider = provider_for(name)
+            except UnknownProviderError as exc:
+                # A provider switched off since: its refunds fail (and alert) like any outage
+                # instead of stopping the queue behind them.
+                provider = _Unavailable(name, str(exc))
             status = process_refund(
                 session,
                 refund_id,
-                provider_for(provider_name or "sim"),
+                provider,
                 base_s=base_s,
                 max_s=max_s,
+                max_attempts=max_attempts,
                 now=now,
             )
         counts[status] = counts.get(status, 0) + 1

@@ -47,7 +47,9 @@ class SimPay:
         self.refund_calls = 0
 
     # -- the gateway side ---------------------------------------------------------------
-    def create_checkout(self, session: Session, intent_id: str, amount_cents: int) -> str:
+    def create_checkout(
+        self, session: Session, intent_id: str, amount_cents: int, *, payer_ip: str | None = None
+    ) -> str:
         return f"{self._base}/pay/sim/{intent_id}"
 
     def charge(self, session: Session, intent_id: str, amount_cents: int) -> SimPayRecord:

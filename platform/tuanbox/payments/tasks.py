@@ -1,4 +1,4 @@
-"""Celery entry points of payments: retrying owed refunds until the provider confirms."""
+"""Celery entry points of payments: retrying owed refunds, a bounded number of times."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tuanbox.worker.db import session_factory_for
 
 @shared_task(name="payments.process_due_refunds", bind=True, acks_late=True)
 def process_due_refunds(self: Any) -> dict[str, int]:
-    """Attempt every pending refund that is due; backoff is stored on each refund row."""
+    """Attempt every pending refund that is due; backoff and attempts are kept on each row."""
     from tuanbox.payments.provider import get_provider
     from tuanbox.payments.services import process_due_refunds as process
 
@@ -21,6 +21,7 @@ def process_due_refunds(self: Any) -> dict[str, int]:
         lambda name: get_provider(name, settings),
         base_s=settings.refund_retry_base_s,
         max_s=settings.refund_retry_max_s,
+        max_attempts=settings.refund_max_attempts,
     )
 
 

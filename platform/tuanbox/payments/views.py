@@ -1,14 +1,13 @@
-"""Payments API: checkout, the provider webhook, refunds; SimPay's hosted payment page."""
+"""Payments API: checkout, the provider webhooks, refunds and ops' way out of failed ones."""
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Annotated, Any
 
-import httpx
-from fastapi import APIRouter, BackgroundTasks, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -19,11 +18,9 @@ from tuanbox.audit.services import record
 from tuanbox.bounds import MAX_INT32, AmountCents
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.orders.views import visible_order
-from tuanbox.payments import services
-from tuanbox.payments.errors import UnknownIntentError
-from tuanbox.payments.models import PaymentIntent, Refund
+from tuanbox.payments import resolution, services
+from tuanbox.payments.models import Refund
 from tuanbox.payments.provider import get_provider
-from tuanbox.payments.simpay import SimPay
 
 log = logging.getLogger("tuanbox.payments")
 router = APIRouter(tags=["payments"])
@@ -58,12 +55,15 @@ class RefundOut(BaseModel):
     reason: str
     status: str
     attempts: int
+    last_error: str | None = None
+    resolution_note: str | None = None
 
 
 class CheckoutIn(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"provider": "sim"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"provider": "wechat"}, {}]})
 
-    provider: Annotated[str, Field(pattern=r"^[a-z]{2,20}$")] = "sim"
+    # None: the first of TUANBOX_PAYMENT_PROVIDERS.
+    provider: Annotated[str | None, Field(pattern=r"^[a-z]{2,20}$")] = None
 
 
 @router.post(
@@ -75,6 +75,7 @@ class CheckoutIn(BaseModel):
 def checkout(
     order_id: str,
     body: CheckoutIn,
+    request: Request,
     user: Shopper,
     session: SessionDep,
     settings: SettingsDep,
@@ -82,25 +83,43 @@ def checkout(
 ) -> JSONResponse:
     """Start paying an order: returns the provider's hosted payment page."""
     order = visible_order(session, order_id, user)
+    provider = get_provider(body.provider or settings.default_payment_provider, settings)
+    # The shopper's address, as the proxy in front reports it (uvicorn --proxy-headers).
+    payer_ip = request.client.host if request.client else None
 
     def work() -> tuple[int, object]:
-        intent = services.start_checkout(session, order, get_provider(body.provider, settings))
+        intent = services.start_checkout(session, order, provider, payer_ip=payer_ip)
         return 201, IntentOut.model_validate(intent).model_dump(mode="json")
 
-    return idem.respond(session, user.id, {"order": order_id, **body.model_dump()}, work)
+    request_key = {"order": order_id, "provider": provider.name}
+    return idem.respond(session, user.id, request_key, work)
 
 
-# The body is read raw (its HMAC is over the exact bytes), so it is documented by hand.
+def _header(name: str, description: str, example: str) -> dict[str, Any]:
+    schema = {"type": "string", "maxLength": 1024}
+    return {"name": name, "in": "header", "required": False, "description": description,
+            "schema": schema, "example": example}  # fmt: skip
+
+
+# The body is read raw (its signature is over the exact bytes), so it is documented by hand.
 _WEBHOOK_DOC: dict[str, Any] = {
     "parameters": [
-        {
-            "name": "X-SimPay-Signature",
-            "in": "header",
-            "required": True,
-            "description": "`t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.' + body>` (SimPay)",
-            "schema": {"type": "string"},
-            "example": "t=1764460800,v1=5d41402abc4b2a76b9719d911017c592…",
-        }
+        _header(
+            "X-SimPay-Signature",
+            "sim: `t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.' + body>`",
+            "t=1764460800,v1=5d41402abc4b2a76b9719d911017c592…",
+        ),
+        _header(
+            "Wechatpay-Signature",
+            "wechat: base64 RSA-SHA256 over `<timestamp>\\n<nonce>\\n<body>\\n` by the "
+            "platform certificate named in Wechatpay-Serial; the body's `resource` is "
+            "AES-256-GCM encrypted with the APIv3 key",
+            "g9QHJx1nCUcRK3q…==",
+        ),
+        _header("Wechatpay-Timestamp", "wechat: unix time, within 5 minutes", "1764460800"),
+        _header("Wechatpay-Nonce", "wechat: random string", "fdasfwqewlkja484w"),
+        _header("Wechatpay-Serial", "wechat: platform certificate serial", "5157F09EFDC0…"),
+        _header("Wechatpay-Signature-Type", "wechat", "WECHATPAY2-SHA256-RSA2048"),
     ],
     "requestBody": {
         "required": True,
@@ -148,7 +167,7 @@ _WEBHOOK_DOC: dict[str, Any] = {
 class WebhookOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "applied"}]})
 
-    status: str = Field(description="applied, duplicate, refunding or ignored")
+    status: str = Field(description="applied, duplicate, refunding, alerted or ignored")
 
 
 @router.post(
@@ -162,17 +181,23 @@ async def webhook(
 ) -> dict[str, str]:
     """The provider's signed notification (payment or refund succeeded). Public, but signed."""
     body = await request.body()
-    event = get_provider(provider, settings).verify_webhook(dict(request.headers), body)
-    outcome = services.handle_event(session, event)
-    session.commit()
-    return {"status": outcome}
+    headers = dict(request.headers)
+
+    def apply() -> str:
+        # Verifying may fetch the provider's new certificates: blocking I/O, off the loop.
+        event = get_provider(provider, settings).verify_webhook(headers, body)
+        outcome = services.handle_event(session, event)
+        session.commit()
+        return outcome
+
+    return {"status": await run_in_threadpool(apply)}
 
 
 @router.get("/api/v1/refunds", response_model=list[RefundOut])
 def refunds_by_status(
     user: OpsOrAdmin,
     session: SessionDep,
-    status: Annotated[str, Query(pattern="^(pending|succeeded|failed)$")] = "pending",
+    status: Annotated[str, Query(pattern="^(pending|succeeded|failed|resolved)$")] = "pending",
     min_attempts: Annotated[int, Query(ge=0, le=MAX_INT32)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Refund]:
@@ -231,62 +256,57 @@ def manual_refund(
     return idem.respond(session, user.id, body.model_dump(), work)
 
 
-# -- SimPay's hosted payment page (plays the gateway's website) ----------------------------
-
-_PAGE = """<!doctype html><html lang="zh"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>SimPay</title><body style="font-family:sans-serif;max-width:28em;margin:2em auto">
-<h1>SimPay 模拟支付</h1><p>Order {order}</p><p style="font-size:2em">¥{amount}</p>
-<form method="post" action="/pay/sim/{intent}/confirm"><button type="submit"
- style="font-size:1.2em;padding:.5em 2em">Pay / 支付</button></form></body></html>"""
+# Free text that ends up in the audit log: no NUL or other control characters but newlines.
+_PRINTABLE = r"^[^\x00-\x09\x0b-\x1f\x7f]*$"
 
 
-def _sim_intent(session: SessionDep, intent_id: str) -> PaymentIntent:
-    intent = session.get(PaymentIntent, intent_id)
-    if intent is None or intent.provider != "sim":
-        raise UnknownIntentError("no such payment")
-    return intent
-
-
-@router.get("/pay/sim/{intent_id}", response_class=HTMLResponse, include_in_schema=False)
-def sim_page(intent_id: str, session: SessionDep) -> str:
-    intent = _sim_intent(session, intent_id)
-    return _PAGE.format(
-        order=html.escape(intent.order_id),
-        amount=f"{intent.amount_cents // 100}.{intent.amount_cents % 100:02d}",
-        intent=html.escape(intent.id),
+class RefundRetryIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"note": "WeChat Pay balance topped up; try again"}]}
     )
 
+    note: Annotated[str, Field(min_length=3, max_length=500, pattern=_PRINTABLE)]
 
-@router.post("/pay/sim/{intent_id}/confirm", response_class=HTMLResponse, include_in_schema=False)
-def sim_confirm(
-    intent_id: str, session: SessionDep, settings: SettingsDep, background: BackgroundTasks
-) -> str:
-    """The shopper pays on the gateway; the gateway then notifies us by signed webhook."""
-    intent = _sim_intent(session, intent_id)
-    gateway = SimPay(settings)
-    charge = gateway.charge(session, intent.id, intent.amount_cents)
-    body, headers = gateway.payment_webhook(charge)
-    if settings.simpay_webhook_url:
-        background.add_task(_deliver, settings.simpay_webhook_url, body, headers)
-    else:
-        # No public URL configured (tests, the demo): deliver through the same verify +
-        # apply path the HTTP endpoint uses, minus the network hop.
-        event = gateway.verify_webhook(headers, body)
-        services.handle_event(session, event)
+
+class RefundResolveIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"note": "paid by bank transfer on 12 Dec", "reference": "ICBC-20261212-0042"}
+            ]
+        }
+    )
+
+    note: Annotated[str, Field(min_length=3, max_length=500, pattern=_PRINTABLE)]
+    reference: Annotated[str, Field(min_length=1, max_length=100, pattern=_PRINTABLE)] | None = None
+
+
+RefundId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f-]{1,36}$")]
+
+
+@router.post(
+    "/api/v1/refunds/{refund_id}/retry",
+    response_model=RefundOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
+def retry_refund(
+    refund_id: RefundId, body: RefundRetryIn, user: OpsOrAdmin, session: SessionDep
+) -> Refund:
+    """Ops: a refund that failed for good goes back to the retry queue (fresh attempts)."""
+    row = resolution.retry_failed(session, refund_id, user.actor, body.note)
     session.commit()
-    return "<!doctype html><meta charset='utf-8'><p>Payment received. 支付成功。</p>"
+    return row
 
 
-def _deliver(url: str, body: bytes, headers: dict[str, str]) -> None:
-    """POST the webhook like a gateway would, retrying a few times on failure."""
-    for attempt in range(1, 4):
-        try:
-            response = httpx.post(url, content=body, headers=headers, timeout=5.0)
-        except httpx.HTTPError as exc:
-            log.warning("simpay webhook attempt %d failed: %s", attempt, exc)
-            continue
-        if response.status_code < 500:
-            return
-        log.warning("simpay webhook attempt %d got %d", attempt, response.status_code)
-    log.error("simpay webhook not delivered to %s; the shopper's payment awaits a resend", url)
+@router.post(
+    "/api/v1/refunds/{refund_id}/resolve",
+    response_model=RefundOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
+def resolve_refund(
+    refund_id: RefundId, body: RefundResolveIn, user: OpsOrAdmin, session: SessionDep
+) -> Refund:
+    """Ops: a refund that failed for good was paid another way; record how (audited)."""
+    row = resolution.resolve_failed(session, refund_id, user.actor, body.note, body.reference)
+    session.commit()
+    return row

@@ -20,6 +20,7 @@ MODULES = {
     "tuanbox.catalog.views",
     "tuanbox.orders.views",
     "tuanbox.payments.views",
+    "tuanbox.payments.simpay_pages",
     "tuanbox.returns.views",
 }
 # Deliberately public: signing in, the shopper-facing catalog, signed webhooks, the
@@ -52,6 +53,8 @@ ROLES = {
     ("POST", "/api/v1/orders/{order_id}/payments"): {"shopper"},
     ("POST", "/api/v1/orders/{order_id}/refunds"): {"ops", "admin"},
     ("GET", "/api/v1/refunds"): {"ops", "admin"},
+    ("POST", "/api/v1/refunds/{refund_id}/retry"): {"ops", "admin"},
+    ("POST", "/api/v1/refunds/{refund_id}/resolve"): {"ops", "admin"},
     ("GET", "/api/v1/merchants/{merchant_id}/orders"): {"merchant_staff", "ops", "admin"},
     ("POST", "/api/v1/orders/{order_id}/return"): {"shopper"},
     ("POST", "/api/v1/returns/{return_id}/dropped-off"): {"ops", "admin"},
