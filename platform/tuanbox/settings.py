@@ -175,13 +175,6 @@ class Settings(BaseSettings):
 
     @property
     def simpay_enabled(self) -> bool:
-    # Delivery waves (`tuanbox.fulfilment.schedule`), for stations that set none of their own:
-    # orders confirmed before the local cutoff go out in the next departure; compartments are
-    # allocated this long before the departure (never before the cutoff).
-    station_timezone: str = Field(default="Asia/Shanghai", max_length=64)
-    wave_cutoff: str = Field(default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    wave_departure: str = Field(default="10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    wave_allocate_lead_s: int = Field(default=5400, ge=0, le=7 * 86400)
         """The bundled simulator (provider, hosted page) exists only outside production."""
         return self.env != "production" and "sim" in self.payment_providers
 
@@ -219,17 +212,6 @@ class Settings(BaseSettings):
         if unknown or len(set(self.payment_providers)) != len(self.payment_providers):
             raise ValueError(
                 f"TUANBOX_PAYMENT_PROVIDERS must name distinct providers of {PAYMENT_PROVIDERS}"
-    @field_validator("station_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not an IANA time zone") from exc
-        return value
-
             )
         if self.env == "production" and "sim" in self.payment_providers:
             raise ValueError(
