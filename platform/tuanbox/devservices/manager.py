@@ -37,6 +37,11 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
+# Debian tools the project runs besides its services: wrk drives the HTTP benchmarks
+# (bench/flash_sale.py, bench/group_join.py).
+TOOL_PACKAGES: tuple[str, ...] = ("wrk",)
+
+
 class ServiceError(RuntimeError):
     code = "SERVICE_UNAVAILABLE"
 
@@ -124,7 +129,7 @@ class ServiceManager:
 
     # -- install ---------------------------------------------------------------------------
     def missing_debian_packages(self, extra: tuple[str, ...] = ()) -> list[str]:
-        wanted = [p for s in self.services for p in s.apt_packages] + list(extra)
+        wanted = [p for s in self.services for p in s.apt_packages] + [*TOOL_PACKAGES, *extra]
         return [p for p in wanted if not _dpkg_installed(p)]
 
     def install(
