@@ -107,8 +107,26 @@ class Settings(BaseSettings):
     simpay_refund_failure_rate: float = Field(default=0.0, ge=0, le=1)
     # Redis key prefix of rate-limit windows (tests give each run its own).
     rate_limit_prefix: str = "tuanbox:rl:"
+    # Sign-in limits go per phone and per device (X-Device-ID) first and per IP generously:
+    # a carrier NAT puts thousands of shoppers behind one address at the start of a sale.
     otp_per_phone_per_hour: int = Field(default=5, gt=0)
-    otp_per_ip_per_hour: int = Field(default=30, gt=0)
+    otp_per_device_per_hour: int = Field(default=10, gt=0)
+    otp_per_ip_per_hour: int = Field(default=300, gt=0)
+    auth_token_per_phone_per_min: int = Field(default=10, gt=0)
+    auth_token_per_device_per_min: int = Field(default=30, gt=0)
+    # Shared by every grant of /api/v1/auth/token and by /ops/login (one bucket per IP).
+    auth_token_per_ip_per_min: int = Field(default=600, gt=0)
+    # Password lockout per login (API and /ops alike): this many failures within the window
+    # lock the login for signin_lockout_s, answered like any failure, with one ops alert.
+    signin_max_failures: int = Field(default=10, gt=0, le=1000)
+    signin_failure_window_s: int = Field(default=900, gt=0)
+    signin_lockout_s: int = Field(default=900, gt=0)
+    # Phones are stored in E.164; numbers typed without a country code are read in this region.
+    phone_default_region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
+    group_join_per_user_per_min: int = Field(default=20, gt=0)
+    group_join_per_ip_per_min: int = Field(default=600, gt=0)
+    orders_create_per_user_per_min: int = Field(default=30, gt=0)
+    orders_create_per_ip_per_min: int = Field(default=120, gt=0)
 
     # Text messages (OTP, pickup codes). `gateway`: the HTTP SMS gateway below (Aliyun
     # Dysms SendSms shape), required in production. `inbox`: nothing leaves the machine, codes

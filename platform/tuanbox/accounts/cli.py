@@ -68,3 +68,34 @@ def rotate_pii() -> None:
     finally:
         engine.dispose()
     typer.echo(f"re-encrypted {total} fields under key {settings.pii_key_id}")
+
+
+@app.command("renormalise-phones")
+def renormalise_phones() -> None:
+    """Re-store shoppers' phones in E.164 and re-index them (once, after upgrading to 0012).
+
+    Phones stored before E.164 (`8613800138000`, `13800138000`) were indexed as typed, so one
+    person could hold two accounts; those pairs are listed for a person to merge, not merged.
+    """
+    from tuanbox.accounts.admin import renormalise_phones as renormalise
+    from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+    from tuanbox.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    changed, after = 0, ""
+    try:
+        while True:
+            with session_scope(make_session_factory(engine)) as session:
+                batch = renormalise(session, settings, after_id=after)
+            changed += batch.changed
+            for user_id, owner in batch.duplicates:
+                typer.echo(f"duplicate: user {user_id} has the phone of user {owner}; not changed")
+            for user_id in batch.invalid:
+                typer.echo(f"invalid: user {user_id} has a phone that is not a valid number")
+            if batch.last_id is None:
+                break
+            after = batch.last_id
+    finally:
+        engine.dispose()
+    typer.echo(f"re-stored {changed} phones in E.164")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,6 +21,9 @@ class Principal:
     id: str
     role: str
     merchant_id: str | None = None
+    # The account's token version when the token was issued (claim `ver`); disabling the
+    # account bumps it, so every older token is refused (accounts.revocation).
+    token_version: int = field(default=0, compare=False)
 
     @property
     def actor(self) -> Actor:
@@ -35,11 +38,13 @@ def get_current_user(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    from tuanbox.accounts.revocation import ensure_current
     from tuanbox.accounts.tokens import decode_access_token
 
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("a bearer access token is required")
     principal = decode_access_token(settings, credentials.credentials)
+    ensure_current(request, principal)
     request.state.principal = principal
     return principal
 

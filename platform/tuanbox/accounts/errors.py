@@ -1,8 +1,8 @@
-"""Account errors: bad or expired codes and tokens, locked codes, wrong credentials."""
+"""Account errors: bad, expired or revoked codes and tokens, locked codes, wrong credentials."""
 
 from __future__ import annotations
 
-from tuanbox.errors import AuthenticationError, InvalidInputError, RateLimitedError
+from tuanbox.errors import AuthenticationError, ConflictError, InvalidInputError, RateLimitedError
 
 
 class InvalidCredentialsError(AuthenticationError):
@@ -23,6 +23,12 @@ class TokenInvalidError(AuthenticationError):
     code = "TOKEN_INVALID"
 
 
+class TokenRevokedError(AuthenticationError):
+    """The account was disabled after this access token was issued."""
+
+    code = "TOKEN_REVOKED"
+
+
 class TokenReusedError(AuthenticationError):
     """A refresh token was used twice: its whole family is revoked (likely stolen)."""
 
@@ -31,3 +37,9 @@ class TokenReusedError(AuthenticationError):
 
 class InvalidPhoneError(InvalidInputError):
     code = "INVALID_PHONE"
+
+
+class SelfDisableError(ConflictError):
+    """An admin may not disable their own account (the last admin would lock everyone out)."""
+
+    code = "CANNOT_DISABLE_SELF"

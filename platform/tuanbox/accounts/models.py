@@ -50,6 +50,10 @@ class User(TimestampMixin, Base):
     login: Mapped[str | None] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
+    # Access tokens carry the version they were issued under; disabling bumps it, and tokens
+    # of an older version are refused (Redis holds it for one token lifetime: a cheap check).
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    tokens_revoked_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class OtpCode(Base):

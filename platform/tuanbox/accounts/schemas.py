@@ -11,7 +11,7 @@ from tuanbox.bounds import AddressText
 
 
 class OtpRequest(BaseModel):
-    phone: str = Field(min_length=7, max_length=20, examples=["+8613800138000"])
+    phone: str = Field(min_length=6, max_length=32, examples=["+8613800138000"])
 
 
 class OtpSent(BaseModel):
@@ -21,7 +21,7 @@ class OtpSent(BaseModel):
 
 class OtpGrant(BaseModel):
     grant_type: Literal["otp"]
-    phone: str = Field(min_length=7, max_length=20, examples=["+8613800138000"])
+    phone: str = Field(min_length=6, max_length=32, examples=["+8613800138000"])
     code: str = Field(pattern=r"^\d{6}$", examples=["123456"])
 
 
@@ -52,6 +52,15 @@ class UserOut(BaseModel):
     role: str
     merchant_id: str | None
     display_name: str | None
+    active: bool = True
+
+
+class UserStatusChange(BaseModel):
+    """Why an admin disables or re-enables an account (kept in the audit log)."""
+
+    reason: str = Field(
+        min_length=1, max_length=500, examples=["phone reported stolen; ticket #4821"]
+    )
 
 
 class TokenResponse(BaseModel):

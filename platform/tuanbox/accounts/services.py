@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from datetime import timedelta
 
@@ -16,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from tuanbox.accounts.errors import (
     InvalidCredentialsError,
-    InvalidPhoneError,
     OtpInvalidError,
     OtpLockedError,
 )
 from tuanbox.accounts.models import MERCHANT_ROLES, Address, OtpCode, Role, User
+from tuanbox.accounts.phones import to_e164
 from tuanbox.audit.services import Actor, record
 from tuanbox.catalog.models import Merchant
 from tuanbox.crypto import PiiCipher, derive_key
@@ -29,18 +28,16 @@ from tuanbox.errors import ConflictError, InvalidInputError
 from tuanbox.notifications.services import SmsSender
 from tuanbox.settings import Settings
 
-_PHONE = re.compile(r"^\+?[1-9]\d{6,14}$")
 _hasher = PasswordHasher()
+LOGIN_MAX = 100  # users.login
 # Verified against when the login is unknown, so both paths cost one argon2 verification.
 _DUMMY_HASH = _hasher.hash("tuanbox-no-such-user")
 
 
-def normalise_phone(phone: str) -> str:
-    """E.164-like digits with an optional leading +; spaces and dashes are dropped."""
-    cleaned = re.sub(r"[\s\-()]", "", phone)
-    if not _PHONE.match(cleaned):
-        raise InvalidPhoneError("phone must be 7-15 digits, optionally with a leading +")
-    return cleaned
+def normalise_phone(phone: str, default_region: str) -> str:
+    """The phone in E.164 (`+8613800138000`), read in `default_region` without a country code;
+    the one form that is encrypted, indexed and texted."""
+    return to_e164(phone, default_region)
 
 
 def _code_hash(settings: Settings, phone_hash: str, code: str) -> str:
@@ -54,7 +51,7 @@ def request_otp(session: Session, settings: Settings, phone: str, *, sms: SmsSen
     `sms` comes from the composition root (`get_sms_sender(settings)`); the code goes to it
     and nowhere else: our tables keep only its hash.
     """
-    phone = normalise_phone(phone)
+    phone = normalise_phone(phone, settings.phone_default_region)
     phone_hash = PiiCipher(settings).blind_index(phone)
     now = utcnow()
     session.execute(
@@ -81,7 +78,7 @@ def verify_otp(session: Session, settings: Settings, phone: str, code: str) -> U
     A wrong code counts against the code even though the request fails, so the attempt
     counter is committed before raising; otherwise rolling back would give unlimited guesses.
     """
-    phone = normalise_phone(phone)
+    phone = normalise_phone(phone, settings.phone_default_region)
     cipher = PiiCipher(settings)
     phone_hash = cipher.blind_index(phone)
     now = utcnow()
@@ -116,16 +113,28 @@ def verify_otp(session: Session, settings: Settings, phone: str, code: str) -> U
     return user
 
 
-def verify_password(session: Session, login: str, password: str) -> User:
-    user = session.scalars(select(User).where(User.login == login)).one_or_none()
+def check_password(session: Session, login: str, password: str) -> User | None:
+    """The active user with this login and password, else None; one argon2 verification on
+    every path (a dummy hash for unknown logins), so timing does not tell them apart."""
+    user = None
+    if "\x00" not in login and len(login) <= LOGIN_MAX:  # never a row; PostgreSQL refuses NUL
+        user = session.scalars(select(User).where(User.login == login)).one_or_none()
     try:
         _hasher.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError) as exc:
-        raise InvalidCredentialsError("wrong login or password") from exc
+    except (VerificationError, InvalidHashError):
+        return None
     if user is None or not user.active:
-        raise InvalidCredentialsError("wrong login or password")
+        return None
     if _hasher.check_needs_rehash(user.password_hash or ""):
         user.password_hash = _hasher.hash(password)
+    return user
+
+
+def verify_password(session: Session, login: str, password: str) -> User:
+    """check_password without the lockout (sign-in goes through accounts.signin instead)."""
+    user = check_password(session, login, password)
+    if user is None:
+        raise InvalidCredentialsError("wrong login or password")
     return user
 
 

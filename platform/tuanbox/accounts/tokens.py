@@ -35,6 +35,7 @@ def issue_access_token(
         "role": principal.role,
         "mid": principal.merchant_id,
         "typ": "access",
+        "ver": principal.token_version,
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(seconds=settings.access_token_ttl_s)).timestamp()),
         "jti": uuid.uuid4().hex,
@@ -43,8 +44,15 @@ def issue_access_token(
 
 
 def decode_access_token(settings: Settings, token: str) -> Principal:
+    """The token's principal if its signature, issuer, type and expiry hold; revocation is
+    checked apart (`accounts.revocation.ensure_current`), since it needs Redis."""
     claims = _decode(settings, token, "access")
-    return Principal(id=claims["sub"], role=claims["role"], merchant_id=claims.get("mid"))
+    return Principal(
+        id=claims["sub"],
+        role=claims["role"],
+        merchant_id=claims.get("mid"),
+        token_version=int(claims.get("ver", 0)),
+    )
 
 
 def _decode(settings: Settings, token: str, typ: str) -> dict[str, str]:

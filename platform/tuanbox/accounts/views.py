@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.openapi.models import Example
 from sqlalchemy import select
 
+from tuanbox.accounts import admin as accounts_admin
 from tuanbox.accounts import services
 from tuanbox.accounts.deps import Admin, CurrentUser, Principal
 from tuanbox.accounts.models import Address, User
+from tuanbox.accounts.revocation import Revocations
 from tuanbox.accounts.schemas import (
     AddressIn,
     AddressOut,
@@ -24,7 +26,9 @@ from tuanbox.accounts.schemas import (
     TokenRequest,
     TokenResponse,
     UserOut,
+    UserStatusChange,
 )
+from tuanbox.accounts.signin import DEVICE_ID_PATTERN, SignInGuard
 from tuanbox.accounts.tokens import (
     issue_access_token,
     issue_refresh_token,
@@ -36,10 +40,22 @@ from tuanbox.api.openapi_problems import problems
 from tuanbox.crypto import PiiCipher
 from tuanbox.errors import NotFoundError
 from tuanbox.notifications.deps import SmsSenderDep
-from tuanbox.ratelimit import limiter_for, rate_limit
+from tuanbox.ratelimit import get_redis, limiter_for
 from tuanbox.ratelimit.deps import client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+DeviceId = Annotated[
+    str | None,
+    Header(
+        alias="X-Device-ID",
+        pattern=DEVICE_ID_PATTERN,
+        description="The app's random install id (8-64 of A-Z a-z 0-9 . _ : -): sign-in "
+        "limits count per device before they count per IP.",
+        examples=["ios-6f1c0b2e9d4a4c1e"],
+    ),
+]
+UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,36}$", examples=["9b2f6c1e-…"])]
 
 TOKEN_EXAMPLES: dict[str, Example] = {
     "otp": {
@@ -66,40 +82,57 @@ def request_otp(
     session: SessionDep,
     settings: SettingsDep,
     sms: SmsSenderDep,
+    device_id: DeviceId = None,
 ) -> OtpSent:
-    """Text a one-time sign-in code (limited per phone and per IP)."""
-    phone = services.normalise_phone(body.phone)
+    """Text a one-time sign-in code (limited per phone and per device first, then per IP).
+
+    The phone may be typed as `+8613800138000`, `8613800138000`, `13800138000` or
+    `+86 138-0013-8000`: all are one account. Invalid numbers are 422 `INVALID_PHONE`.
+    """
+    phone = services.normalise_phone(body.phone, settings.phone_default_region)
     limiter = limiter_for(request)
-    limiter.check(f"otp:ip:{client_ip(request)}", settings.otp_per_ip_per_hour, 3600)
     limiter.check(
         f"otp:phone:{PiiCipher(settings).blind_index(phone)}", settings.otp_per_phone_per_hour, 3600
     )
+    if device_id is not None:
+        limiter.check(f"otp:device:{device_id}", settings.otp_per_device_per_hour, 3600)
+    limiter.check(f"otp:ip:{client_ip(request)}", settings.otp_per_ip_per_hour, 3600)
     services.request_otp(session, settings, phone, sms=sms)
     session.commit()
     return OtpSent(expires_in=settings.otp_ttl_s)
 
 
-@router.post(
-    "/auth/token",
-    response_model=TokenResponse,
-    responses=problems(401, 422, 429),
-    dependencies=[Depends(rate_limit("auth-token", per_ip=(60, 60)))],
-)
+@router.post("/auth/token", response_model=TokenResponse, responses=problems(401, 422, 429, 503))
 def token(
     body: Annotated[TokenRequest, Body(openapi_examples=TOKEN_EXAMPLES)],
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    device_id: DeviceId = None,
 ) -> TokenResponse:
-    """Exchange an OTP, a staff password or a refresh token for an access + refresh token."""
+    """Exchange an OTP, a staff password or a refresh token for an access + refresh token.
+
+    Limited per phone and per device (`X-Device-ID`) first, then generously per IP (429 with
+    `Retry-After`). A login whose password fails too often is locked for a while; a locked
+    login, an unknown one and a wrong password all answer the same 401 `INVALID_CREDENTIALS`.
+    """
+    guard = SignInGuard(get_redis(request), settings)
+    if isinstance(body, OtpGrant):
+        phone = services.normalise_phone(body.phone, settings.phone_default_region)
+        guard.check_phone(PiiCipher(settings).blind_index(phone))
+    guard.check_device(device_id)
+    guard.check_ip(client_ip(request))
     if isinstance(body, OtpGrant):
         user = services.verify_otp(session, settings, body.phone, body.code)
         refresh = issue_refresh_token(session, settings, user)
     elif isinstance(body, PasswordGrant):
-        user = services.verify_password(session, body.login, body.password)
+        user = guard.password(session, body.login, body.password, ip=client_ip(request))
         refresh = issue_refresh_token(session, settings, user)
     else:
         user, refresh = rotate_refresh_token(session, settings, body.refresh_token)
-    principal = Principal(id=user.id, role=user.role, merchant_id=user.merchant_id)
+    principal = Principal(
+        id=user.id, role=user.role, merchant_id=user.merchant_id, token_version=user.token_version
+    )
     session.commit()
     return TokenResponse(
         access_token=issue_access_token(settings, principal),
@@ -134,6 +167,39 @@ def create_staff(body: StaffCreate, admin: Admin, session: SessionDep) -> User:
         merchant_id=body.merchant_id,
         display_name=body.display_name,
     )
+    session.commit()
+    return user
+
+
+@router.post(
+    "/users/{user_id}/disable",
+    response_model=UserOut,
+    responses=problems(401, 403, 404, 409, 422, 503),
+)
+def disable_user(
+    user_id: UserId,
+    body: UserStatusChange,
+    admin: Admin,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> User:
+    """Disable an account (admin only, audited): sign-in refused, refresh tokens revoked, and
+    its access tokens refused from the next request on, on every replica (401 `TOKEN_REVOKED`).
+    Disabling yourself is 409 `CANNOT_DISABLE_SELF`."""
+    revocations = Revocations(get_redis(request), settings.access_token_ttl_s)
+    user = accounts_admin.disable_user(session, revocations, admin.actor, user_id, body.reason)
+    session.commit()
+    return user
+
+
+@router.post(
+    "/users/{user_id}/enable", response_model=UserOut, responses=problems(401, 403, 404, 422)
+)
+def enable_user(user_id: UserId, body: UserStatusChange, admin: Admin, session: SessionDep) -> User:
+    """Let a disabled account sign in again (admin only, audited); tokens issued before it was
+    disabled stay refused."""
+    user = accounts_admin.enable_user(session, admin.actor, user_id, body.reason)
     session.commit()
     return user
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -28,9 +28,17 @@ from tuanbox.groupbuy.schemas import (
 )
 from tuanbox.groupbuy.spec import CampaignSpec
 from tuanbox.idempotency.deps import Idempotent
+from tuanbox.ratelimit import rate_limit
 from tuanbox.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["group-buy"])
+
+# Opening a group takes its first seat, so it shares the joins' windows (429 beyond).
+JOIN_LIMIT = rate_limit(
+    "group-join",
+    per_user=(lambda s: s.group_join_per_user_per_min, 60),
+    per_ip=(lambda s: s.group_join_per_ip_per_min, 60),
+)
 
 
 def campaign_out(c: Campaign) -> CampaignOut:
@@ -120,7 +128,8 @@ def get_campaign(campaign_id: str, session: SessionDep) -> CampaignOut:
     "/campaigns/{campaign_id}/groups",
     response_model=JoinedOut,
     status_code=201,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(401, 403, 404, 409, 422, 429),
+    dependencies=[Depends(JOIN_LIMIT)],
 )
 def open_group(
     campaign_id: str,
@@ -154,7 +163,8 @@ def open_group(
     "/groups/{group_id}/join",
     response_model=JoinedOut,
     status_code=201,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(401, 403, 404, 409, 422, 429),
+    dependencies=[Depends(JOIN_LIMIT)],
 )
 def join_group(
     group_id: str,
@@ -164,7 +174,8 @@ def join_group(
     settings: SettingsDep,
     idem: Idempotent,
 ) -> JSONResponse:
-    """Take a seat in a group; 409 `GROUP_FULL`, `ALREADY_MEMBER` or `GROUP_CLOSED` otherwise.
+    """Take a seat in a group; 409 `GROUP_FULL`, `ALREADY_MEMBER` or `GROUP_CLOSED` otherwise,
+    429 with `Retry-After` past the per-shopper or (generous) per-IP limit.
 
     Send an `Idempotency-Key` header: a retried request returns the first answer.
     """

@@ -25,8 +25,10 @@ COOKIE = "tuanbox_ops"
 OPS_ROLES = frozenset({"ops", "admin"})
 
 
-def principal_from(request: Request, settings: Settings) -> Principal | None:
-    """The ops principal of this request, or None when not signed in (or wrong role)."""
+def _signed_in(request: Request, settings: Settings) -> Principal | None:
+    """Whoever this request's token names (any role), or None: no token, or one that is
+    invalid, expired or revoked (its account disabled since)."""
+    from tuanbox.accounts.revocation import ensure_current
     from tuanbox.accounts.tokens import decode_access_token
 
     header = request.headers.get("Authorization", "")
@@ -35,9 +37,16 @@ def principal_from(request: Request, settings: Settings) -> Principal | None:
         return None
     try:
         principal = decode_access_token(settings, token)
+        ensure_current(request, principal)
     except AuthenticationError:
         return None
-    return principal if principal.role in OPS_ROLES else None
+    return principal
+
+
+def principal_from(request: Request, settings: Settings) -> Principal | None:
+    """The ops principal of this request, or None when not signed in (or wrong role)."""
+    principal = _signed_in(request, settings)
+    return principal if principal is not None and principal.role in OPS_ROLES else None
 
 
 def check_same_origin(request: Request) -> None:
@@ -53,21 +62,13 @@ def check_same_origin(request: Request) -> None:
 
 def require_ops(request: Request, settings: SettingsDep) -> Principal:
     """For JSON endpoints: 401 without a valid token, 403 for a signed-in non-ops user."""
-    from tuanbox.accounts.tokens import decode_access_token
-
     check_same_origin(request)
-    principal = principal_from(request, settings)
-    if principal is not None:
-        return principal
-    token = request.cookies.get(COOKIE)
-    if token:
-        try:
-            other = decode_access_token(settings, token)
-        except AuthenticationError:
-            other = None
-        if other is not None:
-            raise PermissionDeniedError("the ops pages need the ops or admin role")
-    raise AuthenticationError("sign in at /ops/login")
+    principal = _signed_in(request, settings)
+    if principal is None:
+        raise AuthenticationError("sign in at /ops/login")
+    if principal.role not in OPS_ROLES:
+        raise PermissionDeniedError("the ops pages need the ops or admin role")
+    return principal
 
 
 OpsUser = Annotated[Principal, Depends(require_ops)]

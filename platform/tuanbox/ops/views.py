@@ -57,26 +57,50 @@ def influx_for(request: Request) -> Iterator[InfluxClient]:
         yield client
 
 
-def _page(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
+def _page(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     return templates().TemplateResponse(
-        request, name, context, headers={"Cache-Control": "no-store"}
+        request,
+        name,
+        context,
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
 # --- sign in ----------------------------------------------------------------------------
 
 
+# One answer for every refused sign-in: wrong password, unknown login, a disabled or locked
+# account, or the right password of an account that is not ops.
+SIGN_IN_FAILED = "Wrong login or password."
+
+
 @router.get("/ops/login", response_model=None)
 def login_page(
-    request: Request, settings: SettingsDep, token: str | None = None
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> HTMLResponse | RedirectResponse:
     if token:
         # Hand-over link (the demo prints one): keep the token out of the address bar.
+        from tuanbox.accounts.revocation import ensure_current
         from tuanbox.accounts.tokens import decode_access_token
+        from tuanbox.errors import AuthenticationError
 
-        principal = decode_access_token(settings, token)
-        if principal.role not in auth.OPS_ROLES:
-            return _page(request, "login.html", {"error": "This account is not ops."})
+        try:
+            principal = decode_access_token(settings, token)
+            ensure_current(request, principal)
+        except AuthenticationError:
+            principal = None
+        if principal is None or principal.role not in auth.OPS_ROLES:
+            context = {"error": "This sign-in link is not valid (any more)."}
+            return _page(request, "login.html", context, status_code=401)
         response = RedirectResponse("/ops", status_code=303)
         auth.set_cookie(response, settings, token)
         return response
@@ -91,21 +115,32 @@ def login(
     login: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=200)],
 ) -> HTMLResponse | RedirectResponse:
+    """The limits and lockout of POST /api/v1/auth/token's password grant (accounts.signin),
+    sharing its per-IP bucket; every refusal is the same page and status."""
     from tuanbox.accounts.deps import Principal
-    from tuanbox.accounts.services import verify_password
+    from tuanbox.accounts.signin import SignInGuard
     from tuanbox.accounts.tokens import issue_access_token
-    from tuanbox.errors import AuthenticationError
+    from tuanbox.errors import AuthenticationError, RateLimitedError
+    from tuanbox.ratelimit.deps import client_ip, get_redis
 
     auth.check_same_origin(request)  # no logging a victim's browser into another account
+    guard = SignInGuard(get_redis(request), settings)
     try:
-        user = verify_password(session, login, password)
+        guard.check_ip(client_ip(request))
+    except RateLimitedError as exc:
+        wait = {
+            "error": f"Too many sign-in attempts from your network; retry in {exc.retry_after} s."
+        }
+        headers = {"Retry-After": str(exc.retry_after)}
+        return _page(request, "login.html", wait, status_code=429, headers=headers)
+    try:
+        user = guard.password(session, login, password, ip=client_ip(request), roles=auth.OPS_ROLES)
     except AuthenticationError:
-        return _page(request, "login.html", {"error": "Wrong login or password."})
-    if user.role not in auth.OPS_ROLES:
-        return _page(request, "login.html", {"error": "This account is not ops."})
+        return _page(request, "login.html", {"error": SIGN_IN_FAILED}, status_code=401)
     session.commit()  # a password rehash, if any
     response = RedirectResponse("/ops", status_code=303)
-    auth.set_cookie(response, settings, issue_access_token(settings, Principal(user.id, user.role)))
+    principal = Principal(user.id, user.role, token_version=user.token_version)
+    auth.set_cookie(response, settings, issue_access_token(settings, principal))
     return response
 
 

@@ -46,7 +46,15 @@ def visible_order(session: Session, order_id: str, user: Principal) -> Order:
     status_code=201,
     response_model=OrderOut,
     responses=problems(401, 403, 404, 409, 422, 429),
-    dependencies=[Depends(rate_limit("orders-create", per_user=(30, 60), per_ip=(120, 60)))],
+    dependencies=[
+        Depends(
+            rate_limit(
+                "orders-create",
+                per_user=(lambda s: s.orders_create_per_user_per_min, 60),
+                per_ip=(lambda s: s.orders_create_per_ip_per_min, 60),
+            )
+        )
+    ],
 )
 def create_order(
     body: OrderIn, user: Shopper, session: SessionDep, settings: SettingsDep, idem: Idempotent

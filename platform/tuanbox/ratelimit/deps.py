@@ -9,6 +9,7 @@ from fastapi import Request
 
 from tuanbox.errors import TuanboxError
 from tuanbox.ratelimit.limiter import RateLimiter
+from tuanbox.settings import Settings
 
 
 def get_redis(request: Request) -> redis.Redis:
@@ -43,21 +44,32 @@ def _user_id(request: Request) -> str | None:
         return None  # the route's own auth dependency answers 401; per-IP still applies
 
 
+# `(limit, window_s)`; the limit is read from the app's settings when given as a function,
+# so every production limit is a documented setting (`lambda s: s.group_join_per_ip_per_min`).
+Limit = tuple[int | Callable[[Settings], int], float]
+
+
+def _resolve(limit: Limit, settings: Settings) -> tuple[int, float]:
+    count, window_s = limit
+    return (count if isinstance(count, int) else count(settings)), window_s
+
+
 def rate_limit(
     name: str,
     *,
-    per_user: tuple[int, float] | None = None,
-    per_ip: tuple[int, float] | None = None,
+    per_user: Limit | None = None,
+    per_ip: Limit | None = None,
 ) -> Callable[[Request], None]:
-    """A dependency limiting this route: `(limit, window_s)` per signed-in user and per IP."""
+    """A dependency limiting this route per signed-in user first, then per IP."""
 
     def _dependency(request: Request) -> None:
         limiter = limiter_for(request)
-        if per_ip is not None:
-            limiter.check(f"{name}:ip:{client_ip(request)}", *per_ip)
+        settings: Settings = request.app.state.settings
         if per_user is not None:
             uid = _user_id(request)
             if uid is not None:
-                limiter.check(f"{name}:user:{uid}", *per_user)
+                limiter.check(f"{name}:user:{uid}", *_resolve(per_user, settings))
+        if per_ip is not None:
+            limiter.check(f"{name}:ip:{client_ip(request)}", *_resolve(per_ip, settings))
 
     return _dependency

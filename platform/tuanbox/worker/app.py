@@ -18,6 +18,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.fulfilment.tasks",
     "tuanbox.trace.tasks",
 ]
+    "tuanbox.accounts.tasks",
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -37,6 +38,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 def create_celery(settings: Settings) -> Celery:
     app = Celery("tuanbox", broker=settings.redis_url, backend=settings.redis_url)
     app.conf.update(
+    # Redis may lose token revocation markers; the DB rewrites them (one period of exposure).
+    "accounts.republish_revocations": {"task": "accounts.republish_revocations", "schedule": 30.0},
         task_acks_late=True,  # a worker killed mid-task leaves it for another worker
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
