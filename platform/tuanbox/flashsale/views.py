@@ -118,9 +118,9 @@ def flash_rate_limit(request: Request, user: Principal, settings: Settings) -> N
     shopper refused by their own window spends nothing of their (maybe carrier-NAT) IP's."""
     limiter = limiter_for(request)
     limiter.check(f"flash:user:{user.id}", settings.flash_per_user_per_10s, 10)
-
-
     limiter.check(f"flash:ip:{client_ip(request)}", settings.flash_per_ip_per_10s, 10)
+
+
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/token")
 
 
@@ -206,6 +206,7 @@ def _reserve(
     """The blocking part (rate limits, Redis, DB) in one thread hop; the session connects
     to the DB only when Redis admitted the buyer."""
     settings: Settings = request.app.state.settings
+    ensure_current(request, user)  # one Redis GET: a disabled shopper's token stops here
     flash_rate_limit(request, user, settings)
     result = services.reserve(
         session,
@@ -214,7 +215,6 @@ def _reserve(
         user_id=user.id,
         request_id=key,
         qty=qty,
-    ensure_current(request, user)  # one Redis GET: a disabled shopper's token stops here
         now=utcnow(),
         terms_cache=terms_for(request),
         pay_timeout_s=settings.order_pay_timeout_s,

@@ -17,8 +17,8 @@ TASK_MODULES: list[str] = [
     "tuanbox.coldchain.tasks",
     "tuanbox.fulfilment.tasks",
     "tuanbox.trace.tasks",
-]
     "tuanbox.accounts.tasks",
+]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -32,14 +32,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "fulfilment.pickup_deadlines": {"task": "fulfilment.pickup_deadlines", "schedule": 60.0},
     # A window closes on age or size; the task itself runs alone under a Redis lock.
     "trace.anchor_windows": {"task": "trace.anchor_windows", "schedule": 60.0},
+    # Redis may lose token revocation markers; the DB rewrites them (one period of exposure).
+    "accounts.republish_revocations": {"task": "accounts.republish_revocations", "schedule": 30.0},
 }
 
 
 def create_celery(settings: Settings) -> Celery:
     app = Celery("tuanbox", broker=settings.redis_url, backend=settings.redis_url)
     app.conf.update(
-    # Redis may lose token revocation markers; the DB rewrites them (one period of exposure).
-    "accounts.republish_revocations": {"task": "accounts.republish_revocations", "schedule": 30.0},
         task_acks_late=True,  # a worker killed mid-task leaves it for another worker
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
