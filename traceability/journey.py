@@ -167,21 +167,37 @@ def shipping(
     )
 
 
-def receiving(batch: Batch, *, when: datetime, at_gln: str, from_gln: str) -> EPCISEvent:
-    """The batch arrives at the station hub."""
-    return parse_event(
-        {
-            **_base(when, "ObjectEvent"),
-            "action": "OBSERVE",
-            "quantityList": [{"epcClass": batch.uri}],
-            "bizStep": "receiving",
-            "disposition": "in_progress",
-            "readPoint": {"id": gln_uri(at_gln)},
-            "bizLocation": {"id": gln_uri(at_gln)},
-            "sourceList": [{"type": "location", "source": gln_uri(from_gln)}],
-            "destinationList": [{"type": "location", "destination": gln_uri(at_gln)}],
-        }
-    )
+def receiving(
+    batch: Batch,
+    *,
+    when: datetime,
+    at_gln: str,
+    from_gln: str | None,
+    at_extension: str | None = None,
+    quantity: float | None = None,
+    uom: str = "H87",
+) -> EPCISEvent:
+    """The batch arrives at the station hub (an SGLN when `at_extension` names one station).
+
+    `from_gln` is the shipper's place when known; `quantity` what was counted in.
+    """
+    hub = gln_uri(at_gln, at_extension)
+    amount: dict[str, Any] = {"epcClass": batch.uri}
+    if quantity is not None:
+        amount |= {"quantity": quantity, "uom": uom}
+    event: dict[str, Any] = {
+        **_base(when, "ObjectEvent"),
+        "action": "OBSERVE",
+        "quantityList": [amount],
+        "bizStep": "receiving",
+        "disposition": "in_progress",
+        "readPoint": {"id": hub},
+        "bizLocation": {"id": hub},
+        "destinationList": [{"type": "location", "destination": hub}],
+    }
+    if from_gln is not None:
+        event["sourceList"] = [{"type": "location", "source": gln_uri(from_gln)}]
+    return parse_event(event)
 
 
 def _temperature_report(summary: TemperatureSummary) -> dict[str, Any]:

@@ -87,7 +87,11 @@ STEPS: list[tuple[str, Step]] = [
     ("tiered group-buy: 5 shoppers pay via SimPay, tier price at close, refunds", _group_buy),
     ("flash sale: Redis admits, the DB records, no oversell", _flash_sale),
     ("cold chain: compressor fails, excursion raised, order held, ops dashboard", _cold_chain),
-    ("fulfilment: allocate, assign, courier deposit, QR pickup at a simulated locker", _fulfilment),
+    (
+        "order paths: a regular and a flash-sale order paid, confirmed, shipped in a delivery "
+        "wave, deposited and picked up with a QR at a simulated locker",
+        _fulfilment,
+    ),
     ("provenance: the demo batch anchored on chain, its trace report verified", _trace),
 ]
 

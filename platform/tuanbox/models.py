@@ -25,6 +25,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.flashsale.models",
     "tuanbox.coldchain.models",
     "tuanbox.trace.models",
+    "tuanbox.presale.models",
 )
 
 

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     # Non-transient failures of one inbound message before it becomes a dead letter (acked).
     bridge_max_apply_attempts: int = Field(default=5, gt=0)
     locker_offline_after_s: int = Field(default=180, gt=0)
+    # Delivery waves (`tuanbox.fulfilment.schedule`), for stations that set none of their own:
+    # orders confirmed before the local cutoff go out in the next departure; compartments are
+    # allocated this long before the departure (never before the cutoff).
+    station_timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    wave_cutoff: str = Field(default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    wave_departure: str = Field(default="10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    wave_allocate_lead_s: int = Field(default=5400, ge=0, le=7 * 86400)
 
     # Group-buy, flash sales, pre-sale.
     # A Redis reservation with no DB row after this long is an orphan and is given back.
@@ -202,6 +209,17 @@ class Settings(BaseSettings):
             self.wechatpay_notify_url
             or f"{self.public_base_url.rstrip('/')}/api/v1/payments/wechat/webhook"
         )
+
+    @field_validator("station_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone") from exc
+        return value
 
     @model_validator(mode="after")
     def _refuse_example_secrets(self) -> Settings:

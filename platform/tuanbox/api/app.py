@@ -26,6 +26,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.accounts.views",
     "tuanbox.catalog.views",
     "tuanbox.orders.views",
+    "tuanbox.orders.acceptance_views",
     "tuanbox.payments.views",
     "tuanbox.returns.views",
     "tuanbox.groupbuy.views",

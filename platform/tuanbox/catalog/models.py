@@ -26,11 +26,26 @@ class Zone(StrEnum):
 
 class Merchant(TimestampMixin, Base):
     __tablename__ = "merchants"
+    __table_args__ = (
+        CheckConstraint("order_acceptance IN ('auto', 'manual')", name="order_acceptance_known"),
+        CheckConstraint("acceptance_lapse IN ('confirm', 'refund')", name="acceptance_lapse_known"),
+        CheckConstraint(
+            "acceptance_window_s BETWEEN 60 AND 604800", name="acceptance_window_bounded"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     licence_number: Mapped[str] = mapped_column(String(100), unique=True)
     verified: Mapped[bool] = mapped_column(default=False)
+    # How paid regular and flash-sale orders get confirmed (`tuanbox.orders.acceptance`):
+    # "auto" on payment, or "manual": staff accept each within the window, and past it the
+    # lapse policy ("confirm" or "refund") decides.
+    order_acceptance: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    acceptance_window_s: Mapped[int] = mapped_column(default=7200, server_default="7200")
+    acceptance_lapse: Mapped[str] = mapped_column(
+        String(8), default="refund", server_default="refund"
+    )
 
 
 class Product(TimestampMixin, Base):

@@ -29,9 +29,9 @@ def cold_chain(settings: Settings) -> str:
     from tuanbox.coldchain.services import scan
     from tuanbox.db.base import utcnow
     from tuanbox.db.engine import make_engine, make_session_factory, session_scope
-    from tuanbox.fulfilment import lifecycle
+    from tuanbox.fulfilment import lifecycle, waves
     from tuanbox.fulfilment.hooks import bind_settings
-    from tuanbox.fulfilment.models import Booking, FulfilmentOrder
+    from tuanbox.fulfilment.models import Booking, DeliveryWave, FulfilmentOrder
     from tuanbox.lockers.services import CompartmentSpec, create_locker, create_station
     from tuanbox.ops.charts import temperature_svg
     from tuanbox.ops.data import chart_buckets, locker_view, thresholds
@@ -97,6 +97,12 @@ def cold_chain(settings: Settings) -> str:
             s.add(order)
             s.flush()
             transition(s, order, "confirmed", actor=system, reason="demo: group filled")
+            # The demo runs the order's delivery wave now instead of at its courier run.
+            wave = s.get(DeliveryWave, order.wave_id)
+            if wave is not None:
+                waves.allocate_due(
+                    s, settings=settings, now=now, due_at=wave.allocate_at, wave_id=wave.id
+                )
             fo = s.get(FulfilmentOrder, order.id)
             booking = s.get(Booking, fo.booking_id) if fo and fo.booking_id else None
             if booking is not None:

@@ -168,6 +168,7 @@ def reserve(
     now: datetime,
     terms_cache: TermsCache | None = None,
     pay_timeout_s: int | None = None,
+    station_id: str | None = None,
 ) -> Reserved:
     """`ReserveItem`: commits its own transaction, because compensation straddles Redis.
 
@@ -208,6 +209,7 @@ def reserve(
             request_id=request_id,
             qty=qty,
             pay_timeout_s=pay_timeout_s,
+            station_id=station_id,
         )
         session.commit()
     except (SQLAlchemyError, TuanboxError) as exc:
@@ -240,6 +242,7 @@ def _record(
     request_id: str,
     qty: int,
     pay_timeout_s: int | None,
+    station_id: str | None = None,
 ) -> Reserved:
     from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
 
@@ -262,6 +265,7 @@ def _record(
         qty=qty,
         unit_price_cents=sale.price_cents,
         kind="flash",
+        station_id=station_id,
         # Unpaid, the order expires and its unit goes back to the sale (hook + reconcile).
         pay_timeout_s=pay_timeout_s or DEFAULT_PAY_TIMEOUT_S,
         # The units are already reserved on the SKU for the sale: the order takes them over

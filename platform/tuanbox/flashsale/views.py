@@ -69,9 +69,11 @@ class SaleOut(BaseModel):
 
 
 class ReserveIn(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"qty": 1}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"qty": 1, "station_id": "st-001"}]})
 
     qty: Qty = 1
+    # Where the order is picked up; without one it cannot go to a locker.
+    station_id: str | None = Field(default=None, min_length=1, max_length=36)
 
 
 class ReservationOut(BaseModel):
@@ -196,12 +198,18 @@ async def reserve(
     """
     user = shopper_from(request, credentials)
     return await run_in_threadpool(
-        _reserve, request, session, user, sale_id, body.qty, idempotency_key
+        _reserve, request, session, user, sale_id, body.qty, idempotency_key, body.station_id
     )
 
 
 def _reserve(
-    request: Request, session: Session, user: Principal, sale_id: str, qty: int, key: str
+    request: Request,
+    session: Session,
+    user: Principal,
+    sale_id: str,
+    qty: int,
+    key: str,
+    station_id: str | None = None,
 ) -> ReservationOut:
     """The blocking part (rate limits, Redis, DB) in one thread hop; the session connects
     to the DB only when Redis admitted the buyer."""
@@ -218,5 +226,6 @@ def _reserve(
         now=utcnow(),
         terms_cache=terms_for(request),
         pay_timeout_s=settings.order_pay_timeout_s,
+        station_id=station_id,
     )
     return ReservationOut(**vars(result))

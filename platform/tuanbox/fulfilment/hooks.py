@@ -10,8 +10,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from tuanbox.db.base import utcnow
+from tuanbox.fulfilment import waves
 from tuanbox.fulfilment.allocation import allocate
 from tuanbox.fulfilment.lifecycle import release_cancelled
+from tuanbox.fulfilment.models import FulfilmentOrder
 from tuanbox.orders.hooks import on_status
 from tuanbox.orders.models import Order
 from tuanbox.settings import Settings
@@ -32,7 +34,16 @@ def settings_of(session: Session) -> Settings:
 
 
 def _on_confirmed(session: Session, order: Order, from_status: str) -> None:
-    allocate(session, order, settings=settings_of(session), now=utcnow())
+    """Give the order its station's next delivery wave; the wave job allocates it later.
+
+    An order that already went through its wave's allocation (queued for a full station)
+    tries again at once, and one with no station gets its ops alert, as before waves.
+    """
+    settings, now = settings_of(session), utcnow()
+    if order.station_id is None or session.get(FulfilmentOrder, order.id) is not None:
+        allocate(session, order, settings=settings, now=now)
+    else:
+        waves.assign(session, order, settings=settings, now=now)
 
 
 def _on_cancelled(session: Session, order: Order, from_status: str) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tuanbox.accounts.models import new_id
 from tuanbox.db.base import Base, TimestampMixin, utcnow
 
 BOOKING_STATES = ("reserved", "deposited", "returning", "closed")
@@ -91,6 +94,31 @@ class FulfilmentOrder(TimestampMixin, Base):
         ForeignKey("compartment_bookings.id"), index=True
     )
     exception_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class DeliveryWave(Base):
+    """One daily courier run of one station (see `tuanbox.fulfilment.schedule`).
+
+    Created when its first order is confirmed. Orders point at it (`orders.wave_id`); the
+    wave job allocates their compartments once `allocate_at` has come.
+    """
+
+    __tablename__ = "delivery_waves"
+    __table_args__ = (
+        UniqueConstraint("station_id", "wave_date"),
+        CheckConstraint("cutoff_at <= allocate_at AND allocate_at <= departs_at", name="order"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    station_id: Mapped[str] = mapped_column(String(36), ForeignKey("stations.id"), index=True)
+    # The local date of the run at the station.
+    wave_date: Mapped[date] = mapped_column(Date)
+    cutoff_at: Mapped[datetime] = mapped_column()
+    departs_at: Mapped[datetime] = mapped_column()
+    allocate_at: Mapped[datetime] = mapped_column(index=True)
+    # When the wave job first allocated this wave's orders (later confirmations may follow).
+    allocated_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class OpsAlert(Base):

@@ -1,4 +1,4 @@
-"""Celery entry points of fulfilment: the pickup-deadline sweep (reminders, returns)."""
+"""Celery entry points of fulfilment: due delivery waves, the pickup-deadline sweep."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import session_scope
-from tuanbox.fulfilment import lifecycle
+from tuanbox.fulfilment import lifecycle, waves
 from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.fulfilment.pickup import load_signing_key
 from tuanbox.settings import Settings
@@ -33,3 +33,10 @@ def sweep(factory: sessionmaker[Session], settings: Settings) -> dict[str, int]:
 def pickup_deadlines(self: Any) -> dict[str, int]:
     settings: Settings = self.app.conf.tuanbox_settings
     return sweep(session_factory_for(settings.database_url), settings)
+
+
+@shared_task(name="fulfilment.allocate_waves", bind=True, acks_late=True)
+def allocate_waves(self: Any) -> int:
+    """Book compartments for every delivery wave whose allocation time has come."""
+    settings: Settings = self.app.conf.tuanbox_settings
+    return waves.run(session_factory_for(settings.database_url), settings)

@@ -100,7 +100,12 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
             if back:
                 refund(session, order, back, f"group price tier reached: {owed} owed", key)
                 refunds[order.id] = back
-            transition(session, order, "confirmed", actor=SYSTEM, reason="group succeeded")
+            if campaign.presale:
+                # Bought from the supplier now; confirmed when the batch reaches the hub
+                # (`tuanbox.presale.receiving`).
+                order.awaiting = "receiving"
+            else:
+                transition(session, order, "confirmed", actor=SYSTEM, reason="group succeeded")
         else:
             # Cancelling a paid order makes payments owe its full amount back (their hook,
             # keyed per order), so a failed group refunds each member exactly once.

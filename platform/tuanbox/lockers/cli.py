@@ -38,6 +38,36 @@ def add_station(
     typer.echo(f"station {station_id} created")
 
 
+@app.command("station-wave")
+def station_wave(
+    station_id: str = typer.Argument(..., help="Station id."),
+    timezone: str | None = typer.Option(None, help="IANA zone, e.g. Asia/Shanghai."),
+    cutoff: str | None = typer.Option(None, help="Daily cutoff, local HH:MM."),
+    departure: str | None = typer.Option(None, help="Courier departure, local HH:MM."),
+) -> None:
+    """Set a station's delivery wave (options left out take the deployment's defaults)."""
+    from tuanbox.db.engine import make_engine, make_session_factory, session_scope
+    from tuanbox.errors import TuanboxError
+    from tuanbox.fulfilment.waves import schedule_for, set_schedule
+
+    settings = get_settings()
+    try:
+        with session_scope(
+            make_session_factory(make_engine(settings.database_url), settings)
+        ) as session:
+            station = set_schedule(
+                session, station_id, timezone=timezone, cutoff=cutoff, departure=departure
+            )
+            plan = schedule_for(station, settings)
+    except TuanboxError as exc:
+        typer.secho(f"error: {exc.detail}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(
+        f"station {station_id}: cutoff {plan.cutoff:%H:%M}, departure {plan.departure:%H:%M} "
+        f"({plan.tz.key})"
+    )
+
+
 @app.command("add")
 def add_locker(
     locker_id: str = typer.Argument(..., help="Locker id, also its MQTT username."),

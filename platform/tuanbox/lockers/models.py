@@ -32,6 +32,11 @@ class Station(TimestampMixin, Base):
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     opening_notes: Mapped[str] = mapped_column(String(500), default="")
+    # The daily delivery wave (`tuanbox.fulfilment.schedule`): IANA zone and local HH:MM
+    # times; NULL takes the deployment's TUANBOX_STATION_TIMEZONE / TUANBOX_WAVE_* settings.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    wave_cutoff: Mapped[str | None] = mapped_column(String(5))
+    wave_departure: Mapped[str | None] = mapped_column(String(5))
 
     lockers: Mapped[list[Locker]] = relationship(back_populates="station")
 

@@ -27,6 +27,29 @@ class OrderKind(StrEnum):
     FLASH = "flash"
 
 
+class Awaiting(StrEnum):
+    """What a paid order waits for before it is confirmed (how it gets to a locker)."""
+
+    GROUP = "group"  # its group to succeed
+    MERCHANT = "merchant"  # its merchant to accept it, by `accept_deadline`
+    RECEIVING = "receiving"  # a pre-sale: its batch to arrive at the station hub
+    STATION = "station"  # a pickup station: without one it cannot go to a locker
+
+
+class AcceptanceMode(StrEnum):
+    """A merchant's setting: confirm paid orders at once, or after accepting each one."""
+
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class LapsePolicy(StrEnum):
+    """What happens to an order its merchant did not accept or reject by the deadline."""
+
+    CONFIRM = "confirm"
+    REFUND = "refund"
+
+
 S = OrderStatus
 
 # Every legal move. Anything not listed is an IllegalTransitionError, never a silent change.
@@ -63,6 +86,11 @@ COMMITS_STOCK = frozenset({S.PICKED_UP})
 TERMINAL = frozenset(s for s, nxt in ALLOWED.items() if not nxt)
 # Statuses that a shopper may cancel from (before the goods are on their way).
 SHOPPER_CANCELLABLE = frozenset({S.PENDING_PAYMENT, S.PAID})
+
+
+def shopper_may_cancel(status: OrderStatus | str, awaiting: str | None) -> bool:
+    """Before confirmation, except a pre-sale whose group succeeded: its batch is bought."""
+    return OrderStatus(status) in SHOPPER_CANCELLABLE and awaiting != Awaiting.RECEIVING
 
 
 def can_transition(current: OrderStatus | str, to: OrderStatus | str) -> bool:

@@ -28,6 +28,8 @@ HOOK_MODULES: list[str] = [
     "tuanbox.fulfilment.hooks",
     "tuanbox.groupbuy.hooks",
     "tuanbox.flashsale.hooks",
+    # Last: confirming on payment moves the order on, after every other "paid" reaction.
+    "tuanbox.orders.acceptance",
 ]
 
 _handlers: dict[str, list[Handler]] = {}

@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tuanbox.accounts.models import new_id
 from tuanbox.db.base import Base, BigInt, TimestampMixin, utcnow
-from tuanbox.orders.domain import OrderKind, OrderStatus
+
+# The wave table is fulfilment's; its module imports nothing of orders, so no cycle.
+from tuanbox.fulfilment.models import DeliveryWave
+from tuanbox.orders.domain import Awaiting, OrderKind, OrderStatus
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus)
+_AWAITING = ", ".join(f"'{a.value}'" for a in Awaiting)
 
 
 class Order(TimestampMixin, Base):
@@ -26,6 +30,9 @@ class Order(TimestampMixin, Base):
         CheckConstraint("kind IN ('regular', 'group', 'flash')", name="kind_known"),
         # The pay-timeout scan reads only unpaid orders, oldest deadline first.
         Index("ix_orders_status_pay_deadline", "status", "pay_deadline"),
+        CheckConstraint(f"awaiting IS NULL OR awaiting IN ({_AWAITING})", name="awaiting_known"),
+        # The acceptance-deadline scan reads paid orders awaiting their merchant.
+        Index("ix_orders_status_accept_deadline", "status", "accept_deadline"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -49,6 +56,13 @@ class Order(TimestampMixin, Base):
     pay_deadline: Mapped[datetime | None]
     paid_at: Mapped[datetime | None]
     picked_up_at: Mapped[datetime | None]
+    # What a paid order waits for before it is confirmed (None once it moved on).
+    awaiting: Mapped[str | None] = mapped_column(String(16))
+    # Set when its merchant accepts orders by hand: past it, the merchant's lapse policy applies.
+    accept_deadline: Mapped[datetime | None]
+    # The station's delivery wave the order ships in, given when it is confirmed.
+    wave_id: Mapped[str | None] = mapped_column(ForeignKey("delivery_waves.id"), index=True)
+    wave: Mapped[DeliveryWave | None] = relationship()
 
 
 class OrderTransition(Base):

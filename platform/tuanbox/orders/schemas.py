@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,20 @@ class TransitionIn(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
 
 
+class WaveOut(BaseModel):
+    """A station's daily courier run: orders confirmed before the cutoff ship in it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    station_id: str
+    wave_date: date
+    cutoff_at: datetime
+    departs_at: datetime
+    allocate_at: datetime
+    allocated_at: datetime | None
+
+
 class OrderOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -56,6 +70,11 @@ class OrderOut(BaseModel):
     paid_at: datetime | None
     picked_up_at: datetime | None
     created_at: datetime
+    awaiting: str | None = Field(
+        default=None, description="What a paid order waits for: group, merchant, receiving, station"
+    )
+    accept_deadline: datetime | None = None
+    wave: WaveOut | None = Field(default=None, description="The delivery wave it ships in")
 
 
 class TransitionOut(BaseModel):

@@ -13,6 +13,7 @@ from tuanbox.catalog.models import Product, Sku
 from tuanbox.catalog.stock import commit_stock, release_stock, reserve_stock
 from tuanbox.db.base import utcnow
 from tuanbox.errors import InvalidInputError, NotFoundError
+from tuanbox.lockers.models import Station
 from tuanbox.orders import hooks
 from tuanbox.orders.domain import OrderKind, OrderStatus, can_transition, stock_effect
 from tuanbox.orders.errors import IllegalTransitionError, OrderNotFoundError
@@ -53,6 +54,8 @@ def create_order(
         raise NotFoundError("SKU not found", field="sku_id")
     product = session.get(Product, sku.product_id)
     assert product is not None  # FK guarantees it
+    if station_id is not None and session.get(Station, station_id) is None:
+        raise NotFoundError("no such pickup station", field="station_id")
     if reserve:
         reserve_stock(session, sku_id, qty)
     now = utcnow()
@@ -133,6 +136,8 @@ def transition(
         order.stock_held = False
     now = utcnow()
     order.status = target
+    if current == OrderStatus.PAID:
+        order.awaiting = None  # whatever it waited for is settled now
     if target == OrderStatus.PAID:
         order.paid_at = now
     elif target == OrderStatus.PICKED_UP:

@@ -1,4 +1,4 @@
-"""Celery entry points of orders: the durable scan that expires unpaid orders."""
+"""Celery entry points of orders: durable scans of unpaid orders and acceptance deadlines."""
 
 from __future__ import annotations
 
@@ -16,3 +16,12 @@ def expire_unpaid(self: Any) -> int:
 
     settings = self.app.conf.tuanbox_settings
     return expire(session_factory_for(settings.database_url))
+
+
+@shared_task(name="orders.acceptance_deadlines", bind=True, acks_late=True)
+def acceptance_deadlines(self: Any) -> int:
+    """Confirm or refund paid orders whose merchant did not answer by the deadline."""
+    from tuanbox.orders.acceptance import apply_deadlines
+
+    settings = self.app.conf.tuanbox_settings
+    return apply_deadlines(session_factory_for(settings.database_url))

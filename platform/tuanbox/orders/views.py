@@ -16,7 +16,7 @@ from tuanbox.catalog.models import Sku
 from tuanbox.errors import NotFoundError, PermissionDeniedError
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.orders import services
-from tuanbox.orders.domain import SHOPPER_CANCELLABLE, OrderKind, OrderStatus
+from tuanbox.orders.domain import OrderKind, OrderStatus, shopper_may_cancel
 from tuanbox.orders.errors import IllegalTransitionError, OrderNotFoundError
 from tuanbox.orders.models import Order
 from tuanbox.orders.schemas import CancelIn, OrderIn, OrderOut, TransitionIn, TransitionOut
@@ -142,7 +142,7 @@ def cancel_order(order_id: str, body: CancelIn, user: CurrentUser, session: Sess
     if user.role not in ("ops", "admin"):
         if order.user_id != user.id:
             raise PermissionDeniedError("only the shopper or ops may cancel an order")
-        if order.status not in SHOPPER_CANCELLABLE:
+        if not shopper_may_cancel(order.status, order.awaiting):
             raise IllegalTransitionError(
                 f"a {order.status} order can no longer be cancelled by the shopper",
                 from_status=order.status,

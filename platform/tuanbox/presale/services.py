@@ -15,8 +15,9 @@ from tuanbox.groupbuy.domain import GroupStatus
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.groupbuy.services import as_utc, get_campaign
 
-# Orders that count as demand: the group succeeded and the shopper has not backed out.
-DEMAND_STATUSES = ("confirmed", "allocated", "ready_for_pickup", "picked_up", "completed")
+# Orders that count as demand: the group succeeded and the shopper has not backed out. A
+# pre-sale order stays paid until its batch is received at the hub, then moves on.
+DEMAND_STATUSES = ("paid", "confirmed", "allocated", "ready_for_pickup", "picked_up", "completed")
 
 
 class NotPresaleError(ConflictError):
@@ -80,7 +81,11 @@ def purchase_order(session: Session, campaign_id: str, *, now: datetime) -> Purc
             func.count(func.distinct(Order.group_id)),
         )
         .join(Group, Group.id == Order.group_id)
-        .where(Group.campaign_id == campaign.id, Order.status.in_(DEMAND_STATUSES))
+        .where(
+            Group.campaign_id == campaign.id,
+            Group.status == GroupStatus.CONFIRMED.value,
+            Order.status.in_(DEMAND_STATUSES),
+        )
         .group_by(Order.sku_id)
         .order_by(Order.sku_id)
     ).all()

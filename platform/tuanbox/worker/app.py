@@ -30,6 +30,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "flashsale.reconcile": {"task": "flashsale.reconcile", "schedule": 15.0},
     "coldchain.scan": {"task": "coldchain.scan", "schedule": 60.0},
     "fulfilment.pickup_deadlines": {"task": "fulfilment.pickup_deadlines", "schedule": 60.0},
+    # Waves are allocated at their (DB-held) allocate_at; a scan, so none is lost while down.
+    "fulfilment.allocate_waves": {"task": "fulfilment.allocate_waves", "schedule": 60.0},
+    # Paid orders their merchant left unanswered past the deadline: confirm or refund.
+    "orders.acceptance_deadlines": {"task": "orders.acceptance_deadlines", "schedule": 60.0},
     # A window closes on age or size; the task itself runs alone under a Redis lock.
     "trace.anchor_windows": {"task": "trace.anchor_windows", "schedule": 60.0},
     # Redis may lose token revocation markers; the DB rewrites them (one period of exposure).

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session
 from tuanbox.accounts.models import User
 from tuanbox.audit.services import Actor
 from tuanbox.catalog.models import Merchant, Product, Sku
+from tuanbox.db.base import utcnow
+from tuanbox.fulfilment.allocation import allocate
+from tuanbox.fulfilment.hooks import settings_of
 from tuanbox.lockers.models import Locker, Station
 from tuanbox.lockers.services import CompartmentSpec, create_locker, create_station
 from tuanbox.orders.models import Order
@@ -86,4 +89,8 @@ def make_order(
 
 
 def confirm(session: Session, order: Order) -> Order:
-    return transition(session, order, "confirmed", actor=TEST_ACTOR, reason="group filled")
+    """Confirm the order and allocate it now, as the wave job does when its wave is due."""
+    transition(session, order, "confirmed", actor=TEST_ACTOR, reason="group filled")
+    if order.status == "confirmed" and order.wave_id is not None:
+        allocate(session, order, settings=settings_of(session), now=utcnow())
+    return order

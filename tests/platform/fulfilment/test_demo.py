@@ -21,7 +21,13 @@ def test_fulfilment_demo_step(
         pickup_signing_key_file=str(tmp_path / "key"),
     )
     upgrade(settings.database_url)
-    summary = fulfilment_demo(settings)
-    assert summary.endswith("allocated → ready_for_pickup → picked_up → completed")
-    assert (tmp_path / "var" / "demo-pickup-qr.png").read_bytes().startswith(b"\x89PNG")
+    path = "paid → confirmed → allocated → ready_for_pickup → picked_up → completed"
+    for _ in range(2):  # re-runnable on the same database
+        summary = fulfilment_demo(settings)
+        regular, flash = summary.split("; ")
+        assert regular.startswith("regular ") and regular.endswith(path), summary
+        assert flash.startswith("flash-sale ") and flash.endswith(path), summary
+    for kind in ("regular", "flash-sale"):
+        qr = tmp_path / "var" / f"demo-pickup-qr-{kind}.png"
+        assert qr.read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "key").exists()  # generated outside production, kept for next time
