@@ -1,0 +1,1 @@
+"""Shopper pages: server-rendered Jinja2, one base template, one stylesheet, Babel catalogs."""

@@ -1,0 +1,12 @@
+"""The shop's router: every shopper page module's router, mounted once by api.app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tuanbox.shop import assets, home, signin
+
+router = APIRouter(tags=["shop"], include_in_schema=False)
+# A new page module adds its router here (see README.md in this package).
+for _module in (assets, signin, home):
+    router.include_router(_module.router)
