@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
-from tuanbox.api import health, redis_async
+from tuanbox.api import health
 from tuanbox.api.docs import OPENAPI_URL, docs_enabled, install_docs
 from tuanbox.api.nul_guard import RefuseNul
 from tuanbox.api.problems import install_problem_handlers
@@ -34,9 +34,6 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.flashsale.views",
     "tuanbox.presale.views",
     "tuanbox.ops.views",
-    "tuanbox.risk.views",
-    "tuanbox.risk.pages",
-    "tuanbox.audit.views",
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
     "tuanbox.shop.views",
@@ -67,9 +64,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis_async.open_client(app)
         yield
-        await redis_async.close_client(app)
         if own_engine:
             app.state.engine.dispose()
 
@@ -85,7 +80,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
-    app.state.session_factory = make_session_factory(app.state.engine, settings)
+    app.state.session_factory = make_session_factory(app.state.engine)
     # Chosen once from the settings (gateway in production); routes get it via SmsSenderDep.
     app.state.sms_sender = get_sms_sender(settings)
     install_problem_handlers(app)
