@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,4 +144,32 @@ def test_telemetry_depth_is_exact_across_partial_drops(tmp_path: Path) -> None:
         end = min(start + 130, 1000)
         assert kept == [f"m v={i}i {i}" for i in range(max(0, end - 250), end)]
     assert store.dropped_points() == 750
+    store.close()
+
+
+def test_a_database_from_the_previous_release_is_migrated_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    with sqlite3.connect(db) as old:  # the tables as the first lockers shipped them
+        old.executescript(
+            """
+            CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                seq INTEGER, payload BLOB NOT NULL);
+            CREATE TABLE telemetry (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
+            CREATE TABLE used_tokens (token_id TEXT PRIMARY KEY, order_id TEXT NOT NULL,
+                compartment TEXT NOT NULL, used_at TEXT NOT NULL);
+            INSERT INTO outbox (kind, seq, payload) VALUES ('ack', NULL, x'7b7d');
+            INSERT INTO telemetry (line) VALUES ('m v=0i 0'), ('m v=1i 1'), ('m v=2i 2');
+            INSERT INTO used_tokens VALUES ('t-old', 'o', '0-1', '2026-01-01T00:00:00+00:00');
+            """
+        )
+    old.close()
+    store = Store(db, outbox_max_rows=1000)
+    buffer = TelemetryBuffer(store, 4)
+    assert store.outbox_depth() == 1
+    assert store.token_used("t-old") and store.pending_tokens() == []
+    assert store.telemetry_depth() == 3
+    buffer.append(["m v=3i 3", "m v=4i 4"])  # one past the bound: the oldest plain row goes
+    lines = [line for r in store.telemetry_batch(100) for line in r.text.split("\n")]
+    assert lines == [f"m v={i}i {i}" for i in range(1, 5)]
+    assert store.dropped_points() == 1
     store.close()
