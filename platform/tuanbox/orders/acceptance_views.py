@@ -56,7 +56,7 @@ def _merchant_order(session: SessionDep, order_id: str, user: Principal) -> Orde
 @router.post(
     "/api/v1/orders/{order_id}/accept",
     response_model=OrderOut,
-    responses=problems(401, 403, 404, 409),
+    responses=problems(401, 403, 404, 409, 422),
 )
 def accept_order(order_id: str, user: MerchantStaffOrAdmin, session: SessionDep) -> Order:
     """Merchant staff accept a paid order awaiting them: confirmed, it joins a delivery wave."""
