@@ -16,7 +16,10 @@ from edge.protocol.errors import FrameError
 
 # 85 °C is the sensor's power-on reset value: a read before any conversion finished.
 POWER_ON_RESET_MILLIC = 85000
-_T_RE = re.compile(r"\bt=(-?\d+)\s*$")
+# What the sensor can measure; a `t=` outside is a corrupted read, not a temperature.
+MIN_CELSIUS, MAX_CELSIUS = -55.0, 125.0
+# ASCII digits only, and few of them: the kernel prints at most six (-55000 .. 125000).
+_T_RE = re.compile(r"\bt=(-?[0-9]{1,7})\s*$")
 
 
 def crc8(data: bytes) -> int:
@@ -33,7 +36,7 @@ def crc8(data: bytes) -> int:
 
 
 def parse_w1_slave(text: str, *, reject_power_on: bool = False) -> float:
-    """Degrees Celsius, or FrameError W1_CRC / W1_FORMAT (/ W1_POWER_ON if asked)."""
+    """Degrees Celsius, or FrameError W1_CRC / W1_FORMAT / W1_RANGE (/ W1_POWER_ON if asked)."""
     lines = [line.strip() for line in text.strip().splitlines()]
     if len(lines) != 2:
         raise FrameError(f"w1_slave needs 2 lines, got {len(lines)}", code="W1_FORMAT")
@@ -47,6 +50,8 @@ def parse_w1_slave(text: str, *, reject_power_on: bool = False) -> float:
     millic = int(match.group(1))
     if reject_power_on and millic == POWER_ON_RESET_MILLIC:
         raise FrameError("DS18B20 returned its 85 °C power-on value", code="W1_POWER_ON")
+    if not MIN_CELSIUS <= millic / 1000 <= MAX_CELSIUS:
+        raise FrameError(f"DS18B20 cannot read t={millic}", code="W1_RANGE")
     return millic / 1000
 
 

@@ -5,7 +5,8 @@ Hierarchy::
     ProtocolError            (code: e.g. MODBUS_EXCEPTION, MODBUS_CRC, BAD_COMPARTMENT)
     ├── TopicError           (BAD_TOPIC, BAD_FILTER, BAD_LOCKER_ID)
     ├── EnvelopeError        (BAD_ENVELOPE, BAD_JSON)
-    ├── FrameError           (BAD_FRAME, BAD_CHECKSUM, W1_CRC, W1_FORMAT, W1_POWER_ON)
+    ├── FrameError           (BAD_FRAME, BAD_CHECKSUM, W1_CRC, W1_FORMAT, W1_RANGE,
+    │                         W1_POWER_ON)
     └── TokenError           (TOKEN_MALFORMED, TOKEN_SIGNATURE, TOKEN_EXPIRED,
                               TOKEN_WRONG_LOCKER, TOKEN_WRONG_COMPARTMENT, BAD_KEY)
 """
