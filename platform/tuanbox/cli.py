@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tuanbox.accounts.cli import app as users_app
+from tuanbox.audit.cli import app as audit_app
 from tuanbox.coldchain.cli import app as coldchain_app
 from tuanbox.devservices.manager import ServiceStatus
 from tuanbox.lockers.cli import app as lockers_app
@@ -28,6 +29,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(coldchain_app, name="coldchain")
 app.add_typer(lockers_app, name="lockers")
 app.add_typer(trace_app, name="trace")
+app.add_typer(audit_app, name="audit")
 
 
 def _configure_logging() -> None:

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The request's client address (as the ASGI server reports it, proxy headers applied); the
+# audit log records it with each action.
+client_ip: ContextVar[str | None] = ContextVar("client_ip", default=None)
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 

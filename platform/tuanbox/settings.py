@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     flash_per_user_per_10s: int = Field(default=5, gt=0)
     flash_per_ip_per_10s: int = Field(default=50, gt=0)
 
+    # Audit trail: beat anchors the audit chain's head on chain this often, through the
+    # traceability Anchor contract and signer (TRACE_*); 0 turns anchoring off.
+    audit_anchor_interval_s: float = Field(default=3600.0, ge=0, le=31 * 86400)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tuanbox.logs import request_id
+from tuanbox.logs import client_ip, request_id
 
 # A client's X-Request-ID is kept only in this shape; anything else gets a fresh id, so no
 # attacker bytes (CR/LF, NUL, megabytes) reach our logs or response headers.
@@ -93,7 +93,8 @@ def allow_sources(request: Request, directive: str, *urls: str) -> None:
 
 
 class RequestIdMiddleware:
-    """Sets ``request_id`` (logs) for the request and echoes it as ``X-Request-ID``."""
+    """Sets ``request_id`` (logs) for the request and echoes it as ``X-Request-ID``; sets
+    ``client_ip`` (the audit log's IP) from the ASGI client."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -112,9 +113,12 @@ class RequestIdMiddleware:
             await send(message)
 
         token = request_id.set(rid)
+        client = scope.get("client")
+        ip_token = client_ip.set(str(client[0]) if client else None)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            client_ip.reset(ip_token)
             request_id.reset(token)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import Celery
 
+from tuanbox.audit.tasks import beat_entry as audit_beat_entry
 from tuanbox.settings import Settings
 
 # Modules holding @shared_task functions; each feature with background work adds its own.
@@ -17,6 +18,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.coldchain.tasks",
     "tuanbox.fulfilment.tasks",
     "tuanbox.trace.tasks",
+    "tuanbox.audit.tasks",
     "tuanbox.accounts.tasks",
 ]
 
@@ -50,7 +52,8 @@ def create_celery(settings: Settings) -> Celery:
         task_default_queue="default",
         timezone="UTC",
         enable_utc=True,
-        beat_schedule=BEAT_SCHEDULE,
+        # The audit chain's head is anchored at a configured period (0: not at all).
+        beat_schedule={**BEAT_SCHEDULE, **audit_beat_entry(settings.audit_anchor_interval_s)},
         broker_connection_retry_on_startup=True,
         include=TASK_MODULES,
     )
