@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     # traceability Anchor contract and signer (TRACE_*); 0 turns anchoring off.
     audit_anchor_interval_s: float = Field(default=3600.0, ge=0, le=31 * 86400)
 
+    # Shopper pages: how long the home and campaign pages stay in the Redis page cache at
+    # most (any change to what they show invalidates them sooner); 0 turns the cache off.
+    shop_cache_ttl_s: int = Field(default=60, ge=0, le=86400)
+    # Redis key prefix of that cache and its version counter (tests give each their own).
+    shop_cache_prefix: str = Field(default="tuanbox:shop:", max_length=100)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"

@@ -84,6 +84,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     # Chosen once from the settings (gateway in production); routes get it via SmsSenderDep.
     app.state.sms_sender = get_sms_sender(settings)
     install_problem_handlers(app)
+    # Committed changes to what the shopper pages show invalidate their Redis page cache.
+    from tuanbox.shop.cache import install as watch_shop_pages
+
+    watch_shop_pages()
     # Before any route or dependency: no NUL from a request reaches PostgreSQL (or a 500).
     app.add_middleware(RefuseNul)
     if docs:

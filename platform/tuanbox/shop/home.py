@@ -1,20 +1,126 @@
-"""The home page `/`: today's picks, the flash-sale zone and the shopper's pickup station."""
+"""The home page `/` (cached), the pickup-station choice, and the live flash-sale stock."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
-from tuanbox.api.deps import SettingsDep
-from tuanbox.shop import session
+import redis
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from sqlalchemy import select
+
+from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.errors import InvalidInputError
+from tuanbox.flashsale.counters import FlashCounters
+from tuanbox.flashsale.models import FlashSale
+from tuanbox.ratelimit.deps import get_redis
+from tuanbox.shop import listing, session
+from tuanbox.shop.i18n import gettext_for
+from tuanbox.shop.pagecache import Built, cached_page
 from tuanbox.shop.render import page
 
 router = APIRouter(include_in_schema=False)
+STATION_COOKIE = "tuanbox_station"
+STATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,36}")
+YEAR_S = 365 * 86400
+MAX_LIVE_SALES = 40
+
+
+def station_of(request: Request) -> str | None:
+    """The shopper's chosen station (a cookie: chosen once, changeable, no account needed)."""
+    value = request.cookies.get(STATION_COOKIE, "")
+    return value if STATION_ID.fullmatch(value) else None
+
+
+def refresh_first(request: Request, settings: SettingsDep, here: str) -> RedirectResponse | None:
+    """Send a browser whose access cookie ran out through the refresh path once."""
+    if session.signed_in(request, settings) or not session.can_refresh(request):
+        return None
+    return RedirectResponse(f"{session.REFRESH_PATH}?next={here}", status_code=303)
 
 
 @router.get("/", response_model=None)
-def home(request: Request, settings: SettingsDep) -> HTMLResponse | RedirectResponse:
-    shopper = session.shopper_from(request, settings)
-    if shopper is None and session.can_refresh(request):
-        return RedirectResponse(f"{session.REFRESH_PATH}?next=/", status_code=303)
-    return page(request, "home.html", {"shopper": shopper})
+def home(
+    request: Request, settings: SettingsDep, db: SessionDep
+) -> HTMLResponse | RedirectResponse:
+    back = refresh_first(request, settings, "/")
+    if back is not None:
+        return back
+    station_id = station_of(request)
+
+    def build(now: datetime, locale: str) -> Built:
+        chosen = listing.station(db, station_id)
+        campaigns = listing.live_campaigns(db, now, chosen.id if chosen else None)
+        sales = listing.flash_sales(db, now)
+        context: dict[str, Any] = {
+            "title": gettext_for(locale)("Today's picks"),
+            "station": chosen,
+            "campaigns": campaigns,
+            "sales": sales,
+            "tz": settings.station_timezone,
+        }
+        return "home_main.html", context, listing.next_change(now, campaigns, sales), 200
+
+    shell = {"shopper": session.signed_in(request, settings), "page_name": "home"}
+    return cached_page(request, settings, f"home:{station_id or '-'}", build, shell)
+
+
+@router.get("/station", response_class=HTMLResponse)
+def station_page(
+    request: Request,
+    settings: SettingsDep,
+    db: SessionDep,
+    next_: Annotated[str | None, Query(alias="next", max_length=session.MAX_NEXT)] = None,
+) -> HTMLResponse:
+    context = {
+        "stations": listing.stations(db),
+        "current": station_of(request),
+        "next": session.safe_next(next_),
+        "shopper": session.signed_in(request, settings),
+    }
+    return page(request, "station.html", context)
+
+
+@router.post("/station")
+def choose_station(
+    request: Request,
+    db: SessionDep,
+    station_id: Annotated[str, Form(max_length=36)],
+    next_: Annotated[str, Form(alias="next", max_length=session.MAX_NEXT)] = "/",
+) -> RedirectResponse:
+    session.check_same_origin(request)
+    if not STATION_ID.fullmatch(station_id) or listing.station(db, station_id) is None:
+        raise InvalidInputError("no such station")
+    response = RedirectResponse(session.safe_next(next_), status_code=303)
+    response.set_cookie(STATION_COOKIE, station_id, max_age=YEAR_S, path="/", samesite="lax",
+                        httponly=True)  # fmt: skip
+    return response
+
+
+@router.get("/shop/live.json")
+def live_stock(
+    request: Request,
+    db: SessionDep,
+    sales: Annotated[str, Query(max_length=MAX_LIVE_SALES * 37)] = "",
+) -> JSONResponse:
+    """Remaining stock of these flash sales: Redis's admission counter while a sale runs
+    (what admission decides on), else the database's record."""
+    ids = [i for i in sales.split(",") if STATION_ID.fullmatch(i)][:MAX_LIVE_SALES]
+    left: dict[str, int] = {}
+    if ids:
+        counters = FlashCounters(get_redis(request))
+        stock_keys = [counters.keys(i)[0] for i in ids]
+        try:
+            values = get_redis(request).mget(stock_keys)
+        except redis.RedisError:  # the record answers instead
+            values = [None] * len(ids)
+        missing = [i for i, v in zip(ids, values, strict=True) if v is None]
+        left = {i: max(0, int(v)) for i, v in zip(ids, values, strict=True) if v is not None}
+        if missing:
+            rows = db.execute(
+                select(FlashSale.id, FlashSale.remaining).where(FlashSale.id.in_(missing))
+            )
+            left.update({sid: int(rem) for sid, rem in rows})
+    return JSONResponse({"sales": left}, headers={"Cache-Control": "no-store"})

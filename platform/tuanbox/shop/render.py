@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -50,6 +53,15 @@ def duration(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clock(at: datetime, tz: str) -> str:
+    """Month-day hour:minute in the station's zone: what a page shows without script."""
+    return at.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M")
+
+
 @cache
 def environment(locale: str) -> Environment:
     """Built on first use per locale, not at import."""
@@ -63,6 +75,8 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = money
     env.filters["duration"] = duration
+    env.filters["iso"] = iso
+    env.filters["clock"] = clock
     env.globals["static_url"] = static_url
     env.globals["locale"] = locale
     env.globals["html_lang"] = i18n.HTML_LANG[locale]
@@ -85,7 +99,14 @@ def page(
     """Render ``name`` in the request's language; every shop page gets ``request``, ``path``
     (for the language switch and sign-in's way back) and ``shopper`` (None when signed out)."""
     locale = i18n.locale_of(request)
-    full = {"request": request, "path": _here(request), "shopper": None, **context}
+    full = {
+        "request": request,
+        "path": _here(request),
+        "shopper": None,
+        # The server's clock for shop.js's countdowns (a cached fragment holds instants only).
+        "now_ms": int(time.time() * 1000),
+        **context,
+    }
     return HTMLResponse(
         render(locale, name, full),
         status_code=status_code,

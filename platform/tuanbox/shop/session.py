@@ -51,6 +51,22 @@ def shopper_from(request: Request, settings: Settings) -> Principal | None:
     return principal
 
 
+def signed_in(request: Request, settings: Settings) -> bool:
+    """The access cookie is genuine and unexpired. Only for what a page's header shows (sign
+    in or sign out): no Redis lookup, so a cached page costs none. Anything of the shopper's
+    own goes through ``shopper_from``, which also refuses revoked tokens."""
+    from tuanbox.accounts.tokens import decode_access_token
+
+    token = request.cookies.get(ACCESS)
+    if not token or len(token) > 4096:
+        return False
+    try:
+        decode_access_token(settings, token)
+    except AuthenticationError:
+        return False
+    return True
+
+
 def can_refresh(request: Request) -> bool:
     """True when the browser holds a refresh cookie (known from the marker set beside it)."""
     return request.cookies.get(MARKER) == "1"

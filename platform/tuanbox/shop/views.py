@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tuanbox.shop import assets, home, signin
+from tuanbox.shop import assets, campaign, home, signin
 
 router = APIRouter(tags=["shop"], include_in_schema=False)
 # A new page module adds its router here (see README.md in this package).
-for _module in (assets, signin, home):
+for _module in (assets, signin, home, campaign):
     router.include_router(_module.router)

@@ -57,5 +57,9 @@ def create_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         include=TASK_MODULES,
     )
+    # Groups closing and sales ending change what the shopper pages show: their cache follows.
+    from tuanbox.shop.cache import install as watch_shop_pages
+
+    watch_shop_pages()
     app.conf.tuanbox_settings = settings
     return app

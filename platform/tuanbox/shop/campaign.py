@@ -1,0 +1,107 @@
+"""The campaign page `/c/{id}` and the flash-sale page `/f/{id}`, both from the page cache."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.shop import listing, session
+from tuanbox.shop.home import refresh_first, station_of
+from tuanbox.shop.i18n import gettext_for
+from tuanbox.shop.pagecache import Built, cached_page
+
+router = APIRouter(include_in_schema=False)
+Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,36}$")]
+# Refusal codes a form post may come back with (?e=CODE); anything else shows nothing.
+NOTICE_CODES = re.compile(r"[A-Z_]{1,40}")
+
+
+def _notice(request: Request, locale: str, code: str | None) -> str | None:
+    """The shopper's words for a refused form post, by the refusal's stable code."""
+    if not code or not NOTICE_CODES.fullmatch(code):
+        return None
+    _ = gettext_for(locale)
+    texts = {
+        "GROUP_FULL": _("That group has just filled up. Join another or open your own."),
+        "ALREADY_MEMBER": _("You are already in this group."),
+        "GROUP_CLOSED": _("That group has closed."),
+        "CAMPAIGN_NOT_ACTIVE": _("This offer is not open right now."),
+        "USER_LIMIT_EXCEEDED": _("You have reached the limit for this offer."),
+        "RATE_LIMITED": _("Too many attempts. Please wait a minute."),
+        "RISK_BLOCKED": _("We could not take this order. Please contact support."),
+        "UNKNOWN_STATION": _("Please choose a station."),
+    }
+    return texts.get(code, _("Something went wrong. Please try again."))
+
+
+@router.get("/c/{campaign_id}", response_model=None)
+def campaign_page(
+    campaign_id: Id,
+    request: Request,
+    settings: SettingsDep,
+    db: SessionDep,
+    e: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse | RedirectResponse:
+    here = f"/c/{campaign_id}"
+    back = refresh_first(request, settings, here)
+    if back is not None:
+        return back
+    station_id = station_of(request)
+
+    def build(now: datetime, locale: str) -> Built:
+        view = listing.campaign(db, campaign_id, now)
+        if view is None:
+            title = gettext_for(locale)("Not found")
+            return "missing_main.html", {"title": title}, None, 404
+        offered = [
+            s for s in listing.stations(db) if not view.station_ids or s.id in view.station_ids
+        ]
+        context: dict[str, Any] = {
+            "title": view.title,
+            "k": view,
+            "stations": offered,
+            "station_id": station_id,
+            "open_now": view.starts_at <= now < view.ends_at,
+            "reviews": listing.reviews(db, view.product_id),
+            "tz": settings.station_timezone,
+        }
+        return "campaign_main.html", context, listing.next_change(now, [view], []), 200
+
+    shell = {
+        "shopper": session.signed_in(request, settings),
+        "page_name": "campaign",
+        "notice": _notice(request, _locale(request), e),
+    }
+    return cached_page(
+        request, settings, f"campaign:{campaign_id}:{station_id or '-'}", build, shell
+    )
+
+
+def _locale(request: Request) -> str:
+    from tuanbox.shop.i18n import locale_of
+
+    return locale_of(request)
+
+
+@router.get("/f/{sale_id}", response_model=None)
+def flash_sale_page(
+    sale_id: Id, request: Request, settings: SettingsDep, db: SessionDep
+) -> HTMLResponse | RedirectResponse:
+    back = refresh_first(request, settings, f"/f/{sale_id}")
+    if back is not None:
+        return back
+
+    def build(now: datetime, locale: str) -> Built:
+        view = listing.flash_sale(db, sale_id, now)
+        if view is None:
+            return "missing_main.html", {"title": gettext_for(locale)("Not found")}, None, 404
+        context: dict[str, Any] = {"title": view.title, "s": view, "tz": settings.station_timezone}
+        return "flash_main.html", context, listing.next_change(now, [], [view]), 200
+
+    shell = {"shopper": session.signed_in(request, settings), "page_name": "flash"}
+    return cached_page(request, settings, f"flash:{sale_id}", build, shell)
