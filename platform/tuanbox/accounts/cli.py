@@ -50,8 +50,12 @@ def create(
 
 @app.command("rotate-pii")
 def rotate_pii() -> None:
-    """Re-encrypt personal data still under an older PII key id, in batches, until none is left."""
+    """Re-encrypt personal data still under an older PII key id, in batches, until none is left.
+
+    Each batch is audited (action `pii.rotate`, actor `cli`) in the transaction that re-encrypts it.
+    """
     from tuanbox.accounts.services import rotate_pii as rotate
+    from tuanbox.audit.services import CLI, record
     from tuanbox.db.engine import make_engine, make_session_factory, session_scope
     from tuanbox.settings import get_settings
 
@@ -62,6 +66,16 @@ def rotate_pii() -> None:
         while True:
             with session_scope(make_session_factory(engine)) as session:
                 changed = rotate(session, settings)
+                if changed:
+                    record(
+                        session,
+                        CLI,
+                        "pii.rotate",
+                        "pii_key",
+                        settings.pii_key_id,
+                        details={"fields": changed},
+                        after={"key_id": settings.pii_key_id},
+                    )
             total += changed
             if changed == 0:
                 break

@@ -83,6 +83,7 @@ def set_verified(
     merchant = session.get(Merchant, merchant_id)
     if merchant is None:
         raise NotFoundError("merchant not found")
+    before = {"verified": merchant.verified}
     merchant.verified = verified
     record(
         session,
@@ -91,6 +92,8 @@ def set_verified(
         "merchant",
         merchant_id,
         reason=reason,
+        before=before,
+        after={"verified": verified},
     )
     return merchant
 
@@ -154,7 +157,8 @@ def add_sku(
         "sku.create",
         "sku",
         sku.id,
-        details={"price_cents": price_cents, "stock_on_hand": stock_on_hand},
+        details={"product_id": product_id, "name": name},
+        after={"price_cents": price_cents, "stock_on_hand": stock_on_hand},
     )
     return sku
 

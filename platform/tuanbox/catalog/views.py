@@ -129,9 +129,18 @@ def restock(sku_id: str, body: RestockIn, user: StaffOrAdmin, session: SessionDe
         raise NotFoundError("SKU not found")
     _manage(user, services.get_product(session, sku.product_id).merchant_id)
     services.restock(session, sku_id, body.add)
-    record(session, user.actor, "sku.restock", "sku", sku_id, details={"add": body.add})
+    session.refresh(sku)  # the UPDATE added atomically; our row lock holds it until commit
+    record(
+        session,
+        user.actor,
+        "sku.restock",
+        "sku",
+        sku_id,
+        details={"add": body.add},
+        before={"stock_on_hand": sku.stock_on_hand - body.add},
+        after={"stock_on_hand": sku.stock_on_hand},
+    )
     session.commit()
-    session.refresh(sku)
     return sku
 
 

@@ -184,13 +184,15 @@ def _taken_during_hold(session: Session, hold: QualityHold) -> bool:
 def _decide(
     session: Session, hold: QualityHold, status: str, actor: Actor, note: str, now: datetime
 ) -> None:
+    before = {"status": hold.status}
     hold.status = status
     hold.decided_at = now
     hold.decided_by = actor.id
     hold.note = note[:1000]
     action = {"released": "quality_hold.release", "rejected": "quality_hold.reject"}[status]
     record(session, actor, action, "order", hold.order_id, reason=note,
-           details={"hold_id": hold.id, "episode_id": hold.episode_id})  # fmt: skip
+           details={"hold_id": hold.id, "episode_id": hold.episode_id},
+           before=before, after={"status": status})  # fmt: skip
     session.flush()
 
 

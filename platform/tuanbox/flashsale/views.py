@@ -16,6 +16,7 @@ from tuanbox.accounts.revocation import ensure_current
 from tuanbox.accounts.tokens import decode_access_token
 from tuanbox.api.deps import SessionDep
 from tuanbox.api.openapi_problems import problems
+from tuanbox.audit.services import record
 from tuanbox.bounds import Id, PriceCents, Qty
 from tuanbox.db.base import utcnow
 from tuanbox.errors import AuthenticationError, PermissionDeniedError
@@ -156,6 +157,15 @@ def create_sale(body: SaleIn, user: Staff, session: SessionDep, request: Request
         merchant_id=user.merchant_id,
         actor_id=user.id,
         spec=services.SaleSpec(**body.model_dump()),
+    )
+    record(
+        session,
+        user.actor,
+        "flash_sale.create",
+        "flash_sale",
+        sale.id,
+        details={"sku_id": sale.sku_id, "title": sale.title},
+        after=body.model_dump(mode="json", exclude={"sku_id", "title"}),
     )
     session.commit()
     services.load_counters(session, counters_for(request), sale)

@@ -72,12 +72,14 @@ def acknowledge(session: Session, alert_id: int, actor: Actor, note: str | None 
     alert = _get(session, alert_id)
     if alert.status != "open":
         raise AlertStateError(f"alert {alert_id} is {alert.status}, not open")
+    before = {"status": alert.status, "note": alert.note}
     alert.status = "acknowledged"
     alert.acknowledged_at = utcnow()
     alert.acknowledged_by = actor.id
     if note:
         alert.note = note[:1000]
-    record(session, actor, "alert.acknowledge", "ops_alert", str(alert_id), reason=note)
+    record(session, actor, "alert.acknowledge", "ops_alert", str(alert_id), reason=note,
+           before=before, after={"status": alert.status, "note": alert.note})  # fmt: skip
     session.flush()
     return alert
 
@@ -87,11 +89,13 @@ def resolve(session: Session, alert_id: int, actor: Actor, note: str) -> OpsAler
     alert = _get(session, alert_id)
     if alert.status == "resolved":
         raise AlertStateError(f"alert {alert_id} is already resolved")
+    before = {"status": alert.status, "note": alert.note}
     alert.status = "resolved"
     alert.resolved_at = utcnow()
     alert.resolved_by = actor.id
     alert.note = note[:1000]
-    record(session, actor, "alert.resolve", "ops_alert", str(alert_id), reason=note)
+    record(session, actor, "alert.resolve", "ops_alert", str(alert_id), reason=note,
+           before=before, after={"status": alert.status, "note": alert.note})  # fmt: skip
     session.flush()
     return alert
 

@@ -162,5 +162,8 @@ def remote_open(
         str(comp.id),
         reason=reason,
         details={"locker_id": locker_id, "compartment": comp.label, "command_id": command.id},
+        # The door's state moves when the locker reports it; what changed here is the queue.
+        before={"state": comp.state, "open_command": None},
+        after={"state": comp.state, "open_command": command.id},
     )
     return command

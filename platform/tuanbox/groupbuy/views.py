@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from tuanbox.accounts.deps import CurrentUser, Shopper, Staff
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
+from tuanbox.audit.services import record
 from tuanbox.db.base import utcnow
 from tuanbox.errors import PermissionDeniedError
 from tuanbox.groupbuy import services
@@ -113,6 +114,15 @@ def create_campaign(body: CampaignIn, user: Staff, session: SessionDep) -> Campa
     )
     campaign = services.create_campaign(
         session, merchant_id=user.merchant_id, actor_id=user.id, spec=spec
+    )
+    record(
+        session,
+        user.actor,
+        "campaign.create",
+        "campaign",
+        campaign.id,
+        details={"sku_id": body.sku_id, "title": body.title},
+        after=body.model_dump(mode="json", exclude={"sku_id", "title"}),
     )
     session.commit()
     return campaign_out(campaign)

@@ -95,12 +95,14 @@ def add_locker(
 @app.command("credentials")
 def credentials(locker_id: str = typer.Argument(..., help="Locker id.")) -> None:
     """Issue a new broker password for a locker (shown once); regenerate the broker files."""
+    from tuanbox.audit.services import CLI, record
     from tuanbox.db.engine import make_engine, make_session_factory, session_scope
     from tuanbox.lockers.services import rotate_credentials
 
     settings = get_settings()
     with session_scope(make_session_factory(make_engine(settings.database_url))) as session:
         password = rotate_credentials(session, locker_id)
+        record(session, CLI, "locker.credentials_rotate", "locker", locker_id)
     typer.echo(f"new broker password for {locker_id} (shown once): {password}")
     typer.echo("run `tuanbox lockers broker-config` and reload Mosquitto (SIGHUP) to apply it")
 

@@ -169,6 +169,8 @@ def set_policy(
             "from": {"mode": before.mode, "window_s": before.window_s, "lapse": before.lapse},
             "to": {"mode": policy.mode, "window_s": policy.window_s, "lapse": policy.lapse},
         },
+        before={"mode": before.mode, "window_s": before.window_s, "lapse": before.lapse},
+        after={"mode": policy.mode, "window_s": policy.window_s, "lapse": policy.lapse},
     )
     session.flush()
     return merchant

@@ -162,6 +162,8 @@ def transition(
             order.id,
             reason=reason,
             details={"from": current.value},
+            before={"status": current.value},
+            after={"status": target.value},
         )
     session.flush()
     hooks.run(session, order, current.value)

@@ -17,6 +17,7 @@ from tuanbox.api.openapi_problems import problems
 from tuanbox.audit.services import record
 from tuanbox.bounds import MAX_INT32, AmountCents
 from tuanbox.idempotency.deps import Idempotent
+from tuanbox.orders.services import lock_order
 from tuanbox.orders.views import visible_order
 from tuanbox.payments import resolution, services
 from tuanbox.payments.models import Refund
@@ -241,6 +242,8 @@ def manual_refund(
 
     def work() -> tuple[int, object]:
         key = f"manual:{order_id}:{idem.key}" if idem.key else f"manual:{order_id}:{body.reason}"
+        locked = lock_order(session, order_id)  # refund locks it too; before and after hold
+        before = services.refundable_cents(session, locked)
         row = services.refund(session, order, body.amount_cents, body.reason, key)
         record(
             session,
@@ -250,6 +253,8 @@ def manual_refund(
             order_id,
             reason=body.reason,
             details={"amount_cents": body.amount_cents, "refund_id": row.id},
+            before={"refundable_cents": before},
+            after={"refundable_cents": services.refundable_cents(session, locked)},
         )
         return 201, RefundOut.model_validate(row).model_dump(mode="json")
 
