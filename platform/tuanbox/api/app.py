@@ -34,6 +34,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.flashsale.views",
     "tuanbox.presale.views",
     "tuanbox.ops.views",
+    "tuanbox.audit.views",
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
     "tuanbox.shop.views",
