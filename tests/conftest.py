@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from tuanbox.db.engine import make_engine
+from tuanbox.db.engine import bind_settings, make_engine
 from tuanbox.db.migrate import upgrade
 from tuanbox.devservices import probes
 from tuanbox.devservices.mqtt import clear_retained
@@ -114,11 +114,14 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def db_session(engine: Engine) -> Iterator[Session]:
-    """A session inside a transaction rolled back after the test; commits become SAVEPOINTs."""
+def db_session(engine: Engine, settings: Settings) -> Iterator[Session]:
+    """A session inside a transaction rolled back after the test; commits become SAVEPOINTs.
+
+    It carries the test's settings, as every entry point's sessions carry the process's."""
     with engine.connect() as conn:
         outer = conn.begin()
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        bind_settings(session, settings)
         try:
             yield session
         finally:

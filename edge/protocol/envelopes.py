@@ -59,6 +59,11 @@ LockerId = Annotated[str, AfterValidator(_check_locker_id)]
 CodeHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
 
+# Every integer and string that comes from outside has a bound its database column can hold:
+# the platform keeps event seqs in BIGINT columns, agent versions in VARCHAR(64).
+SEQ_MAX = 2**63 - 1
+MAX_COMPARTMENTS = 16 * 16  # boards x locks a compartment id can address
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -218,7 +223,7 @@ class Command(_Model):
 class Ack(_Model):
     """Locker → platform answer to one command; rejected/failed carry a stable ``code``."""
 
-    command_id: str
+    command_id: Annotated[str, Field(min_length=1, max_length=64)]
     status: Literal["accepted", "done", "rejected", "failed"]
     code: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")] | None = None
     detail: Annotated[str, Field(max_length=500)] | None = None
@@ -245,13 +250,30 @@ EventType = Literal[
 
 
 class Event(_Model):
-    """Locker → platform fact; ``seq`` grows by one per event and survives restarts."""
+    """Locker → platform fact; ``seq`` grows by one per event and survives restarts.
+
+    The payload is open, but the keys the platform looks things up by are checked here, so
+    a bad value is refused with its reason instead of failing deep inside the platform.
+    """
 
     locker_id: LockerId
-    seq: Annotated[int, Field(ge=1)]
+    seq: Annotated[int, Field(ge=1, le=SEQ_MAX)]
     type: EventType
     at: UtcDatetime
     payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("payload")
+    @classmethod
+    def _known_keys_are_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        compartment = value.get("compartment")
+        if "compartment" in value and not isinstance(compartment, str):
+            raise ValueError("compartment must be a string like '0-1'")
+        if isinstance(compartment, str):
+            _check_compartment(compartment)
+        order_id = value.get("order_id")
+        if "order_id" in value and not (isinstance(order_id, str) and 1 <= len(order_id) <= 200):
+            raise ValueError("order_id must be a string of 1-200 characters")
+        return value
 
 
 class CompartmentState(_Model):
@@ -270,7 +292,7 @@ class StateSnapshot(_Model):
     locker_id: LockerId
     boot_id: NonEmpty
     at: UtcDatetime
-    compartments: list[CompartmentState]
+    compartments: Annotated[list[CompartmentState], Field(max_length=MAX_COMPARTMENTS)]
 
     @model_validator(mode="after")
     def _compartments_unique(self) -> StateSnapshot:
@@ -286,7 +308,7 @@ class Status(_Model):
     state: Literal["online", "offline"]
     boot_id: NonEmpty
     at: UtcDatetime
-    agent_version: str | None = None
+    agent_version: Annotated[str, Field(max_length=64)] | None = None
 
 
 Envelope = Command | Ack | Event | StateSnapshot | Status

@@ -160,6 +160,15 @@ class Settings(BaseSettings):
     # Mosquitto 2.0 does not restore shared subscriptions after a broker restart, so locker
     # messages sent before any bridge re-subscribes would be lost. A durable bridge holds
     # plain persistent subscriptions instead (the broker keeps them and queues for it);
+    # A command acked "accepted" and not "done" (or failed) within this is stalled: the locker
+    # is sent a sync, the command is re-sent once and ops are alerted.
+    command_accepted_timeout_s: float = Field(default=120.0, gt=0)
+    # Lifetime of the `configure` queued when a locker is provisioned: it waits in the outbox
+    # until the locker first comes online, which may be days after it is registered.
+    locker_configure_ttl_s: int = Field(default=30 * 24 * 3600, gt=0)
+    # A locker whose state snapshot disagrees with the platform is asked for a fresh one (sync)
+    # at most this often, so a lasting disagreement does not turn into a sync loop.
+    locker_sync_min_interval_s: float = Field(default=60.0, gt=0)
     # run one durable bridge and any number of shared-only ones (`tuanbox bridge --shared`).
     bridge_durable: bool = True
     bridge_batch: int = Field(default=100, gt=0, le=10000)

@@ -81,7 +81,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
-    app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.session_factory = make_session_factory(app.state.engine, settings)
     # Chosen once from the settings (gateway in production); routes get it via SmsSenderDep.
     app.state.sms_sender = get_sms_sender(settings)
     install_problem_handlers(app)

@@ -50,7 +50,7 @@ def scan_now() -> None:
     try:
         with (
             InfluxClient.from_settings(telemetry) as influx,
-            session_scope(make_session_factory(engine)) as session,
+            session_scope(make_session_factory(engine, settings)) as session,
         ):
             report = scan(session, influx, telemetry, now=utcnow(),
                           command_ttl_s=settings.command_ttl_s,

@@ -47,7 +47,7 @@ def cold_chain(settings: Settings) -> str:
     system = Principal(id="system:demo", role="system").actor
 
     engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     try:
         with session_scope(factory) as s:
             bind_settings(s, settings)

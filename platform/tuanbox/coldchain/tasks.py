@@ -30,7 +30,7 @@ def scan_task(self: Any) -> dict[str, Any]:
     ttl = float(settings.command_ttl_s)
     with (
         InfluxClient.from_settings(telemetry) as influx,
-        session_scope(session_factory_for(settings.database_url)) as session,
+        session_scope(session_factory_for(settings.database_url, settings)) as session,
     ):
         report = scan(session, influx, telemetry, now=utcnow(), command_ttl_s=ttl,
                       provenance=TraceProvenance(trace))  # fmt: skip

@@ -5,11 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from tuanbox.errors import TuanboxError
+
+if TYPE_CHECKING:
+    from tuanbox.settings import Settings
+
+# Where a session carries the settings of the process that made it (see `settings_of`).
+SETTINGS_KEY = "tuanbox_settings"
+
+
+class SettingsNotBoundError(TuanboxError):
+    """Code that only sees a session (an order hook) ran in a session without settings: an
+    entry point built its sessions without them. Never guessed: defaults would silently
+    override the process's configuration (a six-hour command TTL instead of one minute)."""
+
+    code = "SETTINGS_NOT_BOUND"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -35,8 +51,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, settings: Settings | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`. Entry points pass their settings, and every session then carries
+    them to code that only gets the session (order hooks, see `settings_of`)."""
+    info = {SETTINGS_KEY: settings} if settings is not None else None
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
+
+
+def bind_settings(session: Session, settings: Settings) -> None:
+    """Let code running in this session (order hooks) use these settings."""
+    session.info[SETTINGS_KEY] = settings
+
+
+def settings_of(session: Session) -> Settings:
+    """The settings bound to this session; SettingsNotBoundError when there are none."""
+    from tuanbox.settings import Settings
+
+    bound = session.info.get(SETTINGS_KEY)
+    if not isinstance(bound, Settings):
+        raise SettingsNotBoundError(
+            "this session carries no settings: build its factory with "
+            "make_session_factory(engine, settings) or call bind_settings(session, settings)"
+        )
+    return bound
 
 
 @contextmanager

@@ -18,15 +18,28 @@ kept there with its payload and error, reported as a critical ops alert, and ack
 because an unacknowledged message holds one of the broker's few in-flight slots for this
 client and a handful of such poison messages would stall all inbound traffic.
 
+A message the contract refuses (bad JSON, a seq or compartment out of range) is never
+applied and never dropped silently either: it is kept at once as a dead letter whose error
+is the refusal's code and reason, and ops get one alert per locker while it stays open.
+
 Outbound, every bridge claims due outbox rows with ``FOR UPDATE SKIP LOCKED``, commits the
 claim, then publishes at QoS 1; unacked commands come due again with backoff until they
-expire, and expiry hands the command to fulfilment for the ops exception queue.
+expire, and expiry hands the command to fulfilment for the ops exception queue. A command
+acked ``accepted`` that is not finished within ``command_accepted_timeout_s`` is stalled:
+fulfilment syncs the locker and alerts ops, and the bridge re-sends it once (the locker
+answers a known id with its recorded final ack, or ``failed INTERRUPTED``).
+
+Client ids: the durable bridge's is stable across restarts (``tuanbox-bridge-<host>``), since
+the broker keeps its persistent session under it; a shared bridge's default is unique per
+process, with a clean session, so two on one host never take over each other's connection and
+a stopped one leaves no session behind to queue messages for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import socket
 import threading
@@ -40,20 +53,20 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol.envelopes import Ack, decode_ack, decode_event, decode_state, decode_status
 from edge.protocol.errors import ProtocolError
 from edge.protocol.topics import Kind, parse_topic, shared_subscription, subscription, topic
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import session_scope
+from tuanbox.db.engine import bind_settings, session_scope
 from tuanbox.dispatch import outbox
+from tuanbox.dispatch.failures import record_failure
 from tuanbox.dispatch.models import InboundFailure
 from tuanbox.fulfilment import inbound, lifecycle
 from tuanbox.fulfilment.alerts import open_alert
-from tuanbox.fulfilment.hooks import bind_settings
+from tuanbox.fulfilment.models import OpsAlert
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.bridge")
@@ -77,6 +90,8 @@ class BridgeStats:
     states: int = 0
     statuses: int = 0
     expired: int = 0
+    stalled: int = 0
+    reused_seqs: int = 0  # different events under an applied seq (not applied, reported)
     rejected_messages: int = 0
     dead_letters: int = 0
     connects: int = 0
@@ -108,16 +123,17 @@ class Bridge:
         self.inbound_batch = inbound_batch
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=inbox_size)
         self._threads: list[threading.Thread] = []
-        self.client_id = client_id or f"tuanbox-bridge-{socket.gethostname()}"
+        self.client_id = client_id or default_client_id(durable=self.durable)
         self.stats = BridgeStats()
         self.connected = threading.Event()
         self._stop = threading.Event()
-        # Persistent session (clean_session False): QoS 1 messages for a restarting bridge
-        # wait at the broker; manual_ack: PUBACK only after our commit.
+        # Persistent session (clean_session False) under an id that comes back: QoS 1 messages
+        # for a restarting bridge wait at the broker. A generated one-off id keeps no session.
+        # manual_ack: PUBACK only after our commit.
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=False,
+            clean_session=client_id is None and not self.durable,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
@@ -169,12 +185,20 @@ class Bridge:
         """One pass over the outbox; returns how many commands were published."""
         now = self.clock()
         with session_scope(self.session_factory) as session:
+            bind_settings(session, self.settings)
             expired = outbox.expire_due(session, now=now, limit=self.settings.bridge_batch)
             for command in expired:
                 inbound.command_expired(session, command)
-            self.stats.expired += len(expired)
+            stalled = outbox.stall_due(session, now=now, limit=self.settings.bridge_batch)
+            for command in stalled:
+                inbound.command_stalled(session, command, settings=self.settings, now=now)
+            resend = [(command.locker_id, command.body.encode()) for command in stalled]
+        self.stats.expired += len(expired)
+        self.stats.stalled += len(stalled)
         if not self.connected.is_set():
             return 0
+        for locker_id, body in resend:
+            self.client.publish(topic(locker_id, "cmd"), body, qos=1)
         with session_scope(self.session_factory) as session:
             claimed = outbox.claim_due(
                 session,
@@ -311,7 +335,13 @@ class Bridge:
             for msg in batch:
                 counts[self._apply_one(session, msg, now, acks)] += 1
             # Acks of the whole batch in one locking read (they commute with the rest).
-            for command in outbox.record_acks(session, acks):
+            moved = outbox.record_acks(
+                session,
+                acks,
+                now=now,
+                accepted_timeout_s=self.settings.command_accepted_timeout_s,
+            )
+            for command in moved:
                 inbound.command_settled(session, command)
             for locker_id in sorted({locker for locker, _ in acks}):
                 inbound.locker_heard(session, locker_id, now=now)
@@ -324,28 +354,19 @@ class Bridge:
         """Count one failure in a transaction of its own (the message's was rolled back);
         True once the message is a dead letter and may be acknowledged."""
         key, locker_id = message_identity(msg)
-        payload = bytes(msg.payload)
-        error = f"{type(exc).__name__}: {exc}"[:4000]
+        error = f"{type(exc).__name__}: {exc}"
         now = self.clock()
         limit = self.settings.bridge_max_apply_attempts
         with session_scope(self.session_factory) as session:
-            dialect = session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            values = {"topic": msg.topic, "locker_id": locker_id, "payload": payload}
-            stmt = insert(InboundFailure).values(
-                key=key, error=error, attempts=1, first_failed_at=now, last_failed_at=now, **values
+            attempts, dead_at = record_failure(
+                session,
+                key=key,
+                topic=msg.topic,
+                locker_id=locker_id,
+                payload=bytes(msg.payload),
+                error=error,
+                now=now,
             )
-            # An upsert, so bridges failing on copies of one message count into one row.
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[InboundFailure.key],
-                set_={
-                    "attempts": InboundFailure.attempts + 1,
-                    "error": error,
-                    "last_failed_at": now,
-                },
-            )
-            returning = stmt.returning(InboundFailure.attempts, InboundFailure.dead_lettered_at)
-            attempts, dead_at = session.execute(returning).one()
             extra = {"topic": msg.topic, "key": key, "attempts": attempts, "max": limit}
             if dead_at is not None:
                 # A copy of a message already given up on (redelivered, or the other bridge's).
@@ -381,7 +402,8 @@ class Bridge:
                 if event.locker_id != locker_id:
                     raise ProtocolError("event locker id differs from its topic", code="BAD_TOPIC")
                 outcome = inbound.apply_event(session, event, ctx=self.ctx, now=now)
-                return {"applied": "applied", "duplicate": "duplicates"}.get(outcome, "unknown")
+                counted = {"applied": "applied", "duplicate": "duplicates", "reused": "reused_seqs"}
+                return counted.get(outcome, "unknown")
             if kind == "ack":
                 acks.append((locker_id, decode_ack(payload)))
                 return "acks"
@@ -389,15 +411,55 @@ class Bridge:
                 snapshot = decode_state(payload)
                 if snapshot.locker_id != locker_id:
                     raise ProtocolError("state locker id differs from its topic", code="BAD_TOPIC")
-                inbound.apply_state(session, snapshot, now=now)
+                inbound.apply_state(session, snapshot, settings=self.settings, now=now)
                 return "states"
-            inbound.apply_status(session, locker_id, decode_status(payload), now=now)
+            status = decode_status(payload)
+            inbound.apply_status(session, locker_id, status, settings=self.settings, now=now)
             return "statuses"
         except ProtocolError as exc:
-            # Malformed messages never become valid, and are refused before any DB write:
-            # count, log and acknowledge them with the batch.
-            log.warning("dropped malformed message", extra={"topic": msg.topic, "error": str(exc)})
+            # Refused messages never become valid, and are refused before any DB write of
+            # theirs: kept as a dead letter with the reason, acknowledged with the batch.
+            log.warning("refused a message", extra={"topic": msg.topic, "error": str(exc)})
+            self._refuse(session, msg, exc, now)
             return "rejected_messages"
+
+    def _refuse(
+        self, session: Session, msg: mqtt.MQTTMessage, exc: ProtocolError, now: datetime
+    ) -> None:
+        """Keep a message the contract refuses, with its reason; alert once per locker."""
+        payload = bytes(msg.payload)
+        try:
+            locker_id: str | None = parse_topic(msg.topic)[0]
+        except ProtocolError:
+            locker_id = None
+        attempts, _ = record_failure(
+            session,
+            key=f"refused:{msg.topic}#{hashlib.sha256(payload).hexdigest()}",
+            topic=msg.topic,
+            locker_id=locker_id,
+            payload=payload,
+            error=f"{exc.code}: {exc.message}",
+            now=now,
+            dead_letter=True,
+        )
+        if attempts > 1:
+            return  # a copy of one already kept
+        already = session.scalars(
+            select(OpsAlert.id).where(
+                OpsAlert.kind == "inbound_rejected",
+                OpsAlert.locker_id == locker_id,
+                OpsAlert.status != "resolved",
+            )
+        ).first()
+        if already is None:
+            open_alert(
+                session,
+                kind="inbound_rejected",
+                severity="critical" if msg.topic.endswith("/evt") else "warning",
+                locker_id=locker_id,
+                compartment_id=None,
+                detail=f"{msg.topic}: refused, {exc.code}: {exc.message}",
+            )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -438,3 +500,10 @@ def forget_session(settings: Settings, client_id: str) -> None:
 
 def new_client_id(prefix: str = "tuanbox-bridge") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def default_client_id(*, durable: bool) -> str:
+    """The durable bridge's id is stable (the broker keeps its session under it); a shared
+    bridge's is unique per process, so two on one host do not take over each other."""
+    base = f"tuanbox-bridge-{socket.gethostname()}"
+    return base if durable else f"{base}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -7,11 +7,16 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tuanbox.db.base import Base, TimestampMixin, utcnow
+from tuanbox.db.base import Base, BigInt, TimestampMixin, utcnow
 
-COMMAND_STATUSES = ("pending", "sent", "accepted", "done", "rejected", "failed", "expired")
+COMMAND_STATUSES = (
+    "pending", "sent", "accepted", "done", "rejected", "failed", "expired", "stalled"
+)  # fmt: skip
 # A command in one of these is waiting for (another) publish.
 OPEN_STATUSES = ("pending", "sent")
+# Accepted and never finished within the accepted timeout: the locker was asked for its state
+# and ops were alerted; a late final ack still settles it.
+STALLED = "stalled"
 
 
 class OutboxCommand(TimestampMixin, Base):
@@ -35,6 +40,7 @@ class OutboxCommand(TimestampMixin, Base):
     ref: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Open: when to publish again. Accepted: when the accepted timeout runs out.
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     last_sent_at: Mapped[datetime | None] = mapped_column()
@@ -49,10 +55,13 @@ class AppliedEvent(Base):
     __tablename__ = "applied_events"
 
     locker_id: Mapped[str] = mapped_column(String(64), ForeignKey("lockers.id"), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInt, primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column()
     applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # SHA-256 of what was applied (type, time, payload): a different event under a seq already
+    # applied is told apart from a redelivery. NULL for events applied before it was kept.
+    digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class InboundFailure(Base):

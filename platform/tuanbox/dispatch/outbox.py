@@ -1,4 +1,4 @@
-"""The command outbox: enqueue in the caller's transaction; claim, ack and expire for bridges."""
+"""The command outbox: enqueue in the caller's transaction; claim, ack, expire and stall."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from edge.protocol.envelopes import Ack, Command, CommandPayload, CommandType, encode
-from tuanbox.dispatch.models import OPEN_STATUSES, OutboxCommand
+from edge.protocol.envelopes import Ack, Command, CommandPayload, CommandType, SyncPayload, encode
+from tuanbox.dispatch.models import OPEN_STATUSES, STALLED, OutboxCommand
 from tuanbox.lockers.domain import as_utc
 from tuanbox.lockers.models import Locker
 
 # Ack statuses in the order a command moves through them; a late "accepted" never
-# overwrites "done", and a duplicate ack changes nothing.
-_ACK_RANK = {"pending": 0, "sent": 0, "accepted": 1, "done": 2, "rejected": 2, "failed": 2}
+# overwrites "done", and a duplicate ack changes nothing. A stalled command (accepted, never
+# finished in time) is still settled by a late final ack.
+_ACK_RANK = {
+    "pending": 0, "sent": 0, "accepted": 1, STALLED: 1, "done": 2, "rejected": 2, "failed": 2
+}  # fmt: skip
+# A sync in one of these is on its way: asking again would only add another state snapshot.
+_SYNC_WAITING = ("pending", "sent", "accepted")
 
 
 def enqueue(
@@ -41,10 +46,40 @@ def enqueue(
         attempts=0,
         next_attempt_at=now,
         expires_at=command.expires_at,
+        created_at=now,  # the caller's clock, like every other time of this row
     )
     session.add(row)
     session.flush()
     return row
+
+
+def request_sync(
+    session: Session,
+    locker_id: str,
+    *,
+    now: datetime,
+    ttl_s: float,
+    reason: str,
+    min_interval_s: float | None = None,
+) -> OutboxCommand | None:
+    """Ask a locker for a fresh state snapshot, unless a sync is already on its way to it (or,
+    with ``min_interval_s``, one was asked for the same reason that recently); None when
+    nothing was queued.
+
+    Two bridges deciding at once for one locker may both queue one: a spare snapshot."""
+    recent = select(OutboxCommand.id).where(
+        OutboxCommand.locker_id == locker_id, OutboxCommand.type == "sync"
+    )
+    waiting = recent.where(OutboxCommand.status.in_(_SYNC_WAITING), OutboxCommand.expires_at > now)
+    if session.scalars(waiting.limit(1)).first() is not None:
+        return None
+    ref = f"sync:{reason}"[:64]
+    if min_interval_s is not None:
+        since = now - timedelta(seconds=min_interval_s)
+        same = recent.where(OutboxCommand.ref == ref, OutboxCommand.created_at > since)
+        if session.scalars(same.limit(1)).first() is not None:
+            return None
+    return enqueue(session, locker_id, "sync", SyncPayload(), now=now, ttl_s=ttl_s, ref=ref)
 
 
 @dataclass(frozen=True)
@@ -137,7 +172,23 @@ def expire_due(session: Session, *, now: datetime, limit: int) -> list[OutboxCom
     return list(rows)
 
 
-def record_ack(session: Session, ack: Ack, *, locker_id: str) -> OutboxCommand | None:
+def _move(row: OutboxCommand, ack: Ack, *, now: datetime, accepted_timeout_s: float) -> bool:
+    """Apply one ack to its (locked) row; True if the status moved."""
+    if row.status == "expired" or _ACK_RANK[ack.status] <= _ACK_RANK.get(row.status, 2):
+        return False
+    row.status = ack.status
+    row.acked_at = ack.at
+    row.ack_code = ack.code
+    row.ack_detail = ack.detail
+    if ack.status == "accepted":
+        # From now on the row waits for "done", on our clock: see stall_due.
+        row.next_attempt_at = now + timedelta(seconds=accepted_timeout_s)
+    return True
+
+
+def record_ack(
+    session: Session, ack: Ack, *, locker_id: str, now: datetime, accepted_timeout_s: float
+) -> OutboxCommand | None:
     """Apply an ack; return the command if its status moved, None for unknown or stale acks.
 
     An ack from another locker than the command's is ignored: the ACL should make it
@@ -148,17 +199,15 @@ def record_ack(session: Session, ack: Ack, *, locker_id: str) -> OutboxCommand |
     ).one_or_none()
     if row is None or row.locker_id != locker_id:
         return None
-    if row.status == "expired" or _ACK_RANK[ack.status] <= _ACK_RANK.get(row.status, 2):
+    if not _move(row, ack, now=now, accepted_timeout_s=accepted_timeout_s):
         return None
-    row.status = ack.status
-    row.acked_at = ack.at
-    row.ack_code = ack.code
-    row.ack_detail = ack.detail
     session.flush()
     return row
 
 
-def record_acks(session: Session, acks: list[tuple[str, Ack]]) -> list[OutboxCommand]:
+def record_acks(
+    session: Session, acks: list[tuple[str, Ack]], *, now: datetime, accepted_timeout_s: float
+) -> list[OutboxCommand]:
     """`record_ack` for many acks with one locking read: the bridge's batched path."""
     if not acks:
         return []
@@ -174,17 +223,28 @@ def record_acks(session: Session, acks: list[tuple[str, Ack]]) -> list[OutboxCom
     moved: dict[str, OutboxCommand] = {}
     for locker_id, ack in acks:
         row = rows.get(ack.command_id)
-        if row is None or row.locker_id != locker_id or row.status == "expired":
+        if row is None or row.locker_id != locker_id:
             continue
-        if _ACK_RANK[ack.status] <= _ACK_RANK.get(row.status, 2):
-            continue
-        row.status = ack.status
-        row.acked_at = ack.at
-        row.ack_code = ack.code
-        row.ack_detail = ack.detail
-        moved[row.id] = row
+        if _move(row, ack, now=now, accepted_timeout_s=accepted_timeout_s):
+            moved[row.id] = row
     session.flush()
     return list(moved.values())
+
+
+def stall_due(session: Session, *, now: datetime, limit: int) -> list[OutboxCommand]:
+    """Accepted commands whose accepted timeout ran out without a final ack: mark them
+    stalled and return them (the caller syncs the locker, alerts ops and re-sends them)."""
+    rows = session.scalars(
+        select(OutboxCommand)
+        .where(OutboxCommand.status == "accepted", OutboxCommand.next_attempt_at <= now)
+        .order_by(OutboxCommand.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        row.status = STALLED
+    session.flush()
+    return list(rows)
 
 
 def reschedule_locker(session: Session, locker_id: str, *, now: datetime) -> int:

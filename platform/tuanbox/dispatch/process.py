@@ -19,7 +19,8 @@ log = logging.getLogger("tuanbox.bridge")
 def build_bridge(settings: Settings, *, client_id: str | None, durable: bool | None) -> Bridge:
     engine = make_engine(settings.database_url)
     ctx = Context(settings, load_signing_key(settings))
-    return Bridge(settings, make_session_factory(engine), ctx, client_id=client_id, durable=durable)
+    factory = make_session_factory(engine, settings)
+    return Bridge(settings, factory, ctx, client_id=client_id, durable=durable)
 
 
 def run_bridge(settings: Settings, *, client_id: str | None, durable: bool | None) -> None:

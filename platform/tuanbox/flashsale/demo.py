@@ -18,7 +18,7 @@ def flash_sale(settings: Settings) -> str:
     from tuanbox.flashsale.counters import FlashCounters
 
     engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     counters = FlashCounters.from_url(settings.redis_url)
     try:
         with session_scope(factory) as s:

@@ -18,7 +18,7 @@ def reconcile(self: Any) -> int:
     from tuanbox.flashsale.reconcile import close_ended_sales, reconcile_all
 
     settings = self.app.conf.tuanbox_settings
-    factory = session_factory_for(settings.database_url)
+    factory = session_factory_for(settings.database_url, settings)
     counters = FlashCounters.from_url(settings.redis_url)
     try:
         now = utcnow()

@@ -24,6 +24,13 @@ NEXT_STEPS = {
     "state_mismatch": "Inspect the compartment on site; correct the platform or empty the door.",
     "command_expired": "The locker never confirmed the command; check the locker and re-dispatch.",
     "command_rejected": "Read the locker's reason; fix the data and re-dispatch or reallocate.",
+    "command_stalled": "The locker accepted but never finished the command: check its fresh "
+    "state (a sync was sent), the door and the board; re-dispatch if it did not happen.",
+    "seq_reused": "The locker's event counter went back (restored state?) or someone forged "
+    "events: compare the dead letter in inbound_failures with the applied event, check the "
+    "device and its credentials.",
+    "inbound_rejected": "A locker sent a message the contract refuses (reason and payload in "
+    "inbound_failures): check the agent version and the device.",
     "not_allocatable": "Split the order or pick another station with a large enough door.",
     "tamper": "Send staff to the station; review the camera and the compartment.",
     "sensor_fault": "Check the sensor wiring; move chilled goods if the zone cannot be watched.",

@@ -211,7 +211,7 @@ def _booking_of(session: Session, order_id: str) -> Booking:
 
 def fulfilment_demo(settings: Settings) -> str:
     engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     locker_id = f"demo-{uuid.uuid4().hex[:8]}"
     ctx = Context(settings, pickup.load_signing_key(settings))
     with session_scope(factory) as session:

@@ -1,8 +1,8 @@
 """Order hooks of fulfilment: confirmed orders are allocated, cancelled ones give space back.
 
-Listed in `tuanbox.orders.hooks.HOOK_MODULES`. Hooks get no settings object, so entry points
-that want their own knobs (command TTL) bind them to the session with `bind_settings`;
-otherwise the documented defaults apply.
+Listed in `tuanbox.orders.hooks.HOOK_MODULES`. Hooks get no settings object, so they use the
+settings bound to the session (`tuanbox.db.engine.settings_of`): every entry point builds its
+sessions with its own settings, and a session without them is an error, never the defaults.
 """
 
 from __future__ import annotations
@@ -10,27 +10,15 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from tuanbox.db.base import utcnow
+from tuanbox.db.engine import bind_settings, settings_of
 from tuanbox.fulfilment import waves
 from tuanbox.fulfilment.allocation import allocate
 from tuanbox.fulfilment.lifecycle import release_cancelled
 from tuanbox.fulfilment.models import FulfilmentOrder
 from tuanbox.orders.hooks import on_status
 from tuanbox.orders.models import Order
-from tuanbox.settings import Settings
 
-SETTINGS_KEY = "tuanbox_settings"
-
-
-def bind_settings(session: Session, settings: Settings) -> None:
-    """Let hooks running in this session use these settings."""
-    session.info[SETTINGS_KEY] = settings
-
-
-def settings_of(session: Session) -> Settings:
-    bound = session.info.get(SETTINGS_KEY)
-    # model_construct: field defaults only, without reading the environment (which only
-    # entry points do).
-    return bound if isinstance(bound, Settings) else Settings.model_construct()
+__all__ = ["bind_settings", "settings_of"]
 
 
 def _on_confirmed(session: Session, order: Order, from_status: str) -> None:

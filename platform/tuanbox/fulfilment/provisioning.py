@@ -25,8 +25,9 @@ def provision_locker(
 ) -> tuple[Locker, str]:
     """Create the locker and queue a `configure` with the pickup public key.
 
-    The configure waits in the outbox until the locker first comes online (a long TTL: a
-    locker may be installed days after it is registered). Returns the one-time password.
+    The configure waits in the outbox until the locker first comes online (its own, long TTL
+    `locker_configure_ttl_s`: a locker may be installed days after it is registered).
+    Returns the one-time password.
     """
     reserved = (settings.mqtt_username,) if settings.mqtt_username else ()
     locker, password = create_locker(
@@ -38,7 +39,7 @@ def provision_locker(
         "configure",
         ConfigurePayload(pickup_public_key=public_key_b64(load_signing_key(settings))),
         now=utcnow(),
-        ttl_s=30 * 24 * 3600,
-        ref=f"locker:{locker_id}",
+        ttl_s=settings.locker_configure_ttl_s,
+        ref="provisioning",
     )
     return locker, password

@@ -32,11 +32,11 @@ def sweep(factory: sessionmaker[Session], settings: Settings) -> dict[str, int]:
 @shared_task(name="fulfilment.pickup_deadlines", bind=True, acks_late=True)
 def pickup_deadlines(self: Any) -> dict[str, int]:
     settings: Settings = self.app.conf.tuanbox_settings
-    return sweep(session_factory_for(settings.database_url), settings)
+    return sweep(session_factory_for(settings.database_url, settings), settings)
 
 
 @shared_task(name="fulfilment.allocate_waves", bind=True, acks_late=True)
 def allocate_waves(self: Any) -> int:
     """Book compartments for every delivery wave whose allocation time has come."""
     settings: Settings = self.app.conf.tuanbox_settings
-    return waves.run(session_factory_for(settings.database_url), settings)
+    return waves.run(session_factory_for(settings.database_url, settings), settings)

@@ -28,7 +28,7 @@ def tiered_group(settings: Settings) -> str:
     from tuanbox.payments.simpay import SimPay
 
     engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     sim = SimPay(settings)
     list_price = 3000
     lines: list[str] = []

@@ -15,4 +15,4 @@ def close_due_groups(self: Any) -> int:
     from tuanbox.groupbuy.closing import close_due_groups as close
 
     settings = self.app.conf.tuanbox_settings
-    return len(close(session_factory_for(settings.database_url)))
+    return len(close(session_factory_for(settings.database_url, settings)))

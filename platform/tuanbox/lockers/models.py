@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tuanbox.db.base import Base, TimestampMixin
+from tuanbox.db.base import Base, BigInt, TimestampMixin
 
 
 class Station(TimestampMixin, Base):
@@ -57,7 +57,7 @@ class Locker(TimestampMixin, Base):
     last_seen_at: Mapped[datetime | None] = mapped_column()
     boot_id: Mapped[str | None] = mapped_column(String(200))
     agent_version: Mapped[str | None] = mapped_column(String(64))
-    last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_event_seq: Mapped[int] = mapped_column(BigInt, default=0)
 
     station: Mapped[Station] = relationship(back_populates="lockers")
     compartments: Mapped[list[Compartment]] = relationship(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edge.protocol.compartments import check_board_lock
+from edge.protocol.compartments import check_board_lock, parse_compartment
 from edge.protocol.errors import ProtocolError
 from edge.protocol.topics import validate_locker_id
 from tuanbox.lockers import credentials
@@ -180,10 +180,11 @@ def get_compartment(session: Session, locker_id: str, compartment_id: int) -> Co
 
 
 def compartment_by_label(session: Session, locker_id: str, label: str) -> Compartment | None:
-    """The compartment a locker calls ``"<board>-<lock>"``, or None."""
+    """The compartment a locker calls ``"<board>-<lock>"``, or None (also for ids out of range,
+    which no compartment can have and which would overflow the integer columns)."""
     try:
-        board, lock = (int(p) for p in label.split("-", 1))
-    except ValueError:
+        board, lock = parse_compartment(label)
+    except ProtocolError:
         return None
     return session.scalars(
         select(Compartment).where(

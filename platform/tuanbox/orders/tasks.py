@@ -15,7 +15,7 @@ def expire_unpaid(self: Any) -> int:
     from tuanbox.orders.services import expire_unpaid as expire
 
     settings = self.app.conf.tuanbox_settings
-    return expire(session_factory_for(settings.database_url))
+    return expire(session_factory_for(settings.database_url, settings))
 
 
 @shared_task(name="orders.acceptance_deadlines", bind=True, acks_late=True)
@@ -24,4 +24,4 @@ def acceptance_deadlines(self: Any) -> int:
     from tuanbox.orders.acceptance import apply_deadlines
 
     settings = self.app.conf.tuanbox_settings
-    return apply_deadlines(session_factory_for(settings.database_url))
+    return apply_deadlines(session_factory_for(settings.database_url, settings))

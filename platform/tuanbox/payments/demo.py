@@ -19,7 +19,7 @@ def buy_pay_refund(settings: Settings) -> str:
     from tuanbox.payments.simpay import SimPay
 
     engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     sim = SimPay(settings)
     try:
         with session_scope(factory) as s:

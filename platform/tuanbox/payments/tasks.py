@@ -17,7 +17,7 @@ def process_due_refunds(self: Any) -> dict[str, int]:
 
     settings = self.app.conf.tuanbox_settings
     return process(
-        session_factory_for(settings.database_url),
+        session_factory_for(settings.database_url, settings),
         lambda name: get_provider(name, settings),
         base_s=settings.refund_retry_base_s,
         max_s=settings.refund_retry_max_s,
@@ -30,5 +30,5 @@ def purge_idempotency_keys(self: Any) -> int:
     from tuanbox.idempotency.services import purge_expired
 
     settings = self.app.conf.tuanbox_settings
-    with session_factory_for(settings.database_url)() as session, session.begin():
+    with session_factory_for(settings.database_url, settings)() as session, session.begin():
         return purge_expired(session, settings.idempotency_ttl_s)

@@ -47,7 +47,7 @@ def anchor_windows(self: Any) -> dict[str, Any] | None:
         summary = run_exclusive(
             client,
             trace.confirmation_timeout_seconds + 60,
-            lambda: run_anchoring(session_factory_for(settings.database_url), trace),
+            lambda: run_anchoring(session_factory_for(settings.database_url, settings), trace),
         )
     finally:
         client.close()

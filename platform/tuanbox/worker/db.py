@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuanbox.db.engine import make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from tuanbox.settings import Settings
 
 MAX_ENGINES = 4
 
@@ -20,18 +24,24 @@ _lock = threading.Lock()
 _factories: OrderedDict[str, sessionmaker[Session]] = OrderedDict()
 
 
-def session_factory_for(database_url: str) -> sessionmaker[Session]:
+def session_factory_for(
+    database_url: str, settings: Settings | None = None
+) -> sessionmaker[Session]:
+    """Sessions on this URL's engine; with `settings` (the task's, from the Celery app), the
+    sessions carry them, which a task whose work may run order hooks must do."""
     with _lock:
         factory = _factories.get(database_url)
         if factory is not None:
             _factories.move_to_end(database_url)
-            return factory
-        factory = make_session_factory(make_engine(database_url))
-        _factories[database_url] = factory
-        while len(_factories) > MAX_ENGINES:
-            _, dropped = _factories.popitem(last=False)
-            dropped.kw["bind"].dispose()
+        else:
+            factory = make_session_factory(make_engine(database_url))
+            _factories[database_url] = factory
+            while len(_factories) > MAX_ENGINES:
+                _, dropped = _factories.popitem(last=False)
+                dropped.kw["bind"].dispose()
+    if settings is None:
         return factory
+    return make_session_factory(factory.kw["bind"], settings)
 
 
 def dispose_all() -> None:

@@ -167,6 +167,42 @@ def test_event_round_trip_and_seq_positive() -> None:
         decode_event(json.dumps(bad))
 
 
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"seq": 2**63}, "seq"),  # past BIGINT
+        ({"payload": {"compartment": "3000000000-1"}}, "invalid compartment .3000000000-1."),
+        ({"payload": {"compartment": "0-99999999999999999999"}}, "compartment"),
+        ({"payload": {"compartment": 7}}, "compartment must be a string"),
+        ({"payload": {"order_id": ""}}, "order_id"),
+    ],
+)
+def test_event_values_out_of_bounds_are_refused_with_a_reason(
+    change: dict[str, object], needle: str
+) -> None:
+    body = json.loads(encode(Event(locker_id="L1", seq=1, type="door_opened", at=NOW)))
+    with pytest.raises(EnvelopeError, match=needle):
+        decode_event(json.dumps({**body, **change}))
+
+
+def test_bounds_reach_what_the_platform_stores() -> None:
+    # The largest seq a BIGINT holds still decodes; compartments up to 15-16.
+    event = Event(locker_id="L1", seq=2**63 - 1, type="deposited", at=NOW,
+                  payload={"compartment": "15-16", "order_id": "o" * 200})  # fmt: skip
+    assert decode_event(encode(event)) == event
+    status = json.loads(encode(Status(state="online", boot_id="b", at=NOW)))
+    with pytest.raises(EnvelopeError, match="agent_version"):
+        decode_status(json.dumps({**status, "agent_version": "v" * 65}))
+    with pytest.raises(EnvelopeError, match="command_id"):
+        decode_ack(json.dumps({"command_id": "c" * 65, "status": "done", "at": NOW.isoformat()}))
+    snapshot = json.loads(
+        encode(StateSnapshot(locker_id="L1", boot_id="b", at=NOW, compartments=[]))
+    )
+    many = [{"compartment": "0-1", "door": "closed", "locked": True, "item_present": False}] * 257
+    with pytest.raises(EnvelopeError, match="compartments"):
+        decode_state(json.dumps({**snapshot, "compartments": many}))
+
+
 def test_state_and_status_round_trip() -> None:
     snapshot = StateSnapshot(
         locker_id="L1",

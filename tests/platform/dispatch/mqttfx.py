@@ -78,7 +78,8 @@ class ProtocolLocker:
     """Speaks the v1 locker protocol over MQTT without hardware: the failure-case test client.
 
     Commands are kept by id and a repeated id gets the same ack (as the real agent must);
-    ``ack_mode`` is "done", "none" (stay silent) or "reject".
+    ``ack_mode`` is "done", "none" (stay silent), "reject" or "accept" (accepted, then
+    nothing: a command stuck half-way); ``modes`` overrides it per command type.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class ProtocolLocker:
         self.locker_id = locker_id
         self.port = port
         self.ack_mode = ack_mode
+        self.modes: dict[str, str] = {}
         self.boot_id = uuid.uuid4().hex
         self.seq = 0
         self.commands: list[Any] = []  # every delivery, duplicates included
@@ -147,12 +149,13 @@ class ProtocolLocker:
         with self.lock:
             self.commands.append(command)
             ack = self.acks.get(command.id)
-            if ack is None and self.ack_mode != "none":
-                status = "done" if self.ack_mode == "done" else "rejected"
+            mode = self.modes.get(command.type, self.ack_mode)
+            if ack is None and mode != "none":
+                status = {"done": "done", "accept": "accepted"}.get(mode, "rejected")
                 ack = Ack(
                     command_id=command.id,
                     status=status,
-                    code=None if status == "done" else "NO_SUCH_COMPARTMENT",
+                    code="NO_SUCH_COMPARTMENT" if status == "rejected" else None,
                     at=datetime.now(UTC),
                 )
                 self.acks[command.id] = ack
@@ -162,6 +165,11 @@ class ProtocolLocker:
     def distinct_commands(self) -> set[str]:
         with self.lock:
             return {c.id for c in self.commands}
+
+    def of_type(self, type: str) -> list[Any]:
+        """Deliveries of one command type, repeats included, in order."""
+        with self.lock:
+            return [c for c in self.commands if c.type == type]
 
     def event(self, type: str, **payload: Any) -> Event:
         self.seq += 1

@@ -16,7 +16,6 @@ from edge.protocol.token import generate_keypair, private_key_to_b64
 from tests.conftest import make_settings
 from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.dispatch.bridge import Bridge, forget_session, new_client_id
-from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.fulfilment.lifecycle import Context
 from tuanbox.fulfilment.pickup import load_signing_key
 from tuanbox.settings import Settings
@@ -32,9 +31,7 @@ class Platform:
     ctx: Context
 
     def session(self) -> Session:
-        session = self.factory()
-        bind_settings(session, self.settings)
-        return session
+        return self.factory()
 
 
 @pytest.fixture
@@ -60,7 +57,7 @@ def platform_for(fresh_database: Callable[[], str]) -> Iterator[Callable[..., Pl
         engines.append(engine)
         return Platform(
             engine,
-            make_session_factory(engine),
+            make_session_factory(engine, settings),  # sessions carry the settings, as in the app
             settings,
             Context(settings, load_signing_key(settings)),
         )

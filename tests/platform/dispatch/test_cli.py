@@ -70,15 +70,16 @@ def test_lockers_cli_and_bridge_process(
     )
     locker = ProtocolLocker(locker_id, mqtt_broker[1]).connect()
     try:
-        command = wait_for(lambda: locker.commands, 30, "the configure command")[0]
-        assert command.type == "configure"
+        configures = lambda: [c for c in locker.commands if c.type == "configure"]  # noqa: E731
+        command = wait_for(configures, 30, "the configure command")[0]
         assert command.payload.pickup_public_key == public_key_to_b64(key.public_key())
         engine = make_engine(url)
         factory = make_session_factory(engine)
 
         def acked() -> bool:
             with factory() as session:
-                return session.scalars(select(OutboxCommand.status)).one() == "done"
+                query = select(OutboxCommand.status).where(OutboxCommand.type == "configure")
+                return session.scalars(query).one() == "done"
 
         wait_for(acked, 30, "the ack recorded by the bridge process")
         engine.dispose()

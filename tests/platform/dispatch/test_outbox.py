@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from edge.protocol.envelopes import Ack, SyncPayload
 from tests.platform.fulfilment.fx import make_locker, make_station
 from tuanbox.dispatch import outbox
+from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.lockers.services import CompartmentSpec
 
 
@@ -51,9 +52,16 @@ def test_acks_move_forward_only_and_only_for_their_locker(db_session: Session) -
     def ack(status: str) -> Ack:
         return Ack(command_id=cmd.id, status=status, at=now)
 
-    assert outbox.record_acks(db_session, [(other, ack("done"))]) == []
-    assert outbox.record_acks(db_session, [(locker, ack("accepted"))]) == [cmd]
-    assert outbox.record_acks(db_session, [(locker, ack("done")), (locker, ack("done"))]) == [cmd]
-    assert outbox.record_acks(db_session, [(locker, ack("accepted"))]) == []
+    def record(*acks: tuple[str, Ack]) -> list[OutboxCommand]:
+        return outbox.record_acks(db_session, list(acks), now=now, accepted_timeout_s=60)
+
+    assert record((other, ack("done"))) == []
+    assert record((locker, ack("accepted"))) == [cmd]
+    assert cmd.next_attempt_at == now + timedelta(seconds=60)  # the accepted timeout runs
+    assert record((locker, ack("done")), (locker, ack("done"))) == [cmd]
+    assert record((locker, ack("accepted"))) == []
     assert cmd.status == "done"
-    assert outbox.record_ack(db_session, ack("done"), locker_id=locker) is None
+    late = outbox.record_ack(
+        db_session, ack("done"), locker_id=locker, now=now, accepted_timeout_s=60
+    )
+    assert late is None

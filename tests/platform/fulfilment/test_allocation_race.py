@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from tests.conftest import make_settings
 from tests.platform.fulfilment.fx import (
     confirm,
     make_locker,
@@ -29,8 +30,9 @@ LAYOUT = [CompartmentSpec(0, lock, ("S", "M", "L")[lock % 3]) for lock in range(
 def test_racing_allocations_book_each_compartment_at_most_once(
     fresh_database: Callable[[], str],
 ) -> None:
-    engine = make_engine(fresh_database(), pool_size=ORDERS, max_overflow=0)
-    factory = make_session_factory(engine)
+    url = fresh_database()
+    engine = make_engine(url, pool_size=ORDERS, max_overflow=0)
+    factory = make_session_factory(engine, make_settings(database_url=url))
     with session_scope(factory) as session:
         station = make_station(session)
         make_locker(session, station.id, LAYOUT)

@@ -61,7 +61,7 @@ def test_door_unlock_and_pickup_problems_open_alerts_with_next_steps(
     assert inbound.apply_event(db_session, unknown, ctx=ctx, now=now) == "unknown_locker"
 
 
-def test_presence_late_will_and_rescheduling(db_session: Session) -> None:
+def test_presence_late_will_and_rescheduling(db_session: Session, settings: Settings) -> None:
     locker, _ = make_locker(db_session, make_station(db_session).id, [CompartmentSpec(0, 1, "S")])
     now = datetime.now(UTC)
     cmd = outbox.enqueue(db_session, locker.id, "sync", SyncPayload(), now=now, ttl_s=600)
@@ -70,14 +70,22 @@ def test_presence_late_will_and_rescheduling(db_session: Session) -> None:
     def status(state: str, boot: str) -> Status:
         return Status(state=state, boot_id=boot, at=now, agent_version="1.2.3")  # type: ignore[arg-type]
 
-    assert inbound.apply_status(db_session, locker.id, status("online", "boot-1"), now=now)
+    assert inbound.apply_status(
+        db_session, locker.id, status("online", "boot-1"), settings=settings, now=now
+    )
     assert locker.online and locker.agent_version == "1.2.3" and locker.last_seen_at == now
     assert cmd.next_attempt_at == now  # back online: waiting commands go out at once
-    assert inbound.apply_status(db_session, locker.id, status("online", "boot-2"), now=now)
+    assert inbound.apply_status(
+        db_session, locker.id, status("online", "boot-2"), settings=settings, now=now
+    )
     # The will of the previous boot arrives late: ignored.
-    assert not inbound.apply_status(db_session, locker.id, status("offline", "boot-1"), now=now)
+    assert not inbound.apply_status(
+        db_session, locker.id, status("offline", "boot-1"), settings=settings, now=now
+    )
     assert locker.online
-    assert inbound.apply_status(db_session, locker.id, status("offline", "boot-2"), now=now)
+    assert inbound.apply_status(
+        db_session, locker.id, status("offline", "boot-2"), settings=settings, now=now
+    )
     assert not locker.online
     # Any message proves it is up again (a stale will may have arrived after its comeback).
     inbound.locker_heard(db_session, locker.id, now=now + timedelta(seconds=1))

@@ -35,7 +35,7 @@ def test_everything_at_once_keeps_the_books_straight(
     url = fresh_database()
     settings = make_settings(database_url=url)
     engine = engines(url, pool_size=24, max_overflow=0)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     with session_scope(factory) as s:
         shop = make_shop(s, stock=500)
         users = make_shoppers(s, 80)

@@ -90,7 +90,7 @@ def test_deadlines_survive_a_dead_worker_and_two_closers_close_each_group_once(
     url = fresh_database()
     settings = make_settings(database_url=url)
     engine = engines(url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     group_ids: list[str] = []
     with session_scope(factory) as s:
         shop = make_shop(s, stock=1000)
@@ -142,7 +142,7 @@ def test_closer_skips_a_group_whose_order_a_webhook_holds(
     url = fresh_database()
     settings = make_settings(database_url=url)
     engine = engines(url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     with session_scope(factory) as s:
         shop = make_shop(s)
         campaign = services.create_campaign(

@@ -57,7 +57,7 @@ def test_cancel_racing_the_payment_webhook_never_loses_money(
     url = fresh_database()
     settings = make_settings(database_url=url)
     engine = make_engine(url, pool_size=20, max_overflow=0)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     sim = SimPay(settings)
     try:
         cases = _setup(factory, sim, 8)
@@ -112,7 +112,7 @@ def test_parallel_refund_workers_pay_each_refund_once(fresh_database: Callable[[
     url = fresh_database()
     settings = make_settings(database_url=url)
     engine = make_engine(url, pool_size=20, max_overflow=0)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     sim = SimPay(settings)
     try:
         cases = _setup(factory, sim, 10)
@@ -150,7 +150,7 @@ def test_same_refund_key_from_two_closers_at_once(fresh_database: Callable[[], s
     url = fresh_database()
     settings = make_settings(database_url=url)
     engine = make_engine(url, pool_size=10, max_overflow=0)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     sim = SimPay(settings)
     try:
         ((order_id, intent_id, amount),) = _setup(factory, sim, 1)

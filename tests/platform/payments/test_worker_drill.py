@@ -77,7 +77,7 @@ def test_refunds_survive_a_killed_worker(fresh_database: Callable[[], str], tmp_
     url = fresh_database()
     settings = make_settings(database_url=url, payment_webhook_secret="drill-webhook-secret")
     engine = make_engine(url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)
     sim = SimPay(settings)
     with factory() as session, session.begin():
         sku = make_sku(session, price_cents=990, stock=REFUNDS)
