@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuanbox.errors import ConflictError, InvalidInputError, NotFoundError
+from tuanbox.errors import ConflictError, InvalidInputError, NotFoundError, TuanboxError
 
 
 class LockerNotFoundError(NotFoundError):
@@ -23,3 +23,9 @@ class LockerExistsError(ConflictError):
 
 class BadLayoutError(InvalidInputError):
     code = "BAD_LOCKER_LAYOUT"
+
+
+class BrokerFilesError(TuanboxError):
+    """The broker's files cannot be written as the broker needs them (group, plugin)."""
+
+    code = "BROKER_FILES"

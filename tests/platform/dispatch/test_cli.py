@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -59,8 +60,11 @@ def test_lockers_cli_and_bridge_process(
     lines = dict(
         line.split(":", 1) for line in (tmp_path / "passwd").read_text().splitlines() if line
     )
-    assert set(lines) == {"tuanbox-bridge", locker_id}
-    assert verify_password(password.group(1), lines[locker_id])
+    assert set(lines) == {"tuanbox-bridge"}  # lockers log in through the plugin's file
+    (client,) = json.loads((tmp_path / "dynamic-security.json").read_text())["clients"]
+    assert client["username"] == locker_id
+    stored = f"$7${client['iterations']}${client['salt']}${client['password']}"
+    assert verify_password(password.group(1), stored)
     assert "pattern write tuanbox/v1/lockers/%u/evt" in (tmp_path / "acl").read_text()
 
     # The bridge process delivers the locker's first command: configure with the pickup key
