@@ -39,6 +39,7 @@ def retry_failed(session: Session, refund_id: str, actor: Actor, note: str) -> R
             f"refund of {row.amount_cents} exceeds the {available} cents still refundable",
             order_id=order.id,
         )
+    before = {"status": row.status, "attempts": row.attempts}
     row.status = "pending"
     row.attempts = 0
     row.next_attempt_at = utcnow()
@@ -50,6 +51,8 @@ def retry_failed(session: Session, refund_id: str, actor: Actor, note: str) -> R
         row.id,
         reason=note,
         details={"last_error": row.last_error, "amount_cents": row.amount_cents},
+        before=before,
+        after={"status": row.status, "attempts": row.attempts},
     )
     session.flush()
     return row
@@ -71,6 +74,7 @@ def resolve_failed(
             f"refund of {row.amount_cents} exceeds the {available} cents still refundable",
             order_id=order.id,
         )
+    before = {"status": row.status, "provider_refund_id": row.provider_refund_id}
     row.resolved_by = actor.id
     row.resolved_at = utcnow()
     row.resolution_note = note[:500]
@@ -83,6 +87,8 @@ def resolve_failed(
         row.id,
         reason=note,
         details={"amount_cents": row.amount_cents, "reference": reference},
+        before=before,
+        after={"status": row.status, "provider_refund_id": row.provider_refund_id},
     )
     log.info("refund %s resolved by %s outside %s", row.id, actor.id, row.provider)
     session.flush()

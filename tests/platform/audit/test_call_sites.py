@@ -15,12 +15,15 @@ from tests.platform.factories import auth_header, make_order, make_product, make
 from tests.platform.fulfilment import fx
 from tuanbox.accounts.cli import app as users_app
 from tuanbox.audit.models import AuditEntry
+from tuanbox.audit.services import Actor
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import bind_settings
 from tuanbox.fulfilment import alerts
 from tuanbox.lockers.services import CompartmentSpec
+from tuanbox.orders.models import Order
 from tuanbox.orders.services import transition
-from tuanbox.payments.services import handle_event, start_checkout
+from tuanbox.payments import resolution
+from tuanbox.payments.services import handle_event, process_refund, refund, start_checkout
 from tuanbox.payments.simpay import SimPay
 from tuanbox.settings import Settings, get_settings
 
@@ -33,15 +36,20 @@ def entry(session: Session, action: str, subject_id: str) -> AuditEntry:
     ).one()
 
 
+def paid_order(session: Session, settings: Settings, price: int) -> Order:
+    sim = SimPay(settings)
+    order = make_order(session, sku=make_sku(session, price_cents=price))
+    intent = start_checkout(session, order, sim)
+    body, headers = sim.payment_webhook(sim.charge(session, intent.id, intent.amount_cents))
+    assert handle_event(session, sim.verify_webhook(headers, body)) == "applied"
+    transition(session, order, "confirmed", actor=fx.TEST_ACTOR, reason="paid")
+    return order
+
+
 def test_refund_records_what_stays_refundable(
     client: TestClient, db_session: Session, settings: Settings
 ) -> None:
-    sim = SimPay(settings)
-    order = make_order(db_session, sku=make_sku(db_session, price_cents=3000))
-    intent = start_checkout(db_session, order, sim)
-    body, headers = sim.payment_webhook(sim.charge(db_session, intent.id, intent.amount_cents))
-    assert handle_event(db_session, sim.verify_webhook(headers, body)) == "applied"
-    transition(db_session, order, "confirmed", actor=fx.TEST_ACTOR, reason="paid")
+    order = paid_order(db_session, settings, 3000)
     ops = make_user(db_session, "ops")
     reply = client.post(
         f"/api/v1/orders/{order.id}/refunds",
@@ -52,6 +60,32 @@ def test_refund_records_what_stays_refundable(
     audit = entry(db_session, "order.refund", order.id)
     assert audit.before == {"refundable_cents": 3000} and audit.after == {"refundable_cents": 2700}
     assert audit.ip == "testclient" and audit.seq is not None
+
+
+def test_failed_refund_retry_and_resolution_record_before_and_after(
+    db_session: Session, settings: Settings
+) -> None:
+    order = paid_order(db_session, settings, 2000)
+    ops = Actor("u-ops", "ops")
+    owed = [refund(db_session, order, 500, "goodwill", key=f"k{i}:{order.id}") for i in (1, 2)]
+    for row in owed:
+        down = SimPay(settings, fail_refunds=100)
+        for _ in range(3):
+            process_refund(db_session, row.id, down, max_attempts=3)
+        assert row.status == "failed"
+    resolution.retry_failed(db_session, owed[0].id, ops, "balance topped up")
+    resolution.resolve_failed(db_session, owed[1].id, ops, "bank transfer", "ICBC-1")
+    db_session.commit()
+    retried = entry(db_session, "refund.retry", owed[0].id)
+    assert (retried.before, retried.after) == (
+        {"status": "failed", "attempts": 3},
+        {"status": "pending", "attempts": 0},
+    )
+    resolved = entry(db_session, "refund.resolve", owed[1].id)
+    assert (resolved.before, resolved.after) == (
+        {"status": "failed", "provider_refund_id": None},
+        {"status": "resolved", "provider_refund_id": "ICBC-1"},
+    )
 
 
 def test_remote_open_and_alert_handling_record_before_and_after(
