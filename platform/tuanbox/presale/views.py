@@ -15,6 +15,7 @@ from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
 from tuanbox.db.base import utcnow
 from tuanbox.errors import PermissionDeniedError
+from tuanbox.groupbuy.services import get_campaign
 from tuanbox.presale import receiving
 from tuanbox.presale.services import PurchaseOrder, purchase_order, to_csv
 from tuanbox.trace.views import TraceSettingsDep
@@ -23,10 +24,12 @@ router = APIRouter(prefix="/api/v1", tags=["pre-sale"])
 
 
 def _po_for(campaign_id: str, user: Any, session: Any) -> PurchaseOrder:
-    po = purchase_order(session, campaign_id, now=utcnow())
-    if user.role != "admin" and user.merchant_id != po.merchant_id:
+    # Whose campaign it is, before anything about its state: another merchant's staff learn
+    # nothing (not even whether it is a pre-sale, or still running).
+    campaign = get_campaign(session, campaign_id)
+    if user.role != "admin" and not user.staff_of(campaign.merchant_id):
         raise PermissionDeniedError("only the campaign's merchant sees its purchase order")
-    return po
+    return purchase_order(session, campaign_id, now=utcnow())
 
 
 @router.get("/campaigns/{campaign_id}/purchase-order")
