@@ -26,6 +26,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.coldchain.models",
     "tuanbox.trace.models",
     "tuanbox.presale.models",
+    "tuanbox.risk.models",
 )
 
 

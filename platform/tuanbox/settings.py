@@ -189,6 +189,18 @@ class Settings(BaseSettings):
     flash_per_user_per_10s: int = Field(default=5, gt=0)
     flash_per_ip_per_10s: int = Field(default=50, gt=0)
 
+    # Risk control (`tuanbox.risk`): rules score sign-ins, orders, joins and payments; a total
+    # at the review score holds the order for ops (/ops/risk), at the block score refuses it.
+    risk_enabled: bool = True
+    risk_review_score: int = Field(default=50, ge=1, le=1000)
+    risk_block_score: int = Field(default=80, ge=1, le=1000)
+    # Overrides of the default rules, {rule: {score, threshold, window_s, enabled, …}} as JSON;
+    # the file (YAML or JSON, same shape) is read first and this wins over it (README).
+    risk_rules: dict[str, dict[str, int | float | bool]] = Field(default_factory=dict)
+    risk_rules_file: str | None = None
+    # Signals older than this are deleted by the beat job `risk.prune` (longest window: 90 d).
+    risk_signal_retention_days: int = Field(default=90, ge=1, le=3650)
+
     # Audit trail: beat anchors the audit chain's head on chain this often, through the
     # traceability Anchor contract and signer (TRACE_*); 0 turns anchoring off.
     audit_anchor_interval_s: float = Field(default=3600.0, ge=0, le=31 * 86400)
@@ -320,6 +332,19 @@ class Settings(BaseSettings):
                     f"{variable} is {size} bytes; production needs at least "
                     f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`)"
                 )
+
+    @model_validator(mode="after")
+    def _check_risk_rules(self) -> Settings:
+        """Read the rules file and check every override now: a typo fails at start-up."""
+        from tuanbox.risk.config import merged_overrides
+
+        try:
+            self.risk_rules = merged_overrides(
+                self.risk_rules_file, self.risk_rules, self.risk_review_score, self.risk_block_score
+            )
+        except ValueError as exc:
+            raise ValueError(f"TUANBOX_RISK_RULES / _RULES_FILE: {exc}") from exc
+        return self
 
     @model_validator(mode="after")
     def _check_sms(self) -> Settings:

@@ -34,6 +34,7 @@ class Awaiting(StrEnum):
     MERCHANT = "merchant"  # its merchant to accept it, by `accept_deadline`
     RECEIVING = "receiving"  # a pre-sale: its batch to arrive at the station hub
     STATION = "station"  # a pickup station: without one it cannot go to a locker
+    REVIEW = "review"  # risk control holds it: ops approve or reject it (`tuanbox.risk`)
 
 
 class AcceptanceMode(StrEnum):

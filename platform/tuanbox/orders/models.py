@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tuanbox.accounts.models import new_id
@@ -63,6 +63,8 @@ class Order(TimestampMixin, Base):
     # The station's delivery wave the order ships in, given when it is confirmed.
     wave_id: Mapped[str | None] = mapped_column(ForeignKey("delivery_waves.id"), index=True)
     wave: Mapped[DeliveryWave | None] = relationship()
+    # Risk control holds it (`tuanbox.risk`): it is not confirmed until ops approve the review.
+    risk_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class OrderTransition(Base):

@@ -15,7 +15,13 @@ from tuanbox.db.base import utcnow
 from tuanbox.errors import InvalidInputError, NotFoundError
 from tuanbox.lockers.models import Station
 from tuanbox.orders import hooks
-from tuanbox.orders.domain import OrderKind, OrderStatus, can_transition, stock_effect
+from tuanbox.orders.domain import (
+    Awaiting,
+    OrderKind,
+    OrderStatus,
+    can_transition,
+    stock_effect,
+)
 from tuanbox.orders.errors import IllegalTransitionError, OrderNotFoundError
 from tuanbox.orders.models import Order, OrderTransition
 
@@ -114,12 +120,19 @@ def transition(
 
     Locks the row first, so concurrent moves (a webhook and the expiry scan) serialise and
     the loser sees the winner's status. Stock is released or committed exactly once, the
-    move is recorded, and registered hooks run in the same transaction.
+    move is recorded, and registered hooks run in the same transaction. A paid order on risk
+    hold is not confirmed: it stays paid, `awaiting` review.
     """
     order_id = order_id_or_order if isinstance(order_id_or_order, str) else order_id_or_order.id
     order = lock_order(session, order_id)
     target = OrderStatus(to)
     current = OrderStatus(order.status)
+    if current == OrderStatus.PAID and target == OrderStatus.CONFIRMED and order.risk_hold:
+        # Risk control holds it (`tuanbox.risk`): whatever would confirm it now (payment, its
+        # group, its merchant) has happened, so it waits for ops, who confirm it on approval.
+        order.awaiting = Awaiting.REVIEW
+        session.flush()
+        return order
     if not can_transition(current, target):
         raise IllegalTransitionError(
             f"an order cannot go from {current} to {target}",
