@@ -42,6 +42,7 @@ from tuanbox.errors import NotFoundError
 from tuanbox.notifications.deps import SmsSenderDep
 from tuanbox.ratelimit import get_redis, limiter_for
 from tuanbox.ratelimit.deps import client_ip
+from tuanbox.risk import services as risk
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -102,7 +103,9 @@ def request_otp(
     return OtpSent(expires_in=settings.otp_ttl_s)
 
 
-@router.post("/auth/token", response_model=TokenResponse, responses=problems(401, 422, 429, 503))
+@router.post(
+    "/auth/token", response_model=TokenResponse, responses=problems(401, 403, 422, 429, 503)
+)
 def token(
     body: Annotated[TokenRequest, Body(openapi_examples=TOKEN_EXAMPLES)],
     request: Request,
@@ -115,6 +118,7 @@ def token(
     Limited per phone and per device (`X-Device-ID`) first, then generously per IP (429 with
     `Retry-After`). A login whose password fails too often is locked for a while; a locked
     login, an unknown one and a wrong password all answer the same 401 `INVALID_CREDENTIALS`.
+    Risk control may refuse a shopper's sign-in (403 `RISK_BLOCKED`) or queue it for review.
     """
     guard = SignInGuard(get_redis(request), settings)
     if isinstance(body, OtpGrant):
@@ -130,6 +134,9 @@ def token(
         refresh = issue_refresh_token(session, settings, user)
     else:
         user, refresh = rotate_refresh_token(session, settings, body.refresh_token)
+    if isinstance(body, OtpGrant):
+        # Risk control counts sign-ins and sign-ups per IP and device; a block is a 403.
+        risk.signed_in(session, settings, user.id, ip=client_ip(request), device_id=device_id)
     principal = Principal(
         id=user.id, role=user.role, merchant_id=user.merchant_id, token_version=user.token_version
     )
@@ -227,6 +234,7 @@ def add_address(
 ) -> AddressOut:
     """Save a delivery address (stored encrypted)."""
     row = services.add_address(session, settings, user.id, body.text, body.label)
+    risk.address_added(session, settings, user.id, body.text)
     session.commit()
     return AddressOut(id=row.id, label=row.label, text=body.text)
 

@@ -66,6 +66,14 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
         tier.price_cents if outcome is GroupStatus.CONFIRMED and tier else None
     )
     session.flush()  # the orders hooks below see a closed group and leave its seats alone
+    if outcome is GroupStatus.CONFIRMED:
+        # Risk control: members linked by a device, address or payment account are held for
+        # review (`tuanbox.risk`); confirming them below then waits for ops instead.
+        from tuanbox.risk.services import group_closing
+
+        ids = [m.order_id for m in members_of(session, group.id) if m.order_id]
+        orders = [o for o in (session.get(Order, i) for i in ids) if o and o.status == "paid"]
+        group_closing(session, group.id, orders)
 
     refunds: dict[str, int] = {}
     cancelled: list[str] = []

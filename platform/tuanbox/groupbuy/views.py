@@ -29,7 +29,10 @@ from tuanbox.groupbuy.schemas import (
 )
 from tuanbox.groupbuy.spec import CampaignSpec
 from tuanbox.idempotency.deps import Idempotent
+from tuanbox.orders.models import Order
 from tuanbox.ratelimit import rate_limit
+from tuanbox.risk.deps import RiskGateDep
+from tuanbox.risk.rules import Event
 from tuanbox.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["group-buy"])
@@ -148,11 +151,14 @@ def open_group(
     session: SessionDep,
     settings: SettingsDep,
     idem: Idempotent,
+    risk: RiskGateDep,
 ) -> JSONResponse:
     """Open a group as its leader (takes the first seat and creates your order).
 
-    Send an `Idempotency-Key` header: a retried request returns the first group.
+    Send an `Idempotency-Key` header: a retried request returns the first group. Risk
+    control may refuse it (403 `RISK_BLOCKED`) or hold your order for review.
     """
+    screening = risk.before_order(session, Event.JOIN, user.id)
 
     def work() -> tuple[int, object]:
         joined = services.open_group(
@@ -164,6 +170,7 @@ def open_group(
             now=utcnow(),
             pay_timeout_s=settings.order_pay_timeout_s,
         )
+        risk.after_order(session, screening, _order(session, joined.order_id))
         return 201, joined_out(session, settings, joined)
 
     return idem.respond(session, user.id, {"campaign_id": campaign_id, **body.model_dump()}, work)
@@ -183,12 +190,15 @@ def join_group(
     session: SessionDep,
     settings: SettingsDep,
     idem: Idempotent,
+    risk: RiskGateDep,
 ) -> JSONResponse:
     """Take a seat in a group; 409 `GROUP_FULL`, `ALREADY_MEMBER` or `GROUP_CLOSED` otherwise,
-    429 with `Retry-After` past the per-shopper or (generous) per-IP limit.
+    429 with `Retry-After` past the per-shopper or (generous) per-IP limit, 403
+    `RISK_BLOCKED` when risk control refuses it (or your order is held for review).
 
     Send an `Idempotency-Key` header: a retried request returns the first answer.
     """
+    screening = risk.before_order(session, Event.JOIN, user.id)
 
     def work() -> tuple[int, object]:
         joined = services.join_group(
@@ -200,9 +210,16 @@ def join_group(
             now=utcnow(),
             pay_timeout_s=settings.order_pay_timeout_s,
         )
+        risk.after_order(session, screening, _order(session, joined.order_id))
         return 201, joined_out(session, settings, joined)
 
     return idem.respond(session, user.id, {"group_id": group_id, **body.model_dump()}, work)
+
+
+def _order(session: Session, order_id: str) -> Order:
+    order = session.get(Order, order_id)
+    assert order is not None  # just created in this transaction
+    return order
 
 
 def joined_out(session: Session, settings: Settings, joined: services.Joined) -> dict[str, Any]:

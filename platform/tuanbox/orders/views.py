@@ -21,6 +21,8 @@ from tuanbox.orders.errors import IllegalTransitionError, OrderNotFoundError
 from tuanbox.orders.models import Order
 from tuanbox.orders.schemas import CancelIn, OrderIn, OrderOut, TransitionIn, TransitionOut
 from tuanbox.ratelimit import rate_limit
+from tuanbox.risk.deps import RiskGateDep
+from tuanbox.risk.rules import Event
 
 router = APIRouter(tags=["orders"])
 StaffOrAdmin = Annotated[Principal, Depends(require_roles("merchant_staff", "ops", "admin"))]
@@ -57,9 +59,18 @@ def visible_order(session: Session, order_id: str, user: Principal) -> Order:
     ],
 )
 def create_order(
-    body: OrderIn, user: Shopper, session: SessionDep, settings: SettingsDep, idem: Idempotent
+    body: OrderIn,
+    user: Shopper,
+    session: SessionDep,
+    settings: SettingsDep,
+    idem: Idempotent,
+    risk: RiskGateDep,
 ) -> JSONResponse:
-    """Buy a SKU at its list price; stock is reserved until paid or the pay timeout."""
+    """Buy a SKU at its list price; stock is reserved until paid or the pay timeout.
+
+    Risk control may refuse it (403 `RISK_BLOCKED`) or hold it for review (`awaiting: review`
+    once paid)."""
+    screening = risk.before_order(session, Event.ORDER, user.id)
 
     def work() -> tuple[int, object]:
         sku = session.get(Sku, body.sku_id)
@@ -75,6 +86,7 @@ def create_order(
             station_id=body.station_id,
             pay_timeout_s=settings.order_pay_timeout_s,
         )
+        risk.after_order(session, screening, order)
         return 201, OrderOut.model_validate(order).model_dump(mode="json")
 
     return idem.respond(session, user.id, body.model_dump(mode="json"), work)

@@ -16,13 +16,15 @@ from tuanbox.settings import Settings
 class WebhookEvent:
     """A verified provider notification in our own terms."""
 
-    type: str  # payment.succeeded | refund.succeeded | refund.failed
+    type: str  # payment.succeeded | payment.failed | refund.succeeded | refund.failed
     provider: str
     intent_id: str | None = None
     txn_id: str | None = None
     amount_cents: int = 0
     refund_id: str | None = None  # ours, echoed back by the provider
     provider_refund_id: str | None = None
+    # The payment account that paid (WeChat's openid), for risk control: never shown, hashed.
+    payer_id: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -75,6 +75,8 @@ def handle_event(session: Session, event: WebhookEvent) -> str:
     """Apply a verified webhook; safe to repeat and in any order. Returns what happened."""
     if event.type == "payment.succeeded":
         return _payment_succeeded(session, event)
+    if event.type == "payment.failed":
+        return _payment_failed(session, event)
     if event.type == "refund.succeeded":
         return _refund_confirmed(session, event)
     if event.type == "refund.failed":
@@ -115,6 +117,10 @@ def _payment_succeeded(session: Session, event: WebhookEvent) -> str:
     provider_actor = Actor(id=f"provider:{event.provider}", role="system")
     if order.status == OrderStatus.PENDING_PAYMENT and event.amount_cents == due:
         intent.status = "succeeded"
+        # Before the order is paid (and maybe confirmed at once): risk control may hold it.
+        from tuanbox.risk.services import payment_succeeded
+
+        payment_succeeded(session, order, provider=event.provider, payer_id=event.payer_id)
         transition(
             session, order, OrderStatus.PAID, actor=provider_actor, reason=f"paid {event.txn_id}"
         )
@@ -132,6 +138,18 @@ def _payment_succeeded(session: Session, event: WebhookEvent) -> str:
         payment_id=payment.id,
     )
     return "refunding"
+
+
+def _payment_failed(session: Session, event: WebhookEvent) -> str:
+    """An attempt to pay was declined: nothing changes hands; risk control counts it."""
+    from tuanbox.risk.services import payment_failed
+
+    intent = session.get(PaymentIntent, event.intent_id) if event.intent_id else None
+    if intent is None or intent.provider != event.provider or not event.txn_id:
+        raise UnknownIntentError(f"no payment intent {event.intent_id}")
+    order = session.get(Order, intent.order_id)
+    assert order is not None  # FK
+    return payment_failed(session, order, provider=event.provider, ref=event.txn_id)
 
 
 def _refund_confirmed(session: Session, event: WebhookEvent) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -33,6 +34,22 @@ TOLERANCE_S = 300
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PAYER = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def _bounded(value: object) -> str:
+    text = str(value)
+    if not _ID.match(text):
+        raise ValueError("id is not 1-64 letters, digits, _ or -")
+    return text
+
+
+def _payer(value: object) -> str | None:
+    """The payer's account id if it is a sane one; an odd one is dropped, not fatal."""
+    return value if isinstance(value, str) and _PAYER.match(value) else None
 
 
 class SimPay:
@@ -122,16 +139,28 @@ class SimPay:
             "content-type": "application/json",
         }
 
-    def payment_webhook(self, record: SimPayRecord) -> tuple[bytes, dict[str, str]]:
+    def payment_webhook(
+        self, record: SimPayRecord, *, payer_id: str | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        data: dict[str, Any] = {
+            "txn_id": record.id,
+            "intent_id": record.intent_id,
+            "amount_cents": record.amount_cents,
+        }
+        if payer_id is not None:
+            data["payer_id"] = payer_id  # the shopper's account at the gateway
+        return self.webhook({"id": f"evt_{record.id}", "type": "payment.succeeded", "data": data})
+
+    def payment_failed_webhook(
+        self, intent_id: str, *, reason: str = "card_declined"
+    ) -> tuple[bytes, dict[str, str]]:
+        """A declined attempt at paying the intent, as the gateway reports it."""
+        attempt = f"sp_att_{secrets.token_hex(8)}"
         return self.webhook(
             {
-                "id": f"evt_{record.id}",
-                "type": "payment.succeeded",
-                "data": {
-                    "txn_id": record.id,
-                    "intent_id": record.intent_id,
-                    "amount_cents": record.amount_cents,
-                },
+                "id": f"evt_{attempt}",
+                "type": "payment.failed",
+                "data": {"intent_id": intent_id, "attempt_id": attempt, "reason": reason},
             }
         )
 
@@ -162,6 +191,16 @@ class SimPay:
                     intent_id=str(data["intent_id"]),
                     txn_id=str(data["txn_id"]),
                     amount_cents=amount,
+                    payer_id=_payer(data.get("payer_id")),
+                    raw=doc,
+                )
+            if kind == "payment.failed":
+                # A declined attempt (card refused, balance short): `attempt_id` is unique.
+                return WebhookEvent(
+                    type=kind,
+                    provider=self.name,
+                    intent_id=str(data["intent_id"])[:36],
+                    txn_id=_bounded(data["attempt_id"]),
                     raw=doc,
                 )
             if kind == "refund.succeeded":

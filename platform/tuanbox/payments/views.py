@@ -22,6 +22,7 @@ from tuanbox.orders.views import visible_order
 from tuanbox.payments import resolution, services
 from tuanbox.payments.models import Refund
 from tuanbox.payments.provider import get_provider
+from tuanbox.risk.deps import RiskGateDep
 
 log = logging.getLogger("tuanbox.payments")
 router = APIRouter(tags=["payments"])
@@ -81,10 +82,16 @@ def checkout(
     session: SessionDep,
     settings: SettingsDep,
     idem: Idempotent,
+    risk: RiskGateDep,
 ) -> JSONResponse:
-    """Start paying an order: returns the provider's hosted payment page."""
+    """Start paying an order: returns the provider's hosted payment page.
+
+    Risk control screens each checkout (a flash-sale order's first one is where it sees the
+    order): 403 `RISK_BLOCKED` cancels the order; a held order may be paid but is confirmed
+    only once ops approve it (`awaiting: review`)."""
     order = visible_order(session, order_id, user)
     provider = get_provider(body.provider or settings.default_payment_provider, settings)
+    risk.at_checkout(session, order)
     # The shopper's address, as the proxy in front reports it (uvicorn --proxy-headers).
     payer_ip = request.client.host if request.client else None
 
@@ -168,7 +175,9 @@ _WEBHOOK_DOC: dict[str, Any] = {
 class WebhookOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "applied"}]})
 
-    status: str = Field(description="applied, duplicate, refunding, alerted or ignored")
+    status: str = Field(
+        description="applied, duplicate, refunding, alerted, recorded (a failed payment) or ignored"
+    )
 
 
 @router.post(

@@ -119,7 +119,8 @@ def test_group_deadlines_survive_killed_worker_and_beat(
     tmp_path: Path,
 ) -> None:
     url = fresh_database()
-    factory = make_session_factory(engines(url))
+    # Paying runs hooks that need the process's settings.
+    factory = make_session_factory(engines(url), make_settings(database_url=url))
     # Opened `60 - LEAD_S` seconds "ago" with the shortest TTL a campaign allows (60 s), so
     # every deadline falls LEAD_S seconds from now, and is held only in the database.
     opened = datetime.now(UTC) - timedelta(seconds=60 - LEAD_S)

@@ -34,7 +34,7 @@ def test_group_page_fits_a_phone_and_counts_down(
 ) -> None:
     settings = make_settings(database_url=fresh_database())
     engine = engines(settings.database_url)
-    with make_session_factory(engine)() as session:
+    with make_session_factory(engine, settings)() as session:  # paying runs hooks that need them
         shop = make_shop(session)
         leader, member = make_shoppers(session, 2)
         campaign = create_campaign(session, merchant_id=shop.merchant_id, actor_id=shop.staff_id,

@@ -31,7 +31,7 @@ def test_tasks_close_due_groups_and_reconcile(
     url = fresh_database()
     settings = make_settings(database_url=url, redis_url=redis_url)
     engine = engines(url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)  # paying runs hooks that need them
     now = utcnow()
     with session_scope(factory) as s:
         shop = make_shop(s)

@@ -82,7 +82,7 @@ def test_worker_gives_up_after_the_configured_attempts(fresh_database: Callable[
     celery = create_celery(settings)
     importlib.import_module("tuanbox.payments.tasks")
     engine = make_engine(url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)  # paying runs hooks that need them
     try:
         with factory() as session, session.begin():
             order = _paid_order(session, settings)

@@ -137,7 +137,7 @@ def test_due_refund_scan_survives_a_lost_outcome(
 ) -> None:
     """The provider paid but our transaction died before recording it: no double refund."""
     engine = make_engine(fresh_database())
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)  # paying runs hooks that need them
     try:
         with factory() as session, session.begin():
             order = _paid_order(session, settings)

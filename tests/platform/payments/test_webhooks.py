@@ -228,7 +228,7 @@ def test_concurrent_duplicate_webhooks_apply_once(
     fresh_database: Callable[[], str], settings: Settings
 ) -> None:
     engine = make_engine(fresh_database(), pool_size=20, max_overflow=0)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, settings)  # paying runs hooks that need them
     sim = SimPay(settings)
     with factory() as session, session.begin():
         order, intent = _intent(session, settings)
