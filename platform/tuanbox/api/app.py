@@ -34,6 +34,8 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.flashsale.views",
     "tuanbox.presale.views",
     "tuanbox.ops.views",
+    "tuanbox.risk.views",
+    "tuanbox.risk.pages",
     "tuanbox.audit.views",
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",

@@ -91,6 +91,13 @@
       const note = prompt(action === "release" ? "Why are the goods fine?" : "Why reject (the order is refunded)?") || "";
       if (!note) return;
       ok = await post(`/ops/holds/${button.dataset.holdId}/${action}`, { note });
+    } else if (action === "risk-approve" || action === "risk-reject") {
+      const approve = action === "risk-approve";
+      const note = prompt(approve ? "Why is this a false alarm?" : "Why reject (held orders are cancelled and refunded)?") || "";
+      if (!note) return;
+      ok = await post(`/ops/risk/reviews/${button.dataset.reviewId}/${approve ? "approve" : "reject"}`, { note });
+      if (ok) location.reload();
+      return;
     }
     if (ok) {
       const box = document.querySelector("#alerts");
