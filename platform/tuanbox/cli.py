@@ -11,6 +11,7 @@ from tuanbox.audit.cli import app as audit_app
 from tuanbox.coldchain.cli import app as coldchain_app
 from tuanbox.devservices.manager import ServiceStatus
 from tuanbox.lockers.cli import app as lockers_app
+from tuanbox.privacy.cli import app as pii_app
 from tuanbox.settings import get_settings
 from tuanbox.trace.cli import app as trace_app
 
@@ -29,6 +30,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(coldchain_app, name="coldchain")
 app.add_typer(lockers_app, name="lockers")
 app.add_typer(trace_app, name="trace")
+app.add_typer(pii_app, name="pii")
 app.add_typer(audit_app, name="audit")
 
 

@@ -17,6 +17,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.payments.models",
     "tuanbox.idempotency.models",
     "tuanbox.notifications.models",
+    "tuanbox.privacy.models",
     "tuanbox.returns.models",
     "tuanbox.lockers.models",
     "tuanbox.dispatch.models",

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # Commerce (accounts, catalog, orders, payments, returns, rate limits).
     # Older PII keys by key id (JSON object), kept so ciphertext under a retired key still reads.
     pii_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # Key rotation (`tuanbox pii rotate`, task `pii.rotate`): rows re-encrypted per transaction,
+    # and how long one task runs before it re-queues itself (a worker is not held for hours).
+    pii_rotate_batch: int = Field(default=500, gt=0, le=10000)
+    pii_rotate_budget_s: float = Field(default=60.0, gt=0, le=3600)
+    # GET /api/v1/me/export per shopper (it reads everything of theirs).
+    export_per_user_per_hour: int = Field(default=5, gt=0, le=1000)
     access_token_ttl_s: int = Field(default=900, gt=0)
     refresh_token_ttl_s: int = Field(default=30 * 86400, gt=0)
     otp_ttl_s: int = Field(default=300, gt=0)

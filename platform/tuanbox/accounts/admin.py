@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tuanbox.accounts.errors import InvalidPhoneError, SelfDisableError
+from tuanbox.accounts.errors import AccountErasedError, InvalidPhoneError, SelfDisableError
 from tuanbox.accounts.models import RefreshToken, User
 from tuanbox.accounts.phones import to_e164
 from tuanbox.accounts.revocation import Revocations
@@ -65,6 +65,8 @@ def enable_user(session: Session, actor: Actor, user_id: str, reason: str) -> Us
     """Let a disabled account sign in again (audited); tokens from before stay refused (their
     version is older), new ones work at once."""
     user = _user_for_update(session, user_id)
+    if user.erased_at is not None:
+        raise AccountErasedError("this account was erased by its owner; it cannot be enabled")
     user.active = True
     record(session, actor, "user.enable", "user", user.id, reason=reason)
     session.flush()

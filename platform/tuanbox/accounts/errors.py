@@ -43,3 +43,9 @@ class SelfDisableError(ConflictError):
     """An admin may not disable their own account (the last admin would lock everyone out)."""
 
     code = "CANNOT_DISABLE_SELF"
+
+
+class AccountErasedError(ConflictError):
+    """The shopper erased this account: it holds no personal data and never comes back."""
+
+    code = "ACCOUNT_ERASED"

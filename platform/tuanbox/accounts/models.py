@@ -42,7 +42,11 @@ class User(TimestampMixin, Base):
     merchant_id: Mapped[str | None] = mapped_column(
         ForeignKey("merchants.id", ondelete="RESTRICT"), index=True
     )
+    # Legacy plaintext name (rows from before migration 0018): read while present, never
+    # written by the platform; `tuanbox pii rotate` moves it into display_name_enc.
     display_name: Mapped[str | None] = mapped_column(String(100))
+    # A name is personal data: stored only encrypted, context "display_name:{id}".
+    display_name_enc: Mapped[str | None] = mapped_column(Text)
     # Phone numbers are stored only encrypted; phone_hash is the keyed blind index for lookup.
     phone_enc: Mapped[str | None] = mapped_column(String(200))
     phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -54,6 +58,9 @@ class User(TimestampMixin, Base):
     # of an older version are refused (Redis holds it for one token lifetime: a cheap check).
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     tokens_revoked_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Set when the shopper erased the account: personal fields are gone, the row stays as the
+    # owner of its orders (the books), and it never signs in again (tuanbox.privacy.erasure).
+    erased_at: Mapped[datetime | None]
 
 
 class OtpCode(Base):

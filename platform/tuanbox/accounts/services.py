@@ -18,8 +18,9 @@ from tuanbox.accounts.errors import (
     OtpInvalidError,
     OtpLockedError,
 )
-from tuanbox.accounts.models import MERCHANT_ROLES, Address, OtpCode, Role, User
+from tuanbox.accounts.models import MERCHANT_ROLES, Address, OtpCode, Role, User, new_id
 from tuanbox.accounts.phones import to_e164
+from tuanbox.accounts.schemas import UserOut
 from tuanbox.audit.services import Actor, record
 from tuanbox.catalog.models import Merchant
 from tuanbox.crypto import PiiCipher, derive_key
@@ -99,7 +100,7 @@ def verify_otp(session: Session, settings: Settings, phone: str, code: str) -> U
         session.commit()
         raise OtpInvalidError("wrong code", attempts_left=settings.otp_max_attempts - row.attempts)
     row.consumed_at = now
-    user = session.scalars(select(User).where(User.phone_hash == phone_hash)).one_or_none()
+    user = user_by_phone(session, cipher, phone)
     if user is None:
         user = User(
             role=Role.SHOPPER,
@@ -111,6 +112,13 @@ def verify_otp(session: Session, settings: Settings, phone: str, code: str) -> U
     if not user.active:
         raise InvalidCredentialsError("account disabled")
     return user
+
+
+def user_by_phone(session: Session, cipher: PiiCipher, phone: str) -> User | None:
+    """The account with this (E.164) phone: its index under any configured key matches, so a
+    row the key rotation has not re-indexed yet is still found (never a second account)."""
+    indexes = cipher.blind_indexes(phone)
+    return session.scalars(select(User).where(User.phone_hash.in_(indexes)).limit(1)).first()
 
 
 def check_password(session: Session, login: str, password: str) -> User | None:
@@ -151,8 +159,12 @@ def create_staff(
     password: str,
     merchant_id: str | None = None,
     display_name: str | None = None,
+    settings: Settings | None = None,
 ) -> User:
-    """Create a merchant staff, courier, ops or admin account (audited)."""
+    """Create a merchant staff, courier, ops or admin account (audited); a display name is
+    stored encrypted, so it needs `settings`."""
+    if display_name and settings is None:
+        raise ValueError("a display name is stored encrypted: pass the settings")
     if role == Role.SHOPPER:
         raise InvalidInputError("shoppers sign up by phone, not by password")
     if (role in MERCHANT_ROLES) != (merchant_id is not None):
@@ -165,12 +177,15 @@ def create_staff(
     if session.scalars(select(User.id).where(User.login == login)).first() is not None:
         raise ConflictError("login already taken", field="login")
     user = User(
+        id=new_id(),
         role=role,
         login=login,
         password_hash=hash_password(password),
         merchant_id=merchant_id,
-        display_name=display_name,
     )
+    if display_name:
+        assert settings is not None  # checked above
+        set_display_name(settings, user, display_name)
     try:
         with session.begin_nested():  # a concurrent twin may pass the check above
             session.add(user)
@@ -182,6 +197,38 @@ def create_staff(
 
 def phone_of(settings: Settings, user: User) -> str | None:
     return PiiCipher(settings).decrypt(user.phone_enc, context="phone") if user.phone_enc else None
+
+
+def _name_context(user: User) -> str:
+    return f"display_name:{user.id}"
+
+
+def display_name_of(settings: Settings, user: User) -> str | None:
+    """The user's name, decrypted (a legacy plaintext one from before 0018 as it is)."""
+    if user.display_name_enc:
+        return PiiCipher(settings).decrypt(user.display_name_enc, context=_name_context(user))
+    return user.display_name
+
+
+def set_display_name(settings: Settings, user: User, name: str | None) -> None:
+    """Store the name encrypted (bound to the account); None or "" removes it."""
+    if user.id is None:
+        user.id = new_id()
+    user.display_name = None
+    user.display_name_enc = (
+        PiiCipher(settings).encrypt(name, context=_name_context(user)) if name else None
+    )
+
+
+def user_out(settings: Settings, user: User) -> UserOut:
+    """The API view of an account, its name decrypted."""
+    return UserOut(
+        id=user.id,
+        role=user.role,
+        merchant_id=user.merchant_id,
+        display_name=display_name_of(settings, user),
+        active=user.active,
+    )
 
 
 def add_address(
@@ -202,31 +249,10 @@ def read_address(settings: Settings, row: Address) -> str:
 
 
 def rotate_pii(session: Session, settings: Settings, *, batch: int = 500) -> int:
-    """Re-encrypt phones and addresses still under an older key id; returns how many rows.
-
-    Run after changing TUANBOX_PII_KEY_ID (with the old key kept in TUANBOX_PII_KEYS); once it
-    reports 0, the old key may be dropped from the settings.
+    """Re-encrypt (and re-index) one batch of every table still under an older key id;
+    returns how many rows changed. Loop until 0; `tuanbox pii rotate` is the resumable,
+    audited sweep (tuanbox.privacy.rotation) that also runs in the background.
     """
-    cipher = PiiCipher(settings)
-    current = f"{cipher.key_id}:"
-    changed = 0
-    users = session.scalars(
-        select(User)
-        .where(User.phone_enc.is_not(None), User.phone_enc.not_like(current + "%"))
-        .limit(batch)
-    ).all()
-    for user in users:
-        assert user.phone_enc is not None
-        user.phone_enc = cipher.encrypt(
-            cipher.decrypt(user.phone_enc, context="phone"), context="phone"
-        )
-        changed += 1
-    addresses = session.scalars(
-        select(Address).where(Address.address_enc.not_like(current + "%")).limit(batch)
-    ).all()
-    for row in addresses:
-        row.address_enc = cipher.encrypt(
-            read_address(settings, row), context=f"address:{row.user_id}"
-        )
-        changed += 1
-    return changed
+    from tuanbox.privacy.rotation import rotate_once  # privacy builds on accounts' models
+
+    return rotate_once(session, settings, batch=batch)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.openapi.models import Example
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from tuanbox.accounts import admin as accounts_admin
@@ -39,6 +40,7 @@ from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
 from tuanbox.crypto import PiiCipher
 from tuanbox.errors import NotFoundError
+from tuanbox.idempotency.deps import Idempotent
 from tuanbox.notifications.deps import SmsSenderDep
 from tuanbox.ratelimit import get_redis, limiter_for
 from tuanbox.ratelimit.deps import client_ip
@@ -145,7 +147,7 @@ def token(
         access_token=issue_access_token(settings, principal),
         expires_in=settings.access_token_ttl_s,
         refresh_token=refresh,
-        user=UserOut.model_validate(user),
+        user=services.user_out(settings, user),
     )
 
 
@@ -159,7 +161,9 @@ def logout(body: LogoutRequest, session: SessionDep, settings: SettingsDep) -> N
 @router.post(
     "/users", response_model=UserOut, status_code=201, responses=problems(401, 403, 409, 422)
 )
-def create_staff(body: StaffCreate, admin: Admin, session: SessionDep) -> User:
+def create_staff(
+    body: StaffCreate, admin: Admin, session: SessionDep, settings: SettingsDep
+) -> UserOut:
     """Create a merchant-staff, courier, ops or admin account (admin only, audited).
 
     Merchant staff and couriers belong to the merchant named by `merchant_id`; a courier
@@ -173,9 +177,10 @@ def create_staff(body: StaffCreate, admin: Admin, session: SessionDep) -> User:
         password=body.password,
         merchant_id=body.merchant_id,
         display_name=body.display_name,
+        settings=settings,
     )
     session.commit()
-    return user
+    return services.user_out(settings, user)
 
 
 @router.post(
@@ -190,25 +195,33 @@ def disable_user(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-) -> User:
+) -> UserOut:
     """Disable an account (admin only, audited): sign-in refused, refresh tokens revoked, and
     its access tokens refused from the next request on, on every replica (401 `TOKEN_REVOKED`).
     Disabling yourself is 409 `CANNOT_DISABLE_SELF`."""
     revocations = Revocations(get_redis(request), settings.access_token_ttl_s)
     user = accounts_admin.disable_user(session, revocations, admin.actor, user_id, body.reason)
     session.commit()
-    return user
+    return services.user_out(settings, user)
 
 
 @router.post(
-    "/users/{user_id}/enable", response_model=UserOut, responses=problems(401, 403, 404, 422)
+    "/users/{user_id}/enable",
+    response_model=UserOut,
+    responses=problems(401, 403, 404, 409, 422),
 )
-def enable_user(user_id: UserId, body: UserStatusChange, admin: Admin, session: SessionDep) -> User:
+def enable_user(
+    user_id: UserId,
+    body: UserStatusChange,
+    admin: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> UserOut:
     """Let a disabled account sign in again (admin only, audited); tokens issued before it was
-    disabled stay refused."""
+    disabled stay refused. An erased account cannot be enabled (409 `ACCOUNT_ERASED`)."""
     user = accounts_admin.enable_user(session, admin.actor, user_id, body.reason)
     session.commit()
-    return user
+    return services.user_out(settings, user)
 
 
 @router.get("/me", response_model=MeOut, responses=problems(401))
@@ -221,7 +234,7 @@ def me(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> MeOut:
         id=row.id,
         role=row.role,
         merchant_id=row.merchant_id,
-        display_name=row.display_name,
+        display_name=services.display_name_of(settings, row),
         phone=services.phone_of(settings, row),
     )
 
@@ -230,13 +243,21 @@ def me(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> MeOut:
     "/me/addresses", response_model=AddressOut, status_code=201, responses=problems(401, 422)
 )
 def add_address(
-    body: AddressIn, user: CurrentUser, session: SessionDep, settings: SettingsDep
-) -> AddressOut:
-    """Save a delivery address (stored encrypted)."""
-    row = services.add_address(session, settings, user.id, body.text, body.label)
-    risk.address_added(session, settings, user.id, body.text)
-    session.commit()
-    return AddressOut(id=row.id, label=row.label, text=body.text)
+    body: AddressIn,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    idem: Idempotent,
+) -> JSONResponse:
+    """Save a delivery address (stored encrypted); an `Idempotency-Key` makes a retry safe
+    (the reply kept for it is encrypted too)."""
+
+    def work() -> tuple[int, object]:
+        row = services.add_address(session, settings, user.id, body.text, body.label)
+        risk.address_added(session, settings, user.id, body.text)
+        return 201, AddressOut(id=row.id, label=row.label, text=body.text).model_dump()
+
+    return idem.respond(session, user.id, body.model_dump(), work)
 
 
 @router.get("/me/addresses", response_model=list[AddressOut], responses=problems(401))

@@ -29,6 +29,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.orders.acceptance_views",
     "tuanbox.payments.views",
     "tuanbox.returns.views",
+    "tuanbox.privacy.views",
     "tuanbox.groupbuy.views",
     "tuanbox.groupbuy.pages",
     "tuanbox.flashsale.views",

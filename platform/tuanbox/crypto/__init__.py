@@ -4,6 +4,11 @@ Ciphertext is stored as ``{key_id}:{nonce_b64}:{ct_b64}`` so the current key can
 (``TUANBOX_PII_KEY`` / ``TUANBOX_PII_KEY_ID``) while values written under an older key still
 decrypt through ``TUANBOX_PII_KEYS``. The blind index is a keyed HMAC of the normalised value,
 so a phone number can be looked up without ever being stored in plaintext.
+
+Each key id has its own index key (derived from that key's secret), so rotating the key after
+a leak also rotates the index: a leaked index key lets anyone test every phone number. A
+value indexed under an older key still matches through ``blind_indexes`` (lookups ask for all
+of them) until the background rotation (``tuanbox.privacy.rotation``) re-indexes it.
 """
 
 from __future__ import annotations
@@ -46,14 +51,13 @@ class PiiCipher:
         self.key_id = settings.pii_key_id
         if ":" in self.key_id:
             raise ValueError("TUANBOX_PII_KEY_ID must not contain ':'")
-        keys = {
-            kid: derive_key(secret.get_secret_value(), "pii-aes")
-            for kid, secret in settings.pii_keys.items()
-        }
-        keys[self.key_id] = derive_key(settings.pii_key.get_secret_value(), "pii-aes")
-        self._keys = keys
-        # The index key stays tied to the current PII secret; rotating it means re-indexing.
-        self._index_key = derive_key(settings.pii_key.get_secret_value(), "pii-index")
+        secrets = {kid: secret.get_secret_value() for kid, secret in settings.pii_keys.items()}
+        secrets[self.key_id] = settings.pii_key.get_secret_value()
+        self._keys = {kid: derive_key(secret, "pii-aes") for kid, secret in secrets.items()}
+        self._index_key = derive_key(secrets[self.key_id], "pii-index")
+        # The current key's index first; an older key id sharing its secret adds nothing.
+        older = [derive_key(s, "pii-index") for kid, s in secrets.items() if kid != self.key_id]
+        self._index_keys = list(dict.fromkeys([self._index_key, *older]))
 
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
         nonce = os.urandom(12)
@@ -71,8 +75,19 @@ class PiiCipher:
     def needs_rotation(self, token: str) -> bool:
         return not token.startswith(self.key_id + ":")
 
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """Every key id this cipher can read (the current one and the configured older ones)."""
+        return frozenset(self._keys)
+
     def blind_index(self, value: str) -> str:
+        """The index under the current key: what is written."""
         return blind_index(self._index_key, value)
+
+    def blind_indexes(self, value: str) -> list[str]:
+        """The index under every configured key, current first: what a lookup matches, so a
+        row not yet re-indexed by the rotation is still found."""
+        return [blind_index(key, value) for key in self._index_keys]
 
 
 def normalise(value: str) -> str:

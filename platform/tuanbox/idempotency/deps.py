@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from tuanbox.crypto import PiiCipher
 from tuanbox.idempotency import services
 from tuanbox.settings import Settings
 
@@ -33,6 +34,7 @@ class Idempotency:
             path=self.path,
             payload=payload,
             work=work,
+            cipher=PiiCipher(self.settings),
             stale_after_s=self.settings.idempotency_stale_s,
         )
         headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}

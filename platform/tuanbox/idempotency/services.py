@@ -3,7 +3,8 @@
 The claim is an `INSERT ... ON CONFLICT DO NOTHING` committed on its own, before the work,
 so a concurrent duplicate sees it at once and gets 409 instead of running the work again.
 The stored response is written in the same transaction as the work itself: either both
-commit or neither does (and then the claim is released so the client may retry).
+commit or neither does (and then the claim is released so the client may retry). It is kept
+encrypted with the PII key, since a reply may carry personal data (a saved address).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
 from tuanbox.idempotency.errors import IdempotencyInProgressError, IdempotencyKeyReusedError
 from tuanbox.idempotency.models import IdempotencyKey
@@ -38,6 +40,22 @@ class StoredResponse:
 def request_hash(method: str, path: str, payload: Any) -> str:
     canonical = json.dumps(jsonable_encoder(payload), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def _context(principal: str, key: str) -> str:
+    return f"idempotency:{principal}:{key}"
+
+
+def seal(cipher: PiiCipher, principal: str, key: str, body: Any) -> str:
+    """A stored response body, encrypted and bound to its principal and key."""
+    return cipher.encrypt(json.dumps(body, separators=(",", ":")), context=_context(principal, key))
+
+
+def stored_body(cipher: PiiCipher, row: IdempotencyKey) -> Any:
+    """The stored response body (rows from before 0018 kept it in clear)."""
+    if row.response_enc is None:
+        return row.response_body
+    return json.loads(cipher.decrypt(row.response_enc, context=_context(row.principal, row.key)))
 
 
 def _insert(conn_or_session: Connection | Session, values: dict[str, Any]) -> bool:
@@ -76,6 +94,7 @@ def run(
     path: str,
     payload: Any,
     work: Callable[[], tuple[int, Any]],
+    cipher: PiiCipher,
     stale_after_s: int = 60,
 ) -> StoredResponse:
     """Do `work()` (which must not commit) once per key and commit; replay it afterwards.
@@ -113,7 +132,8 @@ def run(
                 "this Idempotency-Key was used with a different request", key=key
             )
         if existing.state == "done" and existing.response_status is not None:
-            return StoredResponse(existing.response_status, existing.response_body, replayed=True)
+            body = stored_body(cipher, existing)
+            return StoredResponse(existing.response_status, body, replayed=True)
         raise IdempotencyInProgressError("a request with this key is still running", key=key)
     try:
         status, body = work()
@@ -121,7 +141,11 @@ def run(
         session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.principal == principal, IdempotencyKey.key == key)
-            .values(state="done", response_status=status, response_body=body)
+            .values(
+                state="done",
+                response_status=status,
+                response_enc=seal(cipher, principal, key, body),
+            )
         )
         session.commit()
     except BaseException:

@@ -20,6 +20,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.trace.tasks",
     "tuanbox.audit.tasks",
     "tuanbox.accounts.tasks",
+    "tuanbox.privacy.tasks",
     "tuanbox.risk.tasks",
 ]
 
@@ -41,6 +42,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "trace.anchor_windows": {"task": "trace.anchor_windows", "schedule": 60.0},
     # Redis may lose token revocation markers; the DB rewrites them (one period of exposure).
     "accounts.republish_revocations": {"task": "accounts.republish_revocations", "schedule": 30.0},
+    # A PII key id without a finished sweep gets one (started, or resumed after a lost worker).
+    "pii.rotation_check": {"task": "pii.rotation_check", "schedule": 300.0},
     # Risk signals past their retention (the longest rule window is 90 days).
     "risk.prune": {"task": "risk.prune", "schedule": 3600.0},
 }

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from tests.conftest import make_settings
 from tests.platform.factories import auth_header, make_sku, make_user
+from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.errors import ConflictError
@@ -20,6 +22,9 @@ from tuanbox.idempotency.errors import IdempotencyInProgressError, IdempotencyKe
 from tuanbox.idempotency.models import IdempotencyKey
 from tuanbox.orders.models import Order
 from tuanbox.settings import Settings
+
+
+CIPHER = PiiCipher(make_settings())
 
 
 def _orders(session: Session) -> int:
@@ -112,6 +117,7 @@ def test_concurrent_duplicate_gets_409_in_progress(fresh_database: Callable[[], 
                 path="/x",
                 payload={"a": 1},
                 work=work,
+                cipher=CIPHER,
             )
 
     results: list[services.StoredResponse] = []
@@ -131,6 +137,7 @@ def test_concurrent_duplicate_gets_409_in_progress(fresh_database: Callable[[], 
                 path="/x",
                 payload={"a": 2},
                 work=lambda: (201, {}),
+                cipher=CIPHER,
             )
     finally:
         release.set()
@@ -172,6 +179,7 @@ def test_many_concurrent_duplicates_create_one_order(fresh_database: Callable[[]
                     path="/o",
                     payload={},
                     work=work,
+                    cipher=CIPHER,
                 )
                 outcomes.append("replayed" if stored.replayed else "created")
             except ConflictError as exc:
@@ -218,6 +226,7 @@ def test_abandoned_claim_is_taken_over(db_session: Session) -> None:
             path="/x",
             payload=payload,
             work=lambda: (201, {"done": True}),
+            cipher=CIPHER,
             stale_after_s=stale_after_s,
         )
 
