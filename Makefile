@@ -1,4 +1,4 @@
-# Two commands on a fresh Debian 12 machine: `make demo` and `make test`.
+# Three commands on a fresh Debian 12 machine: `make run`, `make demo` and `make test`.
 # Everything they need (venv, Python packages, Debian packages, npm tools, services) is
 # installed and started from here; as non-root, missing Debian packages are named instead.
 
@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 CODE   := platform/tuanbox edge firmware_sim telemetry traceability $(wildcard bench/*.py)
 
-.PHONY: help venv deps services demo test lint typecheck pytest compose-check bench clean services-down
+.PHONY: help venv deps services run demo test lint typecheck pytest compose-check bench clean services-down
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ services: deps  ## Start PostgreSQL, Redis, Mosquitto, InfluxDB and anvil; print
 
 services-down:  ## Stop the services the project started (InfluxDB, anvil)
 	$(BIN)/tuanbox services down
+
+run: services  ## The whole platform locally with two simulated lockers and a demo shop (Ctrl-C stops it)
+	$(BIN)/tuanbox run
 
 demo: services  ## The whole flow end to end on embedded defaults
 	$(BIN)/tuanbox demo

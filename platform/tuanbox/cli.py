@@ -173,5 +173,21 @@ def demo() -> None:
     raise typer.Exit(run_demo(get_settings()))
 
 
+@app.command("run")
+def run_local(
+    host: str | None = typer.Option(None, help="Bind address (default TUANBOX_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default TUANBOX_API_PORT)."),
+    name: str = typer.Option(
+        "run", help="Instance name: its locker ids, bridge client id and var/run/<name>/."
+    ),
+) -> None:
+    """Run every process and two simulated lockers over a demo catalogue, until Ctrl-C."""
+    from tuanbox.run import run
+
+    settings = get_settings()
+    host, port = host or settings.api_host, port or settings.api_port
+    raise typer.Exit(run(settings, host=host, port=port, name=name))
+
+
 def main() -> None:
     app()

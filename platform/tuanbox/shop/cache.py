@@ -81,6 +81,7 @@ def bump(client: redis.Redis, prefix: str) -> int:
 # --- invalidation ------------------------------------------------------------------------
 
 _installed = False
+_warned = False
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
 
@@ -130,7 +131,10 @@ def _after_flush(session: Session, _context: object) -> None:
 
         settings = settings_of(session)
     except (ImportError, TuanboxError) as exc:  # no settings bound to this session
-        log.warning("page cache not invalidated (%s); pages refresh within their TTL", exc)
+        global _warned
+        if not _warned:  # once per process: the writer that forgot them is the one to fix
+            _warned = True
+            log.warning("page cache not invalidated (%s); pages refresh within their TTL", exc)
         return
     session.info[_PENDING] = True
 

@@ -35,6 +35,7 @@ def _notice(request: Request, locale: str, code: str | None) -> str | None:
         "RATE_LIMITED": _("Too many attempts. Please wait a minute."),
         "RISK_BLOCKED": _("We could not take this order. Please contact support."),
         "UNKNOWN_STATION": _("Please choose a station."),
+        "NOT_FOUND": _("That group or station does not exist (any more)."),
     }
     return texts.get(code, _("Something went wrong. Please try again."))
 

@@ -42,6 +42,8 @@ def _message(request: Request, exc: TuanboxError) -> str:
         return _("Too many attempts. Please try again in %(s)s seconds.") % {
             "s": getattr(exc, "retry_after", 60)
         }
+    if exc.code == "RISK_BLOCKED":
+        return _("We could not sign you in. Please contact support.")
     if exc.code == "INVALID_PHONE":
         return _("That does not look like a mobile phone number.")
     if isinstance(exc, AuthenticationError):

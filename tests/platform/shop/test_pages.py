@@ -46,7 +46,9 @@ def test_station_is_chosen_once_and_filters_campaigns(
     assert f'href="/c/{catalogue.other_campaign_id}"' in client.get("/").text  # changeable
 
 
-def test_station_choice_refuses_unknown_and_forged(client: TestClient, catalogue: Catalogue) -> None:
+def test_station_choice_refuses_unknown_and_forged(
+    client: TestClient, catalogue: Catalogue
+) -> None:
     for bad in ("nope", "x" * 37, "a/b", "st\x00a"):
         response = client.post("/station", data={"station_id": bad}, headers=SAME)
         assert response.status_code == 422, bad
