@@ -18,9 +18,10 @@ kept there with its payload and error, reported as a critical ops alert, and ack
 because an unacknowledged message holds one of the broker's few in-flight slots for this
 client and a handful of such poison messages would stall all inbound traffic.
 
-A message the contract refuses (bad JSON, a seq or compartment out of range) is never
-applied and never dropped silently either: it is kept at once as a dead letter whose error
-is the refusal's code and reason, and ops get one alert per locker while it stays open.
+A message the contract refuses (bad JSON, a seq or compartment out of range) from a locker
+the platform knows is never applied and never dropped silently either: it is kept at once as
+a dead letter whose error is the refusal's code and reason, and ops get one alert per locker
+while it stays open.
 
 Outbound, every bridge claims due outbox rows with ``FOR UPDATE SKIP LOCKED``, commits the
 claim, then publishes at QoS 1; unacked commands come due again with backoff until they
@@ -67,6 +68,7 @@ from tuanbox.dispatch.models import InboundFailure
 from tuanbox.fulfilment import inbound, lifecycle
 from tuanbox.fulfilment.alerts import open_alert
 from tuanbox.fulfilment.models import OpsAlert
+from tuanbox.lockers.models import Locker
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.bridge")
@@ -420,18 +422,22 @@ class Bridge:
             # Refused messages never become valid, and are refused before any DB write of
             # theirs: kept as a dead letter with the reason, acknowledged with the batch.
             log.warning("refused a message", extra={"topic": msg.topic, "error": str(exc)})
-            self._refuse(session, msg, exc, now)
-            return "rejected_messages"
+            return "rejected_messages" if self._refuse(session, msg, exc, now) else "unknown"
 
     def _refuse(
         self, session: Session, msg: mqtt.MQTTMessage, exc: ProtocolError, now: datetime
-    ) -> None:
-        """Keep a message the contract refuses, with its reason; alert once per locker."""
+    ) -> bool:
+        """Keep a message the contract refuses, with its reason; alert once per locker.
+
+        Like its valid messages, those of a locker this platform does not know are only
+        logged (False): they are no business of ours, and must not reach ops here."""
         payload = bytes(msg.payload)
         try:
-            locker_id: str | None = parse_topic(msg.topic)[0]
+            locker_id = parse_topic(msg.topic)[0]
         except ProtocolError:
-            locker_id = None
+            return False
+        if session.get(Locker, locker_id) is None:
+            return False
         attempts, _ = record_failure(
             session,
             key=f"refused:{msg.topic}#{hashlib.sha256(payload).hexdigest()}",
@@ -443,7 +449,7 @@ class Bridge:
             dead_letter=True,
         )
         if attempts > 1:
-            return  # a copy of one already kept
+            return True  # a copy of one already kept
         already = session.scalars(
             select(OpsAlert.id).where(
                 OpsAlert.kind == "inbound_rejected",
@@ -460,6 +466,7 @@ class Bridge:
                 compartment_id=None,
                 detail=f"{msg.topic}: refused, {exc.code}: {exc.message}",
             )
+        return True
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -115,7 +115,8 @@ def test_every_command_type_expires_after_the_configured_ttl(
         assert opened.status_code == 202, opened.text
 
     # The bridge process: the locker comes online (sync) and reports a deposit (arm_pickup).
-    bridges(p)
+    bridge = bridges(p)
+    wait_for(bridge.connected.is_set, what="bridge subscribed")  # events are not retained
     proto = ProtocolLocker(locker_id, mqtt_broker[1]).connect()
     try:
         with p.session() as session:

@@ -60,6 +60,7 @@ def test_big_seqs_apply_and_impossible_values_are_refused_with_their_reason(
     p = platform_for(mqtt_broker[1])
     locker_id = _one_locker(p)
     bridge = bridges(p)
+    wait_for(bridge.connected.is_set, what="bridge subscribed")  # events are not retained
     locker = ProtocolLocker(locker_id, mqtt_broker[1]).connect()
     try:
         locker.publish("evt", _raw_event(locker_id, BIG, compartment="0-1"))
@@ -113,6 +114,7 @@ def test_a_different_event_reusing_an_applied_seq_is_reported_not_dropped(
     p = platform_for(mqtt_broker[1])
     locker_id = _one_locker(p)
     bridge = bridges(p)
+    wait_for(bridge.connected.is_set, what="bridge subscribed")  # events are not retained
     locker = ProtocolLocker(locker_id, mqtt_broker[1]).connect()
     try:
         first = locker.event("door_opened", compartment="0-1")
