@@ -19,7 +19,7 @@ from tuanbox.accounts.models import Address, User
 from tuanbox.accounts.services import add_address, read_address, set_display_name, user_by_phone
 from tuanbox.crypto import PiiCipher
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
-from tuanbox.privacy import rotation
+from tuanbox.privacy import rotation, targets
 from tuanbox.privacy.models import PiiRotation
 from tuanbox.settings import Settings
 
@@ -80,7 +80,7 @@ def test_every_batch_leaves_every_row_readable(
     assert steps > 8  # one row per batch: the reads above ran between them
     run = db_session.get(PiiRotation, "k2")
     assert run is not None and run.finished_at is not None and run.remaining == 0
-    assert set(run.cursors) == {t.name for t in rotation.TARGETS}
+    assert set(run.cursors) == {t.name for t in targets.TARGETS}
     # Done means done: another step changes nothing and says so.
     assert rotation.step(db_session, settings).done
 
@@ -101,7 +101,7 @@ def test_a_write_between_read_and_update_is_not_clobbered(
             user_id = user.id
         cipher = PiiCipher(new)
         with factory() as worker, factory() as request:
-            target = rotation.Addresses()
+            target = targets.Addresses()
             planned = rotation.plan(worker, cipher, target, None, 10)
             assert len(planned.rewrites) == 1
             # Meanwhile the shopper's app rewrites that address (under the current key).
@@ -164,7 +164,7 @@ def test_two_workers_and_a_restart_rotate_each_row_once(
             run = session.get(PiiRotation, "k2")
             assert run is not None and run.remaining == 0
             assert (run.rotated, run.skipped, run.failed) == (stale, 0, 0)
-            assert rotation.remaining(session, new) == {t.name: 0 for t in rotation.TARGETS}
+            assert rotation.remaining(session, new) == {t.name: 0 for t in targets.TARGETS}
     finally:
         engine.dispose()
 
