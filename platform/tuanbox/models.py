@@ -28,6 +28,8 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.trace.models",
     "tuanbox.presale.models",
     "tuanbox.risk.models",
+    "tuanbox.reviews.models",
+    "tuanbox.referrals.models",
 )
 
 

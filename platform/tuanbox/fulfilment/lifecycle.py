@@ -83,7 +83,7 @@ def deposited(session: Session, booking: Booking, *, ctx: Context, now: datetime
         return False
     comp = _compartment(session, booking)
     deadline = now + timedelta(hours=ctx.settings.pickup_deadline_h)
-    code = pickup.issue(booking, now=now, valid_until=deadline)
+    code = pickup.issue(booking, now=now, valid_until=deadline, key=ctx.signing_key)
     assert booking.pickup_token_id and booking.fallback_code_hash
     booking.state = "deposited"
     booking.deposited_at = now

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import os
 import uuid
@@ -11,12 +13,12 @@ from typing import Literal
 
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from edge.protocol.envelopes import hash_code
+from edge.protocol.envelopes import codes_match, hash_code
 from edge.protocol.token import (
     PickupToken,
     generate_keypair,
-    new_fallback_code,
     private_key_from_b64,
     private_key_to_b64,
     public_key_to_b64,
@@ -56,18 +58,38 @@ def public_key_b64(key: Ed25519PrivateKey) -> str:
     return public_key_to_b64(key.public_key())
 
 
-def issue(booking: Booking, *, now: datetime, valid_until: datetime) -> str:
+def fallback_code_for(key: Ed25519PrivateKey, token_id: str, digits: int = 6) -> str:
+    """The keypad code of a pickup token: an HMAC of its token id under a key derived from the
+    signing key. Like the token it can be derived again, so the owner's pickup page shows it
+    without the code ever being stored; without the signing key it is as random as any."""
+    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    subkey = hmac.new(seed, b"tuanbox pickup fallback code v1", hashlib.sha256).digest()
+    mac = hmac.new(subkey, token_id.encode(), hashlib.sha256).digest()
+    # 64 bits reduced mod 10^6: the bias is below 10^-13.
+    return f"{int.from_bytes(mac[:8], 'big') % 10**digits:0{digits}d}"
+
+
+def issue(booking: Booking, *, now: datetime, valid_until: datetime, key: Ed25519PrivateKey) -> str:
     """Give a deposited booking a fresh token id and fallback code; return the code in clear.
 
-    The code goes to the shopper once (notification) and to nobody else; only its hash is
-    kept, and the locker limits attempts.
+    Only the code's hash is kept (the locker checks it and limits attempts); the shopper gets
+    the code in the pickup notification and on their own pickup page (`shown_fallback_code`).
     """
-    code = new_fallback_code(6)
     booking.pickup_token_id = str(uuid.uuid4())
+    code = fallback_code_for(key, booking.pickup_token_id)
     booking.token_issued_at = int(now.timestamp())
     booking.token_expires_at = int(valid_until.timestamp())
     booking.fallback_code_hash = hash_code(code, booking.locker_id)
     return code
+
+
+def shown_fallback_code(booking: Booking, key: Ed25519PrivateKey) -> str | None:
+    """The booking's fallback code for its owner's page, or None when it cannot be derived
+    again (a code issued at random before codes were derived, or under an older key)."""
+    if booking.pickup_token_id is None or booking.fallback_code_hash is None:
+        return None
+    code = fallback_code_for(key, booking.pickup_token_id)
+    return code if codes_match(code, booking.locker_id, booking.fallback_code_hash) else None
 
 
 def token_for(booking: Booking, compartment: Compartment, key: Ed25519PrivateKey) -> str:

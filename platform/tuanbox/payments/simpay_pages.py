@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import html
 import logging
+import re
+from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, BackgroundTasks
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.payments import services
@@ -26,10 +28,19 @@ router = APIRouter(tags=["payments"])
 
 _PAGE = """<!doctype html><html lang="zh"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>SimPay</title><body style="font-family:sans-serif;max-width:28em;margin:2em auto">
-<h1>SimPay 模拟支付</h1><p>Order {order}</p><p style="font-size:2em">¥{amount}</p>
-<form method="post" action="/pay/sim/{intent}/confirm"><button type="submit"
- style="font-size:1.2em;padding:.5em 2em">Pay / 支付</button></form></body></html>"""
+<title>SimPay</title><style nonce="{nonce}">body{{font-family:sans-serif;max-width:28em;
+margin:2em auto}} .amount{{font-size:2em}} button{{font-size:1.2em;padding:.5em 2em}}</style>
+<body><main><h1>SimPay 模拟支付</h1><p>Order {order}</p><p class="amount">¥{amount}</p>
+<form method="post" action="/pay/sim/{intent}/confirm"><input type="hidden" name="return"
+ value="{back}"><button type="submit">Pay / 支付</button></form></main></body></html>"""
+# Where the merchant asked the shopper to be sent back (a real gateway's return URL): a path
+# on our own site only, so the page cannot be made to redirect elsewhere.
+_BACK = re.compile(r"/[A-Za-z0-9/_-]{0,200}")
+ReturnPath = Annotated[str | None, Query(alias="return", max_length=201)]
+
+
+def _back(value: str | None) -> str:
+    return value if value and _BACK.fullmatch(value) and not value.startswith("//") else ""
 
 
 def _sim_intent(session: SessionDep, settings: Settings, intent_id: str) -> PaymentIntent:
@@ -43,20 +54,33 @@ def _sim_intent(session: SessionDep, settings: Settings, intent_id: str) -> Paym
 
 
 @router.get("/pay/sim/{intent_id}", response_class=HTMLResponse, include_in_schema=False)
-def sim_page(intent_id: str, session: SessionDep, settings: SettingsDep) -> str:
+def sim_page(
+    intent_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    back: ReturnPath = None,
+) -> str:
     intent = _sim_intent(session, settings, intent_id)
     return _PAGE.format(
         order=html.escape(intent.order_id),
         amount=f"{intent.amount_cents // 100}.{intent.amount_cents % 100:02d}",
         intent=html.escape(intent.id),
+        nonce=request.state.csp_nonce,
+        back=html.escape(_back(back)),
     )
 
 
-@router.post("/pay/sim/{intent_id}/confirm", response_class=HTMLResponse, include_in_schema=False)
+@router.post("/pay/sim/{intent_id}/confirm", response_model=None, include_in_schema=False)
 def sim_confirm(
-    intent_id: str, session: SessionDep, settings: SettingsDep, background: BackgroundTasks
-) -> str:
-    """The shopper pays on the gateway; the gateway then notifies us by signed webhook."""
+    intent_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    background: BackgroundTasks,
+    back: Annotated[str, Form(alias="return", max_length=201)] = "",
+) -> HTMLResponse | RedirectResponse:
+    """The shopper pays on the gateway; the gateway then notifies us by signed webhook and
+    sends the shopper back to the shop's page (when it named one)."""
     intent = _sim_intent(session, settings, intent_id)
     gateway = SimPay(settings)
     charge = gateway.charge(session, intent.id, intent.amount_cents)
@@ -69,7 +93,9 @@ def sim_confirm(
         event = gateway.verify_webhook(headers, body)
         services.handle_event(session, event)
     session.commit()
-    return "<!doctype html><meta charset='utf-8'><p>Payment received. 支付成功。</p>"
+    if _back(back):
+        return RedirectResponse(f"{_back(back)}?ok=paid", status_code=303)
+    return HTMLResponse("<!doctype html><meta charset='utf-8'><p>Payment received. 支付成功。</p>")
 
 
 def _deliver(url: str, body: bytes, headers: dict[str, str]) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tuanbox.shop import assets, campaign, home, seats, signin
+from tuanbox.shop import assets, campaign, home, orders, pickup, seats, share, signin
 
 router = APIRouter(tags=["shop"], include_in_schema=False)
 # A new page module adds its router here (see README.md in this package).
-for _module in (assets, signin, home, campaign, seats):
+# pickup before orders: its worker's path (/orders/pickup-sw.js) is no order id.
+for _module in (assets, signin, home, campaign, seats, pickup, orders, share):
     router.include_router(_module.router)

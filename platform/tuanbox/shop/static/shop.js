@@ -50,3 +50,67 @@
     setTimeout(() => { delete form.dataset.sent; }, 5000);
   });
 })();
+// Order and pickup pages: follow the order live (a small poll; the page shows its own state
+// without script), keep the pickup code on the phone for offline use, full screen on demand.
+(() => {
+  "use strict";
+  const CACHE = "tuanbox-pickup-v1";
+  const say = document.querySelector("[data-live-say]");
+  // Poll the order's version; when it moves, swap in the page's new live region.
+  const watch = (region) => {
+    const poll = async () => {
+      try {
+        const res = await fetch(region.dataset.live, { cache: "no-store" });
+        if (!res.ok) return setTimeout(poll, 4000);
+        const live = await res.json();
+        const moved = region.dataset.version
+          ? live.v !== region.dataset.version : live.status !== region.dataset.status;
+        if (!moved) return live.live === false ? null : setTimeout(poll, 2000);
+        const page = await fetch(location.href, { cache: "no-store" });
+        const doc = new DOMParser().parseFromString(await page.text(), "text/html");
+        const fresh = doc.getElementById("order-live");
+        if (!fresh) return setTimeout(poll, 4000);
+        region.replaceWith(fresh);
+        if (say) say.textContent = live.text;
+        setup(fresh);
+      } catch (e) { setTimeout(poll, 4000); /* offline: keep what is shown */ }
+      return null;
+    };
+    setTimeout(poll, 2000);
+  };
+  const keep = (region) => {
+    if (!("serviceWorker" in navigator) || !window.caches) return;
+    const assets = [...document.querySelectorAll("link[rel=stylesheet], script[src]")]
+      .map((n) => n.getAttribute("href") || n.getAttribute("src"));
+    navigator.serviceWorker.register(region.dataset.worker, { scope: "/orders/" })
+      .then(() => navigator.serviceWorker.ready)
+      .then(() => caches.open(CACHE))
+      .then((cache) => cache.addAll([location.pathname, ...assets]))
+      .then(() => {
+        const note = region.querySelector("[data-offline-ready]");
+        if (note) note.hidden = false;
+        document.body.dataset.offlineReady = "1";
+      })
+      .catch(() => {});
+  };
+  const setup = (region) => {
+    if (region.hasAttribute("data-pickup")) {
+      const button = region.querySelector("[data-fullscreen]");
+      if (button && document.fullscreenEnabled) {
+        button.hidden = false;
+        button.addEventListener("click", () => {
+          region.querySelector(".pickup").requestFullscreen().catch(() => {});
+        });
+      }
+      if (navigator.wakeLock) navigator.wakeLock.request("screen").catch(() => {});
+      keep(region);
+    }
+    if (region.hasAttribute("data-polling")) watch(region);
+  };
+  const region = document.getElementById("order-live");
+  if (region) setup(region);
+  // Signing out takes the kept pickup codes off this phone.
+  document.addEventListener("submit", (ev) => {
+    if (ev.target.getAttribute("action") === "/signin/out" && window.caches) caches.delete(CACHE);
+  });
+})();

@@ -1,0 +1,1 @@
+"""Who invited whom into a group: the first inviter a shopper came through, never themselves."""

@@ -1,0 +1,1 @@
+"""Shoppers' reviews of what they picked up: one per order, a merchant reply to follow."""
