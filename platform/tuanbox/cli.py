@@ -165,6 +165,20 @@ def bridge(
     run_bridge(get_settings(), client_id=client_id, durable=False if shared else None)
 
 
+@app.command("flash-orders")
+def flash_orders(
+    name: str | None = typer.Option(
+        None, help="Consumer name (default: the host name); one per process, kept across restarts."
+    ),
+) -> None:
+    """Write flash-sale winners' orders from the sales' Redis Streams in batches (needed with
+    TUANBOX_FLASH_ORDER_WRITES=stream; run one or more beside the API)."""
+    from tuanbox.flashsale.orderstream import run_consumer
+
+    _configure_logging()
+    run_consumer(get_settings(), name=name)
+
+
 @app.command()
 def demo() -> None:
     """Run the whole flow end to end on embedded defaults and print what happened."""

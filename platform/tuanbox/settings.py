@@ -194,6 +194,15 @@ class Settings(BaseSettings):
     flash_orphan_grace_s: int = Field(default=30, gt=0)
     flash_per_user_per_10s: int = Field(default=5, gt=0)
     flash_per_ip_per_10s: int = Field(default=50, gt=0)
+    # Where a flash-sale winner's order is written: `request` (committed inside the
+    # reservation request, before its 201) or `stream` (queued on the sale's Redis Stream by
+    # the admission script, answered at once, written in batches by `tuanbox flash-orders`;
+    # until then the order lives only in Redis). bench/flash_sale.py measures both.
+    flash_order_writes: Literal["request", "stream"] = "request"
+    # Stream writes: entries per batch transaction, and how long an entry may sit unacked
+    # with one consumer (say it died mid-batch) before another consumer takes it over.
+    flash_stream_batch: int = Field(default=200, gt=0, le=10000)
+    flash_stream_claim_idle_s: float = Field(default=30.0, gt=0, le=3600)
 
     # Risk control (`tuanbox.risk`): rules score sign-ins, orders, joins and payments; a total
     # at the review score holds the order for ops (/ops/risk), at the block score refuses it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import pytest
 from fastapi import FastAPI
@@ -11,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tuanbox.api.app import create_app
-from tuanbox.api.deps import get_session
+from tuanbox.api.deps import get_session, get_session_source
 from tuanbox.settings import Settings
 
 
@@ -23,6 +24,7 @@ def app(settings: Settings, engine: Engine, db_session: Session) -> FastAPI:
         yield db_session
 
     application.dependency_overrides[get_session] = _session
+    application.dependency_overrides[get_session_source] = lambda: lambda: nullcontext(db_session)
     return application
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import time
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from sqlalchemy import select, update
@@ -22,6 +26,15 @@ ISSUER = "tuanbox"
 
 def _key(settings: Settings) -> bytes:
     return derive_key(settings.secret_key.get_secret_value(), "jwt")
+
+
+@lru_cache(maxsize=8)
+def _verifying_key(secret: str) -> jwt.PyJWK:
+    """The HS256 key, prepared once: given raw bytes, PyJWT checks on every decode that they
+    are no PEM, SSH, DER or JWK key (failed X.509 parses), a cost on every request."""
+    raw = derive_key(secret, "jwt")
+    k = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return jwt.PyJWK({"kty": "oct", "k": k}, algorithm=ALGORITHM)
 
 
 def issue_access_token(
@@ -46,7 +59,10 @@ def issue_access_token(
 def decode_access_token(settings: Settings, token: str) -> Principal:
     """The token's principal if its signature, issuer, type and expiry hold; revocation is
     checked apart (`accounts.revocation.ensure_current`), since it needs Redis."""
-    claims = _decode(settings, token, "access")
+    return _principal(_decode(settings, token, "access"))
+
+
+def _principal(claims: dict[str, str]) -> Principal:
     return Principal(
         id=claims["sub"],
         role=claims["role"],
@@ -55,11 +71,35 @@ def decode_access_token(settings: Settings, token: str) -> Principal:
     )
 
 
+class VerifiedAccessTokens:
+    """Principals of access tokens this process has verified, by the token's exact text,
+    until the token expires: on a burst path (shoppers retrying a flash sale) each token's
+    signature is checked once, not per request. Bounded (least recently used goes first);
+    revocation is still checked per request (`accounts.revocation`)."""
+
+    def __init__(self, settings: Settings, size: int = 10_000) -> None:
+        self._settings = settings
+        self._size = size
+        self._seen: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def decode(self, token: str) -> Principal:
+        hit = self._seen.get(token)
+        if hit is not None and hit[0] > time.time():
+            self._seen.move_to_end(token)
+            return hit[1]
+        claims = _decode(self._settings, token, "access")
+        principal = _principal(claims)
+        self._seen[token] = (float(claims["exp"]), principal)
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return principal
+
+
 def _decode(settings: Settings, token: str, typ: str) -> dict[str, str]:
     try:
         claims: dict[str, str] = jwt.decode(
             token,
-            _key(settings),
+            _verifying_key(settings.secret_key.get_secret_value()),
             algorithms=[ALGORITHM],
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "typ"]},

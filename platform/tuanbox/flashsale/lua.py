@@ -1,6 +1,9 @@
-"""The flash-sale Redis scripts: one atomic reservation step, its compensation and a reload.
+"""The flash-sale Redis scripts: one atomic admission step, its compensation and a reload.
 
-Keys share one hash tag (`{fs:<id>}`) so a Redis Cluster keeps a sale's keys on one slot.
+A sale's keys share one hash tag (`{fs:<id>}`) so a Redis Cluster keeps them on one slot.
+The admission script also reads the caller's revocation marker and rate-limit windows, so a
+request costs one round trip; those keys live outside the sale's slot, which one Redis (or
+a primary with replicas) allows and a Redis Cluster would not.
 Redis only admits or turns away buyers fast; the database remains the record (see services).
 """
 
@@ -9,24 +12,63 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-# KEYS: stock, per-user totals (hash), request ids → qty (hash)
-# ARGV: user id, request id, qty, per-user limit
-# Returns {status, remaining, user_total}.
-RESERVE = """
+# The one admission step: token revocation, per-user then per-IP sliding windows (the same
+# algorithm as `tuanbox.ratelimit`, clocked by Redis TIME; only admitted requests are
+# logged), then the sale: a repeated request id, the per-user limit and the stock. A winner's
+# units are taken and, with order writes on the stream, its order queued in the same step:
+# a reservation never exists without its queued order, nor the other way round.
+# KEYS: stock, per-user totals (hash), request ids (hash), orders stream, revocation marker,
+#       per-user window, per-IP window
+# ARGV: 1 user id, 2 request id, 3 qty, 4 per-user limit, 5 token version (-1: no check),
+#       6 per-user window limit (0: none), 7 per-IP window limit (0: none), 8 window (us),
+#       9 nonce, 10 "admit" | "limits" (only the checks before the sale),
+#       11 "<reservation id>:<order id>" to queue the order on the stream ("" to not),
+#       12 station id ("" for none), 13 sale id
+# Returns {status, remaining, user_total[, entry]}; for RATE_LIMITED {status, which, wait us}.
+ADMIT = """
+local t = redis.call('TIME')
+local version = tonumber(ARGV[5])
+if version >= 0 then
+  local floor = redis.call('GET', KEYS[5])
+  if floor and (tonumber(floor) == nil or version < tonumber(floor)) then return {-6, 0, 0} end
+end
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local span = tonumber(ARGV[8])
+for i = 1, 2 do
+  local limit = tonumber(ARGV[5 + i])
+  if limit > 0 then
+    local key = KEYS[5 + i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
+    if redis.call('ZCARD', key) >= limit then
+      local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      return {-4, i, tonumber(oldest[2]) + span - now}
+    end
+    redis.call('ZADD', key, now, now .. ':' .. ARGV[9])
+    redis.call('PEXPIRE', key, math.ceil(span / 1000))
+  end
+end
+if ARGV[10] == 'limits' then return {0, 0, 0} end
 local prior = redis.call('HGET', KEYS[3], ARGV[2])
 local stock = redis.call('GET', KEYS[1])
 if not stock then return {-3, 0, 0} end
 stock = tonumber(stock)
 local used = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if prior then return {2, stock, used} end
+if prior then return {2, stock, used, prior} end
 local qty = tonumber(ARGV[3])
 if used + qty > tonumber(ARGV[4]) then return {-2, stock, used} end
 if stock < qty then return {-1, stock, used} end
 redis.call('DECRBY', KEYS[1], qty)
 redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
--- user:qty:seconds, so reconciliation can tell an in-flight request from an orphan
-local t = redis.call('TIME')[1]
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[1] .. ':' .. qty .. ':' .. t)
+-- user:qty:seconds[:reservation:order], so reconciliation can tell an in-flight request
+-- from an orphan, and a replay on the stream path can answer without the database
+local entry = ARGV[1] .. ':' .. qty .. ':' .. t[1]
+if ARGV[11] ~= '' then
+  entry = entry .. ':' .. ARGV[11]
+  local rid, oid = string.match(ARGV[11], '^([^:]+):([^:]+)$')
+  redis.call('XADD', KEYS[4], '*', 'sale', ARGV[13], 'req', ARGV[2], 'user', ARGV[1],
+    'qty', qty, 'rid', rid, 'oid', oid, 'station', ARGV[12], 'at', t[1])
+end
+redis.call('HSET', KEYS[3], ARGV[2], entry)
 return {1, stock - qty, used + qty}
 """
 
@@ -70,18 +112,25 @@ return 1
 
 
 class ReserveStatus(IntEnum):
+    REVOKED = -6
+    RATE_LIMITED = -4
     NOT_LOADED = -3
     USER_LIMIT = -2
     SOLD_OUT = -1
+    CHECKED = 0  # "limits" mode: the checks before the sale passed
     RESERVED = 1
     DUPLICATE = 2
 
 
 @dataclass(frozen=True)
 class ReserveResult:
+    """The script's answer; for RATE_LIMITED, `remaining` is the window (1 user, 2 IP) and
+    `user_total` the microseconds until it admits again. `prior` is a replayed request's entry."""
+
     status: ReserveStatus
     remaining: int
     user_total: int
+    prior: Held | None = None
 
 
 def keys(sale_id: str, prefix: str = "tuanbox") -> list[str]:
@@ -93,8 +142,21 @@ def keys(sale_id: str, prefix: str = "tuanbox") -> list[str]:
     ]
 
 
-def parse_reserve(raw: list[int]) -> ReserveResult:
-    return ReserveResult(ReserveStatus(int(raw[0])), int(raw[1]), int(raw[2]))
+def stream_key(sale_id: str, prefix: str = "tuanbox") -> str:
+    """The sale's queue of winners' orders (stream order writes), in the sale's slot."""
+    return f"{prefix}:flash:{{fs:{sale_id}}}:orders"
+
+
+def parse_reserve(raw: list[int | bytes]) -> ReserveResult:
+    prior = raw[3] if len(raw) > 3 else None
+    return ReserveResult(
+        ReserveStatus(int(raw[0])),
+        int(raw[1]),
+        int(raw[2]),
+        Held.decode(prior.decode() if isinstance(prior, bytes) else str(prior))
+        if prior is not None
+        else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -104,11 +166,20 @@ class Held:
     user_id: str
     qty: int
     at: int  # Redis server time, seconds
+    # Known at admission when the order is written from the stream (replays answer with them).
+    reservation_id: str | None = None
+    order_id: str | None = None
 
     def encode(self) -> str:
-        return f"{self.user_id}:{self.qty}:{self.at}"
+        base = f"{self.user_id}:{self.qty}:{self.at}"
+        if self.reservation_id is None or self.order_id is None:
+            return base
+        return f"{base}:{self.reservation_id}:{self.order_id}"
 
     @classmethod
     def decode(cls, raw: str) -> Held:
+        parts = raw.split(":")
+        if len(parts) == 5:
+            return cls(parts[0], int(parts[1]), int(parts[2]), parts[3], parts[4])
         user, qty, at = raw.rsplit(":", 2)
         return cls(user, int(qty), int(at))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,18 +30,23 @@ def reconcile_sale(
     """Repair Redis from the DB (DB wins), leaving requests still in flight alone.
 
     A request id in Redis with no active DB reservation is either in flight (the DB step
-    has not committed yet), released in the DB (order cancelled or expired), or orphaned
-    (the process died between Lua and compensation). The last two give their units back;
-    in-flight ones younger than `grace_s` are left to finish.
+    has not committed yet, or its order waits on the sale's stream), released in the DB
+    (order cancelled or expired), or orphaned (the process died between Lua and
+    compensation). The last two give their units back; in-flight ones younger than `grace_s`
+    are left to finish, and queued ones are always left to the stream's consumer.
     """
     stock, _, in_redis = counters.snapshot(sale.id)
     if stock is None:
         load_counters(session, counters, sale, only_if_missing=True)
         return Drift(sale.id, 0, reloaded=True)
+    # Read before the DB: the consumer commits an order, then drops its entry, so a request
+    # read out of the stream here is in the DB by the time the DB is read.
+    queued = counters.queued(sale.id)
     remaining, users, in_db = db_view(session, sale)
     released = 0
     for request_id, held in in_redis.items():
-        if request_id not in in_db and redis_now - held.at >= grace_s:
+        orphan = request_id not in in_db and request_id not in queued
+        if orphan and redis_now - held.at >= grace_s:
             released += 1 if counters.release(sale.id, request_id) else 0
     stock, redis_users, in_redis = counters.snapshot(sale.id)
     in_flight = {k: h for k, h in in_redis.items() if k not in in_db}
@@ -72,9 +78,12 @@ def reconcile_all(
     ]
 
 
-def close_ended_sales(session: Session, *, now: datetime) -> list[str]:
+def close_ended_sales(
+    session: Session, *, now: datetime, busy: Callable[[str], bool] | None = None
+) -> list[str]:
     """Close sales past their end: unsold units go back to the SKU (the caller then drops
-    their Redis keys, after commit).
+    their Redis keys, after commit). A sale for which `busy` is true (winners' orders still
+    wait on its stream) stays open until a later run.
 
     The sale row is locked (SKIP LOCKED, so concurrent jobs split the work) and the
     reservation guard refuses a closed sale, so a buyer racing the close either commits
@@ -87,6 +96,7 @@ def close_ended_sales(session: Session, *, now: datetime) -> list[str]:
         .where(FlashSale.ends_at <= now, FlashSale.closed_at.is_(None))
         .with_for_update(skip_locked=True)
     ).all()
+    sales = [sale for sale in sales if busy is None or not busy(sale.id)]
     for sale in sales:
         if sale.remaining > 0:
             release_stock(session, sale.sku_id, sale.remaining)

@@ -90,7 +90,7 @@ def create_sale(session: Session, *, merchant_id: str, actor_id: str, spec: Sale
         created_by=actor_id,
     )
     # The whole cap is set aside on the SKU now, so nothing else can sell these units; each
-    # winning order then takes its units over from the sale (see `_record`).
+    # winning order then takes its units over from the sale (see `write_reservation`).
     reserve_stock(session, spec.sku_id, spec.stock_cap)
     session.add(sale)
     session.flush()
@@ -136,6 +136,11 @@ class TermsCache:
     def __init__(self, ttl_s: float = 5.0) -> None:
         self._ttl = ttl_s
         self._entries: dict[str, tuple[float, SaleTerms]] = {}
+
+    def peek(self, sale_id: str) -> SaleTerms | None:
+        """The cached terms, without touching the DB (the event loop's side)."""
+        hit = self._entries.get(sale_id)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def get(self, session: Session, sale_id: str) -> SaleTerms:
         hit = self._entries.get(sale_id)
@@ -201,8 +206,33 @@ def reserve(
         raise FlashLimitError(f"at most {sale.per_user_limit} units per shopper in this sale")
     if result.status is not ReserveStatus.RESERVED:
         raise SoldOutError(f"counters not ready ({result.status.name})")
+    return record_admitted(
+        session,
+        counters,
+        sale,
+        user_id=user_id,
+        request_id=request_id,
+        qty=qty,
+        pay_timeout_s=pay_timeout_s,
+        station_id=station_id,
+    )
+
+
+def record_admitted(
+    session: Session,
+    counters: FlashCounters,
+    sale: SaleTerms,
+    *,
+    user_id: str,
+    request_id: str,
+    qty: int,
+    pay_timeout_s: int | None,
+    station_id: str | None = None,
+) -> Reserved:
+    """Write an admitted buyer's reservation and order and commit; if that fails, give the
+    Redis reservation back (compensation) and re-raise. `request_id` is already scoped."""
     try:
-        reserved = _record(
+        reserved = write_reservation(
             session,
             sale,
             user_id=user_id,
@@ -234,7 +264,7 @@ def request_key(user_id: str, key: str) -> str:
     return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()
 
 
-def _record(
+def write_reservation(
     session: Session,
     sale: SaleTerms,
     *,
@@ -243,6 +273,8 @@ def _record(
     qty: int,
     pay_timeout_s: int | None,
     station_id: str | None = None,
+    reservation_id: str | None = None,
+    order_id: str | None = None,
 ) -> Reserved:
     from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
 
@@ -271,10 +303,16 @@ def _record(
         # The units are already reserved on the SKU for the sale: the order takes them over
         # (stock_held), so the winner never waits on the SKU row, only on the sale row.
         reserve=False,
+        order_id=order_id,
     )
     order.stock_held = True
     reservation = Reservation(
-        sale_id=sale.id, user_id=user_id, request_id=request_id, qty=qty, order_id=order.id
+        **({"id": reservation_id} if reservation_id is not None else {}),
+        sale_id=sale.id,
+        user_id=user_id,
+        request_id=request_id,
+        qty=qty,
+        order_id=order.id,
     )
     session.add(reservation)
     session.flush()
@@ -293,6 +331,11 @@ def _record(
     if row is None:
         raise SoldOutError("sold out")
     return Reserved(reservation.id, order.id, qty, int(row[0]), replayed=False)
+
+
+def replay(session: Session, sale_id: str, user_id: str, request_id: str) -> Reserved:
+    """The first answer to an already used (scoped) request id, from the record."""
+    return _replay(session, get_sale(session, sale_id), user_id, request_id)
 
 
 def _replay(session: Session, sale: FlashSale, user_id: str, request_id: str) -> Reserved:
@@ -324,7 +367,10 @@ def db_view(session: Session, sale: FlashSale) -> tuple[int, dict[str, int], dic
         )
     }
     held = {
-        r.request_id: Held(r.user_id, r.qty, int(as_utc(r.created_at).timestamp())) for r in active
+        r.request_id: Held(
+            r.user_id, r.qty, int(as_utc(r.created_at).timestamp()), r.id, r.order_id
+        )
+        for r in active
     }
     return sale.remaining, users, held
 

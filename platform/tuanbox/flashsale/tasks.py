@@ -23,7 +23,9 @@ def reconcile(self: Any) -> int:
     try:
         now = utcnow()
         with session_scope(factory) as session:
-            closed = close_ended_sales(session, now=now)
+            closed = close_ended_sales(
+                session, now=now, busy=lambda sale_id: bool(counters.queued(sale_id))
+            )
         for sale_id in closed:
             counters.forget(sale_id)
         with session_scope(factory) as session:

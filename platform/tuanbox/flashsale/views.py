@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from tuanbox.accounts.deps import Principal, Staff
-from tuanbox.accounts.revocation import ensure_current
-from tuanbox.accounts.tokens import decode_access_token
-from tuanbox.api.deps import SessionDep
+from tuanbox.accounts.deps import Staff
+from tuanbox.api.burst import BurstInputs, RequiredHeader, burst_shopper, problem
+from tuanbox.api.deps import SessionDep, session_source_for
 from tuanbox.api.openapi_problems import problems
+from tuanbox.api.redis_async import redis_for
 from tuanbox.audit.services import record
 from tuanbox.bounds import Id, PriceCents, Qty
 from tuanbox.db.base import utcnow
-from tuanbox.errors import AuthenticationError, PermissionDeniedError
-from tuanbox.flashsale import services
-from tuanbox.flashsale.counters import FlashCounters
+from tuanbox.errors import PermissionDeniedError, TuanboxError
+from tuanbox.flashsale import admission, services
+from tuanbox.flashsale.counters import AsyncFlashCounters, FlashCounters
 from tuanbox.flashsale.models import FlashSale
 from tuanbox.groupbuy.services import as_utc
-from tuanbox.ratelimit import get_redis, limiter_for
+from tuanbox.ratelimit import get_redis
 from tuanbox.ratelimit.deps import client_ip
-from tuanbox.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["flash-sales"])
 
@@ -108,38 +104,13 @@ def counters_for(request: Request) -> FlashCounters:
     return counters
 
 
-def terms_for(request: Request) -> services.TermsCache:
-    cache: services.TermsCache | None = getattr(request.app.state, "flash_terms", None)
-    if cache is None:
-        cache = services.TermsCache()
-        request.app.state.flash_terms = cache
-    return cache
-
-
-def flash_rate_limit(request: Request, user: Principal, settings: Settings) -> None:
-    """Per-user, then per-IP windows from settings; 429 with Retry-After when exceeded. A
-    shopper refused by their own window spends nothing of their (maybe carrier-NAT) IP's."""
-    limiter = limiter_for(request)
-    limiter.check(f"flash:user:{user.id}", settings.flash_per_user_per_10s, 10)
-    limiter.check(f"flash:ip:{client_ip(request)}", settings.flash_per_ip_per_10s, 10)
-
-
-_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/token")
-
-
-def shopper_from(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The calling shopper, decoded on the event loop (pure CPU, tens of microseconds).
-
-    The hot path avoids the generic sync dependencies: each of them costs a thread hop,
-    and under a flash-sale burst those hops, not Redis or the DB, dominate the latency.
-    """
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError("a bearer access token is required")
-    principal = decode_access_token(request.app.state.settings, credentials.credentials)
-    if principal.role != "shopper":
-        raise PermissionDeniedError("this action needs one of the roles: shopper")
-    request.state.principal = principal
-    return principal
+def hot_path(request: Request) -> admission.HotPath:
+    """The process's reservation hot path (its caches), made on first use."""
+    path: admission.HotPath | None = getattr(request.app.state, "flash_hot_path", None)
+    if path is None:
+        path = admission.HotPath(request.app.state.settings)
+        request.app.state.flash_hot_path = path
+    return path
 
 
 @router.post(
@@ -178,64 +149,57 @@ def get_sale(sale_id: str, session: SessionDep) -> SaleOut:
     return sale_out(services.get_sale(session, sale_id))
 
 
+RESERVE_INPUTS = BurstInputs(
+    ReserveIn,
+    path=("sale_id",),
+    headers=(
+        RequiredHeader(
+            "Idempotency-Key",
+            8,
+            64,
+            "Required: a repeated key returns the same reservation.",
+            "c0ffee00-4b1d-4d2e-9a3f-5e6f7a8b9c0d",
+        ),
+    ),
+)
+
+
 @router.post(
     "/flash-sales/{sale_id}/reservations",
     response_model=ReservationOut,
     status_code=201,
     responses=problems(401, 403, 404, 409, 422, 429),
+    openapi_extra=RESERVE_INPUTS.openapi(),
 )
-async def reserve(
-    sale_id: str,
-    body: ReserveIn,
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    idempotency_key: Annotated[
-        str,
-        Header(
-            alias="Idempotency-Key",
-            min_length=8,
-            max_length=64,
-            description="Required: a repeated key returns the same reservation.",
-            examples=["c0ffee00-4b1d-4d2e-9a3f-5e6f7a8b9c0d"],
-        ),
-    ],
-) -> ReservationOut:
+async def reserve(request: Request) -> Response:
     """Reserve units (shoppers); the order is created pending payment. 409 `SOLD_OUT` when
     gone, 429 with `Retry-After` past the per-user or per-IP limit.
 
     The `Idempotency-Key` is the duplicate check: a repeated key returns the same reservation.
+    Body `ReserveIn`: `qty` (1 by default) and an optional pickup `station_id`.
     """
-    user = shopper_from(request, credentials)
-    return await run_in_threadpool(
-        _reserve, request, session, user, sale_id, body.qty, idempotency_key, body.station_id
-    )
-
-
-def _reserve(
-    request: Request,
-    session: Session,
-    user: Principal,
-    sale_id: str,
-    qty: int,
-    key: str,
-    station_id: str | None = None,
-) -> ReservationOut:
-    """The blocking part (rate limits, Redis, DB) in one thread hop; the session connects
-    to the DB only when Redis admitted the buyer."""
-    settings: Settings = request.app.state.settings
-    ensure_current(request, user)  # one Redis GET: a disabled shopper's token stops here
-    flash_rate_limit(request, user, settings)
-    result = services.reserve(
-        session,
-        counters_for(request),
-        sale_id=sale_id,
-        user_id=user.id,
-        request_id=key,
-        qty=qty,
+    path, headers, body = await RESERVE_INPUTS.parse(request)
+    user = burst_shopper(request)
+    source = session_source_for(request)
+    req = admission.Request(
+        sale_id=path["sale_id"],
+        user=user,
+        key=headers["Idempotency-Key"],
+        qty=body.qty,
+        station_id=body.station_id,
+        client_ip=client_ip(request),
         now=utcnow(),
-        terms_cache=terms_for(request),
-        pay_timeout_s=settings.order_pay_timeout_s,
-        station_id=station_id,
     )
-    return ReservationOut(**vars(result))
+    async with redis_for(request) as client:
+        cached: AsyncFlashCounters | None = getattr(request.app.state, "flash_async", None)
+        if cached is None or cached.client is not client:
+            cached = request.app.state.flash_async = AsyncFlashCounters(client)
+        try:
+            status, out = await hot_path(request).reserve(
+                req, cached, counters_for(request), source
+            )
+        except TuanboxError as exc:
+            if exc.status >= 500:
+                raise  # logged by the app's handler
+            return problem(exc, request.scope["path"])
+    return JSONResponse(out, status_code=status)

@@ -46,10 +46,12 @@ def create_order(
     reserve: bool = True,
     pay_deadline: datetime | None = None,
     pay_timeout_s: int = DEFAULT_PAY_TIMEOUT_S,
+    order_id: str | None = None,
 ) -> Order:
     """A pending-payment order; with `reserve`, its stock is reserved in the same transaction.
 
-    Flash sales reserve through their own guarded path and pass `reserve=False`.
+    Flash sales reserve through their own guarded path and pass `reserve=False`; their
+    stream writer passes the `order_id` the shopper was already given.
     """
     if qty <= 0:
         raise InvalidInputError("qty must be positive", field="qty")
@@ -66,6 +68,7 @@ def create_order(
         reserve_stock(session, sku_id, qty)
     now = utcnow()
     order = Order(
+        **({"id": order_id} if order_id is not None else {}),
         user_id=user_id,
         merchant_id=product.merchant_id,
         sku_id=sku_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import auth, make_shop, make_shoppers
 from tuanbox.api.app import create_app
-from tuanbox.api.deps import get_session
+from tuanbox.api.deps import get_session, get_session_source
 from tuanbox.db.base import utcnow
 from tuanbox.settings import Settings
 
@@ -38,6 +39,7 @@ def flash_client(limited: Settings, engine: Engine, db_session: Session) -> Iter
         yield db_session
 
     app.dependency_overrides[get_session] = _session
+    app.dependency_overrides[get_session_source] = lambda: lambda: nullcontext(db_session)
     with TestClient(app) as c:
         yield c
 

@@ -1,0 +1,173 @@
+"""Shared by the burst paths (flash-sale reservations, group joins): inputs and caller, cheaply.
+
+These routes take only the `Request`: FastAPI's per-request dependency solving (sync
+dependencies such as `Shopper` or `SessionDep` each cost a thread hop, and even async ones
+cost more than the rest of a refused request) is replaced by `BurstInputs`, which checks
+the same things with the same pydantic types, answers the same 422 problems and describes
+itself to OpenAPI. The token's signature is verified once per token and process
+(`VerifiedAccessTokens`); revocation is left to the route's own Redis round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from tuanbox.accounts.deps import Principal
+from tuanbox.accounts.tokens import VerifiedAccessTokens
+from tuanbox.api.problems import PROBLEM_JSON
+from tuanbox.bounds import MAX_ID_CHARS
+from tuanbox.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    TuanboxError,
+)
+
+
+def burst_shopper(request: Request) -> Principal:
+    """The calling shopper (401 without a valid bearer token, 403 for another role); the
+    caller must still check revocation."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("a bearer access token is required")
+    tokens: VerifiedAccessTokens | None = getattr(request.app.state, "verified_tokens", None)
+    if tokens is None:
+        tokens = request.app.state.verified_tokens = VerifiedAccessTokens(
+            request.app.state.settings
+        )
+    principal = tokens.decode(token.strip())
+    if principal.role != "shopper":
+        raise PermissionDeniedError("this action needs one of the roles: shopper")
+    request.state.principal = principal
+    return principal
+
+
+def problem(exc: TuanboxError, path: str) -> Response:
+    """The same RFC 9457 answer the app's handler gives for a 4xx `exc`, without raising it
+    through the middleware stack (most burst answers are refusals: sold out, full, 429)."""
+    body = exc.problem(path)
+    try:
+        content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        content = json.dumps(jsonable_encoder(body), ensure_ascii=False, separators=(",", ":"))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    return Response(content.encode(), exc.status, headers=headers, media_type=PROBLEM_JSON)
+
+
+M = TypeVar("M", bound=BaseModel)
+_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
+
+
+@dataclass(frozen=True)
+class RequiredHeader:
+    """A required request header, checked like FastAPI's `Header(min_length, max_length)`."""
+
+    alias: str
+    min_length: int
+    max_length: int
+    description: str
+    example: str
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": self.min_length, "maxLength": self.max_length}
+
+
+@dataclass(frozen=True)
+class BurstInputs(Generic[M]):
+    """A burst route's inputs: id path parameters, required headers, a JSON body model."""
+
+    body: type[M]
+    path: tuple[str, ...] = ()
+    headers: tuple[RequiredHeader, ...] = ()
+
+    async def parse(self, request: Request) -> tuple[dict[str, str], dict[str, str], M]:
+        """(path values, header values, body), or RequestValidationError (the app's 422)."""
+        errors: list[dict[str, Any]] = []
+        path: dict[str, str] = {}
+        for name in self.path:
+            value = str(request.path_params.get(name, ""))
+            if not 1 <= len(value) <= MAX_ID_CHARS:
+                kind = "string_too_short" if not value else "string_too_long"
+                errors.append(
+                    _error(
+                        ("path", name), kind, f"{name} must be 1-{MAX_ID_CHARS} characters", value
+                    )
+                )
+            path[name] = value
+        headers: dict[str, str] = {}
+        for h in self.headers:
+            given = request.headers.get(h.alias.lower())
+            if given is None:
+                errors.append(_error(("header", h.alias), "missing", "Field required", None))
+            elif not h.min_length <= len(given) <= h.max_length:
+                errors.append(
+                    _error(
+                        ("header", h.alias),
+                        "string_too_short" if len(given) < h.min_length else "string_too_long",
+                        f"String should have {h.min_length}-{h.max_length} characters",
+                        given,
+                    )
+                )
+            else:
+                headers[h.alias] = given
+        body: M | None = None
+        raw = await request.body()
+        media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if not raw:
+            errors.append(_error(("body",), "missing", "Field required", None))
+        elif media != "application/json" and not (
+            media.startswith("application/") and media.endswith("+json")
+        ):
+            errors.append(
+                _error(
+                    ("body",),
+                    "model_attributes_type",
+                    "Input should be a valid dictionary or object to extract fields from",
+                    None,
+                )
+            )
+        else:
+            try:
+                body = self.body.model_validate_json(raw)
+            except ValidationError as exc:
+                errors += [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        if errors:
+            raise RequestValidationError(errors)
+        assert body is not None
+        return path, headers, body
+
+    def openapi(self) -> dict[str, Any]:
+        """The operation's documented inputs, for the route's `openapi_extra`."""
+        parameters: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": dict(_ID_SCHEMA)}
+            for name in self.path
+        ]
+        parameters += [
+            {
+                "name": h.alias,
+                "in": "header",
+                "required": True,
+                "description": h.description,
+                "schema": h.schema(),
+                "example": h.example,
+            }
+            for h in self.headers
+        ]
+        schema = self.body.model_json_schema()
+        return {
+            "parameters": parameters,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+            "security": [{"HTTPBearer": []}],
+        }
+
+
+def _error(loc: tuple[str, ...], kind: str, msg: str, value: Any) -> dict[str, Any]:
+    return {"type": kind, "loc": loc, "msg": msg, "input": value}
