@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     pickup_signing_key_file: str = "var/pickup_signing_key"  # development only, when key unset
     pickup_deadline_h: float = Field(default=48.0, gt=0)
     pickup_reminder_before_h: float = Field(default=6.0, ge=0)
+    # Cold chain: a chilled or frozen compartment that has never sent a reading this many
+    # minutes after it was provisioned raises one sensor_silent alert (resolved by its first
+    # reading); compartments that did report use their zone's silence_minutes (TELEMETRY_RULES).
+    coldchain_silence_minutes: float = Field(default=10.0, gt=0, le=7 * 24 * 60)
     command_ttl_s: int = Field(default=6 * 3600, gt=0)
     command_ack_timeout_s: float = Field(default=10.0, gt=0)
     command_retry_max_s: float = Field(default=300.0, gt=0)

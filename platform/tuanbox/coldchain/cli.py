@@ -54,7 +54,8 @@ def scan_now() -> None:
         ):
             report = scan(session, influx, telemetry, now=utcnow(),
                           command_ttl_s=settings.command_ttl_s,
-                          provenance=TraceProvenance(TraceSettings()))  # fmt: skip
+                          provenance=TraceProvenance(TraceSettings()),
+                          never_reported_after_min=settings.coldchain_silence_minutes)  # fmt: skip
     except TelemetryError as exc:
         typer.secho(f"{exc.code}: {exc.message}", fg="red", err=True)
         raise typer.Exit(1) from exc

@@ -160,7 +160,14 @@ def cold_chain(settings: Settings) -> str:
             apply_retention(influx, telemetry)
             influx.write(points, precision="s")
             with session_scope(factory) as s:
-                report = scan(s, influx, telemetry, now=now, command_ttl_s=settings.command_ttl_s)
+                report = scan(
+                    s,
+                    influx,
+                    telemetry,
+                    now=now,
+                    command_ttl_s=settings.command_ttl_s,
+                    never_reported_after_min=settings.coldchain_silence_minutes,
+                )
             if not report.raised:
                 raise RuntimeError("the compressor failure did not raise an excursion")
             # What the dashboard will show, checked now (the API may not be running yet), and

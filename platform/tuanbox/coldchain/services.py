@@ -10,7 +10,10 @@ each on their own; feed them to the pure evaluator; then for each event:
   the compartment put on quality hold (pickup revoked at the locker), a critical ops alert
   pointing at the episode, and a sensor event for each order's batch (provenance sink);
 - excursion cleared: the episode is closed (the alert stays until ops decide on the holds);
-- sensor silent: a warning alert (the zone is unwatched).
+- sensor silent: a warning alert (the zone is unwatched), once; resolved when it reports again.
+
+A compartment in a watched zone that has never reported at all (a sensor never wired, a locker
+that never came online) is silent too once it has existed for ``never_reported_after_min``.
 
 Runs are serialised with a PostgreSQL advisory lock so two workers never raise the same
 episode twice; the states are saved in the same transaction as the alerts they caused.
@@ -31,7 +34,7 @@ from telemetry.rules import CompartmentState, Evaluator, Event, rules_with_overr
 from telemetry.schema import from_ns, to_ns
 from telemetry.settings import TelemetrySettings
 from telemetry.stats import Reading
-from tuanbox.coldchain.holds import compartment_id, place_holds
+from tuanbox.coldchain.holds import SYSTEM, compartment_id, place_holds
 from tuanbox.coldchain.models import ColdChainState, Episode
 from tuanbox.coldchain.provenance import EpisodeProvenance, ProvenanceSink
 
@@ -80,8 +83,14 @@ def scan(
     command_ttl_s: float = 600.0,
     provenance: ProvenanceSink | None = None,
     evaluator: Evaluator | None = None,
+    never_reported_after_min: float | None = None,
 ) -> ScanReport:
-    """Evaluate everything new up to ``now``; the caller commits."""
+    """Evaluate everything new up to ``now``; the caller commits.
+
+    ``never_reported_after_min`` (TUANBOX_COLDCHAIN_SILENCE_MINUTES): how long a compartment
+    may exist without a single reading before it is alerted silent; None uses its zone's
+    ``silence_minutes``.
+    """
     report = ScanReport()
     if not _locked(session):
         report.skipped = True
@@ -133,6 +142,12 @@ def scan(
         silent = evaluator.check_silence(state, now_ns)
         if silent is not None:
             _handle(session, silent, report, now=now, ttl=command_ttl_s, sink=sink)
+    for state in _never_reported(session, evaluator, states, now, never_reported_after_min):
+        states[(state.locker, state.compartment)] = state
+        event = Event(kind="sensor_silent", locker=state.locker, compartment=state.compartment,
+                      zone=state.zone, at_ns=now_ns, rule="silence",
+                      detail="no reading since the compartment was provisioned")  # fmt: skip
+        _handle(session, event, report, now=now, ttl=command_ttl_s, sink=sink)
 
     for (locker, label), state in states.items():
         row = rows.get((locker, label))
@@ -145,6 +160,55 @@ def scan(
     report.compartments = len(states)
     session.flush()
     return report
+
+
+def _never_reported(
+    session: Session,
+    evaluator: Evaluator,
+    states: dict[tuple[str, str], CompartmentState],
+    now: datetime,
+    after_min: float | None,
+) -> list[CompartmentState]:
+    """Compartments of watched zones with no reading ever, provisioned long enough ago.
+
+    Each comes back as a state already marked silent, so it is alerted once; its first
+    reading then clears the flag (``sensor_resumed``) like any silent sensor's.
+    """
+    from tuanbox.lockers.domain import as_utc
+    from tuanbox.lockers.models import Compartment
+
+    found = []
+    for comp in session.scalars(
+        select(Compartment)
+        .where(Compartment.zone.in_(tuple(evaluator.rules)),
+               Compartment.state != "out_of_service")
+        .order_by(Compartment.id)
+    ):  # fmt: skip
+        label = f"{comp.board}-{comp.lock}"
+        rules = evaluator.rules_for(comp.zone)
+        if (comp.locker_id, label) in states or rules is None:
+            continue
+        limit = rules.silence_minutes if after_min is None else after_min
+        if (now - as_utc(comp.created_at)).total_seconds() / 60 <= limit:
+            continue
+        found.append(CompartmentState(comp.locker_id, label, comp.zone, silent=True))
+    return found
+
+
+def _resolve_silence(session: Session, locker: str, label: str) -> None:
+    """The sensor reports again: its silence alerts are settled (audited as the system)."""
+    from tuanbox.fulfilment.alerts import resolve
+    from tuanbox.fulfilment.models import OpsAlert
+
+    comp_id = compartment_id(session, locker, label)
+    if comp_id is None:
+        return
+    for alert_id in session.scalars(
+        select(OpsAlert.id).where(OpsAlert.kind == SILENCE_KIND, OpsAlert.locker_id == locker,
+                                  OpsAlert.compartment_id == comp_id,
+                                  OpsAlert.status != "resolved")
+    ).all():  # fmt: skip
+        resolve(session, alert_id, SYSTEM, "the sensor reports again")
 
 
 def _handle(
@@ -218,4 +282,5 @@ def _handle(
         )
         report.silent.append(f"{event.locker}/{event.compartment}")
     else:
+        _resolve_silence(session, event.locker, event.compartment)
         log.info("sensor of the %s reports again", where)

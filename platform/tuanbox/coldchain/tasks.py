@@ -33,7 +33,8 @@ def scan_task(self: Any) -> dict[str, Any]:
         session_scope(session_factory_for(settings.database_url, settings)) as session,
     ):
         report = scan(session, influx, telemetry, now=utcnow(), command_ttl_s=ttl,
-                      provenance=TraceProvenance(trace))  # fmt: skip
+                      provenance=TraceProvenance(trace),
+                      never_reported_after_min=settings.coldchain_silence_minutes)  # fmt: skip
     return {
         "skipped": report.skipped,
         "compartments": report.compartments,
