@@ -52,7 +52,7 @@ pytest: services  ## The test suite against the real services
 test: services lint typecheck pytest  ## Everything CI runs
 
 bench: services  ## Run every benchmark; each prints its figures against a same-run baseline
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean: services-down  ## Remove the venv, local service data and caches
 	rm -rf $(VENV) .services var .mypy_cache .ruff_cache node_modules
