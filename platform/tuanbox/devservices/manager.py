@@ -150,10 +150,12 @@ class ServiceManager:
                 check=True,
                 env=env,
             )
-        if not (self.project_dir / "node_modules" / ".bin" / "anvil").exists():
+        # Every npm tool of package.json: anvil, and axe-core for the browser tests.
+        npm_tools = ("node_modules/.bin/anvil", "node_modules/axe-core/axe.min.js")
+        if not all((self.project_dir / tool).exists() for tool in npm_tools):
             if not shutil.which("npm"):
                 raise ServiceError("npm is missing: sudo apt-get install -y nodejs npm")
-            log("npm ci (anvil from package-lock.json)")
+            log("npm ci (anvil and axe-core from package-lock.json)")
             subprocess.run(
                 ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
                 cwd=self.project_dir,

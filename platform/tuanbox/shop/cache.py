@@ -4,7 +4,7 @@ A cached entry is the page's main fragment, rendered for one language and statio
 nothing about the shopper and no CSP nonce (pages load only same-origin files). It is
 stored as ``{version}\\n{html}``; one MGET reads the current version and the entry, and an
 entry of an older version is a miss. Any committed change to what the pages show
-(campaigns, groups, flash sales, products, images, merchants, stations) increments the
+(campaigns, groups, flash sales, products, images, merchants, stations, reviews) bumps the
 version (see ``install``), so every page is rebuilt on its next request. An entry also
 expires at the next moment its content changes by the clock (a sale starts, a group's
 deadline passes) and after ``shop_cache_ttl_s`` at most.
@@ -91,8 +91,9 @@ def _watched() -> tuple[type, ...]:
     from tuanbox.flashsale.models import FlashSale
     from tuanbox.groupbuy.models import Campaign, Group
     from tuanbox.lockers.models import Station
+    from tuanbox.reviews.models import Review
 
-    return (Campaign, Group, FlashSale, Sku, Product, ProductImage, Merchant, Station)
+    return (Campaign, Group, FlashSale, Sku, Product, ProductImage, Merchant, Station, Review)
 
 
 def _stock_only(obj: Any) -> bool:

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
-from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.shop import listing, session
 from tuanbox.shop.home import refresh_first, station_of
 from tuanbox.shop.i18n import gettext_for
-from tuanbox.shop.pagecache import Built, cached_page
+from tuanbox.shop.pagecache import Built, OpenerDep, cached_page, settings_of
 
 router = APIRouter(include_in_schema=False)
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,36}$")]
@@ -41,20 +41,20 @@ def _notice(request: Request, locale: str, code: str | None) -> str | None:
 
 
 @router.get("/c/{campaign_id}", response_model=None)
-def campaign_page(
+async def campaign_page(
     campaign_id: Id,
     request: Request,
-    settings: SettingsDep,
-    db: SessionDep,
+    opener: OpenerDep,
     e: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse | RedirectResponse:
+    settings = settings_of(request)
     here = f"/c/{campaign_id}"
     back = refresh_first(request, settings, here)
     if back is not None:
         return back
     station_id = station_of(request)
 
-    def build(now: datetime, locale: str) -> Built:
+    def build(db: Session, now: datetime, locale: str) -> Built:
         view = listing.campaign(db, campaign_id, now)
         if view is None:
             title = gettext_for(locale)("Not found")
@@ -78,9 +78,8 @@ def campaign_page(
         "page_name": "campaign",
         "notice": _notice(request, _locale(request), e),
     }
-    return cached_page(
-        request, settings, f"campaign:{campaign_id}:{station_id or '-'}", build, shell
-    )
+    key = f"campaign:{campaign_id}:{station_id or '-'}"
+    return await cached_page(request, opener, key, build, shell)
 
 
 def _locale(request: Request) -> str:
@@ -90,14 +89,17 @@ def _locale(request: Request) -> str:
 
 
 @router.get("/f/{sale_id}", response_model=None)
-def flash_sale_page(
-    sale_id: Id, request: Request, settings: SettingsDep, db: SessionDep
+async def flash_sale_page(
+    sale_id: Id,
+    request: Request,
+    opener: OpenerDep,
 ) -> HTMLResponse | RedirectResponse:
+    settings = settings_of(request)
     back = refresh_first(request, settings, f"/f/{sale_id}")
     if back is not None:
         return back
 
-    def build(now: datetime, locale: str) -> Built:
+    def build(db: Session, now: datetime, locale: str) -> Built:
         view = listing.flash_sale(db, sale_id, now)
         if view is None:
             return "missing_main.html", {"title": gettext_for(locale)("Not found")}, None, 404
@@ -105,4 +107,4 @@ def flash_sale_page(
         return "flash_main.html", context, listing.next_change(now, [], [view]), 200
 
     shell = {"shopper": session.signed_in(request, settings), "page_name": "flash"}
-    return cached_page(request, settings, f"flash:{sale_id}", build, shell)
+    return await cached_page(request, opener, f"flash:{sale_id}", build, shell)

@@ -10,15 +10,17 @@ import redis
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.errors import InvalidInputError
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.models import FlashSale
 from tuanbox.ratelimit.deps import get_redis
+from tuanbox.settings import Settings
 from tuanbox.shop import listing, session
 from tuanbox.shop.i18n import gettext_for
-from tuanbox.shop.pagecache import Built, cached_page
+from tuanbox.shop.pagecache import Built, OpenerDep, cached_page, settings_of
 from tuanbox.shop.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +36,7 @@ def station_of(request: Request) -> str | None:
     return value if STATION_ID.fullmatch(value) else None
 
 
-def refresh_first(request: Request, settings: SettingsDep, here: str) -> RedirectResponse | None:
+def refresh_first(request: Request, settings: Settings, here: str) -> RedirectResponse | None:
     """Send a browser whose access cookie ran out through the refresh path once."""
     if session.signed_in(request, settings) or not session.can_refresh(request):
         return None
@@ -42,15 +44,14 @@ def refresh_first(request: Request, settings: SettingsDep, here: str) -> Redirec
 
 
 @router.get("/", response_model=None)
-def home(
-    request: Request, settings: SettingsDep, db: SessionDep
-) -> HTMLResponse | RedirectResponse:
+async def home(request: Request, opener: OpenerDep) -> HTMLResponse | RedirectResponse:
+    settings = settings_of(request)
     back = refresh_first(request, settings, "/")
     if back is not None:
         return back
     station_id = station_of(request)
 
-    def build(now: datetime, locale: str) -> Built:
+    def build(db: Session, now: datetime, locale: str) -> Built:
         chosen = listing.station(db, station_id)
         campaigns = listing.live_campaigns(db, now, chosen.id if chosen else None)
         sales = listing.flash_sales(db, now)
@@ -64,7 +65,7 @@ def home(
         return "home_main.html", context, listing.next_change(now, campaigns, sales), 200
 
     shell = {"shopper": session.signed_in(request, settings), "page_name": "home"}
-    return cached_page(request, settings, f"home:{station_id or '-'}", build, shell)
+    return await cached_page(request, opener, f"home:{station_id or '-'}", build, shell)
 
 
 @router.get("/station", response_class=HTMLResponse)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tuanbox.db.base import utcnow
 from tuanbox.ratelimit.deps import get_redis
@@ -22,31 +25,57 @@ from tuanbox.shop.render import page, render
 # context (with the page's "title", already in that language), the instant the content
 # changes by the clock (or None), and the status (a missing campaign is a cached 404 too).
 Built = tuple[str, dict[str, Any], datetime | None, int]
+Builder = Callable[[Session, datetime, str], Built]
+SessionOpener = Callable[[], AbstractContextManager[Session]]
 
 
-def cached_page(
+async def get_opener(request: Request) -> SessionOpener:
+    """Sessions opened only on a cache miss (a hit touches no database); tests override it."""
+    opener: SessionOpener = request.app.state.session_factory
+    return opener
+
+
+OpenerDep = Annotated[SessionOpener, Depends(get_opener)]
+
+
+def settings_of(request: Request) -> Settings:
+    """The app's settings without a dependency (a sync one would cost a thread hop)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def cached_page(
     request: Request,
-    settings: Settings,
+    opener: SessionOpener,
     key: str,
-    build: Callable[[datetime, str], Built],
+    build: Builder,
     shell: dict[str, Any],
 ) -> HTMLResponse:
     """The shell (header, sign-in state, language switch) is rendered for every request; the
-    main fragment comes from the cache under ``key`` + language, or from ``build``."""
+    main fragment comes from the cache under ``key`` + language, or from ``build``.
+
+    Async on purpose: a hit costs one thread hop (the Redis read) and no database session."""
+    settings = settings_of(request)
     locale = i18n.locale_of(request)
     cache = PageCache(get_redis(request), settings.shop_cache_ttl_s, settings.shop_cache_prefix)
     name = f"{key}:{locale}"
-    version, entry = cache.get(name) if settings.shop_cache_ttl_s > 0 else ("", None)
-    if entry is not None:
-        stored = json.loads(entry)
-        hit = "hit"
-    else:
+
+    def miss(version: str) -> dict[str, Any]:
         now = utcnow()
-        template, context, until, status = build(now, locale)
+        with opener() as db:
+            template, context, until, status = build(db, now, locale)
         main = render(locale, template, context)
-        stored = {"title": str(context.get("title", "")), "status": status, "main": main}
-        cache.put(name, version, json.dumps(stored), now=now, until=until)
-        hit = "miss"
+        made = {"title": str(context.get("title", "")), "status": status, "main": main}
+        cache.put(name, version, json.dumps(made), now=now, until=until)
+        return made
+
+    def lookup() -> tuple[dict[str, Any], str]:
+        version, entry = cache.get(name) if settings.shop_cache_ttl_s > 0 else ("", None)
+        if entry is not None:
+            return json.loads(entry), "hit"
+        return miss(version), "miss"
+
+    stored, hit = await run_in_threadpool(lookup)
     # Our own rendering (autoescaped when made), read back from our own Redis.
     main = Markup(stored["main"])  # noqa: S704
     return page(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_settings
@@ -17,6 +19,14 @@ from tuanbox.flashsale import services as flash
 from tuanbox.groupbuy.services import create_campaign, open_group
 from tuanbox.lockers.services import create_station
 from tuanbox.settings import Settings
+from tuanbox.shop.pagecache import get_opener
+
+
+@pytest.fixture
+def app(app: FastAPI, db_session: Session) -> FastAPI:
+    """The platform app fixture, with the page cache's misses reading the test's session."""
+    app.dependency_overrides[get_opener] = lambda: lambda: nullcontext(db_session)
+    return app
 
 
 @pytest.fixture
