@@ -151,7 +151,7 @@ def token(
     )
 
 
-@router.post("/auth/logout", status_code=204, responses=problems(422))
+@router.post("/auth/logout", status_code=204, responses=problems(401, 422))
 def logout(body: LogoutRequest, session: SessionDep, settings: SettingsDep) -> None:
     """Revoke a refresh token and every token rotated from it (access tokens simply expire)."""
     revoke_refresh_family(session, settings, body.refresh_token)
@@ -240,7 +240,7 @@ def me(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> MeOut:
 
 
 @router.post(
-    "/me/addresses", response_model=AddressOut, status_code=201, responses=problems(401, 422)
+    "/me/addresses", response_model=AddressOut, status_code=201, responses=problems(401, 409, 422)
 )
 def add_address(
     body: AddressIn,

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tuanbox.api.openapi_problems import document_problems
 from tuanbox.errors import RateLimitedError, TuanboxError
 
 PROBLEM_JSON = "application/problem+json"
@@ -24,6 +25,8 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(TuanboxError)
     async def _ours(request: Request, exc: TuanboxError) -> JSONResponse:
         headers = (
@@ -57,6 +60,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # The framework's only 400: it could not read the body (not UTF-8, a broken
+            # multipart form). Invalid input, answered like a body that is not JSON.
+            message = f"the request body could not be read: {exc.detail}"
+            return problem_response(
+                {
+                    "type": "https://tuanbox.dev/problems/invalid-input",
+                    "title": "Invalid input",
+                    "status": 422,
+                    "detail": f"body: {message}",
+                    "code": "INVALID_INPUT",
+                    "instance": str(request.url.path),
+                    "errors": [{"field": "body", "message": message, "type": "body_unreadable"}],
+                }
+            )
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHENTICATED"}.get(
             exc.status_code, f"HTTP_{exc.status_code}"
         )
@@ -86,3 +104,15 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "instance": str(request.url.path),
             }
         )
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The OpenAPI document says what the handlers here answer (see `document_problems`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

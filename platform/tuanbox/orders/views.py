@@ -106,7 +106,11 @@ def my_orders(
     return list(session.scalars(query.order_by(Order.created_at.desc()).limit(limit)))
 
 
-@router.get("/api/v1/merchants/{merchant_id}/orders", response_model=list[OrderOut])
+@router.get(
+    "/api/v1/merchants/{merchant_id}/orders",
+    response_model=list[OrderOut],
+    responses=problems(401, 403, 404),
+)
 def merchant_orders(
     merchant_id: str,
     user: StaffOrAdmin,

@@ -115,18 +115,22 @@ _WEBHOOK_DOC: dict[str, Any] = {
         _header(
             "X-SimPay-Signature",
             "sim: `t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.' + body>`",
-            "t=1764460800,v1=5d41402abc4b2a76b9719d911017c592…",
+            "t=1764460800,v1=5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592",
         ),
         _header(
             "Wechatpay-Signature",
             "wechat: base64 RSA-SHA256 over `<timestamp>\\n<nonce>\\n<body>\\n` by the "
             "platform certificate named in Wechatpay-Serial; the body's `resource` is "
             "AES-256-GCM encrypted with the APIv3 key",
-            "g9QHJx1nCUcRK3q…==",
+            "g9QHJx1nCUcRK3qTzSPrIc8GpY6Yb0WkVt0ZpW3oWkKc1mAqfo4rQqQ==",
         ),
         _header("Wechatpay-Timestamp", "wechat: unix time, within 5 minutes", "1764460800"),
         _header("Wechatpay-Nonce", "wechat: random string", "fdasfwqewlkja484w"),
-        _header("Wechatpay-Serial", "wechat: platform certificate serial", "5157F09EFDC0…"),
+        _header(
+            "Wechatpay-Serial",
+            "wechat: platform certificate serial",
+            "5157F09EFDC096DE15EBE81A47057A72",
+        ),
         _header("Wechatpay-Signature-Type", "wechat", "WECHATPAY2-SHA256-RSA2048"),
     ],
     "requestBody": {
@@ -203,7 +207,7 @@ async def webhook(
     return {"status": await run_in_threadpool(apply)}
 
 
-@router.get("/api/v1/refunds", response_model=list[RefundOut])
+@router.get("/api/v1/refunds", response_model=list[RefundOut], responses=problems(401, 403))
 def refunds_by_status(
     user: OpsOrAdmin,
     session: SessionDep,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuanbox.accounts.deps import OpsOrAdmin, Staff
 from tuanbox.api.deps import SessionDep, SettingsDep
-from tuanbox.api.openapi_problems import problems
+from tuanbox.api.openapi_problems import file_response, problems
 from tuanbox.db.base import utcnow
 from tuanbox.errors import PermissionDeniedError
 from tuanbox.groupbuy.services import get_campaign
@@ -32,14 +32,21 @@ def _po_for(campaign_id: str, user: Any, session: Any) -> PurchaseOrder:
     return purchase_order(session, campaign_id, now=utcnow())
 
 
-@router.get("/campaigns/{campaign_id}/purchase-order")
+@router.get("/campaigns/{campaign_id}/purchase-order", responses=problems(401, 403, 404, 409))
 def get_purchase_order(campaign_id: str, user: Staff, session: SessionDep) -> dict[str, Any]:
     """Total demand per SKU and lot of a closed pre-sale campaign (409 while it runs)."""
     po = _po_for(campaign_id, user, session)
     return {**asdict(po), "total_qty": po.total_qty}
 
 
-@router.get("/campaigns/{campaign_id}/purchase-order.csv", response_class=Response)
+@router.get(
+    "/campaigns/{campaign_id}/purchase-order.csv",
+    response_class=Response,
+    responses={
+        200: file_response("The purchase order, one line per SKU and lot", "text/csv"),
+        **problems(401, 403, 404, 409),
+    },
+)
 def get_purchase_order_csv(campaign_id: str, user: Staff, session: SessionDep) -> Response:
     """The same purchase order as a CSV download for the supplier."""
     po = _po_for(campaign_id, user, session)

@@ -55,7 +55,10 @@ def update_me(
 @router.get(
     "/me/export",
     responses={
-        200: {"description": "Your data as one JSON document (`format`: tuanbox.export/1)."},
+        200: {
+            "description": "Your data as one JSON document (`format`: tuanbox.export/1).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
         **problems(401, 429),
     },
     dependencies=[

@@ -45,9 +45,11 @@ STAFF = {"merchant_staff": MERCHANT, "admin": ANY}
 SHOPPER = {"shopper": OWN}
 PARTIES = {"shopper": OWN, "merchant_staff": MERCHANT, "ops": ANY, "admin": ANY}
 SIGNED_IN = {role: OWN for role in ROLES}
-# The shop's forms admit a shopper by the shop's own sign-in cookie, never by a bearer header:
-# every caller here (they all carry bearer tokens) is refused.
-SHOP_SIGN_IN: dict[str, str] = {}
+# The shop's pages admit a shopper by the shop's own sign-in cookie, never by a bearer header,
+# so to them every caller here is signed out: sent to sign in (401 or a redirect), the object
+# hidden (404), or a form refused before anything is looked at (422). Never an answer.
+SHOP_SIGN_IN = "shop sign-in"
+SHOP_REFUSED = {401, 403, 404, 422, 302, 303, 307}
 
 MATRIX: dict[tuple[str, str], Access] = {
     # platform
@@ -191,6 +193,18 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/station"): PUBLIC,
     ("POST", "/c/{campaign_id}/groups"): SHOP_SIGN_IN,
     ("POST", "/c/{campaign_id}/groups/{group_id}/join"): SHOP_SIGN_IN,
+    ("GET", "/j/{group_id}"): PUBLIC,
+    ("POST", "/f/{sale_id}/buy"): SHOP_SIGN_IN,
+    ("GET", "/orders/pickup-sw.js"): PUBLIC,
+    ("GET", "/orders"): SHOP_SIGN_IN,
+    ("GET", "/orders/{order_id}"): SHOP_SIGN_IN,
+    ("GET", "/orders/{order_id}/live.json"): SHOP_SIGN_IN,
+    ("GET", "/orders/{order_id}/pickup"): SHOP_SIGN_IN,
+    ("GET", "/orders/{order_id}/poster.png"): SHOP_SIGN_IN,
+    ("POST", "/orders/{order_id}/pay"): SHOP_SIGN_IN,
+    ("POST", "/orders/{order_id}/return"): SHOP_SIGN_IN,
+    ("POST", "/orders/{order_id}/return/withdraw"): SHOP_SIGN_IN,
+    ("POST", "/orders/{order_id}/review"): SHOP_SIGN_IN,
 }
 # Query strings some routes need to answer at all (a stream that ends after one event).
 QUERY = {("GET", "/ops/stream"): "max_events=1"}
@@ -349,10 +363,13 @@ def test_route_admits_exactly_its_roles(
                 wrong.append(f"{caller} on theirs: {status} (want 403/404) {text}")
     for caller in CALLERS:
         status, seeded, text = _call(client, app, settings, world, caller, method, path, ids)
-        admitted = access == PUBLIC or (access != SIGNED and caller in access)
+        admitted = access == PUBLIC or (isinstance(access, dict) and caller in access)
         if access == SIGNED:
             if status != 401:
                 wrong.append(f"{caller}: {status} without a signature (want 401) {text}")
+        elif access == SHOP_SIGN_IN:
+            if status not in SHOP_REFUSED:
+                wrong.append(f"{caller}: {status} without the shop's sign-in {text}")
         elif admitted:
             refused = {401, 403, *SIGN_IN_REDIRECT} | ({404} if seeded else set())
             if access != PUBLIC and status in refused:

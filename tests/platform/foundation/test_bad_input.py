@@ -138,3 +138,26 @@ def test_integers_past_their_column_are_refused(
     )
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "INVALID_INPUT"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/api/v1/auth/otp", "application/json", b'{"phone": "\xff\xfe"}'),  # not UTF-8
+        (
+            "/api/v1/products/p-1/images",
+            "multipart/form-data; boundary=xyz",
+            b"--xyz\r\nNone--xyz--\r\n",  # a part with no headers
+        ),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_invalid_input(
+    client: TestClient, path: str, content_type: str, body: bytes
+) -> None:
+    """Like JSON that does not parse: a 422 problem, as documented, not FastAPI's bare 400."""
+    response = client.post(path, content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "INVALID_INPUT"
+    assert problem["errors"][0]["type"] == "body_unreadable", problem
