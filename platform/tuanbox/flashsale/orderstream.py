@@ -193,30 +193,34 @@ class OrderStreamConsumer:
         self._grouped.add(sale_id)
 
     def _read(self, sales: list[str], block_ms: int) -> list[Queued]:
-        start = "0" if self._own_pending else ">"
-        streams = {self._key(s): start for s in sales}
+        if self._own_pending:
+            # What this name was given and never acknowledged (it died mid-batch) comes first.
+            batch = self._xread(sales, "0", None)
+            if batch:
+                return batch
+            self._own_pending = False
+        return self._xread(sales, ">", block_ms)
+
+    def _xread(self, sales: list[str], start: str, block_ms: int | None) -> list[Queued]:
         try:
             got = self._client.xreadgroup(
                 GROUP,
                 self.name,
-                streams,
+                {self._key(s): start for s in sales},
                 count=self._settings.flash_stream_batch,
-                block=None if self._own_pending else block_ms,
+                block=block_ms,
             )
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._grouped.clear()  # Redis lost its streams (restart, flush): group again
             return []
-        batch = [
+        return [
             Queued.parse(entry_id, fields)
             for _, entries in got or []
             for entry_id, fields in entries
             if fields  # an entry deleted while pending comes back without fields
         ]
-        if self._own_pending and not batch:
-            self._own_pending = False
-        return batch
 
     def _claim_stale(self, sales: list[str]) -> list[Queued]:
         """Entries another (dead) consumer left pending too long, taken over."""
