@@ -35,6 +35,8 @@ def _notice(request: Request, locale: str, code: str | None) -> str | None:
         "RATE_LIMITED": _("Too many attempts. Please wait a minute."),
         "RISK_BLOCKED": _("We could not take this order. Please contact support."),
         "UNKNOWN_STATION": _("Please choose a station."),
+        "SOLD_OUT": _("Sold out."),
+        "SALE_NOT_ACTIVE": _("This sale is not on right now."),
         "NOT_FOUND": _("That group or station does not exist (any more)."),
     }
     return texts.get(code, _("Something went wrong. Please try again."))
@@ -93,6 +95,7 @@ async def flash_sale_page(
     sale_id: Id,
     request: Request,
     opener: OpenerDep,
+    e: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse | RedirectResponse:
     settings = settings_of(request)
     back = refresh_first(request, settings, f"/f/{sale_id}")
@@ -106,5 +109,9 @@ async def flash_sale_page(
         context: dict[str, Any] = {"title": view.title, "s": view, "tz": settings.station_timezone}
         return "flash_main.html", context, listing.next_change(now, [], [view]), 200
 
-    shell = {"shopper": session.signed_in(request, settings), "page_name": "flash"}
+    shell = {
+        "shopper": session.signed_in(request, settings),
+        "page_name": "flash",
+        "notice": _notice(request, _locale(request), e),
+    }
     return await cached_page(request, opener, f"flash:{sale_id}", build, shell)

@@ -17,14 +17,17 @@ from tuanbox.shop.render import STATIC, page
 router = APIRouter(include_in_schema=False)
 # The worker's scope is /orders/ (where it is served from): it sees only the order pages.
 WORKER_PATH = "/orders/pickup-sw.js"
+WORKER_POLICY = "default-src 'none'; connect-src 'self'"
 
 
 @router.get(WORKER_PATH)
 def service_worker() -> Response:
     """Served from /orders/ so that its scope covers the pickup pages (a worker's scope is
-    at most the folder it comes from); revalidated on every registration check."""
+    at most the folder it comes from); revalidated on every registration check. A worker runs
+    under its own script's CSP: this one may fetch from our origin, nothing else."""
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": WORKER_POLICY}
     return Response((STATIC / "sw.js").read_bytes(), media_type="text/javascript; charset=utf-8",
-                    headers={"Cache-Control": "no-cache"})  # fmt: skip
+                    headers=headers)  # fmt: skip
 
 
 @router.get("/orders/{order_id}/pickup", response_model=None)
