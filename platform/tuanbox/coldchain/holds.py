@@ -2,15 +2,18 @@
 
 Holding an order moves it to ``quality_hold`` (orders' state machine) and revokes its pickup at
 the locker (a ``revoke`` command through the outbox), because the locker checks pickup QR codes
-offline and would otherwise still open the door. Releasing re-arms the same pickup; rejecting
-cancels the order, which refunds it in full (payments' order hook; called here too if that
-hook is not registered in this process).
+offline and would otherwise still open the door. Releasing re-arms the same pickup (with a new
+deadline and token expiry when the old deadline passed during the hold); rejecting cancels the
+order, which refunds it in full (payments' order hook; called here too if that hook is not
+registered in this process) and sends the parcel back to the merchant through the courier
+retrieval flow, as for an overdue parcel (fulfilment's cancel hook).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +22,9 @@ from tuanbox.audit.services import Actor, record
 from tuanbox.coldchain.errors import HoldDecidedError, HoldNotFoundError
 from tuanbox.coldchain.models import Episode, QualityHold
 from tuanbox.db.base import utcnow
+
+if TYPE_CHECKING:
+    from tuanbox.settings import Settings
 
 SYSTEM = Actor(id="system:coldchain", role="system")
 # Statuses of an order whose goods are (or are about to be) in the compartment.
@@ -106,11 +112,17 @@ def _pending(session: Session, hold_id: int) -> QualityHold:
 
 
 def release(
-    session: Session, hold_id: int, actor: Actor, note: str, *, command_ttl_s: float
+    session: Session, hold_id: int, actor: Actor, note: str, *, settings: Settings
 ) -> QualityHold:
-    """The goods are fine: back to where the order was, pickup armed again; audited."""
+    """The goods are fine: back to where the order was, pickup armed again; audited.
+
+    A hold that outlived the pickup deadline gives the shopper a full pickup period again
+    (``pickup_deadline_h`` from now): the QR token's expiry moves with it, so the locker accepts
+    the re-armed pickup and the shopper's page shows the new QR.
+    """
     from tuanbox.fulfilment.lifecycle import arm_pickup
     from tuanbox.fulfilment.models import Booking
+    from tuanbox.lockers.domain import as_utc
     from tuanbox.orders.services import transition
 
     hold = _pending(session, hold_id)
@@ -133,22 +145,29 @@ def release(
     ):
         episode = session.get(Episode, hold.episode_id)
         assert episode is not None  # FK
+        deadline = as_utc(booking.pickup_deadline)
+        if deadline <= now:
+            deadline = now + timedelta(hours=settings.pickup_deadline_h)
+            booking.pickup_deadline = deadline
+            booking.token_expires_at = int(deadline.timestamp())
+            booking.reminder_sent_at = None
         arm_pickup(
             session,
             booking,
             episode.compartment,
             token_id=booking.pickup_token_id,
             code_hash=booking.fallback_code_hash,
-            valid_until=booking.pickup_deadline,
+            valid_until=deadline,
             now=now,
-            ttl_s=command_ttl_s,
+            ttl_s=settings.command_ttl_s,
         )
     _decide(session, hold, "released", actor, note, now)
     return hold
 
 
 def reject(session: Session, hold_id: int, actor: Actor, note: str) -> QualityHold:
-    """The goods are spoilt: the order is cancelled and refunded in full; audited."""
+    """The goods are spoilt: the order is cancelled and refunded in full, and fulfilment's
+    cancel hook sends the parcel back (courier retrieval code on the run sheet); audited."""
     from tuanbox.orders.services import lock_order, transition
     from tuanbox.payments.services import refund, refundable_cents
 

@@ -233,15 +233,21 @@ def return_overdue(session: Session, *, ctx: Context, now: datetime) -> int:
         .where(Booking.state == "deposited", Booking.pickup_deadline <= now)
         .with_for_update(skip_locked=True)
     ).all()
+    returned = 0
     for booking in overdue:
+        orders = orders_of(session, booking)
+        if any(o.status == "quality_hold" for o in orders):
+            # Ops decide first: a release gives a new deadline, a reject returns the parcel.
+            continue
+        returned += 1
         start_return(session, booking, settings=ctx.settings, reason="pickup_deadline", now=now)
-        for order in orders_of(session, booking):
+        for order in orders:
             orders_port.move(
                 session, order, "expired", "not picked up before the deadline; back to merchant"
             )
         notify(session, booking.user_id, "pickup_expired", {"locker_id": booking.locker_id})
     session.flush()
-    return len(overdue)
+    return returned
 
 
 def release_cancelled(

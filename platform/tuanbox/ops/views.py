@@ -298,7 +298,7 @@ def release_hold(
 ) -> dict[str, Any]:
     from tuanbox.coldchain.holds import release
 
-    hold = release(session, hold_id, user.actor, body.note, command_ttl_s=settings.command_ttl_s)
+    hold = release(session, hold_id, user.actor, body.note, settings=settings)
     session.commit()
     return {"id": hold.id, "status": hold.status, "order_id": hold.order_id}
 

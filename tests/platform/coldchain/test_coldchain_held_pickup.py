@@ -71,7 +71,7 @@ def test_ops_still_decide_the_hold_after_the_pickup(
 ) -> None:  # fmt: skip
     site, hold = _held_then_picked_up(db_session, settings, telemetry, influx_url, tmp_path, t0)
     if decision == "release":
-        holds.release(db_session, hold.id, OPS, "probe checked", command_ttl_s=600)
+        holds.release(db_session, hold.id, OPS, "probe checked", settings=settings)
     else:
         holds.reject(db_session, hold.id, OPS, "spoilt")
     order = db_session.get(Order, site.failing.id)

@@ -127,7 +127,7 @@ def test_release_rearms_the_pickup_and_reject_refunds(
         site.failing.id, "held", "ready_for_pickup")  # fmt: skip
 
     released = holds.release(db_session, hold.id, OPS, "probe reading checked: goods at 4 °C",
-                             command_ttl_s=600)  # fmt: skip
+                             settings=settings)  # fmt: skip
     assert released.status == "released"
     db_session.refresh(site.failing)
     assert site.failing.status == "ready_for_pickup"
