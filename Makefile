@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 CODE   := platform/tuanbox edge firmware_sim telemetry traceability $(wildcard bench/*.py)
 
-.PHONY: help venv deps services run demo test lint typecheck pytest compose-check bench clean services-down
+.PHONY: help venv deps services run demo test lint typecheck pytest drills compose-check bench clean services-down
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ compose-check: deps  ## Validate docker-compose.yml (no engine runs here)
 
 pytest: services  ## The test suite against the real services
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# The drills live under tests/, so `make pytest` (and with it `make test` and CI) runs them too.
+drills: services  ## Fault drills: break a service mid-workload, print what broke and what held
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile tests/drills
 
 test: services lint typecheck pytest  ## Everything CI runs
 

@@ -46,6 +46,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         clear_retained(MQTT_HOST, MQTT_PORT)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print each fault drill's report (what it broke, what it verified) at the end of the run;
+    they travel as user properties, so xdist workers' drills show up too."""
+    reports = [
+        value
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for key, value in report.user_properties
+        if key == "drill"
+    ]
+    if reports:
+        terminalreporter.section("fault drills")
+        for text in reports:
+            terminalreporter.write_line(str(text))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     _require("Redis", lambda: probes.redis("127.0.0.1", 6379))
