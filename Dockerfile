@@ -1,6 +1,9 @@
 # One image for the platform processes (api, worker, beat, bridge); the command picks the role.
 FROM python:3.11-slim-bookworm AS platform
 RUN useradd --system --create-home --uid 10001 tuanbox
+# Chinese glyphs for the share posters the API draws (tuanbox.shop.poster).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY platform ./platform
