@@ -34,7 +34,7 @@ from edge.agent.messages import (
     ScannerLine,
     UnlockDone,
 )
-from edge.agent.pickup import KeypadLimiter, check_qr, classify, match_pickup_code
+from edge.agent.pickup import KeypadLimiter, armed_doors, check_qr, classify, match_pickup_code
 from edge.agent.ports import Clock, Publisher, utc_now
 from edge.agent.settings import EdgeSettings
 from edge.agent.store import Store
@@ -186,24 +186,31 @@ class LockerAgent:
 
     def open_door(self, compartment: str, purpose: Purpose) -> Future[None]:
         """Unlock in the background; the result comes back as an UnlockDone input."""
-        board, lock = parse_compartment(compartment)
-        if self.purposes.get(compartment) != purpose:
-            self._set_purpose(compartment, purpose)
-        self.unlocking.add(compartment)
+        return self.open_doors([(compartment, purpose)])
+
+    def open_doors(self, doors: list[tuple[str, Purpose]]) -> Future[None]:
+        """Unlock one door after another in one background job (a split order's QR opens its
+        compartments in order); each result comes back as its own UnlockDone input."""
+        for compartment, purpose in doors:
+            if self.purposes.get(compartment) != purpose:
+                self._set_purpose(compartment, purpose)
+            self.unlocking.add(compartment)
 
         def work() -> None:
-            try:
-                status = self.board.unlock(
-                    board,
-                    lock,
-                    confirm_s=self.runtime.unlock_confirm_s,
-                    retries=self.settings.serial_unlock_retries,
-                    stop=self._stop,
-                )
-            except UnlockFailedError as exc:
-                self.post(UnlockDone(compartment, purpose, exc))
-                return
-            self.post(UnlockDone(compartment, purpose, None, status, self.monotonic()))
+            for compartment, purpose in doors:
+                board, lock = parse_compartment(compartment)
+                try:
+                    status = self.board.unlock(
+                        board,
+                        lock,
+                        confirm_s=self.runtime.unlock_confirm_s,
+                        retries=self.settings.serial_unlock_retries,
+                        stop=self._stop,
+                    )
+                except UnlockFailedError as exc:
+                    self.post(UnlockDone(compartment, purpose, exc))
+                    continue
+                self.post(UnlockDone(compartment, purpose, None, status, self.monotonic()))
 
         return self._unlocks.submit(work)
 
@@ -217,7 +224,14 @@ class LockerAgent:
         if done.error is not None:
             if self.purposes.get(done.compartment) == purpose:
                 self._drop_purpose(done.compartment)
-            if purpose.token_id and purpose.method == "qr":
+            # A token opening several doors stays spent while any other of them is opening
+            # or open for it.
+            sharing = any(
+                p.token_id == purpose.token_id
+                for c, p in self.purposes.items()
+                if c != done.compartment
+            )
+            if purpose.token_id and purpose.method == "qr" and not sharing:
                 self.store.release_token(purpose.token_id)
             failed: dict[str, Any] = {
                 "compartment": done.compartment,
@@ -367,8 +381,12 @@ class LockerAgent:
                 pickups=self.store.pickups(),
                 token_used=self.store.token_used,
             )
-            self._check_door_free(armed.compartment)
-            purpose = Purpose("pickup", armed.order_id, token.tid, "qr")
+            doors = armed_doors(token, self.store.pickups())
+            for door in doors:
+                self._check_door_free(door.compartment)
+            targets = [
+                (d.compartment, Purpose("pickup", d.order_id, token.tid, "qr")) for d in doors
+            ]
             view = self.doors.views.get(armed.compartment)
             # Pending token and door purpose in one commit, before any frame goes out.
             try:
@@ -381,12 +399,14 @@ class LockerAgent:
                         item_seen=bool(view and view.item_present),
                     ):
                         raise PickupRejectedError("token was already used", code="TOKEN_USED")
-                    self._set_purpose(armed.compartment, purpose)
+                    for compartment, door_purpose in targets:
+                        self._set_purpose(compartment, door_purpose)
             except StoreError:
-                if self.purposes.get(armed.compartment) == purpose:
-                    self.purposes.pop(armed.compartment)  # never committed
+                for compartment, door_purpose in targets:
+                    if self.purposes.get(compartment) == door_purpose:
+                        self.purposes.pop(compartment)  # never committed
                 raise
-            self.open_door(armed.compartment, purpose)
+            self.open_doors(targets)
             return
         limiter = self._limiter()
         limiter.check(time.time())

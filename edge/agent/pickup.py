@@ -55,9 +55,11 @@ def check_qr(
     pickups: Mapping[str, ArmedPickup],
     token_used: Callable[[str], bool],
 ) -> tuple[PickupToken, ArmedPickup]:
-    """Signature, locker, expiry, single use, armed compartment; the reason code on failure.
+    """Signature, locker, expiry, single use, armed compartment(s); the reason code on failure.
 
-    The caller still has to record the token in the ledger atomically before opening.
+    A split order's token opens several compartments (``token.compartments``): every one must
+    be armed with this token id (the first one also for its order), or none is opened. The
+    caller still has to record the token in the ledger atomically before opening.
     """
     if public_key is None:
         raise PickupRejectedError("no pickup public key configured", code="NO_PUBLIC_KEY")
@@ -72,9 +74,20 @@ def check_qr(
         raise PickupRejectedError(
             f"compartment {token.cmp} is not armed for this token", code="NOT_ARMED"
         )
-    if now >= armed.valid_until:
+    for label in token.more:
+        other = pickups.get(label)
+        if other is None or other.token_id != token.tid:
+            raise PickupRejectedError(
+                f"compartment {label} is not armed for this token", code="NOT_ARMED"
+            )
+    if any(now >= pickups[c].valid_until for c in token.compartments):
         raise PickupRejectedError("pickup window has closed", code="PICKUP_EXPIRED")
     return token, armed
+
+
+def armed_doors(token: PickupToken, pickups: Mapping[str, ArmedPickup]) -> list[ArmedPickup]:
+    """The armed pickups a checked token opens, in the order the doors open."""
+    return [pickups[c] for c in token.compartments]
 
 
 def match_pickup_code(

@@ -1,7 +1,10 @@
 """Pickup QR tokens ``TBX1.<b64url payload>.<b64url Ed25519 signature>``, checked offline.
 
 The signature covers the ASCII bytes ``TBX1.<b64url payload>`` (as in JWS), so neither the
-version tag nor a single payload byte can change without breaking it. Compartment and
+version tag nor a single payload byte can change without breaking it. An order too big for one
+compartment is split across several; its one token lists the others in ``more``, opened in
+order after ``cmp``. The field is left out when empty, so a one-compartment token is byte for
+byte what it was before ``more`` existed, and older agents still read it. Compartment and
 single-use checks need the locker's ledger and belong to the agent; :func:`check_compartment`
 is the shared helper for the first.
 """
@@ -22,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.protocol.envelopes import Compartment, LockerId
 from edge.protocol.errors import TokenError
@@ -30,6 +33,8 @@ from edge.protocol.errors import TokenError
 TOKEN_PREFIX = "TBX1"  # noqa: S105 - a format tag, not a secret
 # QR codes stay scannable well below this; anything longer is not ours.
 MAX_TOKEN_LENGTH = 1024
+# Compartments one token may open after its first (a split order's other parts).
+MAX_MORE_COMPARTMENTS = 7
 
 
 class PickupToken(BaseModel):
@@ -43,6 +48,31 @@ class PickupToken(BaseModel):
     oid: str = Field(min_length=1, max_length=64, description="order id")
     exp: int = Field(ge=0, description="expiry, unix seconds")
     iat: int = Field(ge=0, description="issued at, unix seconds")
+    more: tuple[Compartment, ...] = Field(
+        default=(),
+        max_length=MAX_MORE_COMPARTMENTS,
+        description="further compartments of a split order, opened in order after cmp",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PickupToken:
+        if len(set(self.compartments)) != len(self.compartments):
+            raise ValueError("a compartment is listed twice")
+        return self
+
+    @property
+    def compartments(self) -> tuple[str, ...]:
+        """Every compartment the token opens, in the order the locker opens them."""
+        return (self.cmp, *self.more)
+
+    def payload(self) -> dict[str, object]:
+        """The signed fields; ``more`` only when there is more than one compartment."""
+        data = self.model_dump()
+        if not self.more:
+            del data["more"]
+        else:
+            data["more"] = list(self.more)
+        return data
 
 
 def _b64url_encode(data: bytes) -> str:
@@ -67,7 +97,7 @@ _B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 def sign_token(private_key: Ed25519PrivateKey, token: PickupToken) -> str:
     """Platform side: the compact string to put in the QR code."""
-    payload = json.dumps(token.model_dump(), separators=(",", ":"), sort_keys=True).encode()
+    payload = json.dumps(token.payload(), separators=(",", ":"), sort_keys=True).encode()
     signing_input = f"{TOKEN_PREFIX}.{_b64url_encode(payload)}"
     signature = private_key.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{_b64url_encode(signature)}"
@@ -116,9 +146,9 @@ def verify_token(
 
 def check_compartment(token: PickupToken, compartment: str) -> None:
     """Raise TOKEN_WRONG_COMPARTMENT unless the token opens ``compartment``."""
-    if token.cmp != compartment:
+    if compartment not in token.compartments:
         raise TokenError(
-            f"token opens compartment {token.cmp}, not {compartment}",
+            f"token opens compartment(s) {', '.join(token.compartments)}, not {compartment}",
             code="TOKEN_WRONG_COMPARTMENT",
         )
 

@@ -383,3 +383,41 @@ def test_restart_settles_a_qr_unlock_cut_short(
     finally:
         second.agent.stop()
         second.store.close()
+
+
+def test_one_qr_opens_every_compartment_of_a_split_order_in_order(
+    rig: Rig, keypair: tuple[Ed25519PrivateKey, str]
+) -> None:
+    from edge.protocol.token import PickupToken, sign_token
+
+    for label, part in [("0-13", "part-1"), ("0-14", "part-2"), ("0-9", "part-3")]:
+        rig.command(arm(rig.lid, label, part, "tok-split"))
+    issued = int(now().timestamp())
+    token = sign_token(keypair[0], PickupToken(tid="tok-split", lid=rig.lid, cmp="0-13",
+                                               oid="part-1", exp=issued + 3600, iat=issued,
+                                               more=("0-14", "0-9")))  # fmt: skip
+    # Armed for only two of its three doors: nothing opens.
+    partial = sign_token(keypair[0], PickupToken(tid="tok-split", lid=rig.lid, cmp="0-13",
+                                                 oid="part-1", exp=issued + 3600, iat=issued,
+                                                 more=("0-14", "0-15")))  # fmt: skip
+    rig.scan(partial)
+    assert rig.board.unlocks == []
+    rig.scan(token)
+    for _ in range(3):
+        rig.settle_unlock()
+    assert rig.board.unlocks == [(0, 13), (0, 14), (0, 9)]
+    rig.scan(token)  # spent
+    assert rig.board.unlocks == [(0, 13), (0, 14), (0, 9)]
+    rig.poll()
+    for lock in (13, 14, 9):
+        rig.board.hooks[lock - 1] = True  # emptied and shut, one by one
+        rig.poll()
+    events = rig.outbox()[1]
+    picked = [e.payload for e in events if e.type == "picked_up"]
+    assert [(p["compartment"], p["order_id"], p["token_id"]) for p in picked] == [
+        ("0-13", "part-1", "tok-split"), ("0-14", "part-2", "tok-split"),
+        ("0-9", "part-3", "tok-split"),
+    ]  # fmt: skip
+    reasons = [e.payload["reason"] for e in events if e.type == "pickup_rejected"]
+    assert reasons == ["NOT_ARMED", "TOKEN_USED"]
+    assert rig.store.pickups() == {}

@@ -159,3 +159,44 @@ def test_non_canonical_base64_is_malformed(keys: tuple) -> None:
     assert base64.urlsafe_b64decode(twin + "==") == base64.urlsafe_b64decode(signature + "==")
     text = f"{prefix}.{payload}.{twin}"
     assert _code(verify_token, text, public, locker_id="L1", now=NOW) == "TOKEN_MALFORMED"
+
+
+SPLIT = PickupToken(tid="tok-2", lid="L1", cmp="0-13", oid="ord-7", exp=T0 + 3600, iat=T0,
+                    more=("0-14", "1-2"))  # fmt: skip
+
+
+def _payload(text: str) -> dict[str, object]:
+    part = text.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
+
+
+def test_a_one_compartment_token_carries_no_more_field(keys: tuple) -> None:
+    private, public = keys
+    text = sign_token(private, TOKEN)
+    # Byte for byte the format agents read before split orders: exactly these fields.
+    assert sorted(_payload(text)) == ["cmp", "exp", "iat", "lid", "oid", "tid"]
+    assert verify_token(text, public, locker_id="L1", now=NOW).compartments == ("0-3",)
+
+
+def test_a_split_order_token_opens_its_compartments_in_order(keys: tuple) -> None:
+    private, public = keys
+    text = sign_token(private, SPLIT)
+    assert _payload(text)["more"] == ["0-14", "1-2"]
+    token = verify_token(text, public, locker_id="L1", now=NOW)
+    assert token == SPLIT
+    assert token.compartments == ("0-13", "0-14", "1-2")
+    for label in token.compartments:
+        check_compartment(token, label)
+    assert _code(check_compartment, token, "0-15") == "TOKEN_WRONG_COMPARTMENT"
+
+
+@pytest.mark.parametrize(
+    "more", [("0-13",), ("0-14", "0-14"), tuple(f"1-{i}" for i in range(1, 9)), ("0-x",)]
+)
+def test_a_signed_token_with_a_bad_compartment_list_is_refused(keys: tuple, more: tuple) -> None:
+    private, public = keys
+    body = {**TOKEN.payload(), "cmp": "0-13", "more": list(more)}
+    payload = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    signature = private.sign(f"TBX1.{payload}".encode())
+    text = f"TBX1.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    assert _code(verify_token, text, public, locker_id="L1", now=NOW) == "TOKEN_MALFORMED"
