@@ -8,12 +8,14 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
+from eth_typing import HexStr
 
 from tests.drills.support import Drill, OwnAnvil
 from tests.support import wait_until
-from tests.traceability.conftest import settings_for
+from tests.traceability.conftest import Anvil, settings_for
 from traceability import merkle
 from traceability.anchoring import AnchoringService, InMemoryAnchorRepository, PendingLeaf
 from traceability.chain import ChainClient
@@ -33,11 +35,10 @@ def node(tmp_path: Path) -> Iterator[OwnAnvil]:
 @pytest.mark.slow
 def test_chain_node_restarted_during_anchoring(node: OwnAnvil, drill: Drill) -> None:
     drill.title = "chain node (anvil) restarted during anchoring"
-    address = ChainClient(settings_for(node)).deploy().contract_address
+    rpc = cast(Anvil, node)  # settings_for reads only the node's url
+    address = ChainClient(settings_for(rpc)).deploy().contract_address
     assert address is not None
-    chain = ChainClient(
-        settings_for(node, contract_address=address, confirmation_timeout_seconds=5)
-    )
+    chain = ChainClient(settings_for(rpc, contract_address=address, confirmation_timeout_seconds=5))
     repo = InMemoryAnchorRepository()
     ids = (f"w{i:03d}" for i in itertools.count(1))
     service = AnchoringService(
@@ -95,7 +96,7 @@ def test_chain_node_restarted_during_anchoring(node: OwnAnvil, drill: Drill) -> 
     drill.check("Anchored logs per window root", {1}, {on_chain[w.root] for w in windows})
     drill.check("Anchored logs in all", len(windows), len(logs))
     survived = {
-        chain.w3.eth.get_transaction_receipt(w.anchor.tx_hash)["blockNumber"]
+        chain.w3.eth.get_transaction_receipt(HexStr(w.anchor.tx_hash))["blockNumber"]
         == w.anchor.block_number
         for w in windows
         if w.anchor is not None and w.anchor.tx_hash is not None
