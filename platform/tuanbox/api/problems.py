@@ -9,6 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuanbox.api.openapi_problems import document_problems
@@ -88,6 +91,27 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "instance": str(request.url.path),
             },
             headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        # The database or Redis went away (restart, failover, a dropped connection) or
+        # PostgreSQL aborted the transaction (deadlock, serialisation): nothing was
+        # committed, so the client may retry, with its Idempotency-Key where it has one.
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        return problem_response(
+            {
+                "type": "https://tuanbox.dev/problems/dependency-unavailable",
+                "title": "A service the platform needs is unavailable",
+                "status": 503,
+                "detail": "A service the platform needs did not answer; retry shortly.",
+                "code": "DEPENDENCY_UNAVAILABLE",
+                "instance": str(request.url.path),
+            },
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
