@@ -24,6 +24,7 @@ from tuanbox.coldchain.models import Episode, QualityHold
 from tuanbox.db.base import utcnow
 
 if TYPE_CHECKING:
+    from tuanbox.fulfilment.models import Booking
     from tuanbox.settings import Settings
 
 SYSTEM = Actor(id="system:coldchain", role="system")
@@ -74,7 +75,8 @@ def place_holds(
     for booking in bookings:
         order_ids = session.scalars(
             select(FulfilmentOrder.order_id)
-            .where(FulfilmentOrder.booking_id == booking.id)
+            # A part of a split order holds the order it is part of.
+            .where(FulfilmentOrder.booking_id == (booking.lead_booking_id or booking.id))
             .order_by(FulfilmentOrder.order_id)
         ).all()
         for order_id in order_ids:
@@ -120,7 +122,7 @@ def release(
     (``pickup_deadline_h`` from now): the QR token's expiry moves with it, so the locker accepts
     the re-armed pickup and the shopper's page shows the new QR.
     """
-    from tuanbox.fulfilment.lifecycle import arm_pickup
+    from tuanbox.fulfilment.lifecycle import arm_pickup, parts_of
     from tuanbox.fulfilment.models import Booking
     from tuanbox.lockers.domain import as_utc
     from tuanbox.orders.services import transition
@@ -146,23 +148,36 @@ def release(
         episode = session.get(Episode, hold.episode_id)
         assert episode is not None  # FK
         deadline = as_utc(booking.pickup_deadline)
+        rearm = [(booking, episode.compartment)]
         if deadline <= now:
             deadline = now + timedelta(hours=settings.pickup_deadline_h)
-            booking.pickup_deadline = deadline
-            booking.token_expires_at = int(deadline.timestamp())
-            booking.reminder_sent_at = None
-        arm_pickup(
-            session,
-            booking,
-            episode.compartment,
-            token_id=booking.pickup_token_id,
-            code_hash=booking.fallback_code_hash,
-            valid_until=deadline,
-            now=now,
-            ttl_s=settings.command_ttl_s,
-        )
+            # Every part of a split order shares the token: all move to the new deadline.
+            rearm = [(part, _label(session, part)) for part in parts_of(session, booking)]
+            for part, _part_label in rearm:
+                part.pickup_deadline = deadline
+                part.token_expires_at = int(deadline.timestamp())
+                part.reminder_sent_at = None
+        for part, label in rearm:
+            arm_pickup(
+                session,
+                part,
+                label,
+                token_id=booking.pickup_token_id,
+                code_hash=booking.fallback_code_hash,
+                valid_until=deadline,
+                now=now,
+                ttl_s=settings.command_ttl_s,
+            )
     _decide(session, hold, "released", actor, note, now)
     return hold
+
+
+def _label(session: Session, booking: Booking) -> str:
+    from tuanbox.lockers.models import Compartment
+
+    comp = session.get(Compartment, booking.compartment_id)
+    assert comp is not None  # FK
+    return comp.label
 
 
 def reject(session: Session, hold_id: int, actor: Actor, note: str) -> QualityHold:

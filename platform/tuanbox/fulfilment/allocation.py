@@ -2,7 +2,9 @@
 
 Right zone, smallest size that fits, least worn first; orders of one shopper and one merchant
 at one station share a reserved compartment while their size units fit (never two merchants':
-each merchant's courier gets the compartment's code). Rows are taken with
+each merchant's courier gets the compartment's code). An order bigger than the largest
+compartment is split: L-sized parts and one for the rest, each its own booking, all booked or
+none (it waits in the queue), never shared with other orders. Rows are taken with
 ``FOR UPDATE SKIP LOCKED`` so concurrent allocations never book one compartment twice
 (SQLite ignores the clause; it serialises writers anyway).
 """
@@ -26,6 +28,17 @@ from tuanbox.orders.models import Order
 from tuanbox.settings import Settings
 
 _CAPACITY = case(UNITS, value=Compartment.size)
+# Compartments one order may be split across; past this it goes to the exception queue.
+MAX_PARTS = 4
+
+
+def split_units(units: int) -> list[int]:
+    """Size units of each part of an order: as many full L compartments as it takes, then the
+    rest; one part when the order fits in one compartment."""
+    parts = [MAX_UNITS] * (units // MAX_UNITS)
+    if units % MAX_UNITS:
+        parts.append(units % MAX_UNITS)
+    return parts or [units]
 
 
 def allocate(
@@ -40,7 +53,7 @@ def allocate(
         return fo
     zone, units = orders_port.needs(session, order)
     if fo is None:
-        if order.station_id is None or units > MAX_UNITS:
+        if order.station_id is None or units > MAX_UNITS * MAX_PARTS:
             return _not_allocatable(session, order, zone, units, now)
         fo = FulfilmentOrder(
             order_id=order.id,
@@ -53,14 +66,18 @@ def allocate(
         )
         session.add(fo)
         session.flush()
-    booking = _share(session, fo, order.merchant_id) or _book_new(
-        session, fo, order.merchant_id, settings=settings, now=now
-    )
+    if fo.units > MAX_UNITS:
+        booking = _book_split(session, fo, order.merchant_id, settings=settings, now=now)
+    else:
+        booking = _share(session, fo, order.merchant_id) or _book_new(
+            session, fo, order.merchant_id, fo.units, settings=settings, now=now
+        )
     if booking is None:
         return fo  # the station is full for this zone and size: wait in the queue
     fo.state = "booked"
     fo.booking_id = booking.id
-    orders_port.move(session, order, "allocated", f"compartment at locker {booking.locker_id}")
+    where = "compartments" if booking.lead_booking_id else "compartment"
+    orders_port.move(session, order, "allocated", f"{where} at locker {booking.locker_id}")
     session.flush()
     return fo
 
@@ -72,7 +89,8 @@ def _not_allocatable(
     reason = (
         "the order has no pickup station"
         if order.station_id is None
-        else f"needs {units} size units, the largest compartment holds {MAX_UNITS}"
+        else f"needs {units} size units, at most {MAX_PARTS} compartments of {MAX_UNITS} "
+        "are split across"
     )
     alerts.open_alert(
         session,
@@ -114,6 +132,7 @@ def _share(session: Session, fo: FulfilmentOrder, merchant_id: str) -> Booking |
             Booking.station_id == fo.station_id,
             Booking.zone == fo.zone,
             Booking.state == "reserved",
+            Booking.lead_booking_id.is_(None),  # a split order's parts are its own
             Booking.units_used + fo.units <= _CAPACITY,
         )
         .order_by(Booking.id)
@@ -125,8 +144,37 @@ def _share(session: Session, fo: FulfilmentOrder, merchant_id: str) -> Booking |
     return booking
 
 
-def _book_new(
+def _book_split(
     session: Session, fo: FulfilmentOrder, merchant_id: str, *, settings: Settings, now: datetime
+) -> Booking | None:
+    """Book every part of a split order, or none (savepoint); the lead booking, or None."""
+    savepoint = session.begin_nested()
+    parts: list[tuple[Booking, str]] = []
+    for units in split_units(fo.units):
+        booking = _book_new(session, fo, merchant_id, units, settings=settings, now=now)
+        if booking is None:
+            savepoint.rollback()
+            return None
+        comp = session.get(Compartment, booking.compartment_id)
+        assert comp is not None  # FK
+        parts.append((booking, comp.label))
+    savepoint.commit()
+    lead = parts[0][0]
+    for booking, _label in parts:
+        booking.lead_booking_id = lead.id
+    lead.more_compartments = [label for _booking, label in parts[1:]]
+    session.flush()
+    return lead
+
+
+def _book_new(
+    session: Session,
+    fo: FulfilmentOrder,
+    merchant_id: str,
+    units: int,
+    *,
+    settings: Settings,
+    now: datetime,
 ) -> Booking | None:
     compartment = session.scalars(
         select(Compartment)
@@ -136,7 +184,7 @@ def _book_new(
             Compartment.zone == fo.zone,
             Compartment.state == "free",
             Compartment.flagged_mismatch.is_(False),
-            fo.units <= _CAPACITY,
+            units <= _CAPACITY,
         )
         .order_by(_CAPACITY, Compartment.wear_count, Compartment.id)
         .limit(1)
@@ -153,7 +201,7 @@ def _book_new(
         user_id=fo.user_id,
         merchant_id=merchant_id,
         zone=fo.zone,
-        units_used=fo.units,
+        units_used=units,
         state="reserved",
         deposit_code=new_fallback_code(6),
     )

@@ -33,10 +33,25 @@ class Context:
     signing_key: Ed25519PrivateKey
 
 
+def parts_of(session: Session, booking: Booking) -> list[Booking]:
+    """Every booking of a split order, the lead first; just ``booking`` when not split."""
+    if booking.lead_booking_id is None:
+        return [booking]
+    return list(
+        session.scalars(
+            select(Booking)
+            .where(Booking.lead_booking_id == booking.lead_booking_id)
+            .order_by(Booking.id)
+            .with_for_update()
+        )
+    )
+
+
 def orders_of(session: Session, booking: Booking) -> list[Order]:
+    """The orders in a booking (for a part of a split order: the order it is part of)."""
     ids = session.scalars(
         select(FulfilmentOrder.order_id)
-        .where(FulfilmentOrder.booking_id == booking.id)
+        .where(FulfilmentOrder.booking_id == (booking.lead_booking_id or booking.id))
         .order_by(FulfilmentOrder.order_id)
     ).all()
     return [o for o in (orders_port.get_order(session, i, lock=True) for i in ids) if o]
@@ -78,42 +93,62 @@ def arm_pickup(
 
 
 def deposited(session: Session, booking: Booking, *, ctx: Context, now: datetime) -> bool:
-    """The courier closed the door on the parcel: arm the pickup and tell the shopper."""
+    """The courier closed the door on the parcel: arm the pickup and tell the shopper.
+
+    A split order is ready once its last part is in: then every part is armed with the lead's
+    one token (its QR opens them all, in order; the keypad code opens one door per entry).
+    """
     if booking.state != "reserved":
         return False
-    comp = _compartment(session, booking)
-    deadline = now + timedelta(hours=ctx.settings.pickup_deadline_h)
-    code = pickup.issue(booking, now=now, valid_until=deadline, key=ctx.signing_key)
-    assert booking.pickup_token_id and booking.fallback_code_hash
     booking.state = "deposited"
     booking.deposited_at = now
-    booking.pickup_deadline = deadline
-    comp.state = "occupied"
-    arm_pickup(
-        session,
-        booking,
-        comp.label,
-        token_id=booking.pickup_token_id,
-        code_hash=booking.fallback_code_hash,
-        valid_until=deadline,
-        now=now,
-        ttl_s=ctx.settings.command_ttl_s,
-    )
-    orders = orders_of(session, booking)
+    _compartment(session, booking).state = "occupied"
+    group = parts_of(session, booking)
+    if any(part.state == "reserved" for part in group):
+        session.flush()
+        return True  # more parts of this split order are still to come
+    lead = group[0]
+    deadline = now + timedelta(hours=ctx.settings.pickup_deadline_h)
+    code = pickup.issue(lead, now=now, valid_until=deadline, key=ctx.signing_key)
+    assert lead.pickup_token_id and lead.fallback_code_hash
+    labels = []
+    for part in group:
+        comp = _compartment(session, part)
+        labels.append(comp.label)
+        part.pickup_token_id, part.fallback_code_hash = (
+            lead.pickup_token_id,
+            lead.fallback_code_hash,
+        )
+        part.token_issued_at, part.token_expires_at = lead.token_issued_at, lead.token_expires_at
+        part.pickup_deadline = deadline
+        arm_pickup(
+            session,
+            part,
+            comp.label,
+            token_id=lead.pickup_token_id,
+            code_hash=lead.fallback_code_hash,
+            valid_until=deadline,
+            now=now,
+            ttl_s=ctx.settings.command_ttl_s,
+        )
+    orders = orders_of(session, lead)
     for order in orders:
         orders_port.move(session, order, "ready_for_pickup", "deposited in the locker")
+    details: dict[str, object] = {
+        "order_ids": [o.id for o in orders],
+        "locker_id": lead.locker_id,
+        "compartment": labels[0],
+        "fallback_code": code,
+        "qr_path": f"/api/v1/orders/{orders[0].id}/pickup-qr.png" if orders else None,
+        "pickup_deadline": deadline.isoformat(),
+    }
+    if len(labels) > 1:
+        details["compartments"] = labels
     notify(
         session,
-        booking.user_id,
+        lead.user_id,
         "pickup_ready",
-        {
-            "order_ids": [o.id for o in orders],
-            "locker_id": booking.locker_id,
-            "compartment": comp.label,
-            "fallback_code": code,
-            "qr_path": f"/api/v1/orders/{orders[0].id}/pickup-qr.png" if orders else None,
-            "pickup_deadline": deadline.isoformat(),
-        },
+        details,
         # The code reaches the shopper through the configured channel, never our tables.
         settings=ctx.settings,
     )
@@ -128,6 +163,10 @@ def picked_up(session: Session, booking: Booking, *, ctx: Context, now: datetime
         # was evidently there, so settle the deposit first.
         deposited(session, booking, ctx=ctx, now=now)
     if booking.state == "deposited":
+        if any(p.state == "deposited" for p in parts_of(session, booking) if p.id != booking.id):
+            # One part of a split order emptied: the order is done with its last part.
+            free_compartment(session, booking, reason="picked_up", settings=ctx.settings, now=now)
+            return True
         for order in orders_of(session, booking):
             if order.status == "quality_hold":
                 _held_order_taken(session, booking, order, now=now)
@@ -275,20 +314,27 @@ def release_cancelled(
     ).all()
     if booking.state == "reserved":
         booking.units_used -= fo.units
-        if not others:
-            comp = _compartment(session, booking)
-            outbox.enqueue(
-                session,
-                booking.locker_id,
-                "revoke",
-                RevokePayload(
-                    order_id=booking.ref, compartment=comp.label, reason="order_cancelled"
-                ),
-                now=now,
-                ttl_s=settings.command_ttl_s,
-                ref=f"booking:{booking.id}",
-            )
-            free_compartment(session, booking, reason="cancelled", settings=settings, now=now)
-    elif booking.state == "deposited" and not others:
-        start_return(session, booking, settings=settings, reason="order_cancelled", now=now)
+    if not others:
+        # Every part of a split order goes (never shared, so no others).
+        for part in parts_of(session, booking):
+            _give_back(session, part, settings=settings, now=now)
     session.flush()
+
+
+def _give_back(session: Session, booking: Booking, *, settings: Settings, now: datetime) -> None:
+    """A booking no order needs any more: reserved, its compartment is freed (deposit code
+    revoked); deposited, the parcel goes back to the merchant."""
+    if booking.state == "reserved":
+        comp = _compartment(session, booking)
+        outbox.enqueue(
+            session,
+            booking.locker_id,
+            "revoke",
+            RevokePayload(order_id=booking.ref, compartment=comp.label, reason="order_cancelled"),
+            now=now,
+            ttl_s=settings.command_ttl_s,
+            ref=f"booking:{booking.id}",
+        )
+        free_compartment(session, booking, reason="cancelled", settings=settings, now=now)
+    elif booking.state == "deposited":
+        start_return(session, booking, settings=settings, reason="order_cancelled", now=now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     Date,
@@ -71,6 +72,14 @@ class Booking(TimestampMixin, Base):
     retrieval_code: Mapped[str | None] = mapped_column(String(12))
     closed_at: Mapped[datetime | None] = mapped_column()
     close_reason: Mapped[str | None] = mapped_column(String(64))
+    # An order bigger than one compartment is split: each part is a booking of its own (own
+    # compartment, own deposit code), all pointing at the first part, the lead (itself too).
+    # The order's FulfilmentOrder points at the lead, which holds the pickup token; its QR
+    # opens the lead's compartment, then ``more_compartments`` in order. NULL: not split.
+    lead_booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("compartment_bookings.id"), index=True
+    )
+    more_compartments: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class FulfilmentOrder(TimestampMixin, Base):

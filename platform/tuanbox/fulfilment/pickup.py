@@ -94,7 +94,10 @@ def shown_fallback_code(booking: Booking, key: Ed25519PrivateKey) -> str | None:
 
 def token_for(booking: Booking, compartment: Compartment, key: Ed25519PrivateKey) -> str:
     """The QR token string. Ed25519 signatures are deterministic, so re-signing the stored
-    fields yields the same token every time; the token itself need not be stored."""
+    fields yields the same token every time; the token itself need not be stored.
+
+    For a split order ``booking`` is the lead: the token also opens the other parts'
+    compartments, in order."""
     if (
         booking.pickup_token_id is None
         or booking.token_issued_at is None
@@ -108,6 +111,7 @@ def token_for(booking: Booking, compartment: Compartment, key: Ed25519PrivateKey
         oid=booking.ref,
         exp=booking.token_expires_at,
         iat=booking.token_issued_at,
+        more=tuple(booking.more_compartments or ()),
     )
     return sign_token(key, token)
 

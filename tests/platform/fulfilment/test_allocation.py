@@ -168,12 +168,12 @@ def test_flagged_compartment_is_skipped_and_oversize_order_raises_an_alert(
         user=make_shopper(db_session),
         sku=make_sku(db_session, "L"),
         station_id=station.id,
-        qty=2,
+        qty=5,  # more than four L compartments: too big even to split
     )
     confirm(db_session, big)
     assert _booking(db_session, big.id)[0].state == "exception"
     alert = db_session.scalars(select(OpsAlert).where(OpsAlert.order_id == big.id)).one()
-    assert alert.kind == "not_allocatable" and "8 size units" in alert.detail
+    assert alert.kind == "not_allocatable" and "20 size units" in alert.detail
 
 
 @pytest.mark.parametrize("station", [None])

@@ -180,14 +180,14 @@ def test_ops_exception_queue_lists_orders_that_fit_nowhere(
         user=make_shopper(db_session),
         sku=make_sku(db_session, "L"),
         station_id=orders[0].station_id,
-        qty=3,
+        qty=5,
     )
     confirm(db_session, big)
     ops_headers = auth_header(settings, make_user(db_session, "ops"))
     rows = client.get("/api/v1/ops/fulfilment-exceptions", headers=ops_headers).json()
     mine = [r for r in rows if r["order_id"] == big.id]
     assert (
-        mine and mine[0]["state"] == "exception" and "12 size units" in mine[0]["exception_reason"]
+        mine and mine[0]["state"] == "exception" and "20 size units" in mine[0]["exception_reason"]
     )
     assert all(r["order_id"] != orders[0].id for r in rows)
     shopper = auth_header(settings, make_shopper(db_session))
