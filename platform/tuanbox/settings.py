@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     # with one consumer (say it died mid-batch) before another consumer takes it over.
     flash_stream_batch: int = Field(default=200, gt=0, le=10000)
     flash_stream_claim_idle_s: float = Field(default=30.0, gt=0, le=3600)
+    # A shopper who pressed "remind me" on an upcoming sale is told this many minutes before
+    # it starts (the flashsale.send_reminders sweep runs every 30 s; a later press, sooner).
+    flash_reminder_before_min: int = Field(default=10, ge=1, le=7 * 24 * 60)
 
     # Risk control (`tuanbox.risk`): rules score sign-ins, orders, joins and payments; a total
     # at the review score holds the order for ops (/ops/risk), at the block score refuses it.

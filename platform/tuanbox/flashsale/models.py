@@ -70,3 +70,19 @@ class UserTotal(Base):
     )
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     qty: Mapped[int] = mapped_column(BigInt, default=0)
+
+
+class Reminder(Base):
+    """A shopper's "remind me" for an upcoming sale; ``sent_at`` is set in the transaction
+    that records the notice, so each row is told at most once."""
+
+    __tablename__ = "flash_sale_reminders"
+
+    sale_id: Mapped[str] = mapped_column(
+        ForeignKey("flash_sales.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

@@ -37,6 +37,7 @@ def _notice(request: Request, locale: str, code: str | None) -> str | None:
         "UNKNOWN_STATION": _("Please choose a station."),
         "SOLD_OUT": _("Sold out."),
         "SALE_NOT_ACTIVE": _("This sale is not on right now."),
+        "SALE_STARTED": _("This sale has already started."),
         "NOT_FOUND": _("That group or station does not exist (any more)."),
     }
     return texts.get(code, _("Something went wrong. Please try again."))
@@ -96,6 +97,7 @@ async def flash_sale_page(
     request: Request,
     opener: OpenerDep,
     e: Annotated[str | None, Query(max_length=40)] = None,
+    r: Annotated[str | None, Query(max_length=3)] = None,
 ) -> HTMLResponse | RedirectResponse:
     settings = settings_of(request)
     back = refresh_first(request, settings, f"/f/{sale_id}")
@@ -114,4 +116,15 @@ async def flash_sale_page(
         "page_name": "flash",
         "notice": _notice(request, _locale(request), e),
     }
+    if e is None and r in ("on", "off"):
+        # The "remind me" form's answer: this response's own, never in the cached fragment.
+        _ = gettext_for(_locale(request))
+        minutes = settings.flash_reminder_before_min
+        shell["notice_kind"] = "ok"
+        shell["notice"] = (
+            _("You will be reminded %(n)s minutes before it starts.") % {"n": minutes}
+            if r == "on"
+            else _("Reminder cancelled.")
+        )
+        shell["remind_cancel"] = sale_id if r == "on" else None
     return await cached_page(request, opener, f"flash:{sale_id}", build, shell)

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tuanbox.shop import assets, campaign, flashbuy, home, orders, pickup, seats, share, signin
+from tuanbox.shop import (
+    assets,
+    campaign,
+    flashbuy,
+    home,
+    orders,
+    pickup,
+    remind,
+    seats,
+    share,
+    signin,
+)
 
 router = APIRouter(tags=["shop"], include_in_schema=False)
 # A new page module adds its router here (see README.md in this package).
 # pickup before orders: its worker's path (/orders/pickup-sw.js) is no order id.
-for _module in (assets, signin, home, campaign, seats, pickup, orders, share, flashbuy):
+for _module in (assets, signin, home, campaign, seats, pickup, orders, share, flashbuy, remind):
     router.include_router(_module.router)

@@ -32,6 +32,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Filled groups close on the next tick; open ones at their (DB-held) deadline.
     "groupbuy.close_due_groups": {"task": "groupbuy.close_due_groups", "schedule": 10.0},
     "flashsale.reconcile": {"task": "flashsale.reconcile", "schedule": 15.0},
+    # "Remind me" rows due before their sale starts (a scan: none lost while beat is down).
+    "flashsale.send_reminders": {"task": "flashsale.send_reminders", "schedule": 30.0},
     "coldchain.scan": {"task": "coldchain.scan", "schedule": 60.0},
     "fulfilment.pickup_deadlines": {"task": "fulfilment.pickup_deadlines", "schedule": 60.0},
     # Waves are allocated at their (DB-held) allocate_at; a scan, so none is lost while down.

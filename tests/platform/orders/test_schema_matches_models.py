@@ -13,7 +13,7 @@ COMMERCE_TABLES = {
     "lots", "product_images", "orders", "order_transitions", "payment_intents", "payments",
     "refunds", "simpay_ledger", "idempotency_keys", "notifications", "return_requests",
     "gb_campaigns", "gb_groups", "gb_members", "gb_user_quotas", "flash_sales",
-    "flash_reservations", "flash_user_totals",
+    "flash_reservations", "flash_user_totals", "flash_sale_reminders",
 }  # fmt: skip
 
 

@@ -43,6 +43,19 @@
     } catch (e) { /* offline: keep what is shown */ }
   };
   if (boxes.length) { refresh(); setInterval(refresh, 5000); }
+  // "Remind me" on an upcoming sale: the (cached) page offers it; this shopper's own choice
+  // comes from a small per-shopper fetch.
+  for (const box of document.querySelectorAll("[data-remind]")) {
+    fetch(box.dataset.remind, { cache: "no-store" })
+      .then((res) => (res.ok ? res.json() : null))
+      .then((mine) => {
+        if (!mine || !mine.on) return;
+        box.querySelector("[data-remind-ask]").hidden = true;
+        box.querySelector("[data-remind-cancel]").hidden = false;
+        box.querySelector("[data-remind-on]").hidden = false;
+      })
+      .catch(() => { /* offline: keep the button */ });
+  }
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
     if (form.dataset.sent) { ev.preventDefault(); return; }
