@@ -60,6 +60,7 @@ def place_holds(
     """Hold every order deposited in the compartment; revoke their pickups at the locker."""
     from edge.protocol.envelopes import RevokePayload
     from tuanbox.dispatch import outbox
+    from tuanbox.fulfilment.lifecycle import parts_of
     from tuanbox.fulfilment.models import Booking, FulfilmentOrder
     from tuanbox.orders.models import Order
     from tuanbox.orders.services import transition
@@ -90,16 +91,18 @@ def place_holds(
                                     booking_id=booking.id, previous_status=previous,
                                     status="held", held_at=now))  # fmt: skip
             held.append(HeldOrder(order_id, booking.id, previous))
-        outbox.enqueue(
-            session,
-            booking.locker_id,
-            "revoke",
-            RevokePayload(order_id=booking.ref, compartment=episode.compartment,
-                          reason="quality_hold"),
-            now=now,
-            ttl_s=command_ttl_s,
-            ref=f"booking:{booking.id}",
-        )  # fmt: skip
+        # Every door of a split order: its keypad code would otherwise still open the others.
+        for part in parts_of(session, booking):
+            outbox.enqueue(
+                session,
+                part.locker_id,
+                "revoke",
+                RevokePayload(order_id=part.ref, compartment=_label(session, part),
+                              reason="quality_hold"),
+                now=now,
+                ttl_s=command_ttl_s,
+                ref=f"booking:{part.id}",
+            )  # fmt: skip
     session.flush()
     return held
 
@@ -145,23 +148,20 @@ def release(
         and booking.fallback_code_hash
         and booking.pickup_deadline
     ):
-        episode = session.get(Episode, hold.episode_id)
-        assert episode is not None  # FK
         deadline = as_utc(booking.pickup_deadline)
-        rearm = [(booking, episode.compartment)]
+        # Every part of a split order was revoked and shares the token (and its deadline).
+        parts = parts_of(session, booking)
         if deadline <= now:
             deadline = now + timedelta(hours=settings.pickup_deadline_h)
-            # Every part of a split order shares the token: all move to the new deadline.
-            rearm = [(part, _label(session, part)) for part in parts_of(session, booking)]
-            for part, _part_label in rearm:
+            for part in parts:
                 part.pickup_deadline = deadline
                 part.token_expires_at = int(deadline.timestamp())
                 part.reminder_sent_at = None
-        for part, label in rearm:
+        for part in parts:
             arm_pickup(
                 session,
                 part,
-                label,
+                _label(session, part),
                 token_id=booking.pickup_token_id,
                 code_hash=booking.fallback_code_hash,
                 valid_until=deadline,

@@ -115,3 +115,57 @@ def test_all_parts_or_none_the_order_waits_in_the_queue(db_session: Session) -> 
     assert fo.state == "booked" and big.status == "allocated"
     lead = db_session.get(Booking, fo.booking_id)
     assert lead is not None and lead.more_compartments == ["0-4"]
+
+
+def test_a_hold_on_one_part_holds_the_order_and_every_door(db_session: Session) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tuanbox.audit.services import Actor
+    from tuanbox.coldchain import holds
+    from tuanbox.coldchain.models import Episode
+    from tuanbox.fulfilment import lifecycle
+
+    settings = make_settings()
+    bind_settings(db_session, settings)
+    station = make_station(db_session)
+    locker, _ = make_locker(db_session, station.id, LAYOUT)
+    order = make_order(db_session, user=make_shopper(db_session), sku=make_sku(db_session, "M"),
+                       station_id=station.id, qty=3)  # fmt: skip
+    confirm(db_session, order)
+    lead, part = db_session.scalars(
+        select(Booking).where(Booking.locker_id == locker.id).order_by(Booking.id)
+    ).all()
+    ctx = lifecycle.Context(settings=settings, signing_key=Ed25519PrivateKey.generate())
+    now = datetime.now(UTC)
+    assert lifecycle.deposited(db_session, part, ctx=ctx, now=now)
+    assert order.status == "allocated" and _commands(db_session, "arm_pickup") == []
+    assert lifecycle.deposited(db_session, lead, ctx=ctx, now=now)
+    assert order.status == "ready_for_pickup"
+    arms = _commands(db_session, "arm_pickup")
+    assert sorted(str(a["compartment"]) for a in arms) == ["0-1", "0-2"]
+    assert {a["token_id"] for a in arms} == {lead.pickup_token_id}
+
+    # An excursion in the M part's compartment (0-1) holds the order and revokes both doors.
+    episode = Episode(locker_id=locker.id, compartment="0-1", zone="ambient", rule="hard_limit",
+                      detail="x", status="open", started_at=now, raised_at=now, evidence=[],
+                      order_ids=[], provenance=[])  # fmt: skip
+    db_session.add(episode)
+    db_session.flush()
+    (held,) = holds.place_holds(db_session, episode, part.compartment_id, now=now,
+                                command_ttl_s=600)  # fmt: skip
+    assert held.order_id == order.id and order.status == "quality_hold"
+    revokes = _commands(db_session, "revoke")
+    assert sorted(str(r["compartment"]) for r in revokes) == ["0-1", "0-2"]
+
+    # Released after the deadline: both doors re-armed to the new deadline, the QR with them.
+    for booking in (lead, part):
+        booking.pickup_deadline = now - timedelta(minutes=1)
+    hold = db_session.scalars(select(holds.QualityHold)).one()
+    holds.release(db_session, hold.id, Actor(id="ops-1", role="ops"), "ok", settings=settings)
+    assert order.status == "ready_for_pickup"
+    rearmed = _commands(db_session, "arm_pickup")
+    assert sorted(str(a["compartment"]) for a in rearmed) == ["0-1", "0-1", "0-2", "0-2"]
+    assert lead.token_expires_at is not None and lead.token_expires_at > now.timestamp() + 3600
+    assert part.token_expires_at == lead.token_expires_at
