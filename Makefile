@@ -49,9 +49,11 @@ compose-check: deps  ## Validate docker-compose.yml (no engine runs here)
 pytest: services  ## The test suite against the real services
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-# The drills live under tests/, so `make pytest` (and with it `make test` and CI) runs them too.
+# The drills live under tests/, so `make pytest` (and with it `make test` and CI) runs them too,
+# with InfluxDB down for 30 s; `make drills` keeps it down for minutes (DRILL_INFLUX_OUTAGE_S).
+DRILL_INFLUX_OUTAGE_S ?= 180
 drills: services  ## Fault drills: break a service mid-workload, print what broke and what held
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile tests/drills
+	DRILL_INFLUX_OUTAGE_S=$(DRILL_INFLUX_OUTAGE_S) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile tests/drills
 
 test: services lint typecheck pytest  ## Everything CI runs
 
