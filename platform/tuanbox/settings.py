@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     # run one durable bridge and any number of shared-only ones (`tuanbox bridge --shared`).
     bridge_durable: bool = True
     bridge_batch: int = Field(default=100, gt=0, le=10000)
+    # Outbox poll of a bridge that PostgreSQL LISTEN/NOTIFY wakes on every commit that queues
+    # commands (it wakes sooner for a due retry); on SQLite, or while its LISTEN connection is
+    # down, a bridge polls every 50 ms instead.
+    bridge_poll_s: float = Field(default=1.0, gt=0, le=300)
     # Non-transient failures of one inbound message before it becomes a dead letter (acked).
     bridge_max_apply_attempts: int = Field(default=5, gt=0)
     locker_offline_after_s: int = Field(default=180, gt=0)

@@ -23,12 +23,16 @@ the platform knows is never applied and never dropped silently either: it is kep
 a dead letter whose error is the refusal's code and reason, and ops get one alert per locker
 while it stays open.
 
-Outbound, every bridge claims due outbox rows with ``FOR UPDATE SKIP LOCKED``, commits the
-claim, then publishes at QoS 1; unacked commands come due again with backoff until they
-expire, and expiry hands the command to fulfilment for the ops exception queue. A command
-acked ``accepted`` that is not finished within ``command_accepted_timeout_s`` is stalled:
-fulfilment syncs the locker and alerts ops, and the bridge re-sends it once (the locker
-answers a known id with its recorded final ack, or ``failed INTERRUPTED``).
+Outbound, a commit that queues commands NOTIFYs the bridges (PostgreSQL), which LISTEN on a
+connection of their own and claim at once; they also poll, every ``bridge_poll_s`` or at the
+next retry or timeout if sooner, and every 50 ms while no notification can reach them
+(SQLite, or the LISTEN connection is being re-established). Every bridge claims due outbox
+rows with ``FOR UPDATE SKIP LOCKED``, commits the claim, then publishes at QoS 1; unacked
+commands come due again with backoff until they expire, and expiry hands the command to
+fulfilment for the ops exception queue. A command acked ``accepted`` that is not finished
+within ``command_accepted_timeout_s`` is stalled: fulfilment syncs the locker and alerts
+ops, and the bridge re-sends it once (the locker answers a known id with its recorded final
+ack, or ``failed INTERRUPTED``).
 
 Client ids: the durable bridge's is stable across restarts (``tuanbox-bridge-<host>``), since
 the broker keeps its persistent session under it; a shared bridge's default is unique per
@@ -48,13 +52,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol.envelopes import Ack, decode_ack, decode_event, decode_state, decode_status
@@ -64,6 +68,7 @@ from tuanbox.db.base import utcnow
 from tuanbox.db.engine import bind_settings, session_scope
 from tuanbox.dispatch import outbox
 from tuanbox.dispatch.failures import record_failure
+from tuanbox.dispatch.listen import OutboxListener
 from tuanbox.dispatch.models import InboundFailure
 from tuanbox.fulfilment import inbound, lifecycle
 from tuanbox.fulfilment.alerts import open_alert
@@ -76,6 +81,8 @@ INBOUND_KINDS: tuple[Kind, ...] = ("ack", "evt", "state", "status")
 # In-place retries of a transiently failing message (about a minute with the backoff) before
 # it is left unacknowledged for the broker to redeliver after a reconnect.
 TRANSIENT_RETRIES = 20
+# The outbox poll while no NOTIFY can wake the bridge, and the shortest sleep between passes.
+FAST_POLL_S = 0.05
 DEAD_LETTER_NEXT_STEP = (
     "Fix the cause, then replay the payload kept in inbound_failures under this key, "
     "or apply its effect by hand; the locker will not send it again."
@@ -111,7 +118,7 @@ class Bridge:
         *,
         client_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
-        poll_s: float = 0.05,
+        poll_s: float | None = None,
         durable: bool | None = None,
         inbound_batch: int = 200,
         inbox_size: int = 10_000,
@@ -120,7 +127,7 @@ class Bridge:
         self.session_factory = session_factory
         self.ctx = ctx
         self.clock = clock
-        self.poll_s = poll_s
+        self.poll_s = settings.bridge_poll_s if poll_s is None else poll_s
         self.durable = settings.bridge_durable if durable is None else durable
         self.inbound_batch = inbound_batch
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=inbox_size)
@@ -129,6 +136,11 @@ class Bridge:
         self.stats = BridgeStats()
         self.connected = threading.Event()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        bind = session_factory.kw.get("bind")
+        self.listener: OutboxListener | None = None
+        if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+            self.listener = OutboxListener(bind, self._wake, self._stop)
         # Persistent session (clean_session False) under an id that comes back: QoS 1 messages
         # for a restarting bridge wait at the broker. A generated one-off id keeps no session.
         # manual_ack: PUBACK only after our commit.
@@ -156,13 +168,20 @@ class Bridge:
         """Connect (asynchronously; paho retries) and run the outbox loop in a thread."""
         self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
         self.client.loop_start()
-        for target, name in ((self.run, "outbox"), (self._inbound, "inbound")):
+        targets: list[tuple[Callable[[], None], str]] = [
+            (self.run, "outbox"),
+            (self._inbound, "inbound"),
+        ]
+        if self.listener is not None:
+            targets.append((self.listener.run, "listen"))
+        for target, name in targets:
             thread = threading.Thread(target=target, name=f"{self.client_id}-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
         self.client.disconnect()
@@ -171,21 +190,38 @@ class Bridge:
     def run(self) -> None:
         """The outbox loop: expire, claim, publish; until stop()."""
         while not self._stop.is_set():
+            # Cleared before the pass: a commit notified during it wakes the next one at once.
+            self._wake.clear()
             published = 0
+            pause = FAST_POLL_S
             try:
                 published = self.tick()
+                pause = self._pause()
             except Exception:
                 # Supervisor loop: a DB or broker hiccup must not end the bridge; the rows
                 # stay in the outbox and the next tick tries again.
                 log.exception("outbox tick failed")
             if published < self.settings.bridge_batch:  # a full batch: more may be due now
-                self._stop.wait(self.poll_s)
+                self._wake.wait(pause)
+
+    def _pause(self) -> float:
+        """How long to sleep unless notified: the poll interval, or until the next retry or
+        accepted timeout; the fast poll while notifications cannot reach us."""
+        if self.listener is None or not self.listener.listening.is_set():
+            return min(self.poll_s, FAST_POLL_S)
+        with self.session_factory() as session:
+            due = outbox.next_due_at(session)
+        if due is None:
+            return self.poll_s
+        until_due = (due - self.clock()) / timedelta(seconds=1)
+        return min(self.poll_s, max(until_due, FAST_POLL_S))
 
     # --- outbound -------------------------------------------------------------------------
 
     def tick(self) -> int:
         """One pass over the outbox; returns how many commands were published."""
         now = self.clock()
+        published = self._publish_due(now) if self.connected.is_set() else 0
         with session_scope(self.session_factory) as session:
             bind_settings(session, self.settings)
             expired = outbox.expire_due(session, now=now, limit=self.settings.bridge_batch)
@@ -197,10 +233,14 @@ class Bridge:
             resend = [(command.locker_id, command.body.encode()) for command in stalled]
         self.stats.expired += len(expired)
         self.stats.stalled += len(stalled)
-        if not self.connected.is_set():
-            return 0
-        for locker_id, body in resend:
-            self.client.publish(topic(locker_id, "cmd"), body, qos=1)
+        if self.connected.is_set():
+            for locker_id, body in resend:
+                self.client.publish(topic(locker_id, "cmd"), body, qos=1)
+        return published
+
+    def _publish_due(self, now: datetime) -> int:
+        """Claim due commands (committed), then publish them; first in a pass, since a
+        notified commit waits on it."""
         with session_scope(self.session_factory) as session:
             claimed = outbox.claim_due(
                 session,
@@ -345,8 +385,13 @@ class Bridge:
             )
             for command in moved:
                 inbound.command_settled(session, command)
-            for locker_id in sorted({locker for locker, _ in acks}):
-                inbound.locker_heard(session, locker_id, now=now)
+            heard = sorted({locker for locker, _ in acks})
+            # One locking read for all of them, in a fixed order (no deadlock between bridges).
+            lockers = session.scalars(
+                select(Locker).where(Locker.id.in_(heard)).order_by(Locker.id).with_for_update()
+            ).all()
+            for locker in lockers:
+                inbound.heard_from(session, locker, now=now)
         for key, value in counts.items():
             setattr(self.stats, key, getattr(self.stats, key) + value)
         for msg in batch:

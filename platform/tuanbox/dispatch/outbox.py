@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from edge.protocol.envelopes import Ack, Command, CommandPayload, CommandType, SyncPayload, encode
 from tuanbox.dispatch.models import OPEN_STATUSES, STALLED, OutboxCommand
@@ -22,6 +22,9 @@ _ACK_RANK = {
 }  # fmt: skip
 # A sync in one of these is on its way: asking again would only add another state snapshot.
 _SYNC_WAITING = ("pending", "sent", "accepted")
+# PostgreSQL channel on which a commit that queued commands wakes the bridges (LISTEN).
+CHANNEL = "tuanbox_outbox"
+_NOTIFIED_KEY = "tuanbox_outbox_notified"
 
 
 def enqueue(
@@ -50,7 +53,26 @@ def enqueue(
     )
     session.add(row)
     session.flush()
+    notify_bridges(session)
     return row
+
+
+def notify_bridges(session: Session) -> None:
+    """Wake the bridges when the caller's transaction commits (PostgreSQL's NOTIFY is
+    delivered on commit, and dropped on rollback); a no-op on SQLite, where bridges poll.
+
+    Once per transaction: a later NOTIFY in the same top-level transaction adds nothing. One
+    issued inside a savepoint is not remembered, since rolling the savepoint back drops it.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    current: SessionTransaction | None = session.get_transaction()
+    nested = session.in_nested_transaction()
+    if not nested and current is not None and session.info.get(_NOTIFIED_KEY) is current:
+        return
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    if not nested:
+        session.info[_NOTIFIED_KEY] = current
 
 
 def request_sync(
@@ -258,14 +280,18 @@ def reschedule_locker(session: Session, locker_id: str, *, now: datetime) -> int
         )
         .values(next_attempt_at=now)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    moved = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if moved:
+        notify_bridges(session)
+    return moved
 
 
 def next_due_at(session: Session) -> datetime | None:
-    """When the earliest open command comes due (the bridge sleeps until then at most)."""
+    """When the earliest open or accepted command comes due (a retry, or the accepted
+    timeout): the bridge sleeps until then at most."""
     value = session.scalar(
         select(OutboxCommand.next_attempt_at)
-        .where(OutboxCommand.status.in_(OPEN_STATUSES))
+        .where(OutboxCommand.status.in_((*OPEN_STATUSES, "accepted")))
         .order_by(OutboxCommand.next_attempt_at)
         .limit(1)
     )
