@@ -230,6 +230,7 @@ class WrkResult:
     max_ms: float
     counts: dict[str, int]
     errors: dict[str, int]
+    extra: int = 0  # requests a fixed-count script sent past its quota (its retries)
 
     def describe(self) -> str:
         # wrk counts every answer >= 400 as a "status" error: those are in `counts`.
@@ -297,6 +298,7 @@ def run_wrk(
         max_ms=raw["max_us"] / 1000,
         counts={str(k): int(v) for k, v in raw["counts"].items()},
         errors={str(k): int(v) for k, v in raw["errors"].items()},
+        extra=int(raw.get("extra", 0)),
     )
 
 

@@ -24,6 +24,7 @@ end
 
 counts = {}
 responses = 0
+extra = 0 -- requests a script sent beyond its quota (group_join.lua)
 first_us = 0
 last_us = 0
 
@@ -50,11 +51,12 @@ local function json_counts(merged)
 end
 
 function done(summary, latency, requests)
-  local merged, total = {}, 0
+  local merged, total, extras = {}, 0, 0
   local first, last = nil, 0
   for _, t in ipairs(threads) do
     for k, v in pairs(t:get("counts")) do merged[k] = (merged[k] or 0) + v end
     total = total + t:get("responses")
+    extras = extras + (t:get("extra") or 0)
     local f, l = t:get("first_us"), t:get("last_us")
     if f > 0 and (first == nil or f < first) then first = f end
     if l > last then last = l end
@@ -64,9 +66,9 @@ function done(summary, latency, requests)
     'WRK-RESULT {"duration_us": %d, "requests": %d, "responses": %d, "first_us": %d, ' ..
     '"last_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "p999_us": %d, "max_us": %d, ' ..
     '"mean_us": %.1f, "errors": {"connect": %d, "read": %d, "write": %d, "status": %d, ' ..
-    '"timeout": %d}, "counts": %s}\n',
+    '"timeout": %d}, "extra": %d, "counts": %s}\n',
     summary.duration, summary.requests, total, first or 0, last,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max, latency.mean,
-    e.connect, e.read, e.write, e.status, e.timeout, json_counts(merged)))
+    e.connect, e.read, e.write, e.status, e.timeout, extras, json_counts(merged)))
 end

@@ -10,10 +10,14 @@ itself to OpenAPI. The token's signature is verified once per token and process
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import secrets
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import redis
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -21,15 +25,20 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from tuanbox.accounts.deps import Principal
+from tuanbox.accounts.errors import TokenRevokedError
+from tuanbox.accounts.revocation import PREFIX as REVOKED_PREFIX
 from tuanbox.accounts.tokens import VerifiedAccessTokens
 from tuanbox.api.problems import PROBLEM_JSON
+from tuanbox.api.redis_async import AsyncRedis
 from tuanbox.bounds import MAX_ID_CHARS
 from tuanbox.errors import (
     AuthenticationError,
+    DependencyUnavailableError,
     PermissionDeniedError,
     RateLimitedError,
     TuanboxError,
 )
+from tuanbox.ratelimit.deps import client_ip
 
 
 def burst_shopper(request: Request) -> Principal:
@@ -67,17 +76,26 @@ _ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
 
 
 @dataclass(frozen=True)
-class RequiredHeader:
-    """A required request header, checked like FastAPI's `Header(min_length, max_length)`."""
+class HeaderSpec:
+    """A request header, checked like FastAPI's `Header(min_length, max_length)`."""
 
     alias: str
     min_length: int
     max_length: int
     description: str
     example: str
+    required: bool = True
+    pattern: str | None = None
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "minLength": self.min_length, "maxLength": self.max_length}
+        schema: dict[str, Any] = {
+            "type": "string",
+            "minLength": self.min_length,
+            "maxLength": self.max_length,
+        }
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
+        return schema
 
 
 @dataclass(frozen=True)
@@ -86,7 +104,7 @@ class BurstInputs(Generic[M]):
 
     body: type[M]
     path: tuple[str, ...] = ()
-    headers: tuple[RequiredHeader, ...] = ()
+    headers: tuple[HeaderSpec, ...] = ()
 
     async def parse(self, request: Request) -> tuple[dict[str, str], dict[str, str], M]:
         """(path values, header values, body), or RequestValidationError (the app's 422)."""
@@ -105,6 +123,8 @@ class BurstInputs(Generic[M]):
         headers: dict[str, str] = {}
         for h in self.headers:
             given = request.headers.get(h.alias.lower())
+            if given is None and not h.required:
+                continue
             if given is None:
                 errors.append(_error(("header", h.alias), "missing", "Field required", None))
             elif not h.min_length <= len(given) <= h.max_length:
@@ -113,6 +133,15 @@ class BurstInputs(Generic[M]):
                         ("header", h.alias),
                         "string_too_short" if len(given) < h.min_length else "string_too_long",
                         f"String should have {h.min_length}-{h.max_length} characters",
+                        given,
+                    )
+                )
+            elif h.pattern is not None and re.search(h.pattern, given) is None:
+                errors.append(
+                    _error(
+                        ("header", h.alias),
+                        "string_pattern_mismatch",
+                        f"String should match pattern '{h.pattern}'",
                         given,
                     )
                 )
@@ -154,7 +183,7 @@ class BurstInputs(Generic[M]):
             {
                 "name": h.alias,
                 "in": "header",
-                "required": True,
+                "required": h.required,
                 "description": h.description,
                 "schema": h.schema(),
                 "example": h.example,
@@ -171,3 +200,74 @@ class BurstInputs(Generic[M]):
 
 def _error(loc: tuple[str, ...], kind: str, msg: str, value: Any) -> dict[str, Any]:
     return {"type": kind, "loc": loc, "msg": msg, "input": value}
+
+
+# Token revocation, then the per-user and per-IP sliding windows (the same algorithm and
+# keys as `tuanbox.ratelimit`, clocked by Redis TIME; only admitted requests are logged), in
+# one round trip. The flash-sale admission script does the same inside its own step.
+# KEYS: revocation marker, per-user window, per-IP window.
+# ARGV: token version, user limit, user window (us), IP limit, IP window (us), nonce.
+# Returns {0} admitted, {-6} revoked, {-4, window (1 user, 2 IP), microseconds to wait}.
+CHECKS = """
+local t = redis.call('TIME')
+local floor = redis.call('GET', KEYS[1])
+if floor and (tonumber(floor) == nil or tonumber(ARGV[1]) < tonumber(floor)) then return {-6} end
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 1, 2 do
+  local limit, span = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local key = KEYS[1 + i]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return {-4, i, tonumber(oldest[2]) + span - now}
+  end
+  redis.call('ZADD', key, now, now .. ':' .. ARGV[6])
+  redis.call('PEXPIRE', key, math.ceil(span / 1000))
+end
+return {0}
+"""
+_CHECKS_SHA = hashlib.sha1(CHECKS.encode()).hexdigest()  # noqa: S324 - how Redis names scripts
+
+
+async def check_caller(
+    request: Request,
+    client: AsyncRedis,
+    principal: Principal,
+    name: str,
+    *,
+    per_user: tuple[int, float],
+    per_ip: tuple[int, float],
+) -> None:
+    """401 TOKEN_REVOKED for a revoked token, 429 past the per-user then per-IP window of
+    `name` (limit, seconds): one Redis round trip, on the loop."""
+    settings = request.app.state.settings
+    prefix = settings.rate_limit_prefix
+    keys = [
+        REVOKED_PREFIX + principal.id,
+        f"{prefix}{name}:user:{principal.id}",
+        f"{prefix}{name}:ip:{client_ip(request)}",
+    ]
+    args: list[str | int] = [
+        principal.token_version,
+        per_user[0],
+        int(per_user[1] * 1_000_000),
+        per_ip[0],
+        int(per_ip[1] * 1_000_000),
+        secrets.token_hex(8),
+    ]
+    try:
+        try:
+            raw = await client.call("EVALSHA", _CHECKS_SHA, 3, *keys, *args)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            raw = await client.call("EVAL", CHECKS, 3, *keys, *args)
+    except redis.RedisError as exc:
+        raise DependencyUnavailableError("rate limiter unavailable") from exc
+    if int(raw[0]) == -6:
+        raise TokenRevokedError("this account's access was revoked; sign in again")
+    if int(raw[0]) == -4:
+        retry_after = max(1, -(-int(raw[2]) // 1_000_000))
+        raise RateLimitedError(
+            f"rate limit exceeded for {name}; retry in {retry_after} s", retry_after=retry_after
+        )

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuanbox.accounts.deps import Staff
-from tuanbox.api.burst import BurstInputs, RequiredHeader, burst_shopper, problem
+from tuanbox.api.burst import BurstInputs, HeaderSpec, burst_shopper, problem
 from tuanbox.api.deps import SessionDep, session_source_for
 from tuanbox.api.openapi_problems import problems
 from tuanbox.api.redis_async import redis_for
@@ -153,7 +153,7 @@ RESERVE_INPUTS = BurstInputs(
     ReserveIn,
     path=("sale_id",),
     headers=(
-        RequiredHeader(
+        HeaderSpec(
             "Idempotency-Key",
             8,
             64,

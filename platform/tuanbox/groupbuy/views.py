@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.deps import CurrentUser, Shopper, Staff
-from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.accounts.signin import DEVICE_ID_PATTERN
+from tuanbox.api.burst import BurstInputs, HeaderSpec, burst_shopper, check_caller, problem
+from tuanbox.api.deps import SessionDep, SessionSource, SettingsDep, session_source_for
 from tuanbox.api.openapi_problems import problems
+from tuanbox.api.redis_async import redis_for
 from tuanbox.audit.services import record
+from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
-from tuanbox.errors import PermissionDeniedError
+from tuanbox.errors import PermissionDeniedError, TuanboxError
 from tuanbox.groupbuy import services
 from tuanbox.groupbuy.domain import Tier
 from tuanbox.groupbuy.models import Campaign, Group
@@ -28,10 +33,13 @@ from tuanbox.groupbuy.schemas import (
     TierOut,
 )
 from tuanbox.groupbuy.spec import CampaignSpec
+from tuanbox.idempotency import services as idempotency
 from tuanbox.idempotency.deps import Idempotent
+from tuanbox.idempotency.services import MAX_KEY_LENGTH
 from tuanbox.orders.models import Order
 from tuanbox.ratelimit import rate_limit
-from tuanbox.risk.deps import RiskGateDep
+from tuanbox.ratelimit.deps import client_ip
+from tuanbox.risk.deps import RiskGate, RiskGateDep
 from tuanbox.risk.rules import Event
 from tuanbox.settings import Settings
 
@@ -176,44 +184,117 @@ def open_group(
     return idem.respond(session, user.id, {"campaign_id": campaign_id, **body.model_dump()}, work)
 
 
+JOIN_INPUTS = BurstInputs(
+    JoinIn,
+    path=("group_id",),
+    headers=(
+        HeaderSpec(
+            "Idempotency-Key",
+            1,
+            MAX_KEY_LENGTH,
+            "Makes this POST safe to retry: a repeated key returns the first result.",
+            "join-7f3a9c2e",
+            required=False,
+        ),
+        HeaderSpec(
+            "X-Device-ID",
+            8,
+            64,
+            "The app's random install id: risk control counts orders and accounts per device.",
+            "ios-6f1c0b2e9d4a4c1e",
+            required=False,
+            pattern=DEVICE_ID_PATTERN,
+        ),
+    ),
+)
+
+
 @router.post(
     "/groups/{group_id}/join",
     response_model=JoinedOut,
     status_code=201,
     responses=problems(401, 403, 404, 409, 422, 429),
-    dependencies=[Depends(JOIN_LIMIT)],
+    openapi_extra=JOIN_INPUTS.openapi(),
 )
-def join_group(
-    group_id: str,
-    body: JoinIn,
-    user: Shopper,
-    session: SessionDep,
-    settings: SettingsDep,
-    idem: Idempotent,
-    risk: RiskGateDep,
-) -> JSONResponse:
+async def join_group(request: Request) -> Response:
     """Take a seat in a group; 409 `GROUP_FULL`, `ALREADY_MEMBER` or `GROUP_CLOSED` otherwise,
     429 with `Retry-After` past the per-shopper or (generous) per-IP limit, 403
     `RISK_BLOCKED` when risk control refuses it (or your order is held for review).
 
     Send an `Idempotency-Key` header: a retried request returns the first answer.
+    Body `JoinIn`: `qty` (1 by default) and an optional pickup `station_id`.
+
+    A burst path: the token's revocation and both windows are one Redis round trip on the
+    event loop, then the seat, the order and the stored answer are one DB transaction in one
+    thread hop (`idempotency.services.run_in_transaction`).
     """
-    screening = risk.before_order(session, Event.JOIN, user.id)
-
-    def work() -> tuple[int, object]:
-        joined = services.join_group(
-            session,
-            group_id=group_id,
-            user_id=user.id,
-            qty=body.qty,
-            station_id=body.station_id,
-            now=utcnow(),
-            pay_timeout_s=settings.order_pay_timeout_s,
+    path, headers, body = await JOIN_INPUTS.parse(request)
+    user = burst_shopper(request)
+    settings: Settings = request.app.state.settings
+    try:
+        async with redis_for(request) as client:
+            await check_caller(
+                request,
+                client,
+                user,
+                "group-join",
+                per_user=(settings.group_join_per_user_per_min, 60),
+                per_ip=(settings.group_join_per_ip_per_min, 60),
+            )
+        stored = await run_in_threadpool(
+            _join,
+            session_source_for(request),
+            RiskGate(settings, client_ip(request), headers.get("X-Device-ID")),
+            user.id,
+            path["group_id"],
+            body,
+            headers.get("Idempotency-Key"),
+            request.scope["path"],
         )
-        risk.after_order(session, screening, _order(session, joined.order_id))
-        return 201, joined_out(session, settings, joined)
+    except TuanboxError as exc:
+        if exc.status >= 500:
+            raise  # logged by the app's handler
+        return problem(exc, request.scope["path"])
+    replayed = {"Idempotent-Replayed": "true"} if stored.replayed else None
+    return JSONResponse(stored.body, status_code=stored.status, headers=replayed)
 
-    return idem.respond(session, user.id, {"group_id": group_id, **body.model_dump()}, work)
+
+def _join(
+    source: SessionSource,
+    risk: RiskGate,
+    user_id: str,
+    group_id: str,
+    body: JoinIn,
+    key: str | None,
+    url_path: str,
+) -> idempotency.StoredResponse:
+    settings = risk.settings
+    with source() as session:
+        screening = risk.before_order(session, Event.JOIN, user_id)
+
+        def work() -> tuple[int, object]:
+            joined = services.join_group(
+                session,
+                group_id=group_id,
+                user_id=user_id,
+                qty=body.qty,
+                station_id=body.station_id,
+                now=utcnow(),
+                pay_timeout_s=settings.order_pay_timeout_s,
+            )
+            risk.after_order(session, screening, _order(session, joined.order_id))
+            return 201, joined_out(session, settings, joined)
+
+        return idempotency.run_in_transaction(
+            session,
+            principal=user_id,
+            key=key,
+            method="POST",
+            path=url_path,
+            payload={"group_id": group_id, **body.model_dump()},
+            work=work,
+            cipher=PiiCipher(settings),
+        )
 
 
 def _order(session: Session, order_id: str) -> Order:

@@ -155,6 +155,84 @@ def run(
     return StoredResponse(status, body, replayed=False)
 
 
+def run_in_transaction(
+    session: Session,
+    *,
+    principal: str,
+    key: str | None,
+    method: str,
+    path: str,
+    payload: Any,
+    work: Callable[[], tuple[int, Any]],
+    cipher: PiiCipher,
+) -> StoredResponse:
+    """`run` in one transaction and one commit, for burst paths: the key's row is inserted,
+    done, with the work and its answer. A duplicate running at the same time waits on that
+    row's primary key and then replays the first answer (its own work is rolled back); a
+    crash leaves no claim behind. Same answers as `run` otherwise."""
+    if key is None:
+        return run(
+            session, principal=principal, key=None, method=method, path=path, payload=payload,
+            work=work, cipher=cipher,
+        )  # fmt: skip
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise IdempotencyKeyReusedError(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters")
+    digest = request_hash(method, path, payload)
+    earlier = _stored(session, principal, key)
+    if earlier is not None:
+        return _answer(cipher, earlier, digest, key)
+    try:
+        status, body = work()
+        body = jsonable_encoder(body)
+        now = utcnow()
+        session.add(
+            IdempotencyKey(
+                principal=principal,
+                key=key,
+                method=method,
+                path=path,
+                request_hash=digest,
+                state="done",
+                response_status=status,
+                response_enc=seal(cipher, principal, key, body),
+                created_at=now,
+                claimed_at=now,
+            )
+        )
+        session.flush()
+        session.commit()
+    except Exception:
+        session.rollback()
+        # A duplicate that committed while this one ran (this one then met its seat, its
+        # member row or its key): the client gets the first answer, as with `run`.
+        earlier = _stored(session, principal, key)
+        if earlier is None:
+            raise
+        return _answer(cipher, earlier, digest, key)
+    except BaseException:
+        session.rollback()
+        raise
+    return StoredResponse(status, body, replayed=False)
+
+
+def _stored(session: Session, principal: str, key: str) -> IdempotencyKey | None:
+    return session.scalars(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.principal == principal, IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def _answer(cipher: PiiCipher, earlier: IdempotencyKey, digest: str, key: str) -> StoredResponse:
+    if earlier.request_hash != digest:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was used with a different request", key=key
+        )
+    if earlier.state == "done" and earlier.response_status is not None:
+        return StoredResponse(earlier.response_status, stored_body(cipher, earlier), replayed=True)
+    raise IdempotencyInProgressError("a request with this key is still running", key=key)
+
+
 def _claim(session: Session, values: dict[str, Any], stale_after_s: int) -> bool:
     conn = _separate(session)
     stale = values["claimed_at"] - timedelta(seconds=stale_after_s)
