@@ -6,6 +6,7 @@ and the station choice work by hand."""
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import engines  # noqa: F401 - fixture
 from tests.platform.shop.conftest import Catalogue, make_catalogue
 from tests.platform.shop.test_signin import last_code
-from tests.support import watch_csp
+from tests.support import wait_until, watch_csp
 from tuanbox.api.app import create_app
 from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH, serve
 from tuanbox.db.engine import make_session_factory
@@ -109,7 +110,14 @@ def shop_site(
     fresh_database: Callable[[], str],
     engines: Callable[..., Engine],  # noqa: F811
 ) -> Iterator[tuple[str, Settings, Catalogue, Any]]:
-    settings = make_settings(database_url=fresh_database(), shop_cache_prefix="browser:shop:")
+    # Rate-limit windows and cached pages of their own: Redis outlives test runs, and a
+    # phone's sign-in codes are limited per hour.
+    run = uuid.uuid4().hex
+    settings = make_settings(
+        database_url=fresh_database(),
+        rate_limit_prefix=f"test:{run}:",
+        shop_cache_prefix=f"test:{run}:shop:",
+    )
     engine = engines(settings.database_url)
     factory = make_session_factory(engine, settings)
     with factory() as session:
@@ -167,8 +175,16 @@ def test_language_switch_station_choice_and_sign_in_by_hand(
         expect(page).to_have_url(f"{base}/signin?next=/c/{catalogue.campaign_id}")
         page.get_by_label("Phone number").fill("13800138123")
         page.get_by_role("button", name="Send code").click()
-        with factory() as session:
-            code = last_code(session, settings, "13800138123")
+
+        def sent_code() -> str | None:
+            # The click returns before the server has committed the code: poll for it.
+            with factory() as session:
+                try:
+                    return last_code(session, settings, "13800138123")
+                except AssertionError:
+                    return None
+
+        code = wait_until(sent_code, what="the sign-in code")
         page.get_by_label("6-digit code").fill(code)
         page.get_by_role("button", name="Sign in").last.click()
         expect(page).to_have_url(f"{base}/c/{catalogue.campaign_id}")
