@@ -1,4 +1,7 @@
-"""GS1 EPCIS Event Hash (CBV 2.0): the canonical pre-hash string and its ``ni:`` SHA-256 URI.
+"""Hash version 1, frozen: the pre-hash this project anchored before it matched GS1's reference.
+
+Kept byte for byte so that reports and anchors made with it still verify; new events use
+``traceability.hashing`` (version 2).
 
 The pre-hash string concatenates, without separators, ``eventType=…`` and then each present
 field in the fixed CBV order (``key=value``; list headers such as ``epcList`` followed by their

@@ -16,7 +16,13 @@ from pydantic import BaseModel, Field, ValidationError
 from traceability import merkle
 from traceability.anchoring import AnchorRecord, Window
 from traceability.errors import ReportError
-from traceability.hashing import anchor_leaf, event_hash
+from traceability.hashing import (
+    CURRENT_HASH_VERSION,
+    HASH_VERSIONS,
+    LEGACY_HASH_VERSION,
+    anchor_leaf,
+    event_hash,
+)
 from traceability.identifiers import gtin_lot_uri
 
 REPORT_VERSION = 1
@@ -47,6 +53,9 @@ class ReportEvent(BaseModel):
 
     event: dict[str, Any]
     event_hash: str
+    hash_version: int = LEGACY_HASH_VERSION
+    """Pre-hash version of ``event_hash`` and the leaf: 1 before GS1 conformance, 2 since
+    (``traceability.hashing``); reports written before the field existed are version 1."""
     status: Literal["anchored", "pending"]
     leaf: str | None = None
     """Merkle leaf text, for browsers that fold proofs; verifiers recompute it themselves."""
@@ -99,6 +108,14 @@ def _anchor_model(window: Window, record: AnchorRecord) -> Anchor:
     )
 
 
+def _anchored_version(event: dict[str, Any], leaf: bytes) -> int | None:
+    """The hash version an anchored leaf was made with (windows before version 2 keep 1)."""
+    for version in sorted(HASH_VERSIONS, reverse=True):
+        if anchor_leaf(event, version=version) == leaf:
+            return version
+    return None
+
+
 def build_report(
     gtin: str,
     lot: str,
@@ -120,20 +137,30 @@ def build_report(
         if window is not None and window.id in wanted and window.id not in paths:
             paths[window.id] = merkle.proofs_for(window.leaves, wanted[window.id])
     for item in stored:
-        digest = event_hash(item.event)
         window = item.window
         if window is None or window.anchor is None:
-            events.append(ReportEvent(event=item.event, event_hash=digest, status="pending"))
+            digest = event_hash(item.event, version=CURRENT_HASH_VERSION)
+            events.append(
+                ReportEvent(
+                    event=item.event,
+                    event_hash=digest,
+                    hash_version=CURRENT_HASH_VERSION,
+                    status="pending",
+                )
+            )
             continue
         index = window.event_ids.index(item.event_id)
-        if window.leaves[index] != anchor_leaf(item.event):
+        version = _anchored_version(item.event, window.leaves[index])
+        if version is None:
             raise ReportError(f"stored event {item.event_id} no longer matches its anchored leaf")
+        digest = event_hash(item.event, version=version)
         siblings = paths[window.id][index]
         anchors.setdefault(_hex(window.root), _anchor_model(window, window.anchor))
         events.append(
             ReportEvent(
                 event=item.event,
                 event_hash=digest,
+                hash_version=version,
                 status="anchored",
                 leaf=window.leaves[index].decode("utf-8"),
                 root=_hex(window.root),

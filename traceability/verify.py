@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 from traceability import merkle
 from traceability.errors import ProofError, TraceError
-from traceability.hashing import anchor_leaf, event_hash
+from traceability.hashing import HASH_VERSIONS, anchor_leaf, event_hash
 from traceability.report import Anchor, ReportEvent, TraceReport
 
 Status = Literal["pass", "fail", "pending", "skip"]
@@ -64,8 +64,10 @@ def _label(index: int, item: ReportEvent) -> str:
 def _check_event(index: int, item: ReportEvent, anchors: dict[str, Anchor]) -> list[Check]:
     label = _label(index, item)
     checks: list[Check] = []
+    if item.hash_version not in HASH_VERSIONS:
+        return [Check(label, "hash", "fail", f"unknown hash version {item.hash_version}")]
     try:
-        recomputed = event_hash(item.event)
+        recomputed = event_hash(item.event, version=item.hash_version)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return [Check(label, "hash", "fail", f"event JSON cannot be hashed: {exc}")]
     if recomputed != item.event_hash:
@@ -89,7 +91,10 @@ def _check_event(index: int, item: ReportEvent, anchors: dict[str, Anchor]) -> l
     try:
         siblings = [bytes.fromhex(s.removeprefix("0x")) for s in item.proof.siblings]
         folded = merkle.root_from_proof(
-            anchor_leaf(item.event), item.proof.leaf_index, item.proof.tree_size, siblings
+            anchor_leaf(item.event, version=item.hash_version),
+            item.proof.leaf_index,
+            item.proof.tree_size,
+            siblings,
         )
     except (ProofError, ValueError) as exc:
         checks.append(Check(label, "proof", "fail", f"wrong proof: {exc}"))

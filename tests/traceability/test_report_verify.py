@@ -17,17 +17,25 @@ from tests.traceability.conftest import Anvil, settings_for
 from traceability.anchoring import AnchoringService, InMemoryAnchorRepository, PendingLeaf
 from traceability.chain import ChainClient
 from traceability.cli import run_verify
-from traceability.hashing import anchor_leaf
+from traceability.hashing import (
+    CURRENT_HASH_VERSION,
+    LEGACY_HASH_VERSION,
+    anchor_leaf,
+    event_hash,
+)
 from traceability.lookup import RpcRootLookup
 from traceability.report import StoredEvent, TraceReport, build_report, load_report
 from traceability.verify import verify_report
 
 
-def _anchored_report(client: ChainClient, extra_pending: int = 1) -> TraceReport:
+def _anchored_report(
+    client: ChainClient, extra_pending: int = 1, leaf_version: int = CURRENT_HASH_VERSION
+) -> TraceReport:
     events = factories.journey_events()
     repo = InMemoryAnchorRepository()
     for i, event in enumerate(events):
-        repo.add_event(PendingLeaf(f"ev{i}", anchor_leaf(event), factories.NOW))
+        leaf = anchor_leaf(event, version=leaf_version)
+        repo.add_event(PendingLeaf(f"ev{i}", leaf, factories.NOW))
     # Unrelated events from other lots share the window, as in production.
     for i in range(5):
         repo.add_event(PendingLeaf(f"other{i}", f"other-lot-{i}".encode(), factories.NOW))
@@ -129,7 +137,6 @@ def test_tampered_event_fails(anvil: Anvil, report: TraceReport) -> None:
 def test_tampered_event_with_recomputed_hash_fails_the_proof(
     anvil: Anvil, report: TraceReport
 ) -> None:
-    from traceability.hashing import event_hash
 
     data = json.loads(report.model_dump_json())
     data["events"][0]["event"]["ilmd"]["tb:farmName"] = "Someone Else's Farm"
@@ -220,3 +227,43 @@ def test_report_refuses_store_drift(deployed: ChainClient) -> None:
             [StoredEvent("ev0", edited, repo.window_of("ev0"))],
             generated_at=factories.NOW,
         )
+
+
+def test_new_reports_state_hash_version_2(report: TraceReport) -> None:
+    assert {e.hash_version for e in report.events} == {CURRENT_HASH_VERSION}
+
+
+def test_reports_anchored_with_hash_version_1_still_verify(
+    anvil: Anvil, deployed: ChainClient
+) -> None:
+    """Windows anchored before the GS1-conformant pre-hash keep their version 1 leaves; a
+    report states it per event, and one written before the field existed defaults to 1."""
+    report = _anchored_report(deployed, leaf_version=LEGACY_HASH_VERSION)
+    versions = [(e.status, e.hash_version) for e in report.events]
+    assert ("anchored", LEGACY_HASH_VERSION) in versions
+    assert ("pending", CURRENT_HASH_VERSION) in versions
+    assert verify_report(report, RpcRootLookup(anvil.url)).complete
+
+    old = json.loads(report.model_dump_json())
+    old["events"] = [e for e in old["events"] if e["status"] == "anchored"]
+    for item in old["events"]:
+        del item["hash_version"]
+    loaded = load_report(old)
+    assert {e.hash_version for e in loaded.events} == {LEGACY_HASH_VERSION}
+    assert verify_report(loaded, RpcRootLookup(anvil.url)).complete
+
+
+def test_claiming_the_other_hash_version_fails(anvil: Anvil, report: TraceReport) -> None:
+    forged = copy.deepcopy(report)
+    anchored = next(
+        e
+        for e in forged.events
+        if e.status == "anchored"
+        and event_hash(e.event, version=LEGACY_HASH_VERSION) != e.event_hash
+    )
+    anchored.hash_version = LEGACY_HASH_VERSION
+    result = verify_report(forged, RpcRootLookup(anvil.url))
+    assert result.first_failure is not None and result.first_failure.check == "hash"
+    anchored.hash_version = 7
+    failure = verify_report(forged, RpcRootLookup(anvil.url)).first_failure
+    assert failure is not None and "unknown hash version 7" in failure.detail
