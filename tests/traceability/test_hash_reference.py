@@ -551,3 +551,15 @@ def test_decimal_forms_agree() -> None:
         event = {**_BASE, "ex:n": text}
         assert prehash(event, NS) == reference_prehash(event), text
     assert Decimal("1.50").normalize() == Decimal("1.5")
+
+
+def test_comments_are_ignored_everywhere() -> None:
+    """Ignore-listed fields: comments (rdfs:comment, comment) are for people, not the hash."""
+    plain = {**_BASE, "readPoint": {"id": "https://id.gs1.org/414/9521234000013"}}
+    commented = {
+        **plain,
+        "rdfs:comment": "checked by Li",
+        "comment": "late truck",
+        "readPoint": {**plain["readPoint"], "comment": "dock 7"},
+    }
+    assert prehash(commented, NS) == prehash(plain, NS) == reference_prehash(commented)
