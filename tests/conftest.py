@@ -24,6 +24,8 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MQTT_HOST, MQTT_PORT = "127.0.0.1", int(os.environ.get("TEST_MQTT_PORT", "1883"))
 INFLUX_URL = os.environ.get("TEST_INFLUX_URL", "http://127.0.0.1:8086")
 ANVIL_URL = os.environ.get("TEST_ANVIL_URL", "http://127.0.0.1:8545")
+# One id per test process, for the Redis keys a run leaves behind.
+RUN_ID = uuid.uuid4().hex[:12]
 
 
 def _require(name: str, probe: Callable[[], object]) -> None:
@@ -174,6 +176,10 @@ def make_settings(**overrides: object) -> Settings:
         "pii_key": "test-pii-key-" + "y" * 32,
         "payment_webhook_secret": "test-webhook-secret",
         "log_format": "console",
+        # Redis outlives a test run: windows and cached pages of earlier runs (a phone's hourly
+        # code limit, a home page rendered from another database) must not reach this one.
+        "rate_limit_prefix": f"test:{RUN_ID}:rl:",
+        "shop_cache_prefix": f"test:{RUN_ID}:shop:",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
