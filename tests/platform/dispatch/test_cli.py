@@ -69,10 +69,12 @@ def test_lockers_cli_and_bridge_process(
 
     # The bridge process delivers the locker's first command: configure with the pickup key
     # (the machine's broker is anonymous, so the credentials are not checked here).
+    # The locker is online before the bridge starts (as in the field): a command published
+    # while nobody subscribes is not queued for a locker the broker has never seen.
+    locker = ProtocolLocker(locker_id, mqtt_broker[1]).connect()
     bridge = subprocess.Popen(
         [TUANBOX, "bridge", "--client-id", f"cli-bridge-{uuid.uuid4().hex[:6]}"], env=env
     )
-    locker = ProtocolLocker(locker_id, mqtt_broker[1]).connect()
     try:
         configures = lambda: [c for c in locker.commands if c.type == "configure"]  # noqa: E731
         command = wait_for(configures, 30, "the configure command")[0]
