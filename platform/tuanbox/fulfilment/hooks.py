@@ -1,4 +1,4 @@
-"""Order hooks of fulfilment: confirmed orders are allocated, cancelled ones give space back.
+"""Order hooks of fulfilment: confirmed orders join a delivery wave, cancelled ones give space back.
 
 Listed in `tuanbox.orders.hooks.HOOK_MODULES`. Hooks get no settings object, so they use the
 settings bound to the session (`tuanbox.db.engine.settings_of`): every entry point builds its
