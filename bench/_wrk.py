@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,6 +48,34 @@ LUA_DIR = REPO / "bench" / "lua"
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLOSED = "https://127.0.0.1:9"  # nothing listens: gateways these paths never call
+
+
+@contextmanager
+def durable_redis() -> Iterator[str]:
+    """A redis-server of the bench's own with `appendonly yes` and `appendfsync always`:
+    every write is on disk before Redis answers it (the stream path's durability)."""
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as root:
+        port = free_port()
+        proc = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--dir", root],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise SystemExit("redis-server did not start") from None
+                    time.sleep(0.05)  # polling readiness with a deadline
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def production_env(database_url: str, port: int, **extra: str) -> dict[str, str]:

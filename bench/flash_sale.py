@@ -10,14 +10,18 @@ connections, 15 s):
 2. reservations: 2,000 shoppers' tokens rotating, a fresh Idempotency-Key per request, for a
    sale of 100 units (per-shopper limit 1; the per-user window stays at its production
    default, the per-IP one is raised since every request comes from 127.0.0.1),
-3. `GET /healthz` again; the ratio uses the mean of the two.
+3. `GET /healthz` again; the ratio uses the mean of the two,
+4. the sold-out sale once more, so that a worker's memory under the same load can be seen to
+   level off (RSS at start, after each run, and the peak are printed).
 
 It prints both rates, the ratio, p50/p99 (wrk's latency histogram), the answers by status and
 problem code, the API workers' memory (VmRSS before/after, VmHWM peak), and the database
 check: oversold 0, DB remaining + active reservations = cap, every winner (201) has exactly
 one reservation and one order, Redis stock = DB remaining.
 
-Run: ``.venv/bin/python bench/flash_sale.py [--writes request,stream] [--duration 15]``.
+Run: ``.venv/bin/python bench/flash_sale.py [--writes request,stream] [--duration 15]
+[--durable-redis]``; the last runs against a redis-server of the bench's own with
+`appendfsync always`, the Redis durability the stream path needs to keep its 201s.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from _wrk import (  # noqa: E402
     REDIS_URL,
     WrkResult,
     api_server,
+    durable_redis,
     free_port,
     machine,
     memory_kib,
@@ -101,7 +106,9 @@ def create_sale(base: str, staff_token: str, sku_id: str, units: int) -> str:
     return str(r.json()["id"])
 
 
-def check_database(url: str, sale_id: str, units: int, winners: int) -> dict[str, Any]:
+def check_database(
+    url: str, redis_url: str, sale_id: str, units: int, winners: int
+) -> dict[str, Any]:
     """The record after the run: what was sold, to whom, and whether Redis agrees."""
     engine = make_engine(url)
     with session_scope(make_session_factory(engine)) as s:
@@ -129,7 +136,7 @@ def check_database(url: str, sale_id: str, units: int, winners: int) -> dict[str
         )
         remaining = sale.remaining
     engine.dispose()
-    counters = FlashCounters(redis.Redis.from_url(REDIS_URL))
+    counters = FlashCounters(redis.Redis.from_url(redis_url))
     redis_stock, _, _ = counters.snapshot(sale_id)
     counters.forget(sale_id)
     counters.close()
@@ -176,6 +183,7 @@ def run_mode(
         port,
         TUANBOX_FLASH_PER_IP_PER_10S=str(10**7),
         TUANBOX_FLASH_ORDER_WRITES=writes,
+        TUANBOX_REDIS_URL=args.redis_url,
     )
     settings = settings_from(env)
     staff = issue_access_token(settings, Principal(staff_id, "merchant_staff", merchant_id))
@@ -192,6 +200,7 @@ def run_mode(
             wrk = {"threads": args.threads, "connections": args.connections}
             before = memory_kib(api.workers())
             health1 = run_wrk(base, "healthz.lua", duration_s=args.duration, **wrk)
+            series = [before, memory_kib(api.workers())]
             reserve = run_wrk(
                 base,
                 "flash_sale.lua",
@@ -203,15 +212,30 @@ def run_mode(
                 },
                 **wrk,
             )
+            series.append(memory_kib(api.workers()))
             health2 = run_wrk(base, "healthz.lua", duration_s=args.duration, **wrk)
-            after = memory_kib(api.workers())
+            # The sale is sold out now: one more run of turned-away buyers shows whether a
+            # worker's memory keeps growing under the same load (it should not).
+            again = run_wrk(
+                base,
+                "flash_sale.lua",
+                duration_s=args.duration,
+                env={
+                    "BENCH_TOKENS": token_file.name,
+                    "BENCH_PATH": f"/api/v1/flash-sales/{sale_id}/reservations",
+                    "BENCH_RUN": uuid.uuid4().hex[:8],
+                },
+                **wrk,
+            )
+            series.append(memory_kib(api.workers()))
             winners = reserve.counts.get("201", 0)
             drained = wait_for_orders(url, sale_id, winners) if consumer is not None else 0.0
     finally:
         if consumer is not None:
             consumer.stop()
-    report(writes, health1, reserve, health2, before, after, drained, args)
-    print(f"  database: {check_database(url, sale_id, args.units, winners)}")
+    report(writes, health1, reserve, health2, series, drained, args)
+    print(f"  sold out, once more:   {again.describe()}")
+    print(f"  database: {check_database(url, args.redis_url, sale_id, args.units, winners)}")
 
 
 def report(
@@ -219,8 +243,7 @@ def report(
     health1: WrkResult,
     reserve: WrkResult,
     health2: WrkResult,
-    before: dict[int, tuple[int, int]],
-    after: dict[int, tuple[int, int]],
+    series: list[dict[int, tuple[int, int]]],
     drained: float,
     args: argparse.Namespace,
 ) -> None:
@@ -236,11 +259,13 @@ def report(
     )
     if writes == "stream":
         print(f"  consumer drained the winners' orders {drained:.2f} s after the load ended")
-    for pid, (rss, _) in sorted(before.items()):
-        rss_after, peak = after.get(pid, (0, 0))
+    for pid in sorted(series[0]):
+        rss = " -> ".join(f"{snap.get(pid, (0, 0))[0] / 1024:.1f}" for snap in series)
+        peak = series[-1].get(pid, (0, 0))[1]
         print(
-            f"  API worker {pid}: RSS {rss / 1024:.1f} MiB before, {rss_after / 1024:.1f} MiB "
-            f"after {args.duration * 3} s of load (peak {peak / 1024:.1f} MiB)"
+            f"  API worker {pid}: RSS MiB at start -> after healthz -> after reservations -> "
+            f"after a second {args.duration} s of sold-out reservations: {rss} "
+            f"(peak {peak / 1024:.1f} MiB)"
         )
 
 
@@ -255,7 +280,22 @@ def main() -> None:
     parser.add_argument(
         "--writes", default="request,stream", help="request, stream or both (comma-separated)"
     )
+    parser.add_argument(
+        "--durable-redis",
+        action="store_true",
+        help="run against a redis-server of the bench's own with appendfsync always",
+    )
     args = parser.parse_args()
+    if args.durable_redis:
+        with durable_redis() as args.redis_url:
+            print(f"Redis: the bench's own, appendonly yes, appendfsync always ({args.redis_url})")
+            run_all(args)
+    else:
+        args.redis_url = REDIS_URL
+        run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> None:
     modes = [m.strip() for m in args.writes.split(",") if m.strip()]
     print(machine())
     print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -121,4 +122,10 @@ def app_from_env() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    # What is imported and built by now lives as long as the server process: out of the
+    # cyclic GC's sight, a full collection under load no longer walks ~150 MB of it (its
+    # pauses were the tail of a flash-sale burst). Tests build apps with create_app: unfrozen.
+    gc.collect()
+    gc.freeze()
+    return app
