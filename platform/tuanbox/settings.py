@@ -164,12 +164,6 @@ class Settings(BaseSettings):
     command_ttl_s: int = Field(default=6 * 3600, gt=0)
     command_ack_timeout_s: float = Field(default=10.0, gt=0)
     command_retry_max_s: float = Field(default=300.0, gt=0)
-    # Unacked commands allowed at once (all bridges); keep below the broker's per-client queue.
-    command_max_in_flight: int = Field(default=500, gt=0)
-    bridge_share_group: str = "bridge"
-    # Mosquitto 2.0 does not restore shared subscriptions after a broker restart, so locker
-    # messages sent before any bridge re-subscribes would be lost. A durable bridge holds
-    # plain persistent subscriptions instead (the broker keeps them and queues for it);
     # A command acked "accepted" and not "done" (or failed) within this is stalled: the locker
     # is sent a sync, the command is re-sent once and ops are alerted.
     command_accepted_timeout_s: float = Field(default=120.0, gt=0)
@@ -179,6 +173,12 @@ class Settings(BaseSettings):
     # A locker whose state snapshot disagrees with the platform is asked for a fresh one (sync)
     # at most this often, so a lasting disagreement does not turn into a sync loop.
     locker_sync_min_interval_s: float = Field(default=60.0, gt=0)
+    # Unacked commands allowed at once (all bridges); keep below the broker's per-client queue.
+    command_max_in_flight: int = Field(default=500, gt=0)
+    bridge_share_group: str = "bridge"
+    # Mosquitto 2.0 does not restore shared subscriptions after a broker restart, so locker
+    # messages sent before any bridge re-subscribes would be lost. A durable bridge holds
+    # plain persistent subscriptions instead (the broker keeps them and queues for it);
     # run one durable bridge and any number of shared-only ones (`tuanbox bridge --shared`).
     bridge_durable: bool = True
     bridge_batch: int = Field(default=100, gt=0, le=10000)
@@ -343,22 +343,6 @@ class Settings(BaseSettings):
                 if not url.startswith("https://"):
                     raise ValueError(f"{name} must be https in production (it is {url!r})")
 
-    def _refuse_short_secrets(self) -> None:
-        """Keys that sign tokens and webhooks or encrypt PII must not be guessable."""
-        secrets = {
-            "TUANBOX_SECRET_KEY": self.secret_key,
-            "TUANBOX_PII_KEY": self.pii_key,
-            "TUANBOX_PAYMENT_WEBHOOK_SECRET": self.payment_webhook_secret,
-            **{f"TUANBOX_PII_KEYS[{kid!r}]": key for kid, key in self.pii_keys.items()},
-        }
-        for variable, value in secrets.items():
-            size = len(value.get_secret_value().encode())
-            if size < MIN_SECRET_BYTES:
-                raise ValueError(
-                    f"{variable} is {size} bytes; production needs at least "
-                    f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`)"
-                )
-
     @model_validator(mode="after")
     def _check_risk_rules(self) -> Settings:
         """Read the rules file and check every override now: a typo fails at start-up."""
@@ -403,6 +387,22 @@ class Settings(BaseSettings):
             if self.env == "production" and not self.sms_gateway_url.startswith("https://"):
                 raise ValueError("TUANBOX_SMS_GATEWAY_URL must be https in production")
         return self
+
+    def _refuse_short_secrets(self) -> None:
+        """Keys that sign tokens and webhooks or encrypt PII must not be guessable."""
+        secrets = {
+            "TUANBOX_SECRET_KEY": self.secret_key,
+            "TUANBOX_PII_KEY": self.pii_key,
+            "TUANBOX_PAYMENT_WEBHOOK_SECRET": self.payment_webhook_secret,
+            **{f"TUANBOX_PII_KEYS[{kid!r}]": key for kid, key in self.pii_keys.items()},
+        }
+        for variable, value in secrets.items():
+            size = len(value.get_secret_value().encode())
+            if size < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"{variable} is {size} bytes; production needs at least "
+                    f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`)"
+                )
 
 
 @lru_cache(maxsize=1)
