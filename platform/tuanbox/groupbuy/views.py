@@ -242,7 +242,7 @@ async def join_group(request: Request) -> Response:
                 per_ip=(settings.group_join_per_ip_per_min, 60),
             )
         stored = await run_in_threadpool(
-            _join,
+            join_in_transaction,
             session_source_for(request),
             RiskGate(settings, client_ip(request), headers.get("X-Device-ID")),
             user.id,
@@ -259,7 +259,7 @@ async def join_group(request: Request) -> Response:
     return JSONResponse(stored.body, status_code=stored.status, headers=replayed)
 
 
-def _join(
+def join_in_transaction(
     source: SessionSource,
     risk: RiskGate,
     user_id: str,
@@ -268,6 +268,8 @@ def _join(
     key: str | None,
     url_path: str,
 ) -> idempotency.StoredResponse:
+    """Take the seat, create the order and store the answer in one transaction (the join
+    route's thread hop, and the shop page's join form)."""
     settings = risk.settings
     with source() as session:
         screening = risk.before_order(session, Event.JOIN, user_id)

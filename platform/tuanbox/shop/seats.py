@@ -7,9 +7,9 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
-from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.deps import SessionDep, SettingsDep, session_source_for
 from tuanbox.errors import TuanboxError
 from tuanbox.groupbuy import views as groupbuy_api
 from tuanbox.groupbuy.schemas import JoinIn
@@ -97,5 +97,11 @@ def join_group(
     station_id: StationField = None,
 ) -> RedirectResponse:
     body = _join_body(station_id)
-    return _seat(request, settings, campaign_id, lambda user: groupbuy_api.join_group(
-        group_id, body, user, db, settings, idem, risk))  # fmt: skip
+
+    def join(user: Any) -> JSONResponse:
+        stored = groupbuy_api.join_in_transaction(
+            session_source_for(request), risk, user.id, group_id, body, idem.key, request.url.path
+        )
+        return JSONResponse(stored.body, status_code=stored.status)
+
+    return _seat(request, settings, campaign_id, join)
