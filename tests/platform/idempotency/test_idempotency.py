@@ -23,7 +23,6 @@ from tuanbox.idempotency.models import IdempotencyKey
 from tuanbox.orders.models import Order
 from tuanbox.settings import Settings
 
-
 CIPHER = PiiCipher(make_settings())
 
 
