@@ -21,6 +21,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import select
 
 from edge.agent.demo import DemoLocker, run_locker
@@ -76,7 +77,14 @@ class Shots:
 
     def take(self, page: Page, name: str) -> bytes:
         self.n += 1
-        return page.screenshot(path=str(ARTIFACTS / f"{self.n:02d}-{name}.png"))
+        path = str(ARTIFACTS / f"{self.n:02d}-{name}.png")
+        # A click may have started a navigation: shoot the page it lands on, not the swap.
+        page.wait_for_load_state()
+        try:
+            return page.screenshot(path=path)
+        except PlaywrightError:  # "Unable to capture screenshot" mid-navigation: once more
+            page.wait_for_load_state()
+            return page.screenshot(path=path)
 
 
 def qr_texts(png: bytes) -> list[str]:
