@@ -105,7 +105,7 @@ def run(settings: Settings, trace: TraceSettings | None = None, out_dir: Path | 
     """Record, anchor and verify the demo batch; return the trace URL and what was checked."""
     trace = _dev_ready(trace or get_trace_settings())
     engine = make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
+    sessions = make_session_factory(engine, settings)
     try:
         with sessions() as session, session.begin():
             _demo_lot(session)
