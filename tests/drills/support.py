@@ -101,18 +101,23 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM
 
 
 class OwnRedis:
-    """A redis-server with no persistence at all: a restart is a total loss of its data."""
+    """A redis-server of a test's own, to kill and restart: with no persistence (a restart loses
+    everything) or with every write fsynced before it answers (`aof=True`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, aof: bool = False) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        # aof: every write on disk before Redis answers (appendfsync always), so a kill -9
+        # loses nothing it acknowledged; without it a restart comes back empty.
+        self.aof = aof
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        persistence = ["yes", "--appendfsync", "always"] if self.aof else ["no"]
         self.proc = subprocess.Popen(
             [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", *persistence,
              "--dir", str(self.root)],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip

@@ -4,7 +4,6 @@ duplicate deliveries and Redis restarts; after a Redis loss the DB is reloaded, 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,12 +20,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
 
 from tests.conftest import make_settings
+from tests.drills.support import OwnRedis
 from tests.platform.groupbuy.factories import auth, make_shop, make_shoppers
-from tests.support import free_port, wait_until
+from tests.support import wait_until
 from tuanbox.api.app import create_app
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_session_factory, session_scope
-from tuanbox.devservices import probes
 from tuanbox.flashsale import lua, reconcile
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.models import FlashSale, Reservation
@@ -36,42 +35,6 @@ from tuanbox.settings import Settings
 
 CAP = 100
 pytestmark = pytest.mark.slow
-
-
-class OwnRedis:
-    """A redis-server of this test's own, so that it can be killed and restarted."""
-
-    def __init__(self, root: Path, *, aof: bool) -> None:
-        self.root = root
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.aof = aof
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        persistence = ["yes", "--appendfsync", "always"] if self.aof else ["no"]
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", *persistence,
-             "--dir", str(self.root)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until(self._answers, 10, f"redis on {self.port}")
-
-    def _answers(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, "redis-server exited"
-        try:
-            probes.redis("127.0.0.1", self.port)
-        except OSError:
-            return False
-        return True
-
-    def kill(self) -> None:
-        """kill -9: no chance to save anything the settings did not already persist."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
 
 
 @pytest.fixture
