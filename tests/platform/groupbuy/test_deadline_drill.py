@@ -79,6 +79,10 @@ def _start(what: str, url: str, broker: str, workdir: Path) -> subprocess.Popen[
         )
 
 
+def _tail(log: Path, lines: int = 60) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
 def _statuses(factory: Callable[[], Session]) -> dict[str, str]:
     with factory() as session:
         return {g: s for g, s in session.execute(sa.select(Group.id, Group.status))}
@@ -181,7 +185,12 @@ def test_group_deadlines_survive_killed_worker_and_beat(
         ledger = session.scalars(
             sa.select(SimPayRecord.idempotency_key).where(SimPayRecord.kind == "refund")
         ).all()
-        assert len(ledger) == len(set(ledger)) == len(refunds), "no refund paid twice"
+        # Each refund names the gateway record that paid it; print both sides if they differ.
+        paid_by = {r.id: (r.status, r.attempts, r.provider_refund_id) for r in rows}
+        assert len(ledger) == len(set(ledger)) == len(refunds), (
+            f"no refund paid twice, none paid outside the gateway: refunds {paid_by}, "
+            f"gateway refunds {sorted(ledger)}; worker log:\n{_tail(log)}"
+        )
         members = session.execute(
             sa.select(Member.group_id, Order).join(Order, Order.id == Member.order_id)
         ).all()
