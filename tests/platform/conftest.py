@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.api.app import create_app
 from tuanbox.api.deps import get_session, get_session_source
+from tuanbox.api.reads import get_read_session, get_read_source
 from tuanbox.settings import Settings
 
 
@@ -25,6 +26,10 @@ def app(settings: Settings, engine: Engine, db_session: Session) -> FastAPI:
 
     application.dependency_overrides[get_session] = _session
     application.dependency_overrides[get_session_source] = lambda: lambda: nullcontext(db_session)
+    # Read sessions (the replica in production) see the test's rolled-back data too; the
+    # routing itself is proven against the real replica in tests/platform/db.
+    application.dependency_overrides[get_read_session] = _session
+    application.dependency_overrides[get_read_source] = lambda: lambda: nullcontext(db_session)
     return application
 
 

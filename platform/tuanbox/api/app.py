@@ -17,6 +17,7 @@ from tuanbox.api.nul_guard import RefuseNul
 from tuanbox.api.problems import install_problem_handlers
 from tuanbox.api.security import RequestIdMiddleware, SecurityHeadersMiddleware
 from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.db.replica import make_read_engine, make_read_session_factory, owns_read_engine
 from tuanbox.notifications.services import get_sms_sender
 from tuanbox.settings import Settings
 
@@ -44,6 +45,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
     "tuanbox.shop.views",
+    "tuanbox.console.views",
 )
 # Routers mounted only when their condition holds for the process's settings. SimPay's
 # hosted page marks orders paid without taking money: never in production.
@@ -76,6 +78,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         await redis_async.close_client(app)
         if own_engine:
             app.state.engine.dispose()
+        if owns_read_engine(app.state.read_engine, app.state.engine):
+            app.state.read_engine.dispose()
 
     docs = docs_enabled(settings)
     app = TuanboxAPI(
@@ -90,6 +94,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.session_factory = make_session_factory(app.state.engine, settings)
+    # Catalog pages and reports read here: the replica when configured (tuanbox.db.replica).
+    app.state.read_engine = make_read_engine(settings, app.state.engine)
+    app.state.read_session_factory = make_read_session_factory(app.state.read_engine, settings)
     # Chosen once from the settings (gateway in production); routes get it via SmsSenderDep.
     app.state.sms_sender = get_sms_sender(settings)
     install_problem_handlers(app)
@@ -107,6 +114,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for dotted in FEATURE_ROUTERS + conditional:
         module = __import__(dotted, fromlist=["router"])
         app.include_router(module.router)
+    # The console's pages send a signed-out browser to its sign-in page, refusals as pages.
+    from tuanbox.console.views import install_handlers as install_console_handlers
+
+    install_console_handlers(app)
     if settings.env == "development":
         # The development inbox shows sign-in and pickup codes: it exists only there.
         from tuanbox.notifications import inbox
