@@ -45,6 +45,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
     "tuanbox.shop.views",
+    "tuanbox.console.views",
 )
 # Routers mounted only when their condition holds for the process's settings. SimPay's
 # hosted page marks orders paid without taking money: never in production.
@@ -113,6 +114,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for dotted in FEATURE_ROUTERS + conditional:
         module = __import__(dotted, fromlist=["router"])
         app.include_router(module.router)
+    # The console's pages send a signed-out browser to its sign-in page, refusals as pages.
+    from tuanbox.console.views import install_handlers as install_console_handlers
+
+    install_console_handlers(app)
     if settings.env == "development":
         # The development inbox shows sign-in and pickup codes: it exists only there.
         from tuanbox.notifications import inbox

@@ -43,6 +43,8 @@ OPS = {"ops": ANY, "admin": ANY}
 ADMIN = {"admin": ANY}
 STAFF = {"merchant_staff": MERCHANT, "admin": ANY}
 SHOPPER = {"shopper": OWN}
+# The merchant console: its own staff, by the console cookie or a bearer header; no admin.
+CONSOLE = {"merchant_staff": MERCHANT}
 PARTIES = {"shopper": OWN, "merchant_staff": MERCHANT, "ops": ANY, "admin": ANY}
 SIGNED_IN = {role: OWN for role in ROLES}
 # The shop's pages admit a shopper by the shop's own sign-in cookie, never by a bearer header,
@@ -208,6 +210,12 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/orders/{order_id}/return"): SHOP_SIGN_IN,
     ("POST", "/orders/{order_id}/return/withdraw"): SHOP_SIGN_IN,
     ("POST", "/orders/{order_id}/review"): SHOP_SIGN_IN,
+    # the merchant console (tuanbox.console)
+    ("GET", "/console/signin"): PUBLIC,
+    ("POST", "/console/signin"): PUBLIC,
+    ("POST", "/console/signout"): PUBLIC,
+    ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/console"): CONSOLE,
 }
 # Query strings some routes need to answer at all (a stream that ends after one event).
 QUERY = {("GET", "/ops/stream"): "max_events=1"}
