@@ -28,9 +28,9 @@ from tuanbox.payments.models import Refund, SimPayRecord
 
 SECRET = "drill-webhook-secret"
 TIERS = (Tier(2, 900), Tier(3, 800), Tier(4, 700))
-# Long enough for worker + beat to start and close the filled group (beat ticks every 10 s;
-# starting both took over 25 s on a loaded two-core box)
-# before any deadline; the wait after the kill is spent with both processes dead.
+# Long enough for worker + beat to start and close the filled group before any deadline (beat
+# ticks every 10 s; starting both took over 25 s on a loaded two-core box); the wait after the
+# kill is spent with both processes dead.
 LEAD_S = 40
 CLAIM = "tuanbox:drill:claim"
 
