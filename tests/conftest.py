@@ -180,6 +180,7 @@ def make_settings(**overrides: object) -> Settings:
         # code limit, a home page rendered from another database) must not reach this one.
         "rate_limit_prefix": f"test:{RUN_ID}:rl:",
         "shop_cache_prefix": f"test:{RUN_ID}:shop:",
+        "reports_views_prefix": f"test:{RUN_ID}:views:",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

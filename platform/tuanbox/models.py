@@ -30,6 +30,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.risk.models",
     "tuanbox.reviews.models",
     "tuanbox.referrals.models",
+    "tuanbox.reports.models",
 )
 
 

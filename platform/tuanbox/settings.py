@@ -237,6 +237,14 @@ class Settings(BaseSettings):
     # Redis key prefix of that cache and its version counter (tests give each their own).
     shop_cache_prefix: str = Field(default="tuanbox:shop:", max_length=100)
 
+    # Reports (`tuanbox.reports`): beat refreshes the daily rollups from the orders changed
+    # since its watermark, re-reading this much before it (transactions that committed late),
+    # and moves the counted campaign page views from Redis (under this prefix) to the table.
+    reports_refresh_s: float = Field(default=60.0, gt=0, le=86400)
+    reports_overlap_s: int = Field(default=300, ge=0, le=86400)
+    reports_views_flush_s: float = Field(default=60.0, gt=0, le=86400)
+    reports_views_prefix: str = Field(default="tuanbox:views:", max_length=100)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"

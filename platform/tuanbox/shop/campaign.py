@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
+from tuanbox.reports.pageviews import record_view
 from tuanbox.shop import listing, session
 from tuanbox.shop.home import refresh_first, station_of
 from tuanbox.shop.i18n import gettext_for
@@ -82,7 +83,10 @@ async def campaign_page(
         "notice": _notice(request, _locale(request), e),
     }
     key = f"campaign:{campaign_id}:{station_id or '-'}"
-    return await cached_page(request, opener, key, build, shell)
+    response = await cached_page(request, opener, key, build, shell)
+    if response.status_code == 200 and e is None:  # not a refused form coming back
+        await record_view(request, campaign_id)  # one HINCRBY: the funnel's first step
+    return response
 
 
 def _locale(request: Request) -> str:
@@ -127,4 +131,7 @@ async def flash_sale_page(
             else _("Reminder cancelled.")
         )
         shell["remind_cancel"] = sale_id if r == "on" else None
-    return await cached_page(request, opener, f"flash:{sale_id}", build, shell)
+    response = await cached_page(request, opener, f"flash:{sale_id}", build, shell)
+    if response.status_code == 200 and e is None and r is None:
+        await record_view(request, sale_id)
+    return response

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 
 from tuanbox.audit.tasks import beat_entry as audit_beat_entry
+from tuanbox.reports.tasks import beat_entries as reports_beat_entries
 from tuanbox.settings import Settings
 
 # Modules holding @shared_task functions; each feature with background work adds its own.
@@ -22,6 +23,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.accounts.tasks",
     "tuanbox.privacy.tasks",
     "tuanbox.risk.tasks",
+    "tuanbox.reports.tasks",
 ]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
@@ -60,8 +62,13 @@ def create_celery(settings: Settings) -> Celery:
         task_default_queue="default",
         timezone="UTC",
         enable_utc=True,
-        # The audit chain's head is anchored at a configured period (0: not at all).
-        beat_schedule={**BEAT_SCHEDULE, **audit_beat_entry(settings.audit_anchor_interval_s)},
+        beat_schedule={
+            **BEAT_SCHEDULE,
+            # The audit chain's head is anchored at a configured period (0: not at all).
+            **audit_beat_entry(settings.audit_anchor_interval_s),
+            # Rollups and page views at their configured periods.
+            **reports_beat_entries(settings.reports_refresh_s, settings.reports_views_flush_s),
+        },
         broker_connection_retry_on_startup=True,
         include=TASK_MODULES,
     )
