@@ -24,10 +24,10 @@ venv: $(BIN)/.installed  ## Create/refresh the virtual environment with the test
 deps: venv  ## Install missing Debian packages (as root) and the pinned npm tools
 	$(BIN)/tuanbox services install
 
-services: deps  ## Start PostgreSQL, Redis, Mosquitto, InfluxDB and anvil; print their status
+services: deps  ## Start PostgreSQL (and its streaming replica), Redis, Mosquitto, InfluxDB and anvil; print their status
 	$(BIN)/tuanbox services up
 
-services-down:  ## Stop the services the project started (InfluxDB, anvil)
+services-down:  ## Stop the services the project started (InfluxDB, anvil, the PostgreSQL replica)
 	$(BIN)/tuanbox services down
 
 run: services  ## The whole platform locally with two simulated lockers and a demo shop (Ctrl-C stops it)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from tuanbox.db.engine import bind_settings, make_engine
@@ -24,6 +25,8 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MQTT_HOST, MQTT_PORT = "127.0.0.1", int(os.environ.get("TEST_MQTT_PORT", "1883"))
 INFLUX_URL = os.environ.get("TEST_INFLUX_URL", "http://127.0.0.1:8086")
 ANVIL_URL = os.environ.get("TEST_ANVIL_URL", "http://127.0.0.1:8545")
+# The streaming replica `tuanbox services up` runs of the PostgreSQL above (devservices).
+PG_REPLICA_PORT = int(os.environ.get("TEST_PG_REPLICA_PORT", "5433"))
 # One id per test process, for the Redis keys a run leaves behind.
 RUN_ID = uuid.uuid4().hex[:12]
 
@@ -86,6 +89,53 @@ def influx_url() -> str:
 def anvil_url() -> str:
     _require("anvil", lambda: probes.evm(ANVIL_URL))
     return ANVIL_URL
+
+
+@pytest.fixture(scope="session")
+def pg_replica() -> int:
+    """The port of a streaming standby of the test PostgreSQL (fails, never skips, when it
+    is down, not a standby, not of this primary or not streaming)."""
+    from pathlib import Path
+
+    from tuanbox.devservices.pgreplica import Replica
+
+    _require("the PostgreSQL replica", Replica(Path(".services"), port=PG_REPLICA_PORT).probe)
+    return PG_REPLICA_PORT
+
+
+def replica_url_of(url: str) -> str:
+    """The same database on the replica (every database of the primary is replicated)."""
+    return make_url(url).set(port=PG_REPLICA_PORT).render_as_string(hide_password=False)
+
+
+def wait_replicated(url: str, timeout_s: float = 30.0) -> str:
+    """Wait until the replica has replayed everything the primary has written so far (a
+    database just created and migrated, rows just committed); return the replica's URL."""
+    import time
+
+    from tuanbox.db.replica import primary_lsn, wait_replayed
+
+    primary = make_engine(url)
+    with Session(primary) as db:
+        lsn = primary_lsn(db)
+    primary.dispose()
+    assert lsn is not None
+    replica_url = replica_url_of(url)
+    deadline = time.monotonic() + timeout_s
+    while True:  # the database itself appears on the replica only once its creation replays
+        replica = make_engine(replica_url)
+        try:
+            with Session(replica) as db:
+                if wait_replayed(db, lsn, timeout_s=max(0.0, deadline - time.monotonic())):
+                    return replica_url
+        except sa.exc.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            replica.dispose()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the replica did not replay {lsn} within {timeout_s}s")
+        time.sleep(0.05)
 
 
 def _admin_engine() -> Engine:

@@ -22,7 +22,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 services_app = typer.Typer(
-    help="Local services (PostgreSQL, Redis, Mosquitto, InfluxDB, anvil).", no_args_is_help=True
+    help="Local services (PostgreSQL and its replica, Redis, Mosquitto, InfluxDB, anvil).",
+    no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
@@ -139,7 +140,7 @@ def services_status() -> None:
 
 @services_app.command("down")
 def services_down() -> None:
-    """Stop the services the project started (InfluxDB, anvil)."""
+    """Stop the services the project started (InfluxDB, anvil, the PostgreSQL replica)."""
     from tuanbox.devservices import ServiceManager
 
     ServiceManager(Path.cwd()).down(log=typer.echo)

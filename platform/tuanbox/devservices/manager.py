@@ -1,8 +1,9 @@
 """Install (apt, npm), start, check and stop the services Tuanbox runs against, idempotently.
 
 PostgreSQL, Redis and Mosquitto are usually started by the machine; we start them only when
-they do not answer. InfluxDB 1.x (Debian `influxdb`) and anvil (npm `@foundry-rs/anvil`,
-pinned in package.json) are ours: their data, logs and pid files live under `.services/`.
+they do not answer. InfluxDB 1.x (Debian `influxdb`), anvil (npm `@foundry-rs/anvil`,
+pinned in package.json) and a streaming replica of the PostgreSQL on port 5433
+(`pgreplica.py`) are ours: their data, logs and pid files live under `.services/`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuanbox.devservices import probes
+from tuanbox.devservices.pgreplica import Replica, ReplicaError
 
 INFLUX_CONF = """\
 reporting-disabled = true
@@ -55,6 +57,8 @@ class Service:
     start: Callable[[ServiceManager], None]
     owned: bool = False  # started and stopped by us (vs. the machine's own daemons)
     npm: bool = False
+    # How an owned service stops when killing its pid file's process group is not the way.
+    stop: Callable[[ServiceManager, Callable[[str], None]], bool] | None = None
 
 
 @dataclass
@@ -96,6 +100,14 @@ def _anvil_start(m: ServiceManager) -> None:
                       "--chain-id", "31337", "--silent"])  # fmt: skip
 
 
+def _replica_start(m: ServiceManager) -> None:
+    m.replica.start(log=m.log)
+
+
+def _replica_stop(m: ServiceManager, log: Callable[[str], None]) -> bool:
+    return m.replica.stop(log=log)
+
+
 def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)  # noqa: S603
 
@@ -105,10 +117,16 @@ class ServiceManager:
     project_dir: Path
     influx_port: int = 8086
     anvil_port: int = 8545
+    replica_port: int = 5433
     state_dir: Path = field(init=False)
+    log: Callable[[str], None] = field(default=print, repr=False)
 
     def __post_init__(self) -> None:
         self.state_dir = self.project_dir / ".services"
+
+    @property
+    def replica(self) -> Replica:
+        return Replica(self.state_dir, primary_port=5432, port=self.replica_port)
 
     @property
     def services(self) -> list[Service]:
@@ -125,6 +143,9 @@ class ServiceManager:
                     lambda: probes.influxdb(influx_url), _influx_start, owned=True),
             Service("anvil", anvil_url, (), lambda: probes.evm(anvil_url), _anvil_start,
                     owned=True, npm=True),
+            # After PostgreSQL: a base backup of it, streaming from it.
+            Service("pg-replica", f"postgresql://127.0.0.1:{self.replica_port}", ("postgresql",),
+                    self.replica.probe, _replica_start, owned=True, stop=_replica_stop),
         ]  # fmt: skip
 
     # -- install ---------------------------------------------------------------------------
@@ -175,13 +196,14 @@ class ServiceManager:
         return out
 
     def up(self, log: Callable[[str], None] = print, timeout: float = 30.0) -> list[ServiceStatus]:
+        self.log = log
         for svc in self.services:
             if _answers(svc):
                 continue
             log(f"starting {svc.name}")
             try:
                 svc.start(self)
-            except (OSError, subprocess.SubprocessError) as exc:
+            except (OSError, subprocess.SubprocessError, ReplicaError) as exc:
                 raise ServiceError(f"{svc.name} could not be started: {exc}") from exc
             deadline = time.monotonic() + timeout
             while not _answers(svc):
@@ -195,8 +217,10 @@ class ServiceManager:
 
     def down(self, log: Callable[[str], None] = print) -> None:
         """Stop the services we own; the machine's own daemons are left alone."""
-        for svc in self.services:
-            if svc.owned and self._kill(svc.name):
+        for svc in reversed(self.services):
+            if svc.stop is not None:
+                svc.stop(self, log)
+            elif svc.owned and self._kill(svc.name):
                 log(f"stopped {svc.name}")
 
     def spawn(self, name: str, argv: list[str]) -> None:
@@ -249,4 +273,4 @@ def _dpkg_installed(package: str) -> bool:
     return res.stdout.strip() == "install ok installed"
 
 
-SERVICES = ("postgresql", "redis", "mosquitto", "influxdb", "anvil")
+SERVICES = ("postgresql", "redis", "mosquitto", "influxdb", "anvil", "pg-replica")
