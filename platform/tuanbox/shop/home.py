@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.reads import ReadSessionDep
 from tuanbox.errors import InvalidInputError
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.models import FlashSale
@@ -72,7 +73,7 @@ async def home(request: Request, opener: OpenerDep) -> HTMLResponse | RedirectRe
 def station_page(
     request: Request,
     settings: SettingsDep,
-    db: SessionDep,
+    db: ReadSessionDep,  # the station list is catalog: the replica may serve it
     next_: Annotated[str | None, Query(alias="next", max_length=session.MAX_NEXT)] = None,
 ) -> HTMLResponse:
     context = {

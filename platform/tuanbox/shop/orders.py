@@ -109,7 +109,7 @@ def order_page(
     order_id: OrderId,
     request: Request,
     settings: SettingsDep,
-    db: SessionDep,
+    db: SessionDep,  # the primary: checkout lands here, read-your-write (never the replica)
     e: Annotated[str | None, Query(max_length=40)] = None,
     ok: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse | RedirectResponse:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tuanbox.db.base import utcnow
+from tuanbox.db.replica import on_replica, primary_lsn, wait_replayed
 from tuanbox.ratelimit.deps import get_redis
 from tuanbox.settings import Settings
 from tuanbox.shop import i18n
@@ -29,9 +30,14 @@ Builder = Callable[[Session, datetime, str], Built]
 SessionOpener = Callable[[], AbstractContextManager[Session]]
 
 
+# How long a miss served by the replica waits for it to replay the primary's latest commit.
+REPLICA_FENCE_S = 0.5
+
+
 async def get_opener(request: Request) -> SessionOpener:
-    """Sessions opened only on a cache miss (a hit touches no database); tests override it."""
-    opener: SessionOpener = request.app.state.session_factory
+    """Read sessions (the replica when configured: nothing here is read-your-write), opened
+    only on a cache miss (a hit touches no database); tests override it."""
+    opener: SessionOpener = request.app.state.read_session_factory
     return opener
 
 
@@ -42,6 +48,20 @@ def settings_of(request: Request) -> Settings:
     """The app's settings without a dependency (a sync one would cost a thread hop)."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def _replica_caught_up(request: Request, db: Session) -> bool:
+    """On the replica, wait until it has replayed what the primary had committed when this
+    miss began; False (render, but do not cache) if it lags longer than REPLICA_FENCE_S.
+
+    The change that bumped the cache version committed before this miss read the version; a
+    page rebuilt from a replica that has not replayed it yet would be cached stale under the
+    new version until its TTL. One primary round trip per miss; hits pay nothing."""
+    if not on_replica(db):
+        return True
+    with request.app.state.session_factory() as primary:
+        lsn = primary_lsn(primary)
+    return lsn is None or wait_replayed(db, lsn, timeout_s=REPLICA_FENCE_S)
 
 
 async def cached_page(
@@ -63,10 +83,12 @@ async def cached_page(
     def miss(version: str) -> dict[str, Any]:
         now = utcnow()
         with opener() as db:
+            fresh = _replica_caught_up(request, db)
             template, context, until, status = build(db, now, locale)
         main = render(locale, template, context)
         made = {"title": str(context.get("title", "")), "status": status, "main": main}
-        cache.put(name, version, json.dumps(made), now=now, until=until)
+        if fresh:
+            cache.put(name, version, json.dumps(made), now=now, until=until)
         return made
 
     def lookup() -> tuple[dict[str, Any], str]:

@@ -32,7 +32,10 @@ def service_worker() -> Response:
 
 @router.get("/orders/{order_id}/pickup", response_model=None)
 def pickup_page(
-    order_id: OrderId, request: Request, settings: SettingsDep, db: SessionDep
+    order_id: OrderId,
+    request: Request,
+    settings: SettingsDep,
+    db: SessionDep,  # the primary: a deposit just made must show its QR (never the replica)
 ) -> HTMLResponse | RedirectResponse:
     here = f"/orders/{order_id}/pickup"
     shopper = shopper_or_redirect(request, settings, here)
