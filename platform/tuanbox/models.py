@@ -30,6 +30,8 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.risk.models",
     "tuanbox.reviews.models",
     "tuanbox.referrals.models",
+    "tuanbox.coupons.models",
+    "tuanbox.points.models",
     "tuanbox.reports.models",
 )
 

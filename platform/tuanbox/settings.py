@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     otp_max_attempts: int = Field(default=5, gt=0)
     order_pay_timeout_s: int = Field(default=900, gt=0)
     return_window_days: int = Field(default=7, ge=0)
+    # Coupons and points (`tuanbox.coupons`, `tuanbox.points`): cents one point takes off at
+    # checkout, the share of an order points may pay, and the quiet spell a wake-up coupon's
+    # rule looks for.
+    points_cash_cents_per_point: int = Field(default=1, gt=0, le=100)
+    points_max_order_share_pct: int = Field(default=50, ge=0, le=99)
+    coupon_dormant_days: int = Field(default=30, gt=0, le=3650)
     media_dir: str = "var/media"
     idempotency_ttl_s: int = Field(default=86400, gt=0)
     # A claim older than this is taken as abandoned by a crashed request and may be re-run.

@@ -28,6 +28,7 @@ HOOK_MODULES: list[str] = [
     "tuanbox.fulfilment.hooks",
     "tuanbox.groupbuy.hooks",
     "tuanbox.flashsale.hooks",
+    "tuanbox.coupons.hooks",
     # Last: confirming on payment moves the order on, after every other "paid" reaction.
     "tuanbox.orders.acceptance",
 ]

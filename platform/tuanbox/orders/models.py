@@ -33,6 +33,11 @@ class Order(TimestampMixin, Base):
         CheckConstraint(f"awaiting IS NULL OR awaiting IN ({_AWAITING})", name="awaiting_known"),
         # The acceptance-deadline scan reads paid orders awaiting their merchant.
         Index("ix_orders_status_accept_deadline", "status", "accept_deadline"),
+        # Coupons and points off at checkout (`tuanbox.coupons`): at least a cent is paid.
+        CheckConstraint(
+            "discount_cents >= 0 AND (discount_cents = 0 OR discount_cents < total_cents)",
+            name="discount_within_total",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -44,6 +49,8 @@ class Order(TimestampMixin, Base):
     qty: Mapped[int] = mapped_column(BigInt)
     unit_price_cents: Mapped[int] = mapped_column(BigInt)
     total_cents: Mapped[int] = mapped_column(BigInt)
+    # Taken off at checkout by coupons and points; the shopper pays total - discount.
+    discount_cents: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
     paid_cents: Mapped[int] = mapped_column(BigInt, default=0)
     refunded_cents: Mapped[int] = mapped_column(BigInt, default=0)
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING_PAYMENT)

@@ -60,6 +60,7 @@ class OrderOut(BaseModel):
     qty: int
     unit_price_cents: int
     total_cents: int
+    discount_cents: int = Field(default=0, description="Coupons and points off at checkout")
     paid_cents: int
     refunded_cents: int
     status: str

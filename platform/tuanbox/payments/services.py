@@ -52,7 +52,7 @@ def start_checkout(
     order = lock_order(session, order.id)
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise NotPayableError(f"order is {order.status}, not awaiting payment")
-    due = order.total_cents - applied_cents(session, order.id)
+    due = order.total_cents - order.discount_cents - applied_cents(session, order.id)
     if due <= 0:
         raise NotPayableError("nothing left to pay")
     existing = session.scalars(
@@ -112,7 +112,8 @@ def _payment_succeeded(session: Session, event: WebhookEvent) -> str:
     if inserted is None:
         return "duplicate"
     # Money returned or owed back (a wrong amount, say) never counts towards what is due.
-    due = order.total_cents - applied_cents(session, order.id, excluding=inserted)
+    due = order.total_cents - order.discount_cents
+    due -= applied_cents(session, order.id, excluding=inserted)
     order.paid_cents += event.amount_cents
     provider_actor = Actor(id=f"provider:{event.provider}", role="system")
     if order.status == OrderStatus.PENDING_PAYMENT and event.amount_cents == due:
@@ -360,6 +361,10 @@ def mark_paid(
         row.last_error = None
     order = lock_order(session, row.order_id)
     order.refunded_cents += row.amount_cents
+    # Points earned or spent and coupons used follow the money back (`tuanbox.coupons`).
+    from tuanbox.coupons.settlement import refund_paid
+
+    refund_paid(session, order)
     outstanding = session.scalar(
         select(func.count()).where(
             Refund.order_id == order.id, Refund.status == "pending", Refund.id != row.id

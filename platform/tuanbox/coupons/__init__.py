@@ -1,0 +1,1 @@
+"""Coupons: templates, issuance and redemption ledgers, the discount an order gets."""

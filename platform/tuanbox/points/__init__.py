@@ -1,0 +1,1 @@
+"""Points: earned on completed orders, reversed on refund, spent at checkout; a ledger."""
