@@ -44,6 +44,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.audit.views",
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
+    "tuanbox.coupons.views",
     "tuanbox.shop.views",
     "tuanbox.console.views",
 )

@@ -114,6 +114,17 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/returns/{return_id}/dropped-off"): OPS,
     ("POST", "/api/v1/returns/{return_id}/received"): {"merchant_staff": MERCHANT, **OPS},
     ("POST", "/api/v1/returns/{return_id}/withdraw"): SHOPPER,
+    # coupons and points
+    ("GET", "/api/v1/me/coupons"): SHOPPER,
+    ("GET", "/api/v1/me/points"): SHOPPER,
+    ("POST", "/api/v1/me/points/coupons"): SHOPPER,
+    ("GET", "/api/v1/orders/{order_id}/coupons"): SHOPPER,
+    ("PUT", "/api/v1/orders/{order_id}/discount"): SHOPPER,
+    ("GET", "/api/v1/orders/{order_id}/discount"): PARTIES,
+    ("POST", "/api/v1/orders/{order_id}/unit-refunds"): OPS,
+    ("POST", "/api/v1/coupon-templates"): {"merchant_staff": MERCHANT, **OPS},
+    ("GET", "/api/v1/coupon-templates"): {"merchant_staff": MERCHANT, **OPS},
+    ("POST", "/api/v1/coupon-templates/{template_id}/issue"): {"merchant_staff": MERCHANT, **OPS},
     # group buys, flash sales, pre-sales
     # Staff only: the route's role check admits admins, the service then refuses them.
     ("POST", "/api/v1/campaigns"): {"merchant_staff": MERCHANT},

@@ -19,6 +19,7 @@ from tests.platform.factories import make_merchant, make_product, make_sku, make
 from tuanbox.accounts.models import User
 from tuanbox.audit.services import Actor
 from tuanbox.catalog.services import add_lot
+from tuanbox.coupons.services import create_template
 from tuanbox.db.base import utcnow
 from tuanbox.flashsale import services as flash
 from tuanbox.groupbuy.services import create_campaign, open_group
@@ -111,6 +112,12 @@ def _side(
     session.add_all([row, refund])
     session.flush()
     side.update(return_id=row.id, refund_id=refund.id)
+    template = create_template(
+        session, created_by=staff.id, merchant_id=merchant.id, name=f"¥5 off {tag}",
+        kind="amount_off", amount_off_cents=500, per_user_limit=1000, points_cost=100,
+        valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=365),
+    )  # fmt: skip
+    side["template_id"] = template.id
 
 
 def seed(session: Session) -> World:
