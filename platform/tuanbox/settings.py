@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/tuanbox.sqlite3"
     # Optional read replica for catalog pages and reports; never used for read-your-write.
     database_replica_url: str | None = None
+    # /ops warns when the replica is this far behind (catalog pages and reports that old).
+    replica_lag_warn_s: float = Field(default=5.0, gt=0, le=3600)
     redis_url: str = "redis://127.0.0.1:6379/0"
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883

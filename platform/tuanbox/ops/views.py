@@ -26,6 +26,7 @@ from tuanbox.errors import NotFoundError
 from tuanbox.ops import auth, data
 from tuanbox.ops.auth import OpsUser
 from tuanbox.ops.charts import Bucket, temperature_svg
+from tuanbox.ops.replica import replica_tile
 
 router = APIRouter(tags=["ops"], include_in_schema=False)
 HERE = Path(__file__).parent
@@ -163,7 +164,10 @@ def fleet_page(
         return RedirectResponse("/ops/login", status_code=303)
     with influx_for(request) as influx:
         board = data.fleet(session, influx, utcnow())
-    return _page(request, "fleet.html", {"user": user, "fleet": board, "now": utcnow()})
+    state = request.app.state
+    replica = replica_tile(state.read_engine, state.engine, settings)
+    return _page(request, "fleet.html", {"user": user, "fleet": board, "now": utcnow(),
+                                         "replica": replica})  # fmt: skip
 
 
 @router.get("/ops/lockers/{locker_id}", response_model=None)
