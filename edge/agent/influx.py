@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 from edge.agent.errors import ConfigError, TelemetryWriteError
@@ -50,14 +51,23 @@ class HttpConnection:
         return self._conn
 
     def post(
-        self, path: str, params: dict[str, str], body: bytes, headers: dict[str, str]
+        self,
+        path: str,
+        params: dict[str, str],
+        body: bytes,
+        headers: dict[str, str],
+        meanwhile: Callable[[], None] | None = None,
     ) -> tuple[int, str]:
-        """(status, body text); TelemetryWriteError when no answer came."""
+        """(status, body text); TelemetryWriteError when no answer came. ``meanwhile`` runs
+        once, between sending the request and reading the answer."""
         target = f"{self.prefix}{path}?{urlencode(params)}"
         for attempt in (1, 2):
             conn = self._connection()
             try:
                 conn.request("POST", target, body=body, headers=headers)
+                if meanwhile is not None:
+                    meanwhile()
+                    meanwhile = None
                 response = conn.getresponse()
                 text = response.read().decode("utf-8", "replace")
             except (OSError, http.client.HTTPException) as exc:
@@ -89,9 +99,15 @@ class InfluxV1Sink(TelemetrySink):
         self._http.close()
 
     def write(self, lines: list[str]) -> None:
+        self._write(lines, None)
+
+    def write_overlapped(self, lines: list[str], meanwhile: Callable[[], None]) -> None:
+        self._write(lines, meanwhile)
+
+    def _write(self, lines: list[str], meanwhile: Callable[[], None] | None) -> None:
         params = {"db": self.db, "precision": PRECISION}
         body = "\n".join(lines).encode()
-        status, text = self._http.post("/write", params, body, {})
+        status, text = self._http.post("/write", params, body, {}, meanwhile)
         if status == 404 and self.create_db and "database not found" in text:
             self._http.post("/query", {"q": f'CREATE DATABASE "{self.db}"'}, b"", {})
             status, text = self._http.post("/write", params, body, {})
@@ -112,9 +128,12 @@ class InfluxV2Sink(TelemetrySink):
         self._http.close()
 
     def write(self, lines: list[str]) -> None:
+        self.write_overlapped(lines, lambda: None)
+
+    def write_overlapped(self, lines: list[str], meanwhile: Callable[[], None]) -> None:
         params = {"org": self.org, "bucket": self.bucket, "precision": PRECISION}
         body = "\n".join(lines).encode()
-        _check(*self._http.post("/api/v2/write", params, body, self._headers))
+        _check(*self._http.post("/api/v2/write", params, body, self._headers, meanwhile))
 
 
 def _check(status: int, text: str) -> None:

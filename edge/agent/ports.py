@@ -38,5 +38,11 @@ class TelemetrySink(ABC):
     def write(self, lines: list[str]) -> None:
         """Write one batch; TelemetryWriteError(retryable=...) when it did not land."""
 
+    def write_overlapped(self, lines: list[str], meanwhile: Callable[[], None]) -> None:
+        """`write`, calling ``meanwhile`` (which must not raise) while the server works on
+        the batch, if the sink can; this one calls it after the write."""
+        self.write(lines)
+        meanwhile()
+
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""

@@ -24,7 +24,7 @@ import threading
 from edge.agent.errors import EdgeError, TelemetryWriteError
 from edge.agent.influx import InfluxV1Sink, InfluxV2Sink, make_sink
 from edge.agent.ports import TelemetrySink
-from edge.agent.store import TELEMETRY_ROW_POINTS, Store
+from edge.agent.store import TELEMETRY_ROW_POINTS, Store, TelemetryRow
 
 __all__ = [
     "InfluxV1Sink",
@@ -189,6 +189,7 @@ class TelemetryForwarder:
         self.rejected = 0
         self.last_error: TelemetryWriteError | None = None
         self._cursor = 0  # last row handed to InfluxDB; its delete rides on the next commit
+        self._ahead: list[TelemetryRow] | None = None  # the rows after the cursor, read early
         self.behind = False  # more rows wait than the last batch took
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -205,15 +206,29 @@ class TelemetryForwarder:
         self.sink.close()
 
     def flush_once(self) -> int:
-        """Send one batch; returns how many points left the buffer (written or rejected)."""
+        """Send one batch; returns how many points left the buffer (written or rejected).
+
+        While InfluxDB works on a batch, the next one is read from SQLite (and used only if
+        this one left the buffer): the read no longer adds to each batch's round trip."""
         store = self.buffer.store
-        batch = store.telemetry_batch(self.batch_size, after=self._cursor)
+        batch, self._ahead = self._ahead, None
+        if not batch:
+            batch = store.telemetry_batch(self.batch_size, after=self._cursor)
         self.behind = False
         if not batch:
             return 0
         points = sum(row.points for row in batch)
+        ahead: list[TelemetryRow] | None = None
+
+        def read_ahead() -> None:
+            nonlocal ahead
+            try:
+                ahead = store.telemetry_batch(self.batch_size, after=batch[-1].id)
+            except EdgeError as exc:  # only an optimisation: the next call reads again
+                log.warning("telemetry read-ahead failed: %s", exc.message)
+
         try:
-            self.sink.write([row.text for row in batch])
+            self.sink.write_overlapped([row.text for row in batch], read_ahead)
         except TelemetryWriteError as exc:
             if exc.retryable:
                 raise
@@ -223,7 +238,11 @@ class TelemetryForwarder:
             self.written += points
         self._cursor = batch[-1].id
         self.buffer.mark_sent(self._cursor)
-        self.behind = points >= self.batch_size or store.telemetry_waiting(after=self._cursor)
+        self._ahead = ahead
+        if ahead is not None:
+            self.behind = bool(ahead)
+        else:
+            self.behind = points >= self.batch_size or store.telemetry_waiting(after=self._cursor)
         return points
 
     def _run(self) -> None:

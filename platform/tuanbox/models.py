@@ -29,6 +29,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.presale.models",
     "tuanbox.risk.models",
     "tuanbox.reviews.models",
+    "tuanbox.merchant_orders.models",
     "tuanbox.referrals.models",
     "tuanbox.coupons.models",
     "tuanbox.points.models",

@@ -45,6 +45,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
     "tuanbox.coupons.views",
+    "tuanbox.merchant_orders.views",
     "tuanbox.shop.views",
     "tuanbox.console.views",
 )

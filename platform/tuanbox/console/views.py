@@ -16,7 +16,15 @@ from tuanbox.console import auth
 from tuanbox.errors import TuanboxError
 
 # Each name is a module of this package exposing `router`; routing tries them in this order.
-MODULES: tuple[str, ...] = ("signin",)
+MODULES: tuple[str, ...] = (
+    "signin",
+    # orders side
+    "orders",
+    "waves",
+    "presale",
+    "returns",
+    "reviews",
+)
 
 router = APIRouter(tags=["console"], include_in_schema=False)
 for _name in MODULES:

@@ -33,6 +33,10 @@ class Order(TimestampMixin, Base):
         CheckConstraint(f"awaiting IS NULL OR awaiting IN ({_AWAITING})", name="awaiting_known"),
         # The acceptance-deadline scan reads paid orders awaiting their merchant.
         Index("ix_orders_status_accept_deadline", "status", "accept_deadline"),
+        # The merchant console's order list and exports, newest first (keyset on created_at,
+        # id), all orders or one status (tuanbox.merchant_orders.listing).
+        Index("ix_orders_merchant_created", "merchant_id", "created_at", "id"),
+        Index("ix_orders_merchant_status_created", "merchant_id", "status", "created_at", "id"),
         # Coupons and points off at checkout (`tuanbox.coupons`): at least a cent is paid.
         CheckConstraint(
             "discount_cents >= 0 AND (discount_cents = 0 OR discount_cents < total_cents)",

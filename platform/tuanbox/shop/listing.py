@@ -279,6 +279,7 @@ class ReviewView:
     rating: int  # 1-5
     text: str
     at: datetime
+    reply: str | None = None  # the merchant's, from the console's reviews queue
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,9 @@ def reviews(session: Session, product_id: str) -> Reviews:
     from tuanbox.reviews.services import for_product
 
     found = for_product(session, product_id)
-    items = [ReviewView(r.rating, r.text, as_utc(r.created_at)) for r in found.items]
+    items = [
+        ReviewView(r.rating, r.text, as_utc(r.created_at), r.merchant_reply) for r in found.items
+    ]
     return Reviews(items=items, count=found.count, average=found.average)
 
 

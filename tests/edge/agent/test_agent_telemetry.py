@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +20,8 @@ import pytest
 from edge.agent import schema
 from edge.agent.errors import TelemetryWriteError
 from edge.agent.main import EdgeRuntime
-from edge.agent.store import Store
+from edge.agent.ports import TelemetrySink
+from edge.agent.store import Store, TelemetryRow
 from edge.agent.telemetry import (
     InfluxV1Sink,
     InfluxV2Sink,
@@ -339,3 +340,81 @@ def test_locker_health_reports_dropped_points_and_events(tmp_path: Path) -> None
         store.close()
     assert health.startswith("locker_health,")
     assert "dropped_points=50i,dropped_events=30i," in health
+
+
+def test_forgetting_sent_rows_skips_the_fsync_storing_points_keeps_it(store: Store) -> None:
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    buffer = TelemetryBuffer(store, 100_000)
+    buffer.append(_points("L1", 0, 5))  # not started: the append commits at once
+    stored = list(statements)
+    assert "PRAGMA synchronous=NORMAL" not in stored  # points: fsync'd as before
+    last = store.telemetry_batch(100)[-1].id
+    statements.clear()
+    buffer.mark_sent(last)  # a commit that only deletes
+    assert statements[0] == "PRAGMA synchronous=NORMAL"
+    assert statements[-1] == "PRAGMA synchronous=FULL"
+    assert any(s.startswith("DELETE FROM telemetry") for s in statements)
+    assert store.telemetry_depth() == 0
+    store._db.set_trace_callback(None)
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+
+
+class _OverlappingSink(TelemetrySink):
+    """Records batches; reads ahead while "InfluxDB" works, then fails if told to."""
+
+    def __init__(self, buffer: TelemetryBuffer) -> None:
+        self.buffer = buffer
+        self.batches: list[list[str]] = []
+        self.fail_after_read_ahead = False
+
+    def write(self, lines: list[str]) -> None:
+        raise AssertionError("the forwarder overlaps its writes")
+
+    def write_overlapped(self, lines: list[str], meanwhile: Callable[[], None]) -> None:
+        meanwhile()
+        if self.fail_after_read_ahead:
+            self.fail_after_read_ahead = False
+            raise TelemetryWriteError("InfluxDB answered 503", retryable=True)
+        self.batches.append(lines)
+
+
+def test_forwarder_reads_the_next_batch_during_a_write_and_drops_it_on_failure(
+    store: Store,
+) -> None:
+    buffer = TelemetryBuffer(store, 100_000)
+    sink = _OverlappingSink(buffer)
+    forwarder = TelemetryForwarder(buffer, sink, batch_size=100, flush_interval_s=0.1)
+    lines = _points("L1", 0, 300)
+    buffer.append(lines)
+    reads: list[int] = []
+    batch_of = store.telemetry_batch
+
+    def counted(max_points: int, *, after: int = 0) -> list[TelemetryRow]:
+        reads.append(after)
+        return batch_of(max_points, after=after)
+
+    store.telemetry_batch = counted  # type: ignore[method-assign]
+    assert forwarder.flush_once() == 100
+    assert forwarder.behind  # the read-ahead saw more waiting
+    sink.fail_after_read_ahead = True
+    with pytest.raises(TelemetryWriteError):
+        forwarder.flush_once()  # the second batch, read ahead, did not land
+    assert forwarder.flush_once() == 100  # so it goes again, not the third
+    assert forwarder.flush_once() == 100
+    assert forwarder.flush_once() == 0
+    sent = "\n".join(row for batch in sink.batches for row in batch)
+    assert sent.split("\n") == lines  # in order, once each
+    # Rows 1-3 hold 100 points each. Read: the first batch, then during each write the rows
+    # after it; the failed write's read-ahead (row 2) is read again after its retry's batch.
+    assert reads == [0, 1, 2, 1, 2, 3, 3]
+
+
+def test_overlapped_write_runs_meanwhile_once_between_request_and_answer(influx_url: str) -> None:
+    db = f"edge_test_{uuid.uuid4().hex[:8]}"
+    sink = InfluxV1Sink(influx_url, db)  # the database is created on the way: a second POST
+    calls: list[float] = []
+    sink.write_overlapped(_points("L1", int(time.time() * 1000), 20), lambda: calls.append(1))
+    sink.close()
+    assert calls == [1]
+    assert influx_query(influx_url, db, "SELECT count(celsius) FROM cold_chain")[0][1] == 20

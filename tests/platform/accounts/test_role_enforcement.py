@@ -227,6 +227,21 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/console/signout"): PUBLIC,
     ("GET", "/console/static/{name}"): PUBLIC,
     ("GET", "/console"): CONSOLE,
+    # console orders, waves, pre-sale, returns, reviews (tuanbox.console.orders and siblings)
+    ("GET", "/console/orders"): CONSOLE,
+    ("POST", "/console/orders/bulk"): CONSOLE,
+    ("GET", "/console/orders.csv"): CONSOLE,
+    ("GET", "/console/orders.xlsx"): CONSOLE,
+    ("GET", "/console/waves"): CONSOLE,
+    ("GET", "/console/waves/{station_id}"): CONSOLE,
+    ("GET", "/console/presale"): CONSOLE,
+    ("GET", "/console/presale/{campaign_id}"): CONSOLE,
+    ("GET", "/console/presale/{campaign_id}/purchase-order.csv"): CONSOLE,
+    ("GET", "/console/returns"): CONSOLE,
+    ("POST", "/console/returns/{return_id}/received"): CONSOLE,
+    ("GET", "/console/reviews"): CONSOLE,
+    ("POST", "/console/reviews/{review_id}/reply"): CONSOLE,
+    ("PUT", "/api/v1/staff/{staff_id}/pii-access"): ADMIN,
 }
 # Query strings some routes need to answer at all (a stream that ends after one event).
 QUERY = {("GET", "/ops/stream"): "max_events=1"}

@@ -1,0 +1,1 @@
+"""The order side of the merchant console: status tabs, lists, bulk actions, exports, queues."""
