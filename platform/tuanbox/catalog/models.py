@@ -119,3 +119,30 @@ class ProductImage(TimestampMixin, Base):
     content_type: Mapped[str] = mapped_column(String(50))
     size_bytes: Mapped[int]
     position: Mapped[int] = mapped_column(default=0)
+
+
+class MerchantLicence(TimestampMixin, Base):
+    """A licence document a merchant's staff uploaded, and ops' review of it.
+
+    The file lives under ``<media_dir>/licences/`` (never served by ``/media``: only the
+    merchant's staff and ops see it). Approving one marks the merchant verified, which is
+    what shoppers see ("Verified" beside the merchant's name)."""
+
+    __tablename__ = "merchant_licences"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    merchant_id: Mapped[str] = mapped_column(
+        ForeignKey("merchants.id", ondelete="RESTRICT"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(100))
+    original_name: Mapped[str] = mapped_column(String(200), default="")
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(BigInt)
+    uploaded_by: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
+    reviewed_by: Mapped[str | None] = mapped_column(String(36))
+    reviewed_at: Mapped[datetime | None]
+    review_note: Mapped[str | None] = mapped_column(String(500))

@@ -250,3 +250,9 @@ def get_product(product_id: str, session: SessionDep) -> ProductPage:
             for i in services.images_of(session, product_id)
         ],
     )
+
+
+# Ops' review of merchants' licence documents (the console uploads them).
+from tuanbox.catalog.licence_views import router as _licence_router  # noqa: E402
+
+router.include_router(_licence_router)

@@ -1,16 +1,19 @@
-"""Keep the console's catalogs in step: `python -m tuanbox.console.catalogs NAME [--check]`.
+"""Keep the console's catalogs in step: `python -m tuanbox.console.catalogs NAME [GLOB...]`.
 
 Strings come from this package's Python and templates. The console's translations are the
 shop's catalog plus every ``locale/{zh,en}/LC_MESSAGES/*.po`` here, one file per owner
 (``console.po``, ``orders.po``, ``reports.po``): so engineers adding pages side by side never
-rewrite each other's file. ``NAME`` adds the strings that no catalog has yet to ``NAME.po``
-(new ones empty: translate them in ``zh/.../NAME.po``) and drops from ``NAME.po`` what the
-code no longer uses. ``--check`` writes nothing and exits 1 when a string the code uses is in
-no catalog of a locale, or has no Chinese.
+rewrite each other's file. ``NAME FILE-GLOB...`` adds the strings of those files (paths
+relative to this package, e.g. ``orders.py templates/orders*.html``) that no catalog has yet
+to ``NAME.po`` (new ones empty: translate them in ``zh/.../NAME.po``), and drops from
+``NAME.po`` what the code no longer uses. Without globs it takes every file's strings.
+``--check`` writes nothing and exits 1 when a string the code uses is in no catalog of a
+locale, or has no Chinese.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import re
 import sys
@@ -28,13 +31,18 @@ HERE = Path(__file__).parent
 NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
 
 
-def extract() -> Catalog:
+def extract(only: list[str] | None = None) -> Catalog:
+    """Every string of the package; with ``only`` (glob patterns of paths relative to the
+    package, such as ``orders.py`` or ``templates/orders*.html``), those files' strings."""
     template = Catalog(domain=shop_i18n.DOMAIN, project="tuanbox", fuzzy=False)
-    for _file, _line, message, comments, context in extract_from_dir(
-        str(HERE), shop_catalogs.METHODS, options_map=shop_catalogs.OPTIONS,
+    for file, _line, message, comments, context in extract_from_dir(
+        str(HERE),
+        shop_catalogs.METHODS,
+        options_map=shop_catalogs.OPTIONS,
         keywords={"_": None, "gettext": None, "ngettext": (1, 2)},
-    ):  # fmt: skip
-        template.add(message, None, [], auto_comments=comments, context=context)
+    ):
+        if only is None or any(fnmatch.fnmatch(file, pattern) for pattern in only):
+            template.add(message, None, [], auto_comments=comments, context=context)
     return template
 
 
@@ -85,9 +93,9 @@ def problems() -> list[str]:
     return found
 
 
-def update(name: str) -> None:
-    template = extract()
-    used = {m.id for m in template if m.id}
+def update(name: str, only: list[str] | None = None) -> None:
+    used = {m.id for m in extract() if m.id}
+    mine = {m.id for m in extract(only) if m.id}
     for locale in LOCALES:
         catalogs = known(locale)
         path = po_path(locale, name)
@@ -97,7 +105,7 @@ def update(name: str) -> None:
         for message in list(own):
             if message.id and message.id not in used:
                 own.delete(message.id)
-        for mid in sorted(used - elsewhere):
+        for mid in sorted(mine - elsewhere):
             if mid not in own:
                 own.add(mid, "")
         own.fuzzy = False
@@ -115,10 +123,10 @@ def main(argv: list[str]) -> int:
         print("\n".join(found) or "console catalogs in step")
         return 1 if found else 0
     names = [a for a in argv if not a.startswith("-")]
-    if len(names) != 1 or not NAME.fullmatch(names[0]):
-        print("usage: python -m tuanbox.console.catalogs NAME [--check]  (NAME: your .po)")
+    if not names or not NAME.fullmatch(names[0]):
+        print("usage: python -m tuanbox.console.catalogs NAME [FILE-GLOB ...] | --check")
         return 2
-    update(names[0])
+    update(names[0], names[1:] or None)
     return 0
 
 

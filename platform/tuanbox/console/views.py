@@ -18,6 +18,11 @@ from tuanbox.errors import TuanboxError
 # Each name is a module of this package exposing `router`; routing tries them in this order.
 MODULES: tuple[str, ...] = (
     "signin",
+    # products, lots, campaigns, credentials (the catalog/campaign side)
+    "products",
+    "lots",
+    "campaigns",
+    "credentials",
     # orders side
     "orders",
     "waves",

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import psycopg
 
+# A kept standby that does not stream again within this is rebuilt from a new base backup.
+RESUME_TIMEOUT_S = 20.0
 SLOT_PREFIX = "tuanbox_replica_"  # + the replica's port: two replicas, two slots
 HBA_MARK = "# tuanbox devservices: local streaming replica"
 HBA_LINE = f"host    replication     postgres        127.0.0.1/32            trust  {HBA_MARK}"
@@ -168,17 +170,36 @@ class Replica:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, log: Callable[[str], None] = print) -> None:
-        """Base-backup (when there is no data directory yet) and start the standby."""
+        """Base-backup (when there is no data directory yet) and start the standby. A kept
+        standby that cannot stream again (its slot dropped, the WAL it needs gone) is
+        replaced by a fresh base backup, once."""
         with self._lock():
             self.ensure_primary(log)
-            if not (self.data_dir / "standby.signal").exists():
+            fresh = not (self.data_dir / "standby.signal").exists()
+            if fresh:
                 self._base_backup(log)
-            self._write_conf()
-            if not self._pg_ctl_status():
-                log(f"starting the replica on {self.host}:{self.port}")
-                self._as_owner([self._bin("pg_ctl"), "-D", str(self.data_dir), "-l",
-                                str(self.log_file), "-w", "-t", "60", "start"])  # fmt: skip
-            self._wait_streaming(timeout_s=60)
+            try:
+                self._launch(log, timeout_s=60 if fresh else RESUME_TIMEOUT_S)
+            except ReplicaError as exc:
+                if fresh:
+                    raise
+                log(f"the kept replica does not stream ({exc}); taking a new base backup")
+                self._halt()
+                self._base_backup(log)
+                self._launch(log, timeout_s=60)
+
+    def _launch(self, log: Callable[[str], None], timeout_s: float) -> None:
+        self._write_conf()
+        if not self._pg_ctl_status():
+            log(f"starting the replica on {self.host}:{self.port}")
+            self._as_owner([self._bin("pg_ctl"), "-D", str(self.data_dir), "-l",
+                            str(self.log_file), "-w", "-t", "60", "start"])  # fmt: skip
+        self._wait_streaming(timeout_s)
+
+    def _halt(self) -> None:
+        if self._pg_ctl_status():
+            self._as_owner([self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+                            "-w", "stop"])  # fmt: skip
 
     def _wait_streaming(self, timeout_s: float) -> None:
         # pg_ctl -w returns once the standby accepts connections; its WAL receiver follows.
@@ -197,9 +218,7 @@ class Replica:
         with self._lock():
             if not self.root.exists():
                 return False
-            if self._pg_ctl_status():
-                self._as_owner([self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
-                                "-w", "stop"])  # fmt: skip
+            self._halt()
             self._drop_slot()
             shutil.rmtree(self.root)
             log("stopped pg-replica (slot dropped, data removed)")

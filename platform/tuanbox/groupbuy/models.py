@@ -42,6 +42,9 @@ class Campaign(TimestampMixin, Base):
     presale: Mapped[bool] = mapped_column(default=False)
     lot_code: Mapped[str | None] = mapped_column(String(20))
     created_by: Mapped[str] = mapped_column(String(36))
+    # Set while staff have paused the campaign (the console): no group opens or joins and
+    # the shop lists it no more; clearing it resumes. Group deadlines run on meanwhile.
+    paused_at: Mapped[datetime | None]
 
 
 class Group(TimestampMixin, Base):

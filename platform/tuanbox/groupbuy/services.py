@@ -163,6 +163,8 @@ def join_group(
 def _check_window(campaign: Campaign, now: datetime) -> None:
     if not as_utc(campaign.starts_at) <= now < as_utc(campaign.ends_at):
         raise CampaignNotActiveError(f"campaign {campaign.id} is not running now")
+    if campaign.paused_at is not None:
+        raise CampaignNotActiveError(f"campaign {campaign.id} is paused by the merchant")
 
 
 def _take_seat(

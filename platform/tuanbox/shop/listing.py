@@ -192,7 +192,7 @@ def live_campaigns(session: Session, now: datetime, station_id: str | None) -> l
     """Campaigns open now at this station, the ones with groups closest to filling first."""
     rows = session.scalars(
         select(Campaign)
-        .where(Campaign.starts_at <= now, Campaign.ends_at > now)
+        .where(Campaign.starts_at <= now, Campaign.ends_at > now, Campaign.paused_at.is_(None))
         .order_by(Campaign.ends_at)
         .limit(MAX_CARDS * 4)
     )

@@ -33,6 +33,18 @@ __all__ = ["STAFF_PASSWORD", "ConsoleClient", "ConsoleWorld", "sign_in"]
 
 
 @pytest.fixture
+def app(app: FastAPI, db_session: Session) -> FastAPI:
+    """The platform app fixture, with the shop's cached pages reading the test's session
+    (so a campaign made in the console shows on `/` within the test's transaction)."""
+    from contextlib import nullcontext
+
+    from tuanbox.shop.pagecache import get_opener
+
+    app.dependency_overrides[get_opener] = lambda: lambda: nullcontext(db_session)
+    return app
+
+
+@pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     run = uuid.uuid4().hex
     return make_settings(
@@ -70,12 +82,16 @@ def make_console_world(session: Session) -> ConsoleWorld:
     product_a, product_b = make_product(session, a), make_product(session, b)
     sku_a, sku_b = make_sku(session, product_a, stock=50), make_sku(session, product_b, stock=50)
     return ConsoleWorld(
-        merchant_id=a.id, staff=make_user(session, "merchant_staff", a.id),
-        product_id=product_a.id, sku_id=sku_a.id,
-        other_merchant_id=b.id, other_staff=make_user(session, "merchant_staff", b.id),
-        other_product_id=product_b.id, other_sku_id=sku_b.id,
+        merchant_id=a.id,
+        staff=make_user(session, "merchant_staff", a.id),
+        product_id=product_a.id,
+        sku_id=sku_a.id,
+        other_merchant_id=b.id,
+        other_staff=make_user(session, "merchant_staff", b.id),
+        other_product_id=product_b.id,
+        other_sku_id=sku_b.id,
         shopper=make_user(session),
-    )  # fmt: skip
+    )
 
 
 def sign_in(client: TestClient, settings: Settings, user: User) -> str:

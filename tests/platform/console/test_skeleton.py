@@ -28,11 +28,10 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_shows_the_nav(
 ) -> None:
     response = client.post(
         "/console/signin",
-        data={"login": console_world.staff.login, "password": STAFF_PASSWORD,
-              "next": "/console"},
+        data={"login": console_world.staff.login, "password": STAFF_PASSWORD, "next": "/console"},
         headers={"Origin": "http://testserver"},
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert response.status_code == 303, response.text
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"{auth.COOKIE}=")
@@ -51,8 +50,7 @@ def test_cookie_is_secure_behind_https(settings: Settings) -> None:
     from fastapi import Response
 
     response = Response()
-    auth.set_cookie(response, settings.model_copy(update={"public_base_url": "https://x.cn"}),
-                    "t")  # fmt: skip
+    auth.set_cookie(response, settings.model_copy(update={"public_base_url": "https://x.cn"}), "t")
     assert "Secure" in response.headers["set-cookie"]
 
 
@@ -63,8 +61,11 @@ def test_sign_in_refuses_wrong_password_and_other_roles_alike(
 
     ops = make_user(db_session, "ops")  # type: ignore[arg-type]
     answers = []
-    for login, password in ((console_world.staff.login, "wrong"), (ops.login, STAFF_PASSWORD),
-                            ("nobody", STAFF_PASSWORD)):  # fmt: skip
+    for login, password in (
+        (console_world.staff.login, "wrong"),
+        (ops.login, STAFF_PASSWORD),
+        ("nobody", STAFF_PASSWORD),
+    ):
         response = client.post(
             "/console/signin",
             data={"login": login, "password": password},
@@ -82,8 +83,9 @@ def test_sign_in_locks_out_like_the_api(
     login = console_world.staff.login
     for _ in range(settings.signin_max_failures):
         client.post("/console/signin", data={"login": login, "password": "nope"})
-    locked = client.post("/console/signin", data={"login": login, "password": STAFF_PASSWORD},
-                         follow_redirects=False)  # fmt: skip
+    locked = client.post(
+        "/console/signin", data={"login": login, "password": STAFF_PASSWORD}, follow_redirects=False
+    )
     assert locked.status_code == 401  # the right password, but the login is locked
 
 
@@ -105,8 +107,9 @@ def test_post_without_csrf_token_is_refused(console: ConsoleClient) -> None:
     assert "Reload the page" in refused.text or "刷新页面" in refused.text
     wrong = console.post("/console/signout", data={"csrf": "0" * 64})
     assert wrong.status_code == 403
-    cross = console.post("/console/signout", data={"csrf": console.csrf},
-                         headers={"Origin": "https://evil.example"})  # fmt: skip
+    cross = console.post(
+        "/console/signout", data={"csrf": console.csrf}, headers={"Origin": "https://evil.example"}
+    )
     assert cross.status_code == 403
     ok = console.post("/console/signout", data={"csrf": console.csrf})
     assert ok.status_code == 303
@@ -114,9 +117,11 @@ def test_post_without_csrf_token_is_refused(console: ConsoleClient) -> None:
 
 
 def test_other_roles_are_refused(
-    console_as: Callable[[User], ConsoleClient], console_world: ConsoleWorld,
-    client: TestClient, settings: Settings,
-) -> None:  # fmt: skip
+    console_as: Callable[[User], ConsoleClient],
+    console_world: ConsoleWorld,
+    client: TestClient,
+    settings: Settings,
+) -> None:
     shopper = console_as(console_world.shopper)
     assert shopper.get("/console").status_code == 403
     bearer = client.get("/console", headers=auth_header(settings, console_world.shopper))

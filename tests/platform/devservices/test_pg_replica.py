@@ -86,3 +86,20 @@ def test_services_status_lists_the_shared_replica_with_its_lag(pg_replica: int) 
     row = rows["pg-replica"]
     assert row.ok and row.url.endswith(f":{PG_REPLICA_PORT}")
     assert "standby streaming" in row.detail and "bytes behind" in row.detail
+
+
+def test_a_kept_replica_that_cannot_stream_again_is_rebuilt(own_replica: Replica) -> None:
+    own_replica.start(log=lambda _m: None)
+    first = (own_replica.data_dir / "PG_VERSION").stat().st_ino
+    # Stopped (say the machine rebooted) and its slot dropped meanwhile: it cannot resume.
+    own_replica._halt()
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    ) as admin:
+        admin.execute("SELECT pg_drop_replication_slot(%s)", (own_replica.slot,))
+    said: list[str] = []
+    own_replica.start(log=said.append)
+    assert any("new base backup" in line for line in said), said
+    assert (own_replica.data_dir / "PG_VERSION").stat().st_ino != first
+    assert own_replica.probe().startswith("standby streaming")
+    assert _slots().get(own_replica.slot) is True
