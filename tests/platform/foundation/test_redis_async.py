@@ -104,3 +104,40 @@ def test_an_unreachable_redis_is_a_connection_error() -> None:
         await client.aclose()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_calls_of_one_loop_turn_leave_in_one_write(loop: str, redis_url: str) -> None:
+    async def main() -> None:
+        client = AsyncRedis(redis_url)
+        try:
+            assert await client.call("PING") == b"PONG"  # connected
+            proto = client._proto
+            assert proto is not None and proto.transport is not None
+            writes: list[bytes] = []
+            proto.transport = _CountingTransport(proto.transport, writes)
+            got = await asyncio.gather(*(client.call("ECHO", f"m{i}") for i in range(50)))
+            assert got == [f"m{i}".encode() for i in range(50)]
+            assert len(writes) == 1 and writes[0].count(b"ECHO") == 50
+            # A call on its own still goes out on the next turn.
+            assert await client.call("ECHO", "alone") == b"alone"
+            assert len(writes) == 2
+        finally:
+            await client.aclose()
+
+    LOOPS[loop](main())
+
+
+class _CountingTransport:
+    """Records each write, then hands it on (uvloop's transports cannot be patched)."""
+
+    def __init__(self, transport: asyncio.Transport, writes: list[bytes]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
