@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -24,7 +23,7 @@ from tuanbox.accounts.errors import TokenRevokedError
 from tuanbox.accounts.revocation import PREFIX as REVOKED_PREFIX
 from tuanbox.api.deps import SessionSource
 from tuanbox.errors import NotFoundError, RateLimitedError, TuanboxError
-from tuanbox.flashsale import services
+from tuanbox.flashsale import entropy, services
 from tuanbox.flashsale.counters import Admission, AsyncFlashCounters, FlashCounters
 from tuanbox.flashsale.lua import ReserveResult, ReserveStatus
 from tuanbox.settings import Settings
@@ -90,27 +89,38 @@ class HotPath:
         settings = self.settings
         request_id = services.request_key(req.user.id, req.key)
         prefix = settings.rate_limit_prefix
+        terms = self.terms.peek(req.sale_id)
+        stream = settings.flash_order_writes == "stream"
+        # Ids for the order the stream would queue: drawn before the one atomic step.
+        ids = (entropy.uuid4(), entropy.uuid4()) if stream else None
         checks = Admission(
             user_id=req.user.id,
             request_id=request_id,
             qty=req.qty,
-            per_user_limit=1,
+            per_user_limit=terms.per_user_limit if terms is not None else 1,
             token_version=req.user.token_version,
             revocation_key=REVOKED_PREFIX + req.user.id,
             user_window=(f"{prefix}flash:user:{req.user.id}", settings.flash_per_user_per_10s),
             ip_window=(f"{prefix}flash:ip:{req.client_ip}", settings.flash_per_ip_per_10s),
             window_us=WINDOW_S * 1_000_000,
+            queue=ids,
+            station_id=req.station_id,
         )
-        terms = self.terms.peek(req.sale_id)
         if terms is None:
             # Not cached here yet: the limits first (an unknown sale id costs its caller a
             # window slot before any DB read), then the terms from the DB.
             await self._limits_only(counters, req.sale_id, checks)
             terms = await self._load_terms_once(source, req.sale_id)
             # Counted once: the admission below repeats no check.
-            checks = replace(checks, revocation_key="", user_window=None, ip_window=None)
+            checks = replace(
+                checks,
+                per_user_limit=terms.per_user_limit if terms is not None else 1,
+                revocation_key="",
+                user_window=None,
+                ip_window=None,
+            )
         refusal = self._refusal(terms, req)
-        if refusal is None and settings.flash_order_writes == "stream" and req.station_id:
+        if refusal is None and stream and req.station_id:
             known = self.stations.peek(req.station_id)
             if known is None:
                 known = await run_in_threadpool(self.stations.load, source, req.station_id)
@@ -121,14 +131,7 @@ class HotPath:
                 await self._limits_only(counters, req.sale_id, checks)
             raise refusal
         assert terms is not None
-        ids = (str(uuid.uuid4()), str(uuid.uuid4()))
-        stream = settings.flash_order_writes == "stream"
-        admission = replace(
-            checks,
-            per_user_limit=terms.per_user_limit,
-            queue=ids if stream else None,
-            station_id=req.station_id,
-        )
+        admission = checks
         result = await counters.admit(terms.id, admission)
         self._raise_for_checks(result)
         if result.status is ReserveStatus.NOT_LOADED:
@@ -151,7 +154,7 @@ class HotPath:
             return 201, vars(replay)
         if result.status is not ReserveStatus.RESERVED:
             raise services.SoldOutError(f"counters not ready ({result.status.name})")
-        if stream:
+        if ids is not None:
             return 201, _out(ids[0], ids[1], req.qty, result, False)
         reserved = await run_in_threadpool(self._record, source, blocking, terms, req, request_id)
         return 201, vars(reserved)

@@ -4,7 +4,6 @@ translate Redis errors."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +13,7 @@ import redis
 
 from tuanbox.errors import DependencyUnavailableError
 from tuanbox.flashsale import lua
+from tuanbox.flashsale.entropy import nonce
 
 
 class FlashCounters:
@@ -154,7 +154,7 @@ class Admission:
             self.user_window[1] if self.user_window else 0,
             self.ip_window[1] if self.ip_window else 0,
             self.window_us,
-            uuid.uuid4().hex,
+            nonce(),
             "limits" if self.limits_only else "admit",
             ":".join(self.queue) if self.queue else "",
             self.station_id or "",
