@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from tuanbox.api import health, redis_async
@@ -113,9 +114,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     app.include_router(health.router)
     conditional = tuple(dotted for dotted, wanted in CONDITIONAL_ROUTERS if wanted(settings))
+    burst: list[BaseRoute] = []
     for dotted in FEATURE_ROUTERS + conditional:
         module = __import__(dotted, fromlist=["router"])
         app.include_router(module.router)
+        burst += getattr(module, "burst_routes", ())
+    # Burst endpoints (a module's `burst_routes`) are matched before anything else, inside
+    # the same middleware stack: see `tuanbox.api.burst.BurstRoute`.
+    app.router.routes[:0] = burst
     # The console's pages send a signed-out browser to its sign-in page, refusals as pages.
     from tuanbox.console.views import install_handlers as install_console_handlers
 

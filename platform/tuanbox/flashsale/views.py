@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuanbox.accounts.deps import Staff
-from tuanbox.api.burst import BurstInputs, HeaderSpec, burst_shopper, problem
+from tuanbox.api.burst import BurstInputs, BurstRoute, HeaderSpec, burst_shopper, problem
 from tuanbox.api.deps import SessionDep, session_source_for
 from tuanbox.api.openapi_problems import problems
 from tuanbox.api.redis_async import redis_for
@@ -203,3 +203,8 @@ async def reserve(request: Request) -> Response:
                 raise  # logged by the app's handler
             return problem(exc, request.scope["path"])
     return JSONResponse(out, status_code=status)
+
+
+# Served ahead of the included routers (see `tuanbox.api.burst.BurstRoute`); the route above
+# documents it.
+burst_routes = (BurstRoute("/api/v1/flash-sales/{sale_id}/reservations", reserve, ("POST",)),)
