@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from tuanbox.shop import (
     assets,
     campaign,
+    coupons,
     flashbuy,
     home,
     orders,
@@ -20,5 +21,17 @@ from tuanbox.shop import (
 router = APIRouter(tags=["shop"], include_in_schema=False)
 # A new page module adds its router here (see README.md in this package).
 # pickup before orders: its worker's path (/orders/pickup-sw.js) is no order id.
-for _module in (assets, signin, home, campaign, seats, pickup, orders, share, flashbuy, remind):
+for _module in (
+    assets,
+    signin,
+    home,
+    campaign,
+    seats,
+    pickup,
+    coupons,
+    orders,
+    share,
+    flashbuy,
+    remind,
+):
     router.include_router(_module.router)

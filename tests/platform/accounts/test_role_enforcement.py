@@ -221,6 +221,10 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/orders/{order_id}/return"): SHOP_SIGN_IN,
     ("POST", "/orders/{order_id}/return/withdraw"): SHOP_SIGN_IN,
     ("POST", "/orders/{order_id}/review"): SHOP_SIGN_IN,
+    ("GET", "/orders/{order_id}/checkout"): SHOP_SIGN_IN,
+    ("POST", "/orders/{order_id}/checkout"): SHOP_SIGN_IN,
+    ("GET", "/me/coupons"): SHOP_SIGN_IN,
+    ("POST", "/me/coupons/redeem"): SHOP_SIGN_IN,
     # the merchant console (tuanbox.console)
     ("GET", "/console/signin"): PUBLIC,
     ("POST", "/console/signin"): PUBLIC,
