@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -343,6 +344,50 @@ def memory_kib(pids: list[int]) -> dict[int, tuple[int, int]]:
             continue
         found[pid] = (int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0]))
     return found
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """CPU seconds (user + system) used so far by the API workers, the Redis server and this
+    process's finished children (wrk, once run_wrk has returned)."""
+
+    workers: float
+    redis: float
+    children: float
+
+    @classmethod
+    def now(cls, pids: list[int], redis_url: str) -> CpuClock:
+        import redis
+
+        ticks = os.sysconf("SC_CLK_TCK")
+        workers = 0.0
+        for pid in pids:
+            try:
+                # Fields after the command name (which may hold spaces): utime, stime at 14, 15.
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            workers += (int(fields[11]) + int(fields[12])) / ticks
+        client = redis.Redis.from_url(redis_url)
+        try:
+            info = client.info("cpu")
+        finally:
+            client.close()
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return cls(
+            workers,
+            float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+            used.ru_utime + used.ru_stime,
+        )
+
+    def per_answer_us(self, later: CpuClock, answers: int) -> tuple[float, float, float]:
+        """(API workers, Redis, wrk) CPU microseconds per answer between two readings."""
+        n = max(answers, 1)
+        return (
+            (later.workers - self.workers) / n * 1e6,
+            (later.redis - self.redis) / n * 1e6,
+            (later.children - self.children) / n * 1e6,
+        )
 
 
 def machine() -> str:

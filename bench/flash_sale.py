@@ -44,6 +44,7 @@ import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from _wrk import (  # noqa: E402
     REDIS_URL,
+    CpuClock,
     WrkResult,
     api_server,
     durable_redis,
@@ -198,36 +199,34 @@ def run_mode(
             token_file.flush()
             sale_id = create_sale(base, staff, sku_id, args.units)
             wrk = {"threads": args.threads, "connections": args.connections}
-            before = memory_kib(api.workers())
-            health1 = run_wrk(base, "healthz.lua", duration_s=args.duration, **wrk)
-            series = [before, memory_kib(api.workers())]
-            reserve = run_wrk(
-                base,
-                "flash_sale.lua",
-                duration_s=args.duration,
-                env={
+            pids = api.workers()
+            cpu: dict[str, tuple[float, float, float]] = {}
+
+            def timed(name: str, script: str, env: dict[str, str] | None = None) -> WrkResult:
+                start = CpuClock.now(pids, args.redis_url)
+                result = run_wrk(base, script, duration_s=args.duration, env=env, **wrk)
+                cpu[name] = start.per_answer_us(
+                    CpuClock.now(pids, args.redis_url), result.responses
+                )
+                return result
+
+            def sale_env() -> dict[str, str]:
+                return {
                     "BENCH_TOKENS": token_file.name,
                     "BENCH_PATH": f"/api/v1/flash-sales/{sale_id}/reservations",
                     "BENCH_RUN": uuid.uuid4().hex[:8],
-                },
-                **wrk,
-            )
-            series.append(memory_kib(api.workers()))
-            health2 = run_wrk(base, "healthz.lua", duration_s=args.duration, **wrk)
+                }
+
+            before = memory_kib(pids)
+            health1 = timed("healthz (before)", "healthz.lua")
+            series = [before, memory_kib(pids)]
+            reserve = timed("reservations", "flash_sale.lua", sale_env())
+            series.append(memory_kib(pids))
+            health2 = timed("healthz (after)", "healthz.lua")
             # The sale is sold out now: one more run of turned-away buyers shows whether a
             # worker's memory keeps growing under the same load (it should not).
-            again = run_wrk(
-                base,
-                "flash_sale.lua",
-                duration_s=args.duration,
-                env={
-                    "BENCH_TOKENS": token_file.name,
-                    "BENCH_PATH": f"/api/v1/flash-sales/{sale_id}/reservations",
-                    "BENCH_RUN": uuid.uuid4().hex[:8],
-                },
-                **wrk,
-            )
-            series.append(memory_kib(api.workers()))
+            again = timed("sold out, once more", "flash_sale.lua", sale_env())
+            series.append(memory_kib(pids))
             winners = reserve.counts.get("201", 0)
             drained = wait_for_orders(url, sale_id, winners) if consumer is not None else 0.0
     finally:
@@ -235,6 +234,16 @@ def run_mode(
             consumer.stop()
     report(writes, health1, reserve, health2, series, drained, args)
     print(f"  sold out, once more:   {again.describe()}")
+    # CPU per answer is what the shared box disturbs least: other processes change how fast
+    # wrk's answers come, much less what each answer costs.
+    print("  CPU per answer, µs (API workers / Redis server / wrk):")
+    for name, (workers, server, client) in cpu.items():
+        print(f"    {name:<22} {workers:7.1f} / {server:5.1f} / {client:5.1f}")
+    healthz_us = (cpu["healthz (before)"][0] + cpu["healthz (after)"][0]) / 2
+    print(
+        f"  API worker CPU, healthz / reservation: {healthz_us / cpu['reservations'][0]:.2f} "
+        f"(sold-out run: {healthz_us / cpu['sold out, once more'][0]:.2f})"
+    )
     print(f"  database: {check_database(url, args.redis_url, sale_id, args.units, winners)}")
 
 
