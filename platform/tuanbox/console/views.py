@@ -29,6 +29,8 @@ MODULES: tuple[str, ...] = (
     "presale",
     "returns",
     "reviews",
+    # the dashboard (tuanbox.reports)
+    "reports",
 )
 
 router = APIRouter(tags=["console"], include_in_schema=False)

@@ -231,6 +231,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/console/signout"): PUBLIC,
     ("GET", "/console/static/{name}"): PUBLIC,
     ("GET", "/console"): CONSOLE,
+    ("GET", "/console/reports"): CONSOLE,  # the dashboard (tuanbox.console.reports)
     ("GET", "/console/products"): CONSOLE,
     ("POST", "/console/products"): CONSOLE,
     ("GET", "/console/products/{product_id}"): CONSOLE,
