@@ -226,7 +226,20 @@ def _users_with_tail(
 def _rows_query(conds: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
     return (
         select(
-            Order,
+            # Columns, not the Order entity: an export streams them by the hundred thousand.
+            Order.id,
+            Order.created_at,
+            Order.status,
+            Order.awaiting,
+            Order.picked_up_at,
+            Order.kind,
+            Order.qty,
+            Order.total_cents,
+            Order.paid_cents,
+            Order.refunded_cents,
+            Order.station_id,
+            Order.accept_deadline,
+            Order.user_id,
             Product.name,
             Sku.name,
             Station.name,
@@ -257,7 +270,8 @@ def _decrypt(cipher: PiiCipher, token: str | None, context: str) -> str | None:
 
 
 def _row(scope: Scope, record: Any) -> OrderRow:
-    order, product, sku, station, campaign_id, campaign, name, name_enc, phone_enc = record
+    order = record  # named columns: record.id, record.status, ...
+    product, sku, station, campaign_id, campaign, name, name_enc, phone_enc = record[13:]
     name = _decrypt(scope.cipher, name_enc, f"display_name:{order.user_id}") or name
     phone = _decrypt(scope.cipher, phone_enc, "phone")
     if not scope.reveal_pii:
