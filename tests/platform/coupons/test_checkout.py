@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -316,3 +319,38 @@ def test_lines_are_stored_per_unit(db_session: Session) -> None:
     ).all()
     assert len(rows) == 7
     assert sum(r.coupon_cents for r in rows) == order.discount_cents == 700
+
+
+@examples(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    price=st.integers(1, 500_000),
+    qty=st.integers(1, 30),
+    off=st.integers(1, 10_000_000),
+    pct=st.integers(1, 99),
+    share=st.integers(0, 100),
+)
+def test_stored_lines_add_up_to_the_order_discount_for_random_orders(
+    db_session: Session, price: int, qty: int, off: int, pct: int, share: int
+) -> None:
+    """On PostgreSQL: whatever the order and coupons, the lines hold the discount exactly."""
+    shopper = make_user(db_session)
+    order = make_order(
+        db_session, user=shopper, sku=make_sku(db_session, price_cents=price, stock=qty), qty=qty
+    )
+    amount = issue_one(db_session, template(db_session, amount_off_cents=off).id, shopper.id, "a")
+    percent = template(db_session, kind="percent_off", amount_off_cents=0, percent_off=pct)
+    second = issue_one(db_session, percent.id, shopper.id, "p")
+    room = max(0, order.total_cents - 1)
+    wanted = min(room * share // 100, order.total_cents // 2)
+    points.post(db_session, shopper.id, f"gift:{order.id}", "earn", max(wanted, 1))
+    try:
+        checkout.apply(db_session, order.id, shopper.id, [amount.id, second.id], wanted, POLICY)
+    except PointsOverLimitError:
+        checkout.apply(db_session, order.id, shopper.id, [amount.id, second.id], 0, POLICY)
+    lines = checkout.lines_of(db_session, order.id)
+    assert len(lines) == qty
+    assert sum(x.coupon_cents + x.points_cents for x in lines) == order.discount_cents
+    assert all(x.coupon_cents + x.points_cents <= x.amount_cents for x in lines)
+    assert 0 <= order.discount_cents < order.total_cents or order.total_cents == 0
