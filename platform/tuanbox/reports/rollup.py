@@ -327,9 +327,15 @@ def rebuild(session: Session, tz: ZoneInfo, first: date, last: date) -> int:
             batch = []
     if batch:
         session.execute(insert(BuyerFirstDay), batch)
+    # By merchant, so each day is read through the (merchant_id, created_at) index rather
+    # than by scanning every order once per day.
+    merchants = set(session.scalars(select(Order.merchant_id).distinct()))
+    merchants |= set(session.scalars(select(Campaign.merchant_id).distinct()))
+    session.execute(delete(DailyRollup).where(DailyRollup.day >= first, DailyRollup.day <= last))
+    session.execute(delete(DailyBuyers).where(DailyBuyers.day >= first, DailyBuyers.day <= last))
     day, count = first, 0
     while day <= last:
-        store_day(session, day, None, tz)
+        store_day(session, day, merchants, tz)
         day += timedelta(days=1)
         count += 1
     candidates = [_aware(x) for x in (newest, newest_group) if x is not None]
