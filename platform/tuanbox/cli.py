@@ -59,6 +59,11 @@ def api(
         port=port or settings.api_port,
         workers=workers,
         log_config=None,
+        # With several workers uvicorn pings each one and kills (then respawns) any that does
+        # not answer within this many seconds, including one still importing the app: on a
+        # busy box (load 12+ on 2 cores) the import took longer than the default 5 s and the
+        # workers were killed and respawned forever, never serving.
+        timeout_worker_healthcheck=60,
     )
 
 
