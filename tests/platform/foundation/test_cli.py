@@ -60,3 +60,17 @@ def test_edge_side_entry_points_answer_help(argv: list[str]) -> None:
     out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "usage" in out.stdout.lower()
+
+
+def test_api_workers_get_time_to_import_before_uvicorn_kills_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    result = runner.invoke(app, ["api", "--workers", "2", "--port", "1"])
+    assert result.exit_code == 0, result.output
+    assert seen["workers"] == 2
+    # uvicorn's default (5 s) killed workers still importing the app on a busy box, forever.
+    assert int(str(seen["timeout_worker_healthcheck"])) >= 30
