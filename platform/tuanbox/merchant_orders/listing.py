@@ -180,22 +180,29 @@ def _conditions(
 def _search(
     session: Session, scope: Scope, conds: list[ColumnElement[bool]], q: str
 ) -> ColumnElement[bool]:
-    """An order id or its start; a whole phone (blind index); a phone's last four digits."""
+    """An order id or its start; a whole phone (blind index); a phone's last four digits.
+
+    Digits alone may be several of these (`12345678` starts an order id and is no phone;
+    `8000` ends a phone and may start an id): every reading that applies is searched."""
+    readings: list[ColumnElement[bool]] = []
     tail = _PHONE_TAIL.match(q)
     if tail:
-        return Order.user_id.in_(_users_with_tail(session, scope, conds, tail.group(1)))
+        readings.append(Order.user_id.in_(_users_with_tail(session, scope, conds, tail.group(1))))
     if _PHONE.match(q) and sum(c.isdigit() for c in q) >= 7:
         try:
             phone = to_e164(q, scope.settings.phone_default_region)
-        except InvalidPhoneError as exc:
-            raise InvalidInputError(exc.detail, field="q") from exc
-        users = select(User.id).where(User.phone_hash.in_(scope.cipher.blind_indexes(phone)))
-        return Order.user_id.in_(users)
+        except InvalidPhoneError:
+            phone = None
+        if phone is not None:
+            users = select(User.id).where(User.phone_hash.in_(scope.cipher.blind_indexes(phone)))
+            readings.append(Order.user_id.in_(users))
     if _ORDER_ID_PART.match(q.lower()):
-        return Order.id.startswith(q.lower(), autoescape=True)
-    raise InvalidInputError(
-        "search by order number, the shopper's phone or its last four digits", field="q"
-    )
+        readings.append(Order.id.startswith(q.lower(), autoescape=True))
+    if not readings:
+        raise InvalidInputError(
+            "search by order number, the shopper's phone or its last four digits", field="q"
+        )
+    return or_(*readings)
 
 
 def _users_with_tail(

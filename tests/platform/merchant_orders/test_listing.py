@@ -119,7 +119,7 @@ def test_search_by_order_id_phone_and_phone_tail(db_session: Session, settings: 
     assert other.id not in found(other.id)
     counts = tab_counts(db_session, scope, OrderFilter(q="9001"))
     assert counts[Tab.TO_SHIP] == 1 and sum(counts.values()) == 1
-    for bad in ["Robert'); DROP TABLE orders;--", "x" * 65]:
+    for bad in ["Robert'); DROP TABLE orders;--", "x" * 65, "+86 000 0000 0000"]:
         with pytest.raises(InvalidInputError):
             list_orders(db_session, scope, OrderFilter(q=bad))
 
@@ -134,3 +134,20 @@ def test_pii_is_masked_unless_revealed(db_session: Session, settings: Settings) 
     shown = next(iter(stream_rows(db_session, Scope(merchant.id, settings, True), OrderFilter())))
     assert shown.shopper_phone == "+8613800138000"
     assert shown.shopper_name.startswith("shopper ")
+
+
+def test_digits_that_are_no_phone_search_order_ids(db_session: Session, settings: Settings) -> None:
+    merchant = make_merchant(db_session)
+    alice = shopper_with_phone(db_session, settings, "+8613800138000")
+    digits = put_order(db_session, merchant, user_id=alice)
+    digits.id = "12345678-0000-4000-8000-000000000001"  # an id that starts with 8 digits
+    tail = put_order(db_session, merchant)
+    tail.id = "80001111-0000-4000-8000-000000000002"  # starts like alice's last four digits
+    db_session.flush()
+    scope = Scope(merchant.id, settings)
+
+    def found(q: str) -> set[str]:
+        return {r.id for r in list_orders(db_session, scope, OrderFilter(q=q)).rows}
+
+    assert found("12345678") == {digits.id}  # no phone: read as the start of an order id
+    assert found("8000") == {digits.id, tail.id}  # alice's last four, or an id's start
