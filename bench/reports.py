@@ -278,6 +278,7 @@ def main() -> None:
             t1 = time.perf_counter()
         with factory() as s:
             rows = s.scalar(sa.text("SELECT count(*) FROM report_daily"))
+            rows += s.scalar(sa.text("SELECT count(*) FROM report_daily_stations")) or 0
         print(f"rollups rebuilt: {days} days, {rows:,} rows in {t1 - t0:.1f} s")
         _views(engine, args.seed)
         # Late refunds on 2,000 earlier orders, then the incremental refresh.

@@ -30,7 +30,14 @@ from tuanbox.flashsale.models import Reservation
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.orders.models import Order
 from tuanbox.reports.days import day_bounds, local_day
-from tuanbox.reports.models import NONE, BuyerFirstDay, DailyBuyers, DailyRollup, Watermark
+from tuanbox.reports.models import (
+    NONE,
+    BuyerFirstDay,
+    DailyBuyers,
+    DailyRollup,
+    DailyStationRollup,
+    Watermark,
+)
 
 WATERMARK = "rollups"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,7 +68,8 @@ def _campaign_of() -> Any:
 def order_rows(
     session: Session, day: date, merchant_ids: Collection[str] | None, tz: ZoneInfo
 ) -> list[dict[str, Any]]:
-    """report_daily rows of the orders and groups created on `day` (all merchants: None)."""
+    """Counts per (merchant, campaign, station) of the orders and groups created on `day`
+    (all merchants: None); `store_day` folds them into the campaign and station tables."""
     start, end = day_bounds(day, tz)
     campaign = _campaign_of().label("campaign_id")
     station = func.coalesce(Order.station_id, literal(NONE)).label("station_id")
@@ -186,18 +194,37 @@ def store_day(
     session: Session, day: date, merchant_ids: Collection[str] | None, tz: ZoneInfo
 ) -> None:
     """Replace the rollup rows of these merchants' `day` with a fresh recomputation."""
-    for table in (DailyRollup, DailyBuyers):
+    tables: tuple[Any, ...] = (DailyRollup, DailyStationRollup, DailyBuyers)
+    for table in tables:
         for chunk in _merchant_chunks(merchant_ids):
             stmt = delete(table).where(table.day == day)
             if chunk is not None:
                 stmt = stmt.where(table.merchant_id.in_(chunk))
             session.execute(stmt)
     rows = order_rows(session, day, merchant_ids, tz)
-    if rows:
-        session.execute(insert(DailyRollup), rows)
+    for table, key, drop in (
+        (DailyRollup, "campaign_id", "station_id"),
+        (DailyStationRollup, "station_id", "campaign_id"),
+    ):
+        folded = _fold(rows, key, drop)
+        if folded:
+            session.execute(insert(table), folded)
     buyers = buyer_rows(session, day, merchant_ids, tz)
     if buyers:
         session.execute(insert(DailyBuyers), buyers)
+
+
+def _fold(rows: list[dict[str, Any]], key: str, drop: str) -> list[dict[str, Any]]:
+    """Sum the (campaign, station) rows over `drop`, keeping `key`."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        k = (r["merchant_id"], r[key])
+        if k not in out:
+            out[k] = {n: v for n, v in r.items() if n != drop}
+        else:
+            for n in COUNTS:
+                out[k][n] += r[n]
+    return list(out.values())
 
 
 def _first_days(
@@ -331,8 +358,9 @@ def rebuild(session: Session, tz: ZoneInfo, first: date, last: date) -> int:
     # than by scanning every order once per day.
     merchants = set(session.scalars(select(Order.merchant_id).distinct()))
     merchants |= set(session.scalars(select(Campaign.merchant_id).distinct()))
-    session.execute(delete(DailyRollup).where(DailyRollup.day >= first, DailyRollup.day <= last))
-    session.execute(delete(DailyBuyers).where(DailyBuyers.day >= first, DailyBuyers.day <= last))
+    tables: tuple[Any, ...] = (DailyRollup, DailyStationRollup, DailyBuyers)
+    for table in tables:
+        session.execute(delete(table).where(table.day >= first, table.day <= last))
     day, count = first, 0
     while day <= last:
         store_day(session, day, merchants, tz)

@@ -21,7 +21,7 @@ from tuanbox.catalog.models import Merchant, Product, Sku
 from tuanbox.flashsale.models import FlashSale, Reservation
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.orders.models import Order
-from tuanbox.reports.models import DailyBuyers, DailyRollup
+from tuanbox.reports.models import DailyBuyers, DailyRollup, DailyStationRollup
 
 SHANGHAI = timedelta(hours=8)
 # A local midnight (16:00 UTC) lies inside the window, so orders fall on both sides of it.
@@ -185,32 +185,39 @@ def step(session: Session, shop: Shop, rng: random.Random) -> str:
     return "none"
 
 
-Key = tuple[str, date, str, str]
+# ("campaign" | "station", merchant, day, campaign or station id)
+Key = tuple[str, str, date, str]
 
 
 def reference(session: Session, merchant_ids: list[str]) -> dict[Key, dict[str, int]]:
-    """report_daily as it should be, counted in Python from the raw rows."""
+    """report_daily and report_daily_stations as they should be, counted in Python."""
     out: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     groups = {g.id: g for g in session.scalars(select(Group))}
     campaigns = {c.id: c for c in session.scalars(select(Campaign))}
     sale_of = {o: s for o, s in session.execute(select(Reservation.order_id, Reservation.sale_id))}
     for o in session.scalars(select(Order).where(Order.merchant_id.in_(merchant_ids))):
         campaign = groups[o.group_id].campaign_id if o.group_id else sale_of.get(o.id, "")
-        r = out[(o.merchant_id, _day(o.created_at), campaign, o.station_id or "")]
-        r["orders"] += 1
-        r["paid_orders"] += o.paid_at is not None
-        r["gmv_cents"] += o.paid_cents
-        r["picked_up"] += o.picked_up_at is not None
-        r["refunded_orders"] += o.refunded_cents > 0
-        r["refund_cents"] += o.refunded_cents
+        day = _day(o.created_at)
+        for key in (("campaign", o.merchant_id, day, campaign),
+                    ("station", o.merchant_id, day, o.station_id or "")):  # fmt: skip
+            r = out[key]
+            r["orders"] += 1
+            r["paid_orders"] += o.paid_at is not None
+            r["gmv_cents"] += o.paid_cents
+            r["picked_up"] += o.picked_up_at is not None
+            r["refunded_orders"] += o.refunded_cents > 0
+            r["refund_cents"] += o.refunded_cents
     for g in groups.values():
         c = campaigns[g.campaign_id]
         if c.merchant_id not in merchant_ids:
             continue
-        r = out[(c.merchant_id, _day(g.created_at), g.campaign_id, "")]
-        r["groups_opened"] += 1
-        r["groups_succeeded"] += g.status == "confirmed"
-        r["groups_failed"] += g.status == "failed"
+        day = _day(g.created_at)
+        for key in (("campaign", c.merchant_id, day, g.campaign_id),
+                    ("station", c.merchant_id, day, "")):  # fmt: skip
+            r = out[key]
+            r["groups_opened"] += 1
+            r["groups_succeeded"] += g.status == "confirmed"
+            r["groups_failed"] += g.status == "failed"
     return {k: {n: v for n, v in r.items() if v} for k, r in out.items()}
 
 
@@ -243,7 +250,12 @@ def stored(session: Session, merchant_ids: list[str]) -> dict[Key, dict[str, int
     out: dict[Key, dict[str, int]] = {}
     for r in session.scalars(select(DailyRollup).where(DailyRollup.merchant_id.in_(merchant_ids))):
         values = {n: getattr(r, n) for n in names if getattr(r, n)}
-        out[(r.merchant_id, r.day, r.campaign_id, r.station_id)] = values
+        out[("campaign", r.merchant_id, r.day, r.campaign_id)] = values
+    for s in session.scalars(
+        select(DailyStationRollup).where(DailyStationRollup.merchant_id.in_(merchant_ids))
+    ):
+        values = {n: getattr(s, n) for n in names if getattr(s, n)}
+        out[("station", s.merchant_id, s.day, s.station_id)] = values
     # A row whose counts are all zero (an order moved away) says nothing; compare without.
     return {k: v for k, v in out.items() if v}
 

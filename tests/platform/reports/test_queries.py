@@ -36,9 +36,11 @@ def test_dashboard_from_rollups_equals_the_naive_answer(db_session: Session, see
     for m in shop.merchant_ids:
         compare = (shop.campaigns[m][0], shop.sales[m][0])
         for first, last in ranges:
-            fast = queries.dashboard(db_session, m, first, last, compare)
+            fast = queries.dashboard(db_session, m, first, last, compare)  # GROUPING SETS
+            parts = queries.dashboard_by_parts(db_session, m, first, last, compare)
             slow = naive.dashboard(db_session, m, first, last, TZ, compare)
             assert fast == slow
+            assert parts == slow
             assert fast.totals.orders > 0 or first.day == 18
     # Another merchant's numbers never leak in.
     a, b = shop.merchant_ids[:2]

@@ -16,6 +16,7 @@ from tuanbox.models import load_all_models
 
 TABLES = {
     "report_daily",
+    "report_daily_stations",
     "report_daily_buyers",
     "report_buyer_first",
     "report_campaign_views",

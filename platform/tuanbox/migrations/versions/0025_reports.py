@@ -1,6 +1,7 @@
 """Reports: daily rollups, first-purchase days, batched campaign page views, the watermark.
 
-`report_daily` (merchant, local day, campaign, station → order, money and group counts),
+`report_daily` (merchant, local day, campaign → order, money and group counts) and
+`report_daily_stations` (the same per pickup station),
 `report_daily_buyers` (new and repeat buyers per station), `report_buyer_first` (a shopper's
 first paid day per merchant), `report_campaign_views` (page views flushed from Redis),
 `report_view_batches` (flushed batch ids, so a retried flush never counts twice) and
@@ -33,33 +34,31 @@ def _counts(*names: str) -> list[sa.Column[int]]:
 
 
 def upgrade() -> None:
-    op.create_table(
-        "report_daily",
-        sa.Column("merchant_id", sa.String(length=36), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("campaign_id", sa.String(length=36), nullable=False),
-        sa.Column("station_id", sa.String(length=36), nullable=False),
-        *_counts(
-            "orders",
-            "paid_orders",
-            "gmv_cents",
-            "picked_up",
-            "refunded_orders",
-            "refund_cents",
-            "groups_opened",
-            "groups_succeeded",
-            "groups_failed",
-        ),
-        sa.CheckConstraint(
-            "orders >= 0 AND paid_orders >= 0 AND picked_up >= 0 AND refunded_orders >= 0"
-            " AND gmv_cents >= 0 AND refund_cents >= 0 AND groups_opened >= 0"
-            " AND groups_succeeded >= 0 AND groups_failed >= 0",
-            name=op.f("ck_report_daily_counts_nonnegative"),
-        ),
-        sa.PrimaryKeyConstraint(
-            "merchant_id", "day", "campaign_id", "station_id", name=op.f("pk_report_daily")
-        ),
-    )
+    for table, key in (("report_daily", "campaign_id"), ("report_daily_stations", "station_id")):
+        op.create_table(
+            table,
+            sa.Column("merchant_id", sa.String(length=36), nullable=False),
+            sa.Column("day", sa.Date(), nullable=False),
+            sa.Column(key, sa.String(length=36), nullable=False),
+            *_counts(
+                "orders",
+                "paid_orders",
+                "gmv_cents",
+                "picked_up",
+                "refunded_orders",
+                "refund_cents",
+                "groups_opened",
+                "groups_succeeded",
+                "groups_failed",
+            ),
+            sa.CheckConstraint(
+                "orders >= 0 AND paid_orders >= 0 AND picked_up >= 0 AND refunded_orders >= 0"
+                " AND gmv_cents >= 0 AND refund_cents >= 0 AND groups_opened >= 0"
+                " AND groups_succeeded >= 0 AND groups_failed >= 0",
+                name=op.f(f"ck_{table}_counts_nonnegative"),
+            ),
+            sa.PrimaryKeyConstraint("merchant_id", "day", key, name=op.f(f"pk_{table}")),
+        )
     op.create_table(
         "report_daily_buyers",
         sa.Column("merchant_id", sa.String(length=36), nullable=False),
@@ -119,6 +118,7 @@ def downgrade() -> None:
         "report_campaign_views",
         "report_buyer_first",
         "report_daily_buyers",
+        "report_daily_stations",
         "report_daily",
     ):
         op.drop_table(table)
