@@ -62,6 +62,7 @@ class Draft:
     lot_code: str = ""
     price: str = ""
     within: str = ""
+    stations: list[str] = field(default_factory=list)
 
     def as_form(self) -> dict[str, Any]:
         rows = list(self.tiers) + [("", "")] * (MAX_TIERS - len(self.tiers))
@@ -82,6 +83,7 @@ class GroupValues:
     stock_cap: int | None
     presale: bool
     lot_code: str | None
+    station_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def check(
     campaigns: dict[str, CampaignWindow],
     now: datetime,
     tz: str,
+    stations: frozenset[str] = frozenset(),
 ) -> GroupValues | SaleValues | None:
     """The values when every check passes; else None with the problems worded."""
     _ = problems._
@@ -147,7 +150,15 @@ def check(
         )
     if draft.kind == "flash":
         return _flash(draft, problems, title, sku, starts, ends, per_user, cap, campaigns, tz)
-    return _group(draft, problems, title, sku, starts, ends, per_user, cap)
+    unknown = [sid for sid in draft.stations if sid not in stations]
+    if unknown:
+        problems.add(_("Stations: choose stations from the list (or none, for every station)."))
+    values = _group(draft, problems, title, sku, starts, ends, per_user, cap)
+    if values is None or unknown:
+        return None
+    from dataclasses import replace
+
+    return replace(values, station_ids=tuple(dict.fromkeys(draft.stations)))
 
 
 def _flash(

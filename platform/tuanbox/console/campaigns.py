@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.audit.services import record
+from tuanbox.bounds import MAX_STATIONS_PER_CAMPAIGN
 from tuanbox.catalog.models import Lot, Product, Sku
 from tuanbox.console import campaign_form as cf
 from tuanbox.console.auth import ConsoleStaff, StaffDep
@@ -65,6 +66,14 @@ def _skus(session: Session, merchant_id: str) -> dict[str, cf.SkuChoice]:
         )
         for sku, name in rows
     }
+
+
+def _stations(session: Session) -> dict[str, str]:
+    """Every pickup station, id → name (a campaign may be offered at some of them)."""
+    from tuanbox.lockers.models import Station
+
+    rows = session.execute(select(Station.id, Station.name).order_by(Station.name)).all()
+    return {sid: name for sid, name in rows}
 
 
 def _windows(session: Session, merchant_id: str, now: datetime) -> dict[str, cf.CampaignWindow]:
@@ -125,6 +134,17 @@ def _rows(session: Session, merchant_id: str, now: datetime) -> list[Row]:
 def campaigns_page(
     request: Request, staff: StaffDep, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
+    return _list_page(request, staff, session, settings)
+
+
+def _list_page(
+    request: Request,
+    staff: ConsoleStaff,
+    session: Session,
+    settings: Settings,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     _ = gettext_for(locale_of(request))
     done = request.query_params.get("done", "")
     notices = {
@@ -135,18 +155,32 @@ def campaigns_page(
         "cancelled": _("The flash sale was cancelled."),
     }
     rows = _rows(session, staff.merchant_id, utcnow())
-    return page(
-        request,
-        staff,
-        "campaigns.html",
-        {
-            "rows": rows,
-            "notice": notices.get(done),
-            "tz": settings.station_timezone,
-            "cancel_lead_min": int(lifecycle.CANCEL_LEAD.total_seconds() // 60),
-        },
-        active="campaigns",
-    )
+    context = {
+        "rows": rows,
+        "notice": None if problems else notices.get(done),
+        "problems": problems or [],
+        "tz": settings.station_timezone,
+        "cancel_lead_min": int(lifecycle.CANCEL_LEAD.total_seconds() // 60),
+    }
+    return page(request, staff, "campaigns.html", context, active="campaigns", status_code=status)
+
+
+def _refused(
+    request: Request, staff: ConsoleStaff, session: Session, settings: Settings, action: str
+) -> HTMLResponse:
+    """A pause, resume, end or cancel the campaign's state does not allow, said in words."""
+    _ = gettext_for(locale_of(request))
+    texts = {
+        "pause": _("Only a scheduled or running campaign can be paused; this one is not."),
+        "resume": _("Only a paused campaign can be resumed; this one is not paused."),
+        "end": _("This campaign has already ended."),
+        "cancel": _(
+            "A flash sale can be cancelled only until %(n)s minutes before it starts; this one "
+            "starts sooner or has already started."
+        )
+        % {"n": int(lifecycle.CANCEL_LEAD.total_seconds() // 60)},
+    }
+    return _list_page(request, staff, session, settings, [texts[action]], 409)
 
 
 def _form_page(
@@ -167,6 +201,7 @@ def _form_page(
         "kinds": cf.KINDS,
         "tz": settings.station_timezone,
         "max_tiers": cf.MAX_TIERS,
+        "stations": _stations(session),
     }
     return page(
         request, staff, "campaign_new.html", context, active="campaigns", status_code=status
@@ -214,6 +249,7 @@ def create(
     lot_code: Short = "",
     price: Short = "",
     within: Short = "",
+    station_ids: Annotated[list[str] | None, Form(max_length=MAX_STATIONS_PER_CAMPAIGN)] = None,
 ) -> HTMLResponse | RedirectResponse:
     members, prices = tier_members or [], tier_price or []
     tiers = [(m[:12], p[:14]) for m, p in zip(members, prices, strict=False)][: cf.MAX_TIERS]
@@ -232,6 +268,7 @@ def create(
         lot_code=lot_code,
         price=price,
         within=within,
+        stations=[sid[:36] for sid in station_ids or []],
     )
     _ = gettext_for(locale_of(request))
     problems = Problems(_)
@@ -243,6 +280,7 @@ def create(
         campaigns=_windows(session, staff.merchant_id, now),
         now=now,
         tz=settings.station_timezone,
+        stations=frozenset(_stations(session)),
     )
     if isinstance(values, cf.GroupValues) and values.lot_code is not None:
         _check_lot(session, values, problems)
@@ -303,6 +341,7 @@ def _create_campaign(session: Session, staff: ConsoleStaff, v: cf.GroupValues) -
         per_user_limit=v.per_user_limit,
         presale=v.presale,
         lot_code=v.lot_code,
+        station_ids=v.station_ids,
         **capped,
     )
     campaign = create_campaign(session, merchant_id=staff.merchant_id, actor_id=staff.id, spec=spec)
@@ -357,47 +396,77 @@ def _create_sale(session: Session, staff: ConsoleStaff, v: cf.SaleValues) -> Fla
 # --- pause, resume, end early ---------------------------------------------------------
 
 
-@router.post("/console/campaigns/{campaign_id}/pause")
-def pause(campaign_id: str, staff: StaffDep, session: SessionDep) -> RedirectResponse:
-    lifecycle.pause(session, staff.principal.actor, staff.merchant_id, campaign_id[:36], utcnow())
+@router.post("/console/campaigns/{campaign_id}/pause", response_model=None)
+def pause(
+    campaign_id: str, request: Request, staff: StaffDep, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse | RedirectResponse:
+    try:
+        lifecycle.pause(
+            session, staff.principal.actor, staff.merchant_id, campaign_id[:36], utcnow()
+        )
+    except lifecycle.CampaignStateError:
+        return _refused(request, staff, session, settings, "pause")
     session.commit()
     return RedirectResponse("/console/campaigns?done=paused", status_code=303)
 
 
-@router.post("/console/campaigns/{campaign_id}/resume")
-def resume(campaign_id: str, staff: StaffDep, session: SessionDep) -> RedirectResponse:
-    lifecycle.resume(session, staff.principal.actor, staff.merchant_id, campaign_id[:36], utcnow())
+@router.post("/console/campaigns/{campaign_id}/resume", response_model=None)
+def resume(
+    campaign_id: str, request: Request, staff: StaffDep, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse | RedirectResponse:
+    try:
+        lifecycle.resume(
+            session, staff.principal.actor, staff.merchant_id, campaign_id[:36], utcnow()
+        )
+    except lifecycle.CampaignStateError:
+        return _refused(request, staff, session, settings, "resume")
     session.commit()
     return RedirectResponse("/console/campaigns?done=resumed", status_code=303)
 
 
-@router.post("/console/campaigns/{campaign_id}/end")
+@router.post("/console/campaigns/{campaign_id}/end", response_model=None)
 def end_early(
-    campaign_id: str, staff: StaffDep, session: SessionDep, reason: Reason = ""
-) -> RedirectResponse:
-    lifecycle.end_early(
-        session,
-        staff.principal.actor,
-        staff.merchant_id,
-        campaign_id[:36],
-        utcnow(),
-        reason.strip() or "ended early in the console",
-    )
+    campaign_id: str,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    reason: Reason = "",
+) -> HTMLResponse | RedirectResponse:
+    try:
+        lifecycle.end_early(
+            session,
+            staff.principal.actor,
+            staff.merchant_id,
+            campaign_id[:36],
+            utcnow(),
+            reason.strip() or "ended early in the console",
+        )
+    except lifecycle.CampaignStateError:
+        return _refused(request, staff, session, settings, "end")
     session.commit()
     return RedirectResponse("/console/campaigns?done=ended", status_code=303)
 
 
-@router.post("/console/flash-sales/{sale_id}/cancel")
+@router.post("/console/flash-sales/{sale_id}/cancel", response_model=None)
 def cancel_sale(
-    sale_id: str, staff: StaffDep, session: SessionDep, reason: Reason = ""
-) -> RedirectResponse:
-    lifecycle.cancel_sale(
-        session,
-        staff.principal.actor,
-        staff.merchant_id,
-        sale_id[:36],
-        utcnow(),
-        reason.strip() or "cancelled in the console",
-    )
+    sale_id: str,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    reason: Reason = "",
+) -> HTMLResponse | RedirectResponse:
+    try:
+        lifecycle.cancel_sale(
+            session,
+            staff.principal.actor,
+            staff.merchant_id,
+            sale_id[:36],
+            utcnow(),
+            reason.strip() or "cancelled in the console",
+        )
+    except lifecycle.CampaignStateError:
+        return _refused(request, staff, session, settings, "cancel")
     session.commit()
     return RedirectResponse("/console/campaigns?done=cancelled", status_code=303)

@@ -291,3 +291,62 @@ def test_other_merchant_and_shoppers_are_refused(
     shopper = console_as(console_world.shopper)
     assert shopper.get("/console/campaigns").status_code == 403
     assert shopper.post("/console/campaigns", data=form(shopper, settings)).status_code == 403
+
+
+def test_state_refusals_are_worded(
+    console: ConsoleClient, settings: Settings, db_session: Session
+) -> None:
+    assert (
+        console.post("/console/campaigns", data=form(console, settings, title="Short")).status_code
+        == 303
+    )
+    campaign = db_session.scalars(select(Campaign).where(Campaign.title == "Short")).one()
+    url = f"/console/campaigns/{campaign.id}"
+    assert console.post(f"{url}/end", data={"csrf": console.csrf}).status_code == 303
+    for action, words in (
+        ("pause", "Only a scheduled or running campaign can be paused"),
+        ("resume", "Only a paused campaign can be resumed"),
+        ("end", "This campaign has already ended."),
+    ):
+        refused = console.post(f"{url}/{action}", data={"csrf": console.csrf}, headers=EN)
+        assert refused.status_code == 409 and words in refused.text, action
+    zh = console.post(f"{url}/pause", data={"csrf": console.csrf})
+    assert zh.status_code == 409 and "只有未开始或进行中的活动才能暂停" in zh.text
+    now = utcnow()
+    tz = settings.station_timezone
+    soon = {
+        "csrf": console.csrf,
+        "kind": "flash",
+        "title": "Starting soon",
+        "sku_id": console.world.sku_id,
+        "starts_at": local_input(now, tz),
+        "ends_at": local_input(now + timedelta(hours=1), tz),
+        "price": "5",
+        "stock_cap": "3",
+        "per_user_limit": "1",
+    }
+    assert console.post("/console/campaigns", data=soon).status_code == 303
+    sale = db_session.scalars(select(FlashSale).where(FlashSale.title == "Starting soon")).one()
+    late = console.post(
+        f"/console/flash-sales/{sale.id}/cancel", data={"csrf": console.csrf}, headers=EN
+    )
+    assert late.status_code == 409 and "only until 2 minutes before it starts" in late.text
+
+
+def test_campaign_offered_at_chosen_stations(
+    console: ConsoleClient, settings: Settings, db_session: Session
+) -> None:
+    from tuanbox.lockers.services import create_station
+
+    station = create_station(
+        db_session, id="st-console-1", name="Lobby C", address="3 C Road", lat=31.2, lon=121.4
+    )
+    page = console.get("/console/campaigns/new?kind=tiered")
+    assert "Lobby C" in page.text
+    bad = form(console, settings, title="Somewhere", station_ids=["st-nowhere"])
+    refused = console.post("/console/campaigns", data=bad, headers=EN)
+    assert refused.status_code == 422 and "Stations: choose stations from the list" in refused.text
+    good = form(console, settings, title="Lobby C only", station_ids=[station.id])
+    assert console.post("/console/campaigns", data=good).status_code == 303
+    campaign = db_session.scalars(select(Campaign).where(Campaign.title == "Lobby C only")).one()
+    assert campaign.station_ids == [station.id]
