@@ -103,14 +103,15 @@ def pg_replica() -> int:
     return PG_REPLICA_PORT
 
 
-def replica_url_of(url: str) -> str:
+def replica_url_of(url: str, port: int = PG_REPLICA_PORT) -> str:
     """The same database on the replica (every database of the primary is replicated)."""
-    return make_url(url).set(port=PG_REPLICA_PORT).render_as_string(hide_password=False)
+    return make_url(url).set(port=port).render_as_string(hide_password=False)
 
 
-def wait_replicated(url: str, timeout_s: float = 30.0) -> str:
-    """Wait until the replica has replayed everything the primary has written so far (a
-    database just created and migrated, rows just committed); return the replica's URL."""
+def wait_replicated(url: str, timeout_s: float = 120.0, port: int = PG_REPLICA_PORT) -> str:
+    """Wait until the replica (the shared one, or a test's own on ``port``) has replayed
+    everything the primary has written so far (a database just created and migrated, rows
+    just committed); return the replica's URL."""
     import time
 
     from tuanbox.db.replica import primary_lsn, wait_replayed
@@ -120,7 +121,7 @@ def wait_replicated(url: str, timeout_s: float = 30.0) -> str:
         lsn = primary_lsn(db)
     primary.dispose()
     assert lsn is not None
-    replica_url = replica_url_of(url)
+    replica_url = replica_url_of(url, port)
     deadline = time.monotonic() + timeout_s
     while True:  # the database itself appears on the replica only once its creation replays
         replica = make_engine(replica_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -11,11 +12,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from tuanbox.db.base import utcnow
-from tuanbox.db.replica import on_replica, primary_lsn, wait_replayed
+from tuanbox.db.replica import make_read_session_factory, on_replica, primary_lsn, wait_replayed
 from tuanbox.ratelimit.deps import get_redis
 from tuanbox.settings import Settings
 from tuanbox.shop import i18n
@@ -30,6 +32,7 @@ Builder = Callable[[Session, datetime, str], Built]
 SessionOpener = Callable[[], AbstractContextManager[Session]]
 
 
+log = logging.getLogger("tuanbox.shop.pagecache")
 # How long a miss served by the replica waits for it to replay the primary's latest commit.
 REPLICA_FENCE_S = 0.5
 
@@ -52,7 +55,7 @@ def settings_of(request: Request) -> Settings:
 
 def _replica_caught_up(request: Request, db: Session) -> bool:
     """On the replica, wait until it has replayed what the primary had committed when this
-    miss began; False (render, but do not cache) if it lags longer than REPLICA_FENCE_S.
+    miss began; False if it lags longer than REPLICA_FENCE_S or does not answer.
 
     The change that bumped the cache version committed before this miss read the version; a
     page rebuilt from a replica that has not replayed it yet would be cached stale under the
@@ -61,7 +64,27 @@ def _replica_caught_up(request: Request, db: Session) -> bool:
         return True
     with request.app.state.session_factory() as primary:
         lsn = primary_lsn(primary)
-    return lsn is None or wait_replayed(db, lsn, timeout_s=REPLICA_FENCE_S)
+    if lsn is None:
+        return True
+    try:
+        if wait_replayed(db, lsn, timeout_s=REPLICA_FENCE_S):
+            return True
+        log.warning("read replica more than %.1f s behind: page built on the primary",
+                    REPLICA_FENCE_S)  # fmt: skip
+    except OperationalError as exc:
+        db.rollback()
+        log.warning("read replica unavailable, page built on the primary: %s", exc.orig)
+    return False
+
+
+def _primary_reads(request: Request) -> sessionmaker[Session]:
+    """Read-only sessions on the primary, for misses the replica cannot serve in time."""
+    state = request.app.state
+    factory: sessionmaker[Session] | None = getattr(state, "primary_read_session_factory", None)
+    if factory is None:
+        factory = make_read_session_factory(state.engine, state.settings, on_replica=False)
+        state.primary_read_session_factory = factory
+    return factory
 
 
 async def cached_page(
@@ -83,12 +106,14 @@ async def cached_page(
     def miss(version: str) -> dict[str, Any]:
         now = utcnow()
         with opener() as db:
-            fresh = _replica_caught_up(request, db)
-            template, context, until, status = build(db, now, locale)
+            built = build(db, now, locale) if _replica_caught_up(request, db) else None
+        if built is None:  # the replica is behind or down: the primary answers, still cached
+            with _primary_reads(request)() as db:
+                built = build(db, now, locale)
+        template, context, until, status = built
         main = render(locale, template, context)
         made = {"title": str(context.get("title", "")), "status": status, "main": main}
-        if fresh:
-            cache.put(name, version, json.dumps(made), now=now, until=until)
+        cache.put(name, version, json.dumps(made), now=now, until=until)
         return made
 
     def lookup() -> tuple[dict[str, Any], str]:

@@ -59,7 +59,7 @@ def test_a_commit_on_the_primary_reaches_the_read_session_by_replication(
         lsn = primary_lsn(db)
     assert lsn is not None
     with replica_factory(replicated)() as reader:
-        assert wait_replayed(reader, lsn, timeout_s=30)
+        assert wait_replayed(reader, lsn, timeout_s=120)
         station = reader.get(Station, "st-repl")
         assert station is not None and station.name == "Lobby"
         lag = replica_lag(reader)
@@ -89,6 +89,6 @@ def test_writes_through_the_read_factory_fail_and_reach_no_server(
 def test_lag_measured_from_both_sides(replicated: Settings, primary: Engine) -> None:
     with replica_factory(replicated)() as reader, make_session_factory(primary)() as db:
         lsn = primary_lsn(db)
-        assert lsn is not None and wait_replayed(reader, lsn, timeout_s=30)
+        assert lsn is not None and wait_replayed(reader, lsn, timeout_s=120)
         lag = replica_lag(reader, db)
     assert lag.in_recovery and lag.bytes_behind is not None and lag.bytes_behind >= 0

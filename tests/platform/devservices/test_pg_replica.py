@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,23 +12,18 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_REPLICA_PORT
+from tests.platform.replicas import free_port
 from tuanbox.devservices.manager import ServiceManager
 from tuanbox.devservices.pgreplica import Replica
 
 PROJECT = Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def own_replica(pg_replica: int) -> Iterator[Replica]:
-    # Inside the project: the postgres account cannot enter pytest's root-only tmp dirs.
+    # Not started yet: the tests drive start and stop themselves.
     state = PROJECT / ".services" / f"test-replica-{uuid.uuid4().hex[:8]}"
-    replica = Replica(state, port=_free_port())
+    replica = Replica(state, port=free_port())
     yield replica
     replica.stop(log=lambda _m: None)
     shutil.rmtree(state, ignore_errors=True)
