@@ -34,6 +34,8 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.coupons.models",
     "tuanbox.points.models",
     "tuanbox.reports.models",
+    "tuanbox.growth.models",
+    "tuanbox.membership.models",
 )
 
 

@@ -1,0 +1,1 @@
+"""Growth: who invited whom, invite leaderboards, invite tasks and new-user offers."""

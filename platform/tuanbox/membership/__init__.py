@@ -1,0 +1,1 @@
+"""Paid membership: bought and renewed through the payment port, refunded pro rata, ledgered."""
