@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,8 @@ from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.catalog.models import Lot, Product
 from tuanbox.console import labels
 from tuanbox.console.auth import ConsoleStaff, StaffDep
-from tuanbox.console.i18n import locale_of
+from tuanbox.console.forms import Problems
+from tuanbox.console.i18n import gettext_for, locale_of
 from tuanbox.console.render import page
 from tuanbox.errors import NotFoundError
 from tuanbox.settings import Settings
@@ -82,19 +84,26 @@ def _events(session: Session, lot: Lot, locale: str) -> list[EventRow]:
     return rows
 
 
-@router.get("/console/lots/{gtin}/{lot}", response_class=HTMLResponse)
-def lot_page(
-    gtin: str,
-    lot: str,
+STEPS = ("commissioning", "shipping", "receiving")
+Short = Annotated[str, Form(max_length=40)]
+
+
+def _lot_page(
     request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    settings: SettingsDep,
+    staff: ConsoleStaff,
+    session: Session,
+    settings: Settings,
+    row: Lot,
+    product: Product,
+    *,
+    problems: list[str] | None = None,
+    form: dict[str, str] | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     from tuanbox.shop.qr import svg
 
-    row, product = owned_lot(session, staff, gtin, lot)
     url = resolver_url(settings, row)
+    _ = gettext_for(locale_of(request))
     context = {
         "lot": row,
         "product": product,
@@ -104,8 +113,126 @@ def lot_page(
         "base": f"/console/lots/{row.gtin}/{row.lot_code}",
         "per_sheet": labels.COLUMNS * labels.ROWS,
         "max_labels": labels.MAX_LABELS,
+        "problems": problems or [],
+        "form": form or {"step": "commissioning", "uom": "KGM"},
+        "notice": _("The step was recorded.") if request.query_params.get("done") else None,
+        "steps": STEPS,
     }
-    return page(request, staff, "lot.html", context, active="products")
+    return page(request, staff, "lot.html", context, active="products", status_code=status)
+
+
+@router.get("/console/lots/{gtin}/{lot}", response_class=HTMLResponse)
+def lot_page(
+    gtin: str,
+    lot: str,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    row, product = owned_lot(session, staff, gtin, lot)
+    return _lot_page(request, staff, session, settings, row, product)
+
+
+@router.post("/console/lots/{gtin}/{lot}/events", response_model=None)
+def record_step(
+    gtin: str,
+    lot: str,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    step: Short = "",
+    at: Short = "",
+    place: Short = "",
+    other: Short = "",
+    quantity: Short = "",
+    uom: Short = "",
+) -> HTMLResponse | RedirectResponse:
+    """One provenance step of the lot as an EPCIS event (traceability.journey builds it; the
+    trace feature stores, hashes and later anchors it like any event from the API)."""
+    from traceability.errors import TraceError
+    from traceability.identifiers import normalize_gtin, validate_gln
+    from traceability.journey import Batch, commissioning, receiving, shipping
+    from tuanbox.trace.services import record_event
+
+    row, product = owned_lot(session, staff, gtin, lot)
+    _ = gettext_for(locale_of(request))
+    problems = Problems(_)
+    form = {
+        "step": step,
+        "at": at,
+        "place": place,
+        "other": other,
+        "quantity": quantity,
+        "uom": uom,
+    }
+    if step not in STEPS:
+        problems.add(_("Step: choose harvest, shipping or receiving."))
+    when = problems.when(at, _("When"), settings.station_timezone)
+    glns: dict[str, str] = {}
+    for name, value, label, needed in (
+        ("place", place, _("Place (GLN)"), True),
+        ("other", other, _("Destination or origin (GLN)"), step == "shipping"),
+    ):
+        if not value.strip():
+            if needed:
+                problems.add(_("%(field)s: please enter the 13-digit GLN.") % {"field": label})
+            continue
+        try:
+            glns[name] = validate_gln(value.strip())
+        except TraceError:
+            problems.add(
+                _("%(field)s: %(gln)s is not a GLN (13 digits with the right check digit).")
+                % {"field": label, "gln": value.strip()}
+            )
+    amount = problems.whole(
+        quantity, _("Quantity"), 1, 10_000_000, required=step == "commissioning"
+    )
+    if uom not in ("KGM", "H87"):
+        uom = "H87"
+    if problems or when is None:
+        return _lot_page(
+            request,
+            staff,
+            session,
+            settings,
+            row,
+            product,
+            problems=problems.items,
+            form=form,
+            status=422,
+        )
+    local = when.astimezone(ZoneInfo(settings.station_timezone))
+    batch = Batch(normalize_gtin(row.gtin), row.lot_code)
+    if step == "commissioning":
+        harvested = (row.harvested_at or when).date()
+        event = commissioning(
+            batch,
+            when=local,
+            farm_gln=glns["place"],
+            quantity=amount or 0,
+            uom=uom,
+            harvest_start=harvested,
+            harvest_end=local.date(),
+            farm_name=row.farm or product.name,
+        )
+    elif step == "shipping":
+        event = shipping(batch, when=local, from_gln=glns["place"], to_gln=glns["other"])
+    else:
+        event = receiving(
+            batch,
+            when=local,
+            at_gln=glns["place"],
+            from_gln=glns.get("other"),
+            quantity=amount,
+            uom=uom,
+        )
+    record_event(session, event.to_jsonld(), merchant_id=staff.merchant_id)
+    session.commit()
+    return RedirectResponse(
+        f"/console/lots/{row.gtin}/{row.lot_code}?done=1#provenance", status_code=303
+    )
 
 
 @router.get("/console/lots/{gtin}/{lot}/qr.png")

@@ -242,6 +242,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/console/lots/{gtin}/{lot}"): CONSOLE,
     ("GET", "/console/lots/{gtin}/{lot}/qr.png"): CONSOLE,
     ("GET", "/console/lots/{gtin}/{lot}/labels.pdf"): CONSOLE,
+    ("POST", "/console/lots/{gtin}/{lot}/events"): CONSOLE,
     ("GET", "/console/campaigns"): CONSOLE,
     ("GET", "/console/campaigns/new"): CONSOLE,
     ("POST", "/console/campaigns"): CONSOLE,

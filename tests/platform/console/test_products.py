@@ -258,3 +258,58 @@ def test_shopper_is_refused(
     assert shopper.get(f"/console/products/{console_world.product_id}").status_code == 403
     refused = shopper.post("/console/products", data={"csrf": shopper.csrf, "name": "x"})
     assert refused.status_code == 403
+
+
+def test_record_provenance_steps_on_the_lot_page(
+    console: ConsoleClient, db_session: Session, console_as: Callable[[User], ConsoleClient]
+) -> None:
+    from tuanbox.catalog.services import add_lot
+    from tuanbox.trace.demo import FARM_GLN, HUB_GLN
+    from tuanbox.trace.models import TraceEvent
+
+    world = console.world
+    lot = add_lot(db_session, _actor(world.staff), world.product_id, lot_code="S1")
+    url = f"/console/lots/{lot.gtin}/S1/events"
+    bad = console.post(
+        url,
+        data={"csrf": console.csrf, "step": "shipping", "at": "", "place": "1234567890123"},
+        headers=EN,
+    )
+    assert bad.status_code == 422
+    for words in (
+        "When: choose a date and time",
+        "Place (GLN): 1234567890123 is not a GLN",
+        "Destination or origin (GLN): please enter the 13-digit GLN",
+    ):
+        assert words in bad.text.replace("&#39;", "'"), words
+    harvest = {
+        "csrf": console.csrf,
+        "step": "commissioning",
+        "at": "2026-12-01T06:00",
+        "place": FARM_GLN,
+        "quantity": "120",
+        "uom": "KGM",
+    }
+    assert console.post(url, data=harvest).status_code == 303
+    ship = {
+        "csrf": console.csrf,
+        "step": "shipping",
+        "at": "2026-12-01T09:00",
+        "place": FARM_GLN,
+        "other": HUB_GLN,
+    }
+    assert console.post(url, data=ship).status_code == 303
+    events = db_session.scalars(
+        select(TraceEvent).where(TraceEvent.merchant_id == world.merchant_id)
+    ).all()
+    assert len(events) == 2
+    assert sorted((e.biz_step or "").rsplit("-", 1)[-1] for e in events) == [
+        "commissioning",
+        "shipping",
+    ]
+    page = console.get(f"/console/lots/{lot.gtin}/S1", headers=EN)
+    product = db_session.get(Product, world.product_id)
+    assert product is not None
+    assert page.text.count("ObjectEvent") == 2 and f"Farm: {product.name}" in page.text
+    other = console_as(world.other_staff)
+    assert other.post(url, data={**ship, "csrf": other.csrf}).status_code == 404
