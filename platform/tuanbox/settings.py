@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     wechatpay_notify_url: str | None = None
     # Tests point this at a local fake gateway; production keeps WeChat's host.
     wechatpay_gateway_url: str = "https://api.mch.weixin.qq.com"
+    # The cashier an order's h5_url opens; the pay form's CSP (form-action) lets it go there.
+    wechatpay_h5_url: str = "https://wx.tenpay.com"
     # Platform certificates: cached here once downloaded (and checked) from /v3/certificates.
     wechatpay_platform_cert_dir: str | None = "var/wechatpay/certs"
     # Or WeChat Pay's platform public key (PEM) with its id, for merchants moved off certificates.
@@ -354,6 +356,7 @@ class Settings(BaseSettings):
             urls = {
                 "TUANBOX_WECHATPAY_GATEWAY_URL": self.wechatpay_gateway_url,
                 "TUANBOX_WECHATPAY_NOTIFY_URL": self.wechatpay_notify_url_resolved,
+                "TUANBOX_WECHATPAY_H5_URL": self.wechatpay_h5_url,
             }
             for name, url in urls.items():
                 if not url.startswith("https://"):

@@ -30,7 +30,9 @@ NONCE_KEY = "csp_nonce"
 SOURCES_KEY = "csp_sources"
 
 # Directives whose source lists a view may extend for one response.
-EXTENSIBLE = frozenset({"connect-src", "img-src", "script-src", "style-src", "font-src"})
+EXTENSIBLE = frozenset(
+    {"connect-src", "img-src", "script-src", "style-src", "font-src", "form-action"}
+)
 _ORIGIN = re.compile(
     r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
 )
@@ -60,7 +62,7 @@ def page_policy(nonce: str, extra: dict[str, list[str]] | None = None) -> str:
             src("font-src", "'self'"),
             "object-src 'none'",
             "base-uri 'self'",
-            "form-action 'self'",
+            src("form-action", "'self'"),
             "frame-ancestors 'none'",
         )
     )

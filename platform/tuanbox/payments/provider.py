@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
@@ -67,3 +68,22 @@ def get_provider(name: str, settings: Settings) -> PaymentProvider:
 
         return wechatpay_for(settings)
     raise UnknownProviderError(f"no payment provider named {name!r}")
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, as a browser compares origins."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+
+
+def checkout_origins(settings: Settings) -> list[str]:
+    """Where a pay form may send the shopper: each enabled provider's hosted checkout.
+
+    Pages holding a pay form add these to their CSP's form-action, since browsers apply it to
+    the redirect that follows the POST as well (Chromium does)."""
+    origins: list[str] = []
+    if settings.simpay_enabled:
+        origins.append(origin_of(settings.public_base_url))
+    if "wechat" in settings.payment_providers:
+        origins.append(origin_of(settings.wechatpay_h5_url))
+    return origins

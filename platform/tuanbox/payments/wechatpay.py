@@ -35,7 +35,7 @@ from wechatpayv3.utils import aes_decrypt
 from tuanbox.orders.models import Order
 from tuanbox.payments.errors import ProviderError, WebhookPayloadError, WebhookSignatureError
 from tuanbox.payments.models import PaymentIntent
-from tuanbox.payments.provider import WebhookEvent
+from tuanbox.payments.provider import WebhookEvent, origin_of
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.payments.wechatpay")
@@ -221,6 +221,13 @@ class WeChatPayProvider:
             raise ProviderError("WeChat Pay answered an order without h5_url") from exc
         if len(url) > 500 or not url.startswith(("https://", "http://")):
             raise ProviderError("WeChat Pay answered an unusable h5_url")
+        if origin_of(url) != origin_of(self._settings.wechatpay_h5_url):
+            # The pay page's CSP lets the form go to the configured cashier only; a browser
+            # would refuse this one, so say why here instead.
+            raise ProviderError(
+                f"WeChat Pay's h5_url is not on TUANBOX_WECHATPAY_H5_URL "
+                f"({origin_of(self._settings.wechatpay_h5_url)})"
+            )
         return url
 
     def refund(self, session: Session, *, refund_id: str, intent_id: str, amount_cents: int) -> str:
@@ -380,6 +387,7 @@ def wechatpay_for(settings: Settings) -> WeChatPayProvider:
     """One adapter per configuration in the process, so certificates are fetched once."""
     key = (
         settings.wechatpay_gateway_url,
+        settings.wechatpay_h5_url,
         settings.wechatpay_mchid,
         settings.wechatpay_appid,
         settings.wechatpay_merchant_serial_no,

@@ -25,7 +25,7 @@ from tuanbox.orders.domain import OrderKind, OrderStatus
 from tuanbox.points import services as points
 from tuanbox.shop import i18n, orderview
 from tuanbox.shop.i18n import gettext_for
-from tuanbox.shop.orders import _posting_shopper, shopper_or_redirect
+from tuanbox.shop.orders import _posting_shopper, allow_pay_redirect, shopper_or_redirect
 from tuanbox.shop.orderview import Gettext
 from tuanbox.shop.render import page
 
@@ -126,6 +126,7 @@ def checkout_page(
     balance = points.cached_balance(db, shopper.id)
     cap = min(order.total_cents * policy.max_points_share_pct // 100, max(0, order.total_cents - 1))
     message, kind = _message(_, e, ok)
+    allow_pay_redirect(request, settings)
     context: dict[str, Any] = {
         "shopper": True,
         "order": order,

@@ -13,10 +13,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from tuanbox.accounts.deps import Principal
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.api.security import allow_sources
 from tuanbox.db.base import utcnow
 from tuanbox.errors import NotFoundError, TuanboxError
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.orders.models import Order
+from tuanbox.payments.provider import checkout_origins
 from tuanbox.reviews import services as reviews
 from tuanbox.reviews.models import MAX_TEXT
 from tuanbox.risk.deps import RiskGateDep
@@ -121,6 +123,7 @@ def order_page(
     if order is None:
         return _missing(request)
     message, kind = _message(request, e, ok)
+    allow_pay_redirect(request, settings)
     context = {
         "shopper": True,
         "v": view_of(request, db, settings, order),
@@ -130,6 +133,12 @@ def order_page(
         "max_text": MAX_TEXT,
     }
     return page(request, "order.html", context)
+
+
+def allow_pay_redirect(request: Request, settings: Settings) -> None:
+    """A page with a pay form lets it go on to the providers' hosted checkout: the form POSTs
+    here and is redirected there, and browsers hold that redirect to the page's form-action."""
+    allow_sources(request, "form-action", *checkout_origins(settings))
 
 
 def _missing(request: Request) -> HTMLResponse:

@@ -26,7 +26,7 @@ from tuanbox.orders.models import Order
 from tuanbox.orders.services import transition
 from tuanbox.payments.errors import ProviderError
 from tuanbox.payments.models import Payment, PaymentIntent, Refund
-from tuanbox.payments.provider import get_provider
+from tuanbox.payments.provider import checkout_origins, get_provider
 from tuanbox.payments.services import process_refund, refund, start_checkout
 from tuanbox.payments.wechatpay import WeChatPayProvider, out_trade_no
 from tuanbox.settings import Settings
@@ -49,6 +49,7 @@ def wechat_settings(gateway: FakeWeChatPay, cert_dir: Path, **overrides: object)
         "wechatpay_private_key": gateway.merchant.key_pem,
         "wechatpay_apiv3_key": gateway.apiv3_key,
         "wechatpay_gateway_url": gateway.url,
+        "wechatpay_h5_url": gateway.url,  # the fake serves the cashier too
         "wechatpay_platform_cert_dir": str(cert_dir),
         "rate_limit_prefix": f"test:{uuid.uuid4().hex}:",
     }
@@ -251,6 +252,24 @@ def test_checkout_when_the_gateway_fails_is_a_503_problem(
         headers=auth_header(settings, shopper),
     )
     assert (r.status_code, r.json()["code"]) == (404, "UNKNOWN_PAYMENT_PROVIDER")
+
+
+def test_an_h5_url_off_the_configured_cashier_is_refused_and_pages_may_go_to_it(
+    db_session: Session, gateway: FakeWeChatPay, tmp_path: Path, database_url: str
+) -> None:
+    """The pay page's CSP lets its form go to TUANBOX_WECHATPAY_H5_URL only (browsers apply
+    form-action to the redirect after the POST), so an h5_url elsewhere is refused here."""
+    cashier = wechat_settings(gateway, tmp_path / "certs", database_url=database_url)
+    assert checkout_origins(cashier) == [gateway.url.lower()]
+    assert checkout_origins(make_settings()) == ["http://127.0.0.1:8000"]  # SimPay
+    elsewhere = wechat_settings(
+        gateway,
+        tmp_path / "certs",
+        database_url=database_url,
+        wechatpay_h5_url="https://wx.tenpay.com",
+    )
+    with pytest.raises(ProviderError, match="not on TUANBOX_WECHATPAY_H5_URL"):
+        _intent(db_session, elsewhere)
 
 
 def test_requests_with_the_wrong_merchant_key_are_refused_by_the_gateway(
