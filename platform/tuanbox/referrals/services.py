@@ -79,7 +79,31 @@ def record(
             session.execute(statement)
     except IntegrityError:  # the group or the inviter's account is gone
         return None
+    _bind_platform_wide(session, group_id=group_id, invitee_id=invitee_id, inviter_id=inviter_id)
     return inviter_of(session, group_id, invitee_id)
+
+
+def _bind_platform_wide(
+    session: Session, *, group_id: str, invitee_id: str, inviter_id: str
+) -> None:
+    """The group touch also binds the shopper to the inviter platform-wide (first touch wins,
+    the group's campaign as source; loops refused): `tuanbox.growth.binding`."""
+    from tuanbox.groupbuy.models import Group
+    from tuanbox.growth.binding import bind
+    from tuanbox.growth.errors import ReferralRefusedError
+
+    campaign_id = session.scalar(select(Group.campaign_id).where(Group.id == group_id))
+    try:
+        with session.begin_nested():
+            bind(
+                session,
+                invitee_id=invitee_id,
+                inviter_id=inviter_id,
+                source="group",
+                campaign_id=campaign_id,
+            )
+    except ReferralRefusedError:
+        pass  # the group referral stands; the platform-wide binding is refused (loop, self)
 
 
 def inviter_of(session: Session, group_id: str, invitee_id: str) -> str | None:
