@@ -29,6 +29,7 @@ HOOK_MODULES: list[str] = [
     "tuanbox.groupbuy.hooks",
     "tuanbox.flashsale.hooks",
     "tuanbox.coupons.hooks",
+    "tuanbox.growth.hooks",
     # Last: confirming on payment moves the order on, after every other "paid" reaction.
     "tuanbox.orders.acceptance",
 ]

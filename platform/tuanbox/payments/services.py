@@ -365,6 +365,10 @@ def mark_paid(
     from tuanbox.coupons.settlement import refund_paid
 
     refund_paid(session, order)
+    # An invitee's refund takes their inviter's task count back (`tuanbox.growth`).
+    from tuanbox.growth.hooks import settle_inviter_of
+
+    settle_inviter_of(session, order)
     outstanding = session.scalar(
         select(func.count()).where(
             Refund.order_id == order.id, Refund.status == "pending", Refund.id != row.id
