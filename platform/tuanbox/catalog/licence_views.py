@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from tuanbox.bounds import Id
 from tuanbox.catalog import licences
 from tuanbox.catalog.models import Merchant, MerchantLicence
 from tuanbox.errors import NotFoundError
+from tuanbox.ops.auth import OpsUser
 
 router = APIRouter(tags=["catalog"])
 
@@ -122,3 +123,44 @@ def review(
     assert merchant is not None  # the foreign key
     session.commit()
     return _out(licence, merchant)
+
+
+# --- the same queue on the ops dashboard (its cookie, /ops/licences) ---------------------
+
+
+@router.get("/ops/licences", include_in_schema=False, response_model=None)
+def licences_page(
+    request: Request, settings: SettingsDep, session: SessionDep
+) -> HTMLResponse | RedirectResponse:
+    """Licence documents: pending first, then the last reviewed; approve or reject each."""
+    from tuanbox.ops import auth
+    from tuanbox.ops.views import templates
+
+    user = auth.principal_from(request, settings)
+    if user is None:
+        return RedirectResponse("/ops/login", status_code=303)
+    rows = session.execute(
+        select(MerchantLicence, Merchant)
+        .join(Merchant, Merchant.id == MerchantLicence.merchant_id)
+        .order_by((MerchantLicence.status == "pending").desc(), MerchantLicence.created_at.desc())
+        .limit(200)
+    ).all()
+    context = {"user": user, "licences": [_out(licence, merchant) for licence, merchant in rows]}
+    return templates().TemplateResponse(
+        request, "licences.html", context, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/ops/licences/{licence_id}/file", include_in_schema=False)
+def ops_licence_file(
+    licence_id: Id, _user: OpsUser, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
+    return licence_file(licence_id, _user, session, settings)
+
+
+@router.post("/ops/licences/{licence_id}/review", include_in_schema=False)
+def ops_review(
+    licence_id: Id, body: LicenceReviewIn, user: OpsUser, session: SessionDep
+) -> LicenceOut:
+    """The page's approve / reject buttons (JSON, the /ops cookie)."""
+    return review(licence_id, body, user, session)

@@ -257,6 +257,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/ops/merchant-licences"): OPS,
     ("GET", "/api/v1/ops/merchant-licences/{licence_id}/file"): OPS,
     ("POST", "/api/v1/ops/merchant-licences/{licence_id}/review"): OPS,
+    ("GET", "/ops/licences"): OPS,
+    ("GET", "/ops/licences/{licence_id}/file"): OPS,
+    ("POST", "/ops/licences/{licence_id}/review"): OPS,
     # console orders, waves, pre-sale, returns, reviews (tuanbox.console.orders and siblings)
     ("GET", "/console/orders"): CONSOLE,
     ("POST", "/console/orders/bulk"): CONSOLE,

@@ -17,6 +17,10 @@ from tuanbox.catalog.models import Merchant, MerchantLicence
 from tuanbox.settings import Settings
 
 EN = {"Accept-Language": "en"}
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c63f8cfc0f01f0005000201a5f6c9b80000000049454e44ae426082"
+)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -122,3 +126,41 @@ def test_another_merchants_licence_is_not_found(
     assert "l.pdf" not in other.get("/console/credentials").text
     shopper = console_as(console_world.shopper)
     assert shopper.get("/console/credentials").status_code == 403
+
+
+def test_ops_review_page(
+    console: ConsoleClient, db_session: Session, client: TestClient, settings: Settings
+) -> None:
+    world = console.world
+    ok = console.post(
+        "/console/credentials/licences",
+        data={"csrf": console.csrf},
+        files={"licence": ("scan.png", PNG, "image/png")},
+    )
+    assert ok.status_code == 303
+    licence = db_session.scalars(
+        select(MerchantLicence).where(MerchantLicence.merchant_id == world.merchant_id)
+    ).one()
+    ops = auth_header(settings, make_user(db_session, "ops"))
+    page = client.get("/ops/licences", headers=ops)
+    assert page.status_code == 200
+    assert "scan.png" in page.text and f'data-licence-id="{licence.id}"' in page.text
+    assert client.get(f"/ops/licences/{licence.id}/file", headers=ops).content == PNG
+    staff = client.get(
+        "/ops/licences", headers=auth_header(settings, world.staff), follow_redirects=False
+    )
+    assert staff.status_code == 303 and staff.headers["location"] == "/ops/login"
+    cross = client.post(
+        f"/ops/licences/{licence.id}/review",
+        headers={**ops, "Origin": "https://x.example"},
+        json={"decision": "rejected", "note": "blurred scan"},
+    )
+    assert cross.status_code == 403
+    rejected = client.post(
+        f"/ops/licences/{licence.id}/review",
+        headers=ops,
+        json={"decision": "rejected", "note": "blurred scan"},
+    )
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+    shown = console.get("/console/credentials", headers=EN)
+    assert "Rejected" in shown.text and "blurred scan" in shown.text

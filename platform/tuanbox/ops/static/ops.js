@@ -91,6 +91,13 @@
       const note = prompt(action === "release" ? "Why are the goods fine?" : "Why reject (the order is refunded)?") || "";
       if (!note) return;
       ok = await post(`/ops/holds/${button.dataset.holdId}/${action}`, { note });
+    } else if (action === "licence-approve" || action === "licence-reject") {
+      const approve = action === "licence-approve";
+      const note = prompt(approve ? "What was checked (register, dates)?" : "Why reject (the merchant sees this)?") || "";
+      if (!note) return;
+      ok = await post(`/ops/licences/${button.dataset.licenceId}/review`, { decision: approve ? "approved" : "rejected", note });
+      if (ok) location.reload();
+      return;
     } else if (action === "risk-approve" || action === "risk-reject") {
       const approve = action === "risk-approve";
       const note = prompt(approve ? "Why is this a false alarm?" : "Why reject (held orders are cancelled and refunded)?") || "";
