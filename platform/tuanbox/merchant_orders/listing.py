@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.errors import InvalidPhoneError
@@ -197,12 +197,32 @@ def _search(
             users = select(User.id).where(User.phone_hash.in_(scope.cipher.blind_indexes(phone)))
             readings.append(Order.user_id.in_(users))
     if _ORDER_ID_PART.match(q.lower()):
-        readings.append(Order.id.startswith(q.lower(), autoescape=True))
+        readings.append(_id_prefix(q.lower()))
     if not readings:
         raise InvalidInputError(
             "search by order number, the shopper's phone or its last four digits", field="q"
         )
     return or_(*readings)
+
+
+_UUID_LOW = "00000000-0000-0000-0000-000000000000"
+_UUID_HIGH = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+
+
+def _id_prefix(prefix: str) -> ColumnElement[bool]:
+    """Order ids starting with `prefix`: LIKE decides, and when the prefix fits a UUID's
+    shape, a range of the primary key's index bounds the scan (a LIKE prefix alone uses no
+    index outside the C collation). The bounds keep the dashes where UUIDs have them, so
+    collations that skip dashes order them the same way."""
+    like = Order.id.startswith(prefix, autoescape=True)
+    shaped = all(
+        (ch == "-") == (_UUID_LOW[i] == "-") for i, ch in enumerate(prefix[: len(_UUID_LOW)])
+    )
+    if not shaped:
+        return like
+    low = prefix + _UUID_LOW[len(prefix) :]
+    high = prefix + _UUID_HIGH[len(prefix) :]
+    return and_(Order.id >= low, Order.id <= high, like)
 
 
 def _users_with_tail(
@@ -327,18 +347,39 @@ def list_orders(
 
 
 def tab_counts(session: Session, scope: Scope, flt: OrderFilter) -> dict[Tab, int]:
-    """How many orders each tab holds under the other filters (the tab itself ignored)."""
+    """How many orders each tab holds under the other filters (the tab itself ignored).
+
+    Counted per status (an index-only scan of `ix_orders_merchant_status_created` when only
+    the merchant and dates filter), then the two statuses two tabs share are split by
+    counting their few rows: paid orders waiting for their group, refunds after pickup."""
     conds = _conditions(session, scope, flt, with_tab=False)
-    grouping = case((Order.awaiting == Awaiting.GROUP, True), else_=False)
-    picked = case((Order.picked_up_at.is_not(None), True), else_=False)
+    per_status: dict[str, int] = {
+        status: n
+        for status, n in session.execute(
+            select(Order.status, func.count()).where(*conds).group_by(Order.status)
+        )
+    }
+    in_group = _count(
+        session, conds, Order.status == OrderStatus.PAID, Order.awaiting == Awaiting.GROUP
+    )
+    after_pickup = _count(
+        session, conds, Order.status == OrderStatus.REFUNDED, Order.picked_up_at.is_not(None)
+    )
     counts = dict.fromkeys(Tab, 0)
-    for status, in_group, was_picked, n in session.execute(
-        select(Order.status, grouping, picked, func.count())
-        .where(*conds)
-        .group_by(Order.status, grouping, picked)
-    ):
-        counts[tab_of(status, Awaiting.GROUP if in_group else None, bool(was_picked))] += n
+    for status, n in per_status.items():
+        if status == OrderStatus.PAID:
+            counts[Tab.GROUPING] += in_group
+            counts[Tab.TO_SHIP] += n - in_group
+        elif status == OrderStatus.REFUNDED:
+            counts[Tab.AFTER_SALES] += after_pickup
+            counts[Tab.CLOSED] += n - after_pickup
+        else:
+            counts[tab_of(status, None, False)] += n
     return counts
+
+
+def _count(session: Session, conds: list[ColumnElement[bool]], *more: ColumnElement[bool]) -> int:
+    return int(session.scalar(select(func.count()).where(*conds, *more)) or 0)
 
 
 def stream_rows(

@@ -111,6 +111,8 @@ def test_search_by_order_id_phone_and_phone_tail(db_session: Session, settings: 
 
     assert found(a.id) == {a.id}
     assert found(a.id[:8].upper()) == {a.id}
+    assert found(a.id[:13]) == {a.id} and found(a.id[:4]) >= {a.id}  # ranges on the key
+    assert found(a.id[:3] + "-") == set()  # not a UUID's shape: LIKE alone, no match
     assert found("138 0013 8000") == {a.id}  # a whole phone, as typed
     assert found("+86 139-0013-9001") == {b.id}
     assert found("8000") == {a.id}  # the last four digits a shopper reads out
