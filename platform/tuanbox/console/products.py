@@ -208,6 +208,7 @@ def product_page(
         "restock": _("Stock was added."),
         "photo": _("The photo was added."),
         "lot": _("The lot was recorded."),
+        "sku_saved": _("The SKU was saved."),
     }
     return detail_page(request, staff, session, product, notice=notices.get(done))
 
@@ -418,3 +419,37 @@ def add_lot(
     return detail_page(
         request, staff, session, product, status=422, problems=problems.items, form=form
     )
+
+
+@router.post("/console/skus/{sku_id}", response_model=None)
+def update_sku(
+    sku_id: str,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    price: Short = "",
+    active: Short = "1",
+) -> HTMLResponse | RedirectResponse:
+    """A SKU's everyday price, and whether it is on sale (audited). Running campaigns and
+    sales keep their own prices; an SKU taken off sale takes no new reservation."""
+    from tuanbox.audit.services import record
+
+    sku = session.get(Sku, sku_id) if len(sku_id) <= 36 else None
+    if sku is None:
+        raise NotFoundError("no such SKU")
+    product = owned_product(session, staff, sku.product_id)
+    _ = _gettext(request)
+    problems = Problems(_)
+    cents = problems.money(price, _("Price"))
+    if problems or cents is None:
+        return detail_page(request, staff, session, product, status=422, problems=problems.items)
+    before = {"price_cents": sku.price_cents, "active": sku.active}
+    sku.price_cents = cents
+    sku.active = active == "1"
+    after = {"price_cents": sku.price_cents, "active": sku.active}
+    if after != before:
+        record(
+            session, staff.principal.actor, "sku.update", "sku", sku.id, before=before, after=after
+        )
+    session.commit()
+    return RedirectResponse(f"/console/products/{product.id}?done=sku_saved#skus", status_code=303)

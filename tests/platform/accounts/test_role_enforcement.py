@@ -239,6 +239,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/console/products/{product_id}/photos"): CONSOLE,
     ("POST", "/console/products/{product_id}/lots"): CONSOLE,
     ("POST", "/console/skus/{sku_id}/restock"): CONSOLE,
+    ("POST", "/console/skus/{sku_id}"): CONSOLE,
     ("GET", "/console/lots/{gtin}/{lot}"): CONSOLE,
     ("GET", "/console/lots/{gtin}/{lot}/qr.png"): CONSOLE,
     ("GET", "/console/lots/{gtin}/{lot}/labels.pdf"): CONSOLE,

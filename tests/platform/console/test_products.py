@@ -313,3 +313,28 @@ def test_record_provenance_steps_on_the_lot_page(
     assert page.text.count("ObjectEvent") == 2 and f"Farm: {product.name}" in page.text
     other = console_as(world.other_staff)
     assert other.post(url, data={**ship, "csrf": other.csrf}).status_code == 404
+
+
+def test_edit_sku_price_and_take_it_off_sale(
+    console: ConsoleClient, db_session: Session, console_as: Callable[[User], ConsoleClient]
+) -> None:
+    world = console.world
+    sku = db_session.get(Sku, world.sku_id)
+    assert sku is not None
+    url = f"/console/skus/{sku.id}"
+    bad = console.post(url, data={"csrf": console.csrf, "price": "free"}, headers=EN)
+    assert bad.status_code == 422 and "Price: enter an amount in yuan" in bad.text
+    before = sku.price_cents
+    ok = console.post(url, data={"csrf": console.csrf, "price": "25.80", "active": "0"})
+    assert ok.status_code == 303
+    db_session.refresh(sku)
+    assert (sku.price_cents, sku.active) == (2580, False)
+    entry = db_session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "sku.update", AuditEntry.subject_id == sku.id)
+    ).one()
+    assert entry.before == {"price_cents": before, "active": True}
+    assert entry.after == {"price_cents": 2580, "active": False}
+    page = console.get(f"/console/products/{world.product_id}?done=sku_saved", headers=EN)
+    assert "The SKU was saved." in page.text and "off sale" in page.text
+    other = console_as(world.other_staff)
+    assert other.post(url, data={"csrf": other.csrf, "price": "1"}).status_code == 404
