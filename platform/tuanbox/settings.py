@@ -192,6 +192,12 @@ class Settings(BaseSettings):
     # run one durable bridge and any number of shared-only ones (`tuanbox bridge --shared`).
     bridge_durable: bool = True
     bridge_batch: int = Field(default=100, gt=0, le=10000)
+    # MQTT QoS 1 messages a bridge may have unacknowledged each way: its MQTT 5 Receive Maximum,
+    # and its own publishes (set the broker's max_inflight_messages at least as high; the bridge
+    # warns when the broker announces less). Inbound messages are acknowledged only after their
+    # transaction commits, so this bounds how many one transaction applies: under MQTT 3.1.1,
+    # Mosquitto's default of 20 made a burst of 4,000 acks 200 transactions.
+    bridge_mqtt_inflight: int = Field(default=1000, gt=0, le=65535)
     # Outbox poll of a bridge that PostgreSQL LISTEN/NOTIFY wakes on every commit that queues
     # commands (it wakes sooner for a due retry); on SQLite, or while its LISTEN connection is
     # down, a bridge polls every 50 ms instead.

@@ -9,7 +9,10 @@ locker sends while the other bridges re-subscribe is lost, and the DB's idempote
 absorbs the copies the durable and the shared bridges both receive. Messages are
 acknowledged to the broker (manual PUBACK) only after their DB transaction commits; a crash
 in between means redelivery, which is harmless because applying is idempotent (events by a
-UNIQUE (locker, seq)).
+UNIQUE (locker, seq)). The bridge speaks MQTT 5 so that its own Receive Maximum
+(``bridge_mqtt_inflight``), not the broker's per-client limit (Mosquitto's
+max_inflight_messages, 20 by default), bounds how many messages it holds unacknowledged, and
+so how many acks and events one transaction applies.
 
 A message that fails to apply is retried in place. Transient failures (the DB is away) are
 not counted; any other failure is counted in ``inbound_failures`` under the message's
@@ -48,6 +51,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -57,6 +61,8 @@ from datetime import datetime, timedelta
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from sqlalchemy import Engine, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
@@ -83,6 +89,13 @@ INBOUND_KINDS: tuple[Kind, ...] = ("ack", "evt", "state", "status")
 TRANSIENT_RETRIES = 20
 # The outbox poll while no NOTIFY can wake the bridge, and the shortest sleep between passes.
 FAST_POLL_S = 0.05
+# While passes follow each other (a burst, or commits one after another), expiry and the
+# accepted timeout are checked at most this often: they cost a pass three round trips, and half
+# a second of lateness means nothing against a TTL of hours and an accepted timeout of minutes.
+HOUSEKEEPING_S = 0.5
+# MQTT 5 session expiry meaning "never": the broker keeps a persistent bridge's session (its
+# subscriptions and the QoS 1 messages queued for it) however long the bridge is away.
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 DEAD_LETTER_NEXT_STEP = (
     "Fix the cause, then replay the payload kept in inbound_failures under this key, "
     "or apply its effect by hand; the locker will not send it again."
@@ -104,6 +117,8 @@ class BridgeStats:
     rejected_messages: int = 0
     dead_letters: int = 0
     connects: int = 0
+    claims: int = 0  # claiming transactions
+    batches: int = 0  # inbound transactions committed
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -137,20 +152,30 @@ class Bridge:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # Set while the in-flight window (command_max_in_flight) holds due commands back: an
+        # ack that settles one then wakes the outbox loop instead of leaving it to the poll.
+        self._held_back = False
+        # When the earliest retry or accepted timeout comes due, as of the last housekeeping.
+        self._due_at: datetime | None = None
         bind = session_factory.kw.get("bind")
         self.listener: OutboxListener | None = None
         if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
             self.listener = OutboxListener(bind, self._wake, self._stop)
-        # Persistent session (clean_session False) under an id that comes back: QoS 1 messages
-        # for a restarting bridge wait at the broker. A generated one-off id keeps no session.
-        # manual_ack: PUBACK only after our commit.
+        # Persistent session (no clean start, a session that never expires) under an id that
+        # comes back: QoS 1 messages for a restarting bridge wait at the broker. A generated
+        # one-off id keeps no session. manual_ack: PUBACK only after our commit.
+        self.persistent = client_id is not None or self.durable
+        # MQTT 5 for its Receive Maximum: the broker may have this many messages unacknowledged
+        # with us (under MQTT 3.1.1 its max_inflight_messages, 20 by default, caps a batch of
+        # inbound messages applied in one transaction at 20). Our own publishes are capped the
+        # same, and by the broker's Receive Maximum once it connects (see _on_connect).
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=client_id is None and not self.durable,
-            protocol=mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
+        self.client.max_inflight_messages_set(settings.bridge_mqtt_inflight)
         if settings.mqtt_username:
             password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
             self.client.username_pw_set(settings.mqtt_username, password)
@@ -166,7 +191,18 @@ class Bridge:
 
     def start(self) -> None:
         """Connect (asynchronously; paho retries) and run the outbox loop in a thread."""
-        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.ReceiveMaximum = self.settings.bridge_mqtt_inflight
+        if self.persistent:
+            properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        # clean_start applies to every reconnect too: a persistent bridge always resumes.
+        self.client.connect_async(
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            keepalive=30,
+            clean_start=not self.persistent,
+            properties=properties,
+        )
         self.client.loop_start()
         targets: list[tuple[Callable[[], None], str]] = [
             (self.run, "outbox"),
@@ -188,14 +224,19 @@ class Bridge:
         self.client.loop_stop()
 
     def run(self) -> None:
-        """The outbox loop: expire, claim, publish; until stop()."""
+        """The outbox loop: claim and publish; expire and stall; until stop()."""
+        housekeeping_at = 0.0
         while not self._stop.is_set():
             # Cleared before the pass: a commit notified during it wakes the next one at once.
             self._wake.clear()
             published = 0
             pause = FAST_POLL_S
             try:
-                published = self.tick()
+                now = self.clock()
+                published = self._publish_due(now) if self.connected.is_set() else 0
+                if time.monotonic() >= housekeeping_at:
+                    self._housekeeping(now)
+                    housekeeping_at = time.monotonic() + HOUSEKEEPING_S
                 pause = self._pause()
             except Exception:
                 # Supervisor loop: a DB or broker hiccup must not end the bridge; the rows
@@ -206,11 +247,14 @@ class Bridge:
 
     def _pause(self) -> float:
         """How long to sleep unless notified: the poll interval, or until the next retry or
-        accepted timeout; the fast poll while notifications cannot reach us."""
+        accepted timeout; the fast poll while notifications cannot reach us.
+
+        The due time is the last housekeeping's, brought forward by the claims since (their
+        retries); whatever else makes a row due sooner (a commit, a locker coming back)
+        notifies us. An accepted timeout set since is noticed within the poll interval."""
         if self.listener is None or not self.listener.listening.is_set():
             return min(self.poll_s, FAST_POLL_S)
-        with self.session_factory() as session:
-            due = outbox.next_due_at(session)
+        due = self._due_at
         if due is None:
             return self.poll_s
         until_due = (due - self.clock()) / timedelta(seconds=1)
@@ -219,9 +263,15 @@ class Bridge:
     # --- outbound -------------------------------------------------------------------------
 
     def tick(self) -> int:
-        """One pass over the outbox; returns how many commands were published."""
+        """One whole pass over the outbox; returns how many commands were published."""
         now = self.clock()
         published = self._publish_due(now) if self.connected.is_set() else 0
+        self._housekeeping(now)
+        return published
+
+    def _housekeeping(self, now: datetime) -> None:
+        """Expire commands past their TTL, stall accepted ones past the accepted timeout (and
+        re-send those), and note when the next retry or timeout comes due."""
         with session_scope(self.session_factory) as session:
             bind_settings(session, self.settings)
             expired = outbox.expire_due(session, now=now, limit=self.settings.bridge_batch)
@@ -231,25 +281,39 @@ class Bridge:
             for command in stalled:
                 inbound.command_stalled(session, command, settings=self.settings, now=now)
             resend = [(command.locker_id, command.body.encode()) for command in stalled]
+            due = outbox.next_due_at(session)
+        self._due_at = due
         self.stats.expired += len(expired)
         self.stats.stalled += len(stalled)
         if self.connected.is_set():
             for locker_id, body in resend:
                 self.client.publish(topic(locker_id, "cmd"), body, qos=1)
-        return published
 
     def _publish_due(self, now: datetime) -> int:
         """Claim due commands (committed), then publish them; first in a pass, since a
         notified commit waits on it."""
         with session_scope(self.session_factory) as session:
-            claimed = outbox.claim_due(
-                session,
-                now=now,
-                limit=self.settings.bridge_batch,
-                ack_timeout_s=self.settings.command_ack_timeout_s,
-                retry_max_s=self.settings.command_retry_max_s,
-                max_in_flight=self.settings.command_max_in_flight,
+            # A window over all bridges: more unacked commands than the broker queues for a
+            # slow consumer (Mosquitto drops beyond max_queued_messages) would only come back
+            # as retries after the ack timeout.
+            window = self.settings.command_max_in_flight - outbox.in_flight(session, now=now)
+            limit = min(self.settings.bridge_batch, window)
+            claimed = (
+                outbox.claim_due(
+                    session,
+                    now=now,
+                    limit=limit,
+                    ack_timeout_s=self.settings.command_ack_timeout_s,
+                    retry_max_s=self.settings.command_retry_max_s,
+                )
+                if limit > 0
+                else []
             )
+        self._held_back = window <= len(claimed)
+        if claimed:  # their retries come due an ack timeout from now at the soonest
+            retry_at = now + timedelta(seconds=self.settings.command_ack_timeout_s)
+            self._due_at = retry_at if self._due_at is None else min(self._due_at, retry_at)
+        self.stats.claims += 1
         for item in claimed:
             self.client.publish(topic(item.locker_id, "cmd"), item.body, qos=1)
         self.stats.published += len(claimed)
@@ -263,11 +327,20 @@ class Bridge:
         _userdata: object,
         _flags: mqtt.ConnectFlags,
         reason_code: mqtt.ReasonCode,
-        _properties: mqtt.Properties | None,
+        properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
             log.error("broker refused the bridge", extra={"reason": str(reason_code)})
             return
+        # The broker's Receive Maximum (its max_inflight_messages; 65,535 when it names none)
+        # should be at least our window: paho cannot narrow a window once connected, and while
+        # Mosquitto 2.0 takes QoS 1 publishes beyond it, MQTT 5 lets a broker disconnect us.
+        broker_max = getattr(properties, "ReceiveMaximum", 65_535)
+        if broker_max < self.settings.bridge_mqtt_inflight:
+            log.warning(
+                "the broker takes fewer unacknowledged publishes than the bridge sends",
+                extra={"broker": broker_max, "bridge": self.settings.bridge_mqtt_inflight},
+            )
         if self.durable:
             filters = [subscription(kind) for kind in INBOUND_KINDS]
         else:
@@ -305,6 +378,10 @@ class Bridge:
         self.connected.clear()
         if not self._stop.is_set():
             log.warning("bridge disconnected", extra={"reason": str(reason_code)})
+
+    def inbound_backlog(self) -> int:
+        """Messages received and not yet taken up by the inbound worker."""
+        return self._inbox.qsize()
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         # Bounded hand-over to the inbound worker. When it is full, paho's thread waits (and
@@ -386,17 +463,14 @@ class Bridge:
             )
             for command in moved:
                 inbound.command_settled(session, command)
-            heard = sorted({locker for locker, _ in acks})
-            # One locking read for all of them, in a fixed order (no deadlock between bridges).
-            lockers = session.scalars(
-                select(Locker).where(Locker.id.in_(heard)).order_by(Locker.id).with_for_update()
-            ).all()
-            for locker in lockers:
-                inbound.heard_from(session, locker, now=now)
+            inbound.heard_from_many(session, [locker for locker, _ in acks], now=now)
         for key, value in counts.items():
             setattr(self.stats, key, getattr(self.stats, key) + value)
+        self.stats.batches += 1
         for msg in batch:
             self.client.ack(msg.mid, msg.qos)
+        if moved and self._held_back:
+            self._wake.set()  # settled commands opened the in-flight window
 
     def _record_failure(self, msg: mqtt.MQTTMessage, exc: Exception) -> bool:
         """Count one failure in a transaction of its own (the message's was rolled back);

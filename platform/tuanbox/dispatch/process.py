@@ -14,10 +14,15 @@ from tuanbox.fulfilment.pickup import load_signing_key
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.bridge")
+# No ping before each transaction: it is one more round trip per claim and per inbound batch,
+# and the bridge needs none: a connection that died with the server fails its transaction as
+# a transient error (the pool then replaces every connection), which the outbox loop retries
+# on its next pass and the inbound worker in place.
+BRIDGE_PRE_PING = False
 
 
 def build_bridge(settings: Settings, *, client_id: str | None, durable: bool | None) -> Bridge:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_pre_ping=BRIDGE_PRE_PING)
     ctx = Context(settings, load_signing_key(settings))
     factory = make_session_factory(engine, settings)
     return Bridge(settings, factory, ctx, client_id=client_id, durable=durable)

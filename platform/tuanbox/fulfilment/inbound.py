@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -52,6 +53,32 @@ def heard_from(session: Session, locker: Locker, *, now: datetime) -> None:
     if not locker.online:
         locker.online = True
         outbox.reschedule_locker(session, locker.id, now=now)
+
+
+def heard_from_many(session: Session, locker_ids: Iterable[str], *, now: datetime) -> None:
+    """`heard_from` for many lockers (a batch of acks): one locking read in id order (so
+    concurrent bridges never deadlock), then one UPDATE of the rows it holds, rather than one
+    per locker; those found offline come online as `heard_from` brings them."""
+    ids = sorted(set(locker_ids))
+    if not ids:
+        return
+    found = session.execute(
+        select(Locker.id, Locker.online)
+        .where(Locker.id.in_(ids))
+        .order_by(Locker.id)
+        .with_for_update()
+    ).all()
+    session.execute(
+        update(Locker)
+        .where(Locker.id.in_([locker_id for locker_id, _ in found]))
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    for locker_id, online in found:
+        if not online:
+            locker = session.get(Locker, locker_id, populate_existing=True)
+            if locker is not None:
+                heard_from(session, locker, now=now)
 
 
 def locker_heard(session: Session, locker_id: str, *, now: datetime) -> None:

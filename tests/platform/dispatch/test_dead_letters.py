@@ -80,7 +80,8 @@ def test_poison_event_is_dead_lettered_and_later_events_still_flow(
         monkeypatch,
         lambda event, _n: RuntimeError("no rule for this") if event.seq == POISON_SEQ else None,
     )
-    p = platform_for(one_slot_broker.port)
+    # The bridge (MQTT 5) sets its own window as its Receive Maximum: one slot here as well.
+    p = platform_for(one_slot_broker.port, bridge_mqtt_inflight=1)
     locker_id = _seed_locker(p)
     bridge = bridges(p)
     wait_for(bridge.connected.is_set, what="bridge up")
