@@ -226,7 +226,8 @@ def api_server(env: dict[str, str], workers: int) -> Iterator[tuple[str, Process
     proc = start(["api", "--workers", str(workers), "--port", port], env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        # Generous: on the shared box at load 15-20 importing the app takes over a minute.
+        deadline = time.monotonic() + 240
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
