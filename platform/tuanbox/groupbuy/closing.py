@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tuanbox.audit.services import Actor
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import session_scope
+from tuanbox.groupbuy import pool
 from tuanbox.groupbuy.domain import (
     GroupStatus,
     check_transition,
@@ -121,6 +122,8 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
             transition(session, order, "cancelled", actor=SYSTEM, reason="group failed")
             if back > 0:
                 refunds[order.id] = back
+    if campaign.stock_cap is not None:
+        pool.settle_group(session, group)
     log.info(
         "group closed", extra={"group": group.id, "status": outcome.value, "refunds": len(refunds)}
     )
@@ -167,7 +170,11 @@ def close_due_groups(
                 else:
                     busy.add(group.id)
         if len(groups) < batch:
-            return results
+            break
+    # Ended campaigns whose groups are all closed give the rest of their set-aside back.
+    with session_scope(factory) as session:
+        pool.close_ended_campaigns(session, now=now or utcnow())
+    return results
 
 
 def _can_close(session: Session, group: Group) -> bool:
@@ -191,8 +198,12 @@ def _can_close(session: Session, group: Group) -> bool:
     ).all()
     if len(got) != len(wanted):
         return False
+    # FOR NO KEY UPDATE, what releasing stock takes anyway: FOR UPDATE would also stall the
+    # foreign-key checks of every order inserted for this SKU meanwhile (joins included).
     sku = session.scalars(
-        select(Sku.id).where(Sku.id == campaign.sku_id).with_for_update(skip_locked=True)
+        select(Sku.id)
+        .where(Sku.id == campaign.sku_id)
+        .with_for_update(skip_locked=True, key_share=True)
     ).first()
     return sku is not None
 
@@ -243,14 +254,20 @@ def _remind_once(session: Session, group_id: str) -> None:
 
 
 def on_order_lapsed(session: Session, order: Order, from_status: str) -> None:
-    """Orders hook: a member's order was cancelled or expired; free the seat if still open."""
+    """Orders hook: a member's order was cancelled, expired or refunded. A cancelled or
+    expired one frees its seat while the group is open; a capped campaign takes the units the
+    order released back into its group's chunk or its pool (`pool.units_back`)."""
     member = _member_for(session, order)
-    if member is None:
-        return
-    group = session.get(Group, member.group_id)
-    if group is None or group.status != GroupStatus.OPEN.value:
-        return  # a closed group keeps its members as the record of what happened
-    release_seat(session, group, member)
+    if member is not None and order.status != "refunded":
+        group = session.get(Group, member.group_id)
+        # A closed group keeps its members as the record of what happened.
+        if group is not None and group.status == GroupStatus.OPEN.value:
+            release_seat(session, group, member)
+    if order.kind == "group" and order.group_id is not None:
+        group = session.get(Group, order.group_id)
+        campaign = session.get(Campaign, group.campaign_id) if group is not None else None
+        if campaign is not None and campaign.stock_cap is not None:
+            pool.units_back(session, order, from_status, campaign)
 
 
 def _member_for(session: Session, order: Order) -> Member | None:

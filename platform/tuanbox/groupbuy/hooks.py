@@ -8,3 +8,4 @@ from tuanbox.orders.hooks import on_status
 on_status("paid", on_order_paid)
 on_status("cancelled", on_order_lapsed)
 on_status("expired", on_order_lapsed)
+on_status("refunded", on_order_lapsed)

@@ -19,6 +19,11 @@ class Campaign(TimestampMixin, Base):
         CheckConstraint("min_size >= 1 AND max_size >= min_size", name="sizes_valid"),
         CheckConstraint("per_user_limit >= 1", name="limit_positive"),
         CheckConstraint("ends_at > starts_at", name="window_valid"),
+        # The campaign's pool can never hand out more than was set aside for it.
+        CheckConstraint(
+            "stock_cap IS NULL OR (stock_remaining >= 0 AND stock_remaining <= stock_cap)",
+            name="pool_within",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -45,6 +50,12 @@ class Campaign(TimestampMixin, Base):
     # Set while staff have paused the campaign (the console): no group opens or joins and
     # the shop lists it no more; clearing it resumes. Group deadlines run on meanwhile.
     paused_at: Mapped[datetime | None]
+    # Stock set aside for the campaign when it is created (reserved on the SKU once); NULL
+    # for a campaign that reserves from the SKU at each join. Groups draw their units from
+    # `stock_remaining`; `stock_closed_at` is set when the ended campaign gave back the rest.
+    stock_cap: Mapped[int | None] = mapped_column(BigInt)
+    stock_remaining: Mapped[int | None] = mapped_column(BigInt)
+    stock_closed_at: Mapped[datetime | None]
 
 
 class Group(TimestampMixin, Base):
@@ -54,6 +65,8 @@ class Group(TimestampMixin, Base):
         # The database itself refuses overfill, whatever code path writes the counter.
         CheckConstraint("seats_taken >= 0 AND seats_taken <= max_size", name="seats_within"),
         CheckConstraint("paid_count >= 0 AND paid_count <= seats_taken", name="paid_within"),
+        # Units the group holds from its campaign's pool: a join can never take more.
+        CheckConstraint("units_taken >= 0 AND units_taken <= units_held", name="units_within"),
         # The deadline scan reads open/filled groups, earliest deadline first.
         Index("ix_gb_groups_status_deadline", "status", "deadline_at"),
     )
@@ -74,6 +87,11 @@ class Group(TimestampMixin, Base):
     reminder_sent_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     final_unit_price_cents: Mapped[int | None] = mapped_column(BigInt)
+    # A capped campaign's group draws a chunk of units from the campaign's pool when it
+    # opens (and more if a join needs it), so a join touches only its group row. At close
+    # the unused units go back to the pool and `units_held` drops to `units_taken`.
+    units_held: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
+    units_taken: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
 
 
 class Member(Base):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tuanbox.bounds import MAX_STATIONS_PER_CAMPAIGN, GroupSize, Id, PriceCents, Qty
+from tuanbox.bounds import MAX_STATIONS_PER_CAMPAIGN, MAX_STOCK, GroupSize, Id, PriceCents, Qty
 from tuanbox.groupbuy.domain import CampaignKind
 
 
@@ -41,6 +41,7 @@ class CampaignIn(BaseModel):
                     "group_ttl_s": 86400,
                     "per_user_limit": 2,
                     "station_ids": ["st-001"],
+                    "stock_cap": 500,
                 }
             ]
         }
@@ -60,6 +61,13 @@ class CampaignIn(BaseModel):
     station_ids: list[Id] = Field(default_factory=list, max_length=MAX_STATIONS_PER_CAMPAIGN)
     presale: bool = False
     lot_code: str | None = Field(default=None, max_length=20)
+    stock_cap: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_STOCK,
+        description="Units set aside on the SKU now for this campaign's groups (recommended: "
+        "joins then never wait on the SKU); without it each join reserves from the SKU.",
+    )
 
     @model_validator(mode="after")
     def _aware(self) -> CampaignIn:
@@ -86,6 +94,10 @@ class CampaignOut(BaseModel):
     station_ids: list[str]
     presale: bool
     lot_code: str | None
+    stock_cap: int | None = None
+    stock_remaining: int | None = Field(
+        default=None, description="Units of the cap not yet drawn by a group"
+    )
 
 
 class JoinIn(BaseModel):

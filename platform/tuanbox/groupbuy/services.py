@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.audit.services import Actor
 from tuanbox.errors import NotFoundError, PermissionDeniedError
+from tuanbox.groupbuy import pool
 from tuanbox.groupbuy.domain import (
     AlreadyMemberError,
     CampaignNotActiveError,
@@ -27,6 +28,9 @@ from tuanbox.groupbuy.domain import (
 )
 from tuanbox.groupbuy.models import Campaign, Group, Member, UserQuota
 from tuanbox.groupbuy.spec import CampaignSpec, tiers_from_json, tiers_to_json
+
+if TYPE_CHECKING:
+    from tuanbox.orders.models import Order
 
 
 def as_utc(value: datetime) -> datetime:
@@ -73,6 +77,9 @@ def create_campaign(
         lot_code=spec.lot_code,
         created_by=actor_id,
     )
+    if spec.stock_cap is not None:
+        # Set aside once, now: joins then draw from the campaign, never from the SKU row.
+        pool.set_aside(session, campaign, spec.stock_cap)
     session.add(campaign)
     session.flush()
     return campaign
@@ -100,6 +107,10 @@ class Joined:
     member: Member
     order_id: str
     unit_price_cents: int
+    # Kept here so the answer is built without reading them again (the session's identity
+    # map holds objects weakly: once the use case returns, they would be loaded anew).
+    campaign: Campaign | None = None
+    order: Order | None = None
 
 
 def open_group(
@@ -124,10 +135,27 @@ def open_group(
         # A group never outlives its campaign: shoppers were promised its window.
         deadline_at=min(now + timedelta(seconds=campaign.group_ttl_s), as_utc(campaign.ends_at)),
     )
+    if campaign.stock_cap is not None:
+        if qty < 1 or qty > campaign.per_user_limit:
+            raise UserLimitExceededError(
+                f"between 1 and {campaign.per_user_limit} units per shopper"
+            )
+        # A chunk for the whole group (the leader's units and one per other seat), drawn
+        # once: its joins then take units from their group row only.
+        group.units_held = pool.draw(
+            session, campaign.id, want=qty + campaign.max_size - 1, need=qty
+        )
     session.add(group)
     session.flush()
     return _take_seat(
-        session, campaign, group, user_id=user_id, qty=qty, station_id=station_id, now=now
+        session,
+        campaign,
+        group,
+        user_id=user_id,
+        qty=qty,
+        station_id=station_id,
+        now=now,
+        pay_timeout_s=pay_timeout_s,
     )
 
 
@@ -156,7 +184,14 @@ def join_group(
         # A cheap early answer from what we read; the guarded UPDATE below decides for real.
         raise GroupFullError(f"group {group_id} has no seat left")
     return _take_seat(
-        session, campaign, group, user_id=user_id, qty=qty, station_id=station_id, now=now
+        session,
+        campaign,
+        group,
+        user_id=user_id,
+        qty=qty,
+        station_id=station_id,
+        now=now,
+        pay_timeout_s=pay_timeout_s,
     )
 
 
@@ -185,24 +220,16 @@ def _take_seat(
         raise UserLimitExceededError(f"between 1 and {campaign.per_user_limit} units per shopper")
     if station_id is not None and campaign.station_ids and station_id not in campaign.station_ids:
         raise InvalidCampaignError(f"station {station_id} is not served by this campaign")
-    # Locks are always taken order → SKU → group (as an order expiry does: it releases stock,
-    # then its hook frees the seat), so a join and an expiry never wait on each other in a
-    # cycle. The closer only ever takes locks with SKIP LOCKED.
-    session.execute(select(Sku.id).where(Sku.id == campaign.sku_id).with_for_update())
-    # The one statement that decides who gets a seat: the row lock it takes serialises
-    # concurrent joiners, and each re-checks `seats_taken < max_size` on the latest row.
-    seat = session.execute(
-        update(Group)
-        .where(
-            Group.id == group.id,
-            Group.status == GroupStatus.OPEN.value,
-            Group.seats_taken < Group.max_size,
-            Group.deadline_at > now,
-        )
-        .values(seats_taken=Group.seats_taken + 1, join_seq=Group.join_seq + 1)
-        .returning(Group.seats_taken, Group.join_seq),
-        execution_options={"synchronize_session": False},
-    ).one_or_none()
+    capped = campaign.stock_cap is not None
+    if not capped:
+        # Stock is reserved from the SKU itself: locks are taken order → SKU → group (as an
+        # order expiry does: it releases stock, then its hook frees the seat), so a join and
+        # an expiry never wait on each other in a cycle. This serialises the SKU's joins; a
+        # capped campaign (`pool`) does not take the SKU lock at all.
+        session.execute(select(Sku.id).where(Sku.id == campaign.sku_id).with_for_update())
+    seat = _seat(session, group, qty, now, capped=capped)
+    if seat is None and capped and pool.top_up(session, group, qty):
+        seat = _seat(session, group, qty, now, capped=capped)
     if seat is None:
         raise GroupFullError(f"group {group.id} has no seat left")
     _bump_quota(session, campaign, user_id, qty)
@@ -222,6 +249,10 @@ def _take_seat(
         station_id=station_id,
         # An unpaid seat lapses with its order: the orders expiry scan frees it (hook).
         pay_timeout_s=pay_timeout_s or DEFAULT_PAY_TIMEOUT_S,
+        # A capped campaign's order takes its units over from its group's chunk.
+        reserve=not capped,
+        stock_held=True,
+        merchant_id=campaign.merchant_id,
     )
     member = Member(
         group_id=group.id,
@@ -239,24 +270,42 @@ def _take_seat(
         # lost. The caller's unit of work rolls everything back (seat, quota, order).
         raise AlreadyMemberError("you are already in this group") from exc
     session.refresh(group)
-    return Joined(group, member, order.id, unit_price)
+    return Joined(group, member, order.id, unit_price, campaign, order)
+
+
+def _seat(
+    session: Session, group: Group, qty: int, now: datetime, *, capped: bool
+) -> tuple[int, int] | None:
+    """The one statement that decides who gets a seat (and, capped, its units): the row lock
+    it takes serialises the group's joiners, and each re-checks the guards on the latest row.
+    None when the group is full, closed or (capped) its chunk is short of `qty` units."""
+    guards = [
+        Group.id == group.id,
+        Group.status == GroupStatus.OPEN.value,
+        Group.seats_taken < Group.max_size,
+        Group.deadline_at > now,
+    ]
+    values: dict[str, Any] = {"seats_taken": Group.seats_taken + 1, "join_seq": Group.join_seq + 1}
+    if capped:
+        guards.append(Group.units_taken + qty <= Group.units_held)
+        values["units_taken"] = Group.units_taken + qty
+    row = session.execute(
+        update(Group).where(*guards).values(**values).returning(Group.seats_taken, Group.join_seq),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 def _bump_quota(session: Session, campaign: Campaign, user_id: str, qty: int) -> None:
-    session.execute(
-        insert_for(session)(UserQuota)
-        .values(campaign_id=campaign.id, user_id=user_id, qty=0)
-        .on_conflict_do_nothing()
-    )
+    # One round trip: insert the shopper's first units, or add to them where still within
+    # the limit (`qty` itself is within it: `_take_seat` checked).
+    ins = insert_for(session)(UserQuota).values(campaign_id=campaign.id, user_id=user_id, qty=qty)
     ok = session.execute(
-        update(UserQuota)
-        .where(
-            UserQuota.campaign_id == campaign.id,
-            UserQuota.user_id == user_id,
-            UserQuota.qty + qty <= campaign.per_user_limit,
-        )
-        .values(qty=UserQuota.qty + qty)
-        .returning(UserQuota.qty),
+        ins.on_conflict_do_update(
+            index_elements=[UserQuota.campaign_id, UserQuota.user_id],
+            set_={"qty": UserQuota.qty + ins.excluded.qty},
+            where=UserQuota.qty + ins.excluded.qty <= campaign.per_user_limit,
+        ).returning(UserQuota.qty),
         execution_options={"synchronize_session": False},
     ).one_or_none()
     if ok is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tuanbox.bounds import MAX_GROUP_SIZE, MAX_PRICE_CENTS, MAX_QTY
+from tuanbox.bounds import MAX_GROUP_SIZE, MAX_PRICE_CENTS, MAX_QTY, MAX_STOCK
 from tuanbox.groupbuy.domain import CampaignKind, InvalidCampaignError, PriceSchedule, Tier
 
 
@@ -26,6 +26,9 @@ class CampaignSpec:
     station_ids: tuple[str, ...] = field(default_factory=tuple)
     presale: bool = False
     lot_code: str | None = None
+    # Units set aside on the SKU for this campaign when it is created (None: every join
+    # reserves from the SKU itself, one at a time under the SKU's row lock).
+    stock_cap: int | None = None
 
     def schedule(self) -> PriceSchedule:
         if self.kind is CampaignKind.FIXED and len(self.tiers) != 1:
@@ -42,6 +45,8 @@ class CampaignSpec:
             0 <= self.leader_price_cents <= MAX_PRICE_CENTS
         ):
             raise InvalidCampaignError(f"leader price must be 0 to {MAX_PRICE_CENTS} cents")
+        if self.stock_cap is not None and not 1 <= self.stock_cap <= MAX_STOCK:
+            raise InvalidCampaignError(f"stock_cap must be 1 to {MAX_STOCK}")
         return PriceSchedule.build(self.tiers, max_size=self.max_size)
 
 

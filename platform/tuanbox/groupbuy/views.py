@@ -71,11 +71,16 @@ def campaign_out(c: Campaign) -> CampaignOut:
         station_ids=list(c.station_ids),
         presale=c.presale,
         lot_code=c.lot_code,
+        stock_cap=c.stock_cap,
+        stock_remaining=c.stock_remaining,
     )
 
 
-def group_out(session: Session, settings: Settings, group: Group) -> GroupOut:
-    campaign = services.get_campaign(session, group.campaign_id)
+def group_out(
+    session: Session, settings: Settings, group: Group, campaign: Campaign | None = None
+) -> GroupOut:
+    if campaign is None or campaign.id != group.campaign_id:
+        campaign = services.get_campaign(session, group.campaign_id)
     p = services.group_progress(campaign, group, utcnow())
     return GroupOut(
         id=group.id,
@@ -122,6 +127,7 @@ def create_campaign(body: CampaignIn, user: Staff, session: SessionDep) -> Campa
         station_ids=tuple(body.station_ids),
         presale=body.presale,
         lot_code=body.lot_code,
+        stock_cap=body.stock_cap,
     )
     campaign = services.create_campaign(
         session, merchant_id=user.merchant_id, actor_id=user.id, spec=spec
@@ -178,7 +184,7 @@ def open_group(
             now=utcnow(),
             pay_timeout_s=settings.order_pay_timeout_s,
         )
-        risk.after_order(session, screening, _order(session, joined.order_id))
+        risk.after_order(session, screening, _order(session, joined))
         return 201, joined_out(session, settings, joined)
 
     return idem.respond(session, user.id, {"campaign_id": campaign_id, **body.model_dump()}, work)
@@ -284,7 +290,7 @@ def join_in_transaction(
                 now=utcnow(),
                 pay_timeout_s=settings.order_pay_timeout_s,
             )
-            risk.after_order(session, screening, _order(session, joined.order_id))
+            risk.after_order(session, screening, _order(session, joined))
             return 201, joined_out(session, settings, joined)
 
         return idempotency.run_in_transaction(
@@ -299,16 +305,17 @@ def join_in_transaction(
         )
 
 
-def _order(session: Session, order_id: str) -> Order:
-    order = session.get(Order, order_id)
+def _order(session: Session, joined: services.Joined) -> Order:
+    order = joined.order or session.get(Order, joined.order_id)
     assert order is not None  # just created in this transaction
     return order
 
 
 def joined_out(session: Session, settings: Settings, joined: services.Joined) -> dict[str, Any]:
-    session.refresh(joined.group)
+    # The seat's UPDATE locked the group row until commit and `join_group` re-read it after,
+    # so `joined.group` is current: nothing else can have changed it since.
     return JoinedOut(
-        group=group_out(session, settings, joined.group),
+        group=group_out(session, settings, joined.group, joined.campaign),
         order_id=joined.order_id,
         unit_price_cents=joined.unit_price_cents,
     ).model_dump(mode="json")

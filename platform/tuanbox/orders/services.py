@@ -47,21 +47,28 @@ def create_order(
     pay_deadline: datetime | None = None,
     pay_timeout_s: int = DEFAULT_PAY_TIMEOUT_S,
     order_id: str | None = None,
+    merchant_id: str | None = None,
+    stock_held: bool | None = None,
 ) -> Order:
     """A pending-payment order; with `reserve`, its stock is reserved in the same transaction.
 
     Flash sales reserve through their own guarded path and pass `reserve=False`; their
-    stream writer passes the `order_id` the shopper was already given.
+    stream writer passes the `order_id` the shopper was already given. A caller whose units
+    are already set aside for this order (a capped group-buy campaign) passes
+    `reserve=False, stock_held=True`, and one that knows the SKU's merchant (a campaign,
+    checked when it was created) passes `merchant_id`, sparing the burst path two reads.
     """
     if qty <= 0:
         raise InvalidInputError("qty must be positive", field="qty")
     if unit_price_cents < 0:
         raise InvalidInputError("price must not be negative", field="unit_price_cents")
-    sku = session.get(Sku, sku_id)
-    if sku is None:
-        raise NotFoundError("SKU not found", field="sku_id")
-    product = session.get(Product, sku.product_id)
-    assert product is not None  # FK guarantees it
+    if merchant_id is None:
+        sku = session.get(Sku, sku_id)
+        if sku is None:
+            raise NotFoundError("SKU not found", field="sku_id")
+        product = session.get(Product, sku.product_id)
+        assert product is not None  # FK guarantees it
+        merchant_id = product.merchant_id
     if station_id is not None and session.get(Station, station_id) is None:
         raise NotFoundError("no such pickup station", field="station_id")
     if reserve:
@@ -70,7 +77,7 @@ def create_order(
     order = Order(
         **({"id": order_id} if order_id is not None else {}),
         user_id=user_id,
-        merchant_id=product.merchant_id,
+        merchant_id=merchant_id,
         sku_id=sku_id,
         qty=qty,
         unit_price_cents=unit_price_cents,
@@ -79,7 +86,7 @@ def create_order(
         kind=OrderKind(kind),
         group_id=group_id,
         station_id=station_id,
-        stock_held=reserve,
+        stock_held=reserve if stock_held is None else stock_held,
         pay_deadline=pay_deadline or now + timedelta(seconds=pay_timeout_s),
     )
     session.add(order)
