@@ -3,13 +3,17 @@
 A production-mode `tuanbox api --workers 2` on a throwaway PostgreSQL database (secrets
 generated for the run; bench/_wrk.py). One campaign; 200 groups opened by 200 leaders
 beforehand, each with room for 9 more (max size 10); each group is the target of 10 of the
-2,000 shoppers, so 1,800 joins must win and 200 meet a full group. wrk (2 threads, 64
+2,000 shoppers, so 1,800 joins must win and 200 meet a full group. The campaign sets its
+stock aside when it is created (`stock_cap`, one unit per seat), so a join draws from its
+group's chunk and never takes the SKU row (`--uncapped`: each join reserves from the SKU,
+the design before 0022, for comparison). wrk (2 threads, 64
 connections) sends every shopper's join once, with an Idempotency-Key, as fast as the server
 answers; `GET /healthz` runs with the same wrk settings before and after (15 s each).
 
 It prints both rates, the ratio, p50/p99 (wrk's latency histogram), the answers by status
 and problem code, and the database check: no group over its size, every seat a member and
-every member an order (seats taken = members = 10 per group), 1,800 joiners' orders.
+every member an order (seats taken = members = 10 per group), 1,800 joiners' orders, and the
+SKU's reserved units = the campaign's pool + the groups' unused units + the orders' units.
 
 Run: ``.venv/bin/python bench/group_join.py [--shoppers 2000 --groups 200]``.
 """
@@ -48,12 +52,14 @@ from tuanbox.db.base import utcnow  # noqa: E402
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope  # noqa: E402
 from tuanbox.groupbuy import services  # noqa: E402
 from tuanbox.groupbuy.domain import CampaignKind, Tier  # noqa: E402
-from tuanbox.groupbuy.models import Group, Member  # noqa: E402
+from tuanbox.groupbuy.models import Campaign, Group, Member  # noqa: E402
 from tuanbox.groupbuy.spec import CampaignSpec  # noqa: E402
 from tuanbox.orders.models import Order  # noqa: E402
 
 
-def seed(url: str, shoppers: int, groups: int, size: int) -> tuple[list[str], list[str]]:
+def seed(
+    url: str, shoppers: int, groups: int, size: int, *, capped: bool
+) -> tuple[list[str], list[str], str]:
     """A campaign with `groups` open groups (leaders seated) and `shoppers` shoppers."""
     engine = make_engine(url)
     with session_scope(make_session_factory(engine)) as s:
@@ -82,6 +88,7 @@ def seed(url: str, shoppers: int, groups: int, size: int) -> tuple[list[str], li
                 max_size=size,
                 starts_at=now - timedelta(minutes=1),
                 ends_at=now + timedelta(days=1),
+                stock_cap=groups * size if capped else None,
             ),
         )
         group_ids = [
@@ -89,11 +96,12 @@ def seed(url: str, shoppers: int, groups: int, size: int) -> tuple[list[str], li
             for leader in leaders
         ]
         user_ids = [u.id for u in users]
+        sku_id = sku.id
     engine.dispose()
-    return group_ids, user_ids
+    return group_ids, user_ids, sku_id
 
 
-def check_database(url: str, group_ids: list[str], size: int) -> dict[str, Any]:
+def check_database(url: str, group_ids: list[str], size: int, sku_id: str) -> dict[str, Any]:
     engine = make_engine(url)
     with session_scope(make_session_factory(engine)) as s:
         rows = s.execute(
@@ -114,6 +122,15 @@ def check_database(url: str, group_ids: list[str], size: int) -> dict[str, Any]:
             .outerjoin(Order, Order.id == Member.order_id)
             .where(Member.group_id.in_(group_ids), Order.id.is_(None))
         )
+        sku = s.get(Sku, sku_id)
+        pool = s.scalar(sa.select(sa.func.sum(Campaign.stock_remaining))) or 0
+        chunks = s.scalar(sa.select(sa.func.sum(Group.units_held - Group.units_taken))) or 0
+        held = s.scalar(sa.select(sa.func.sum(Order.qty)).where(Order.stock_held.is_(True))) or 0
+        assert sku is not None
+        stock = {
+            "sku_reserved": sku.stock_reserved,
+            "pool+chunks+orders": int(pool) + int(chunks) + int(held),
+        }
     engine.dispose()
     return {
         "groups": len(rows),
@@ -123,6 +140,7 @@ def check_database(url: str, group_ids: list[str], size: int) -> dict[str, Any]:
         "members": int(members or 0),
         "orders": int(orders or 0),
         "members_without_order": int(orphan_members or 0),
+        **stock,
     }
 
 
@@ -136,16 +154,24 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--duration", type=int, default=15, help="seconds of each /healthz run")
     parser.add_argument(
+        "--uncapped",
+        action="store_true",
+        help="no stock set aside: every join reserves from the SKU (the design before 0022)",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], help="TUANBOX_X=value for the server (repeatable)"
     )
     args = parser.parse_args()
     print(machine())
     print(
         f"shoppers={args.shoppers} groups={args.groups} size={args.size} api "
-        f"workers={args.workers}; wrk -t{args.threads} -c{args.connections}"
+        f"workers={args.workers}; wrk -t{args.threads} -c{args.connections}; "
+        f"{'uncapped (each join reserves from the SKU)' if args.uncapped else 'stock set aside'}"
     )
     with throwaway_database() as url:
-        group_ids, users = seed(url, args.shoppers, args.groups, args.size)
+        group_ids, users, sku_id = seed(
+            url, args.shoppers, args.groups, args.size, capped=not args.uncapped
+        )
         port = free_port()
         extra = dict(kv.split("=", 1) for kv in args.set)
         env = production_env(url, port, TUANBOX_GROUP_JOIN_PER_IP_PER_MIN=str(10**7), **extra)
@@ -179,7 +205,7 @@ def main() -> None:
         print(f"  joins:                 {join.describe()}")
         print(f"  GET /healthz (after):  {health2.describe()}")
         print(
-            f"  ratio joins / healthz: {join.rate / healthz:.2f} ({join.rate:,.0f} / "
+            f"  ratio joins / healthz: {join.rate / healthz:.3f} ({join.rate:,.0f} / "
             f"{healthz:,.0f} req/s); joins p50 {join.p50_ms:.1f} ms, p99 {join.p99_ms:.1f} ms; "
             f"{join.extra} retries sent while the last answers were on their way"
         )
@@ -189,7 +215,7 @@ def main() -> None:
                 f"  API worker {pid}: RSS {rss / 1024:.1f} MiB before, "
                 f"{rss_after / 1024:.1f} MiB after (peak {peak / 1024:.1f} MiB)"
             )
-        print(f"  database: {check_database(url, group_ids, args.size)}")
+        print(f"  database: {check_database(url, group_ids, args.size, sku_id)}")
     print(f"load at the end: {machine().split('uptime:', 1)[1]}")
 
 
