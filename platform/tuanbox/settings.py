@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     points_cash_cents_per_point: int = Field(default=1, gt=0, le=100)
     points_max_order_share_pct: int = Field(default=50, ge=0, le=99)
     coupon_dormant_days: int = Field(default=30, gt=0, le=3650)
+    # Paid membership (`tuanbox.membership`): price and length of a term, and how long before
+    # everyone else members may enter a flash sale. Growth (`tuanbox.growth`): the stations'
+    # time zone decides where a leaderboard week or month begins (TUANBOX_STATION_TIMEZONE).
+    membership_price_cents: int = Field(default=9900, gt=0, le=10_000_000)
+    membership_days: int = Field(default=365, gt=0, le=3660)
+    membership_early_access_s: int = Field(default=600, ge=0, le=86_400)
     media_dir: str = "var/media"
     idempotency_ttl_s: int = Field(default=86400, gt=0)
     # A claim older than this is taken as abandoned by a crashed request and may be re-run.

@@ -88,6 +88,13 @@ def handle_event(session: Session, event: WebhookEvent) -> str:
 def _payment_succeeded(session: Session, event: WebhookEvent) -> str:
     assert event.txn_id and event.intent_id
     intent = session.get(PaymentIntent, event.intent_id)
+    if intent is None:
+        # A membership term is paid through the same port (`tuanbox.membership`).
+        from tuanbox.membership.services import payment_succeeded as membership_paid
+
+        handled = membership_paid(session, event)
+        if handled is not None:
+            return handled
     if intent is None or intent.provider != event.provider:
         raise UnknownIntentError(f"no payment intent {event.intent_id}")
     # Lock the order before inserting, so a concurrent expiry or duplicate waits for us.
