@@ -46,6 +46,8 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.fulfilment.views",
     "tuanbox.trace.views",
     "tuanbox.coupons.views",
+    "tuanbox.growth.views",
+    "tuanbox.membership.views",
     "tuanbox.merchant_orders.views",
     "tuanbox.shop.views",
     "tuanbox.console.views",

@@ -24,6 +24,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.privacy.tasks",
     "tuanbox.risk.tasks",
     "tuanbox.reports.tasks",
+    "tuanbox.growth.tasks",
 ]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
@@ -50,6 +51,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "pii.rotation_check": {"task": "pii.rotation_check", "schedule": 300.0},
     # Risk signals past their retention (the longest rule window is 90 days).
     "risk.prune": {"task": "risk.prune", "schedule": 3600.0},
+    # Ended weeks' and months' invite leaderboards: awarded once, a rerun finishes a crash.
+    "growth.award_leaderboards": {"task": "growth.award_leaderboards", "schedule": 600.0},
+    "membership.expire_terms": {"task": "membership.expire_terms", "schedule": 3600.0},
 }
 
 

@@ -167,3 +167,26 @@ def test_two_jobs_at_once_grant_each_place_once(factory: sessionmaker[Session]) 
     assert _coupons(factory, template_id) == 10
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(LeaderboardAward)) == 10
+
+
+def test_the_beat_task_awards_last_week_once(factory: sessionmaker[Session]) -> None:
+    from tuanbox.growth.tasks import award_ended
+
+    settings = make_settings()
+    period, _ids, template_id = _board(factory, inviters=3)
+    last_week = period_of("week", period.start - timedelta(days=1), TZ)
+    with factory() as session, session.begin():
+        # Move the pickups into last week, as if the job ran on Monday.
+        from tuanbox.orders.models import Order
+
+        for order in session.scalars(select(Order).where(Order.picked_up_at.is_not(None))):
+            order.picked_up_at = last_week.start + timedelta(hours=1)
+            order.paid_at = last_week.start
+        from tuanbox.growth.models import ReferralBinding
+
+        for row in session.scalars(select(ReferralBinding)):
+            row.bound_at = last_week.start - timedelta(hours=1)
+    first = award_ended(factory, settings)
+    second = award_ended(factory, settings)
+    assert first[last_week.key] == second[last_week.key] == {"granted": 3}
+    assert _coupons(factory, template_id) == 3
