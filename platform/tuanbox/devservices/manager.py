@@ -143,8 +143,9 @@ class ServiceManager:
                     lambda: probes.influxdb(influx_url), _influx_start, owned=True),
             Service("anvil", anvil_url, (), lambda: probes.evm(anvil_url), _anvil_start,
                     owned=True, npm=True),
-            # After PostgreSQL: a base backup of it, streaming from it.
-            Service("pg-replica", f"postgresql://127.0.0.1:{self.replica_port}", ("postgresql",),
+            # After PostgreSQL: a base backup of it, streaming from it (its Debian package
+            # brings pg_basebackup and pg_ctl).
+            Service("pg-replica", f"postgresql://127.0.0.1:{self.replica_port}", (),
                     self.replica.probe, _replica_start, owned=True, stop=_replica_stop),
         ]  # fmt: skip
 
