@@ -36,6 +36,8 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.reports.models",
     "tuanbox.growth.models",
     "tuanbox.membership.models",
+    "tuanbox.segments.models",
+    "tuanbox.experiments.models",
 )
 
 

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     membership_price_cents: int = Field(default=9900, gt=0, le=10_000_000)
     membership_days: int = Field(default=365, gt=0, le=3660)
     membership_early_access_s: int = Field(default=600, ge=0, le=86_400)
+    # Segment pushes (`tuanbox.segments`): at most this many pushes reach one shopper per
+    # rolling window; an order paid within the conversion window after a push converts it.
+    push_per_user_limit: int = Field(default=1, gt=0, le=100)
+    push_window_s: int = Field(default=86_400, gt=0, le=30 * 86_400)
+    push_conversion_days: int = Field(default=7, gt=0, le=90)
+    # Experiments (`tuanbox.experiments`): exposures counted in Redis under this prefix and
+    # flushed to the database at this period; arms with fewer exposures get a warning.
+    experiments_prefix: str = Field(default="tuanbox:exp:", min_length=1, max_length=64)
+    experiments_flush_s: float = Field(default=30.0, gt=0, le=3600)
+    experiments_min_sample: int = Field(default=100, gt=0, le=10_000_000)
     media_dir: str = "var/media"
     idempotency_ttl_s: int = Field(default=86400, gt=0)
     # A claim older than this is taken as abandoned by a crashed request and may be re-run.

@@ -1,0 +1,257 @@
+"""Targeted pushes: a coupon or a message to a segment's members through the notification
+port, once per (push, shopper) however often it runs, at most N per shopper per window.
+
+The push row (unique `key`) is locked for the whole send, so two runs of the same push wait
+for each other and the second finds every member already recorded. Coupons go through
+`coupons.issue_to_users` with the push's key, which is itself once per (key, user).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
+
+from tuanbox.db.base import utcnow
+from tuanbox.errors import InvalidInputError, NotFoundError
+from tuanbox.notifications.services import Notifier, notify
+from tuanbox.segments import services as segments
+from tuanbox.segments.models import Push, PushRecipient, ScheduledPush
+from tuanbox.settings import Settings
+
+TEMPLATE = "segment_push"
+
+
+@dataclass
+class Sent:
+    push_id: str
+    sent: list[str] = field(default_factory=list)
+    rate_limited: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    already: int = 0
+
+
+def _push_row(
+    session: Session,
+    *,
+    merchant_id: str,
+    segment_id: str,
+    kind: str,
+    key: str,
+    coupon_template_id: str | None,
+    message: str | None,
+    conversion_days: int,
+) -> Push:
+    if kind not in ("coupon", "message"):
+        raise InvalidInputError("kind must be coupon or message", field="kind")
+    if kind == "coupon" and not coupon_template_id:
+        raise InvalidInputError(
+            "a coupon push needs coupon_template_id", field="coupon_template_id"
+        )
+    if kind == "message" and not (message and 1 <= len(message) <= 500):
+        raise InvalidInputError(
+            "a message push needs a message of 1 to 500 characters", field="message"
+        )
+    segments.get(session, merchant_id, segment_id)
+    row = session.scalars(select(Push).where(Push.key == key).with_for_update()).one_or_none()
+    if row is None:
+        session.add(
+            Push(
+                key=key,
+                merchant_id=merchant_id,
+                segment_id=segment_id,
+                kind=kind,
+                coupon_template_id=coupon_template_id,
+                message=message,
+                conversion_days=conversion_days,
+            )
+        )
+        # A concurrent first run of the same key: one insert wins, the other waits here.
+        session.flush()
+        row = session.scalars(select(Push).where(Push.key == key).with_for_update()).one()
+    if row.merchant_id != merchant_id:
+        raise NotFoundError("no such push")
+    return row
+
+
+def send(
+    session: Session,
+    settings: Settings,
+    *,
+    merchant_id: str,
+    segment_id: str,
+    kind: str,
+    key: str,
+    coupon_template_id: str | None = None,
+    message: str | None = None,
+    now: datetime | None = None,
+    notifier: Notifier | None = None,
+) -> Sent:
+    """Send (or finish sending) the push named `key`; a re-run sends nothing twice."""
+    now = now or utcnow()
+    push = _push_row(
+        session,
+        merchant_id=merchant_id,
+        segment_id=segment_id,
+        kind=kind,
+        key=key,
+        coupon_template_id=coupon_template_id,
+        message=message,
+        conversion_days=settings.push_conversion_days,
+    )
+    segment = segments.get(session, merchant_id, push.segment_id)
+    members = segments.members_query(segment, now).subquery()
+    done = select(PushRecipient.user_id).where(PushRecipient.push_id == push.id)
+    todo = list(
+        session.scalars(
+            select(members.c.user_id)
+            .where(members.c.user_id.not_in(done))
+            .order_by(members.c.user_id)
+        )
+    )
+    result = Sent(push_id=push.id)
+    result.already = (
+        session.scalar(
+            select(func.count()).select_from(PushRecipient).where(PushRecipient.push_id == push.id)
+        )
+        or 0
+    )
+    if not todo:
+        return result
+    # Pushes each shopper got within the window (one grouped query over the members).
+    since = now - timedelta(seconds=settings.push_window_s)
+    recent = dict(
+        session.execute(
+            select(PushRecipient.user_id, func.count())
+            .where(
+                PushRecipient.status == "sent",
+                PushRecipient.sent_at >= since,
+                PushRecipient.user_id.in_(select(members.c.user_id)),
+            )
+            .group_by(PushRecipient.user_id)
+        ).all()
+    )
+    allowed = [u for u in todo if recent.get(u, 0) < settings.push_per_user_limit]
+    result.rate_limited = [u for u in todo if recent.get(u, 0) >= settings.push_per_user_limit]
+    coupons: dict[str, str] = {}
+    if push.kind == "coupon" and allowed:
+        from tuanbox.coupons.services import issue_to_users
+
+        assert push.coupon_template_id is not None
+        issued = issue_to_users(
+            session, push.coupon_template_id, allowed, f"push:{push.key}", source="list", now=now
+        )
+        for coupon in [*issued.issued, *issued.replayed]:
+            coupons[coupon.user_id] = coupon.id
+        result.skipped = dict(issued.skipped)
+    rows: list[dict[str, object]] = []
+    for user_id in allowed:
+        if user_id in result.skipped:
+            rows.append({"user_id": user_id, "status": "skipped", "notification_id": None})
+            continue
+        payload: dict[str, str] = {"push_id": push.id, "kind": push.kind}
+        if push.kind == "coupon":
+            payload["coupon_id"] = coupons[user_id]
+        else:
+            payload["message"] = push.message or ""
+        note = notify(session, user_id, TEMPLATE, payload, settings=settings, notifier=notifier)
+        result.sent.append(user_id)
+        rows.append({"user_id": user_id, "status": "sent", "notification_id": note.id})
+    rows += [
+        {"user_id": u, "status": "rate_limited", "notification_id": None}
+        for u in result.rate_limited
+    ]
+    session.execute(
+        insert(PushRecipient),
+        [{"push_id": push.id, "sent_at": now, **row} for row in rows],
+    )
+    return result
+
+
+@dataclass(frozen=True)
+class PushStats:
+    push: Push
+    sent: int
+    rate_limited: int
+    skipped: int
+    converted: int
+
+
+def stats(session: Session, merchant_id: str, push_id: str) -> PushStats:
+    """Delivery and conversion (a recipient's order at the merchant paid within the window)."""
+    push = session.get(Push, push_id)
+    if push is None or push.merchant_id != merchant_id:
+        raise NotFoundError("no such push")
+    counts = dict(
+        session.execute(
+            select(PushRecipient.status, func.count())
+            .where(PushRecipient.push_id == push_id)
+            .group_by(PushRecipient.status)
+        ).all()
+    )
+    converted = session.execute(
+        text(
+            """
+            SELECT count(*) FROM segment_push_recipients r
+            WHERE r.push_id = :push AND r.status = 'sent' AND EXISTS (
+                SELECT 1 FROM orders o
+                WHERE o.user_id = r.user_id AND o.merchant_id = :merchant
+                  AND o.paid_at >= r.sent_at
+                  AND o.paid_at < r.sent_at + make_interval(days => :days)
+            )
+            """
+        ),
+        {"push": push_id, "merchant": merchant_id, "days": push.conversion_days},
+    ).scalar_one()
+    return PushStats(
+        push=push,
+        sent=counts.get("sent", 0),
+        rate_limited=counts.get("rate_limited", 0),
+        skipped=counts.get("skipped", 0),
+        converted=int(converted),
+    )
+
+
+def recent(session: Session, merchant_id: str, limit: int = 20) -> list[PushStats]:
+    ids = session.scalars(
+        select(Push.id)
+        .where(Push.merchant_id == merchant_id)
+        .order_by(Push.created_at.desc())
+        .limit(limit)
+    )
+    return [stats(session, merchant_id, i) for i in ids]
+
+
+def schedule(
+    session: Session,
+    merchant_id: str,
+    *,
+    name: str,
+    segment_id: str,
+    kind: str,
+    minute_of_day: int,
+    coupon_template_id: str | None = None,
+    message: str | None = None,
+) -> ScheduledPush:
+    """A daily push at a local time of day (e.g. 深夜食堂 at 21:00 = minute 1260)."""
+    segments.get(session, merchant_id, segment_id)
+    if not 0 <= minute_of_day < 1440:
+        raise InvalidInputError("minute_of_day must be 0 to 1439", field="minute_of_day")
+    if (kind == "coupon" and not coupon_template_id) or (kind == "message" and not message):
+        raise InvalidInputError("a coupon push needs a template, a message push a message")
+    if kind not in ("coupon", "message"):
+        raise InvalidInputError("kind must be coupon or message", field="kind")
+    row = ScheduledPush(
+        merchant_id=merchant_id,
+        name=name,
+        segment_id=segment_id,
+        kind=kind,
+        minute_of_day=minute_of_day,
+        coupon_template_id=coupon_template_id,
+        message=message,
+    )
+    session.add(row)
+    session.flush()
+    return row
