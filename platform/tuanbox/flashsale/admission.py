@@ -11,9 +11,10 @@ a sale not yet loaded into Redis, or a sale whose terms this process has not cac
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -26,6 +27,7 @@ from tuanbox.errors import NotFoundError, RateLimitedError, TuanboxError
 from tuanbox.flashsale import entropy, services
 from tuanbox.flashsale.counters import Admission, AsyncFlashCounters, FlashCounters
 from tuanbox.flashsale.lua import ReserveResult, ReserveStatus
+from tuanbox.membership.markers import PREFIX as MEMBER_PREFIX
 from tuanbox.settings import Settings
 
 WINDOW_S = 10  # the flash_per_*_per_10s windows
@@ -119,7 +121,8 @@ class HotPath:
                 user_window=None,
                 ip_window=None,
             )
-        refusal = self._refusal(terms, req)
+        early_s = settings.membership_early_access_s
+        refusal = self._refusal(terms, req, early_s)
         if refusal is None and stream and req.station_id:
             known = self.stations.peek(req.station_id)
             if known is None:
@@ -132,12 +135,21 @@ class HotPath:
             raise refusal
         assert terms is not None
         admission = checks
+        if req.now < terms.starts_at:  # members' early window: the script decides
+            admission = replace(
+                checks,
+                member_key=MEMBER_PREFIX + req.user.id,
+                opens_at_s=math.ceil(terms.starts_at.timestamp()),
+                early_s=early_s,
+            )
         result = await counters.admit(terms.id, admission)
         self._raise_for_checks(result)
         if result.status is ReserveStatus.NOT_LOADED:
             await run_in_threadpool(self._load_counters, source, blocking, terms.id)
             again = replace(admission, revocation_key="", user_window=None, ip_window=None)
             result = await counters.admit(terms.id, again)
+        if result.status is ReserveStatus.NOT_OPEN:
+            raise services.SaleNotActiveError("this flash sale opens early to members only")
         if result.status is ReserveStatus.SOLD_OUT:
             raise services.SoldOutError("sold out")
         if result.status is ReserveStatus.USER_LIMIT:
@@ -160,10 +172,13 @@ class HotPath:
         return 201, vars(reserved)
 
     @staticmethod
-    def _refusal(terms: services.SaleTerms | None, req: Request) -> TuanboxError | None:
+    def _refusal(
+        terms: services.SaleTerms | None, req: Request, early_s: int = 0
+    ) -> TuanboxError | None:
         if terms is None:
             return NotFoundError(f"flash sale {req.sale_id} not found")
-        if not terms.starts_at <= req.now < terms.ends_at:
+        opens = terms.starts_at - timedelta(seconds=early_s)
+        if not opens <= req.now < terms.ends_at:
             return services.SaleNotActiveError("this flash sale is not running now")
         if not 1 <= req.qty <= terms.per_user_limit:
             return services.FlashLimitError(

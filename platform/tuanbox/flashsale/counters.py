@@ -132,6 +132,11 @@ class Admission:
     limits_only: bool = False
     queue: tuple[str, str] | None = None  # (reservation id, order id): order via the stream
     station_id: str | None = None
+    # Members' early access: before the sale's start, the script admits only a shopper whose
+    # membership marker runs past now, within `early_s` of the start.
+    member_key: str = ""
+    opens_at_s: int = 0  # the start (epoch seconds) while not started; 0: no check
+    early_s: int = 0
 
     def keys(self, sale_id: str, prefix: str) -> list[str]:
         base = lua.keys(sale_id, prefix)
@@ -142,6 +147,7 @@ class Admission:
             self.revocation_key or unused,
             self.user_window[0] if self.user_window else unused,
             self.ip_window[0] if self.ip_window else unused,
+            self.member_key or unused,
         ]
 
     def args(self, sale_id: str) -> list[str | int]:
@@ -159,6 +165,8 @@ class Admission:
             ":".join(self.queue) if self.queue else "",
             self.station_id or "",
             sale_id,
+            self.opens_at_s if self.member_key else 0,
+            self.early_s,
         ]
 
 

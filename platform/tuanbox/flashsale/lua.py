@@ -23,7 +23,10 @@ from enum import IntEnum
 #       6 per-user window limit (0: none), 7 per-IP window limit (0: none), 8 window (us),
 #       9 nonce, 10 "admit" | "limits" (only the checks before the sale),
 #       11 "<reservation id>:<order id>" to queue the order on the stream ("" to not),
-#       12 station id ("" for none), 13 sale id
+#       12 station id ("" for none), 13 sale id, 14 the sale's start (Redis seconds) while
+#       it has not started (0: started, no check), 15 members' early window (seconds)
+# KEYS 8: the shopper's membership marker (its value: the membership's end, Redis seconds);
+#       read only before the start, so the open sale pays for it nothing but a key name.
 # Returns {status, remaining, user_total[, entry]}; for RATE_LIMITED {status, which, wait us}.
 ADMIT = """
 local t = redis.call('TIME')
@@ -48,6 +51,13 @@ for i = 1, 2 do
   end
 end
 if ARGV[10] == 'limits' then return {0, 0, 0} end
+local opens = tonumber(ARGV[14])
+if opens > 0 and tonumber(t[1]) < opens then
+  local member_until = tonumber(redis.call('GET', KEYS[8]) or '0') or 0
+  if tonumber(t[1]) < opens - tonumber(ARGV[15]) or member_until <= tonumber(t[1]) then
+    return {-7, 0, 0}
+  end
+end
 local prior = redis.call('HGET', KEYS[3], ARGV[2])
 local stock = redis.call('GET', KEYS[1])
 if not stock then return {-3, 0, 0} end
@@ -112,6 +122,7 @@ return 1
 
 
 class ReserveStatus(IntEnum):
+    NOT_OPEN = -7  # before the start: only members, in their early window
     REVOKED = -6
     RATE_LIMITED = -4
     NOT_LOADED = -3

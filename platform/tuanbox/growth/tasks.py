@@ -40,3 +40,20 @@ def expire_terms(self: Any) -> int:
     factory = session_factory_for(settings.database_url, settings)
     with session_scope(factory) as session:
         return expire_due(session)
+
+
+@shared_task(name="membership.republish_markers", bind=True, acks_late=True)
+def republish_markers(self: Any) -> int:
+    """Rewrite the Redis markers of open memberships (flash early access) from the DB."""
+    import redis
+
+    from tuanbox.membership.markers import republish
+
+    settings: Settings = self.app.conf.tuanbox_settings
+    factory = session_factory_for(settings.database_url, settings)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0)
+    try:
+        with session_scope(factory) as session:
+            return republish(session, client)
+    finally:
+        client.close()

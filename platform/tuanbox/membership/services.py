@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.coupons.domain import aware
 from tuanbox.db.base import utcnow
+from tuanbox.membership import markers
 from tuanbox.membership.domain import days_left, pro_rata_cents, term_window
 from tuanbox.membership.errors import MembershipPaymentError, NotAMemberError
 from tuanbox.membership.models import MemberPrice, Membership, MembershipEntry, MembershipTerm
@@ -125,6 +126,7 @@ def payment_succeeded(
         )
     )
     session.flush()
+    markers.publish_after_commit(session, term.user_id, end)
     return "applied"
 
 
@@ -178,6 +180,7 @@ def refund(
         cents, days = cents + amount, days + left
     membership.ends_at = max(aware(membership.starts_at), now)
     session.flush()
+    markers.publish_after_commit(session, user_id, membership.ends_at)
     return Refunded(cents, days, tuple(t.id for t in open_terms))
 
 

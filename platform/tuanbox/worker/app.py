@@ -54,6 +54,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Ended weeks' and months' invite leaderboards: awarded once, a rerun finishes a crash.
     "growth.award_leaderboards": {"task": "growth.award_leaderboards", "schedule": 600.0},
     "membership.expire_terms": {"task": "membership.expire_terms", "schedule": 3600.0},
+    # Members' flash early-access markers in Redis, rewritten from the DB (Redis may lose them).
+    "membership.republish_markers": {"task": "membership.republish_markers", "schedule": 60.0},
 }
 
 
