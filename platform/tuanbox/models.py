@@ -36,6 +36,7 @@ FEATURE_MODELS: tuple[str, ...] = (
     "tuanbox.reports.models",
     "tuanbox.growth.models",
     "tuanbox.membership.models",
+    "tuanbox.recommend.models",
     "tuanbox.segments.models",
     "tuanbox.experiments.models",
 )

@@ -268,6 +268,13 @@ class Settings(BaseSettings):
     shop_cache_ttl_s: int = Field(default=60, ge=0, le=86400)
     # Redis key prefix of that cache and its version counter (tests give each their own).
     shop_cache_prefix: str = Field(default="tuanbox:shop:", max_length=100)
+    # Recommendations (`tuanbox.recommend`): pairs bought by fewer shoppers are ignored;
+    # popularity counts the station's picked-up orders of the last days; its weight in the
+    # blend with "people like you also bought"; how many cards a block shows.
+    recommend_min_support: int = Field(default=2, ge=1, le=1000)
+    recommend_popularity_days: int = Field(default=30, gt=0, le=365)
+    recommend_popularity_weight: float = Field(default=0.3, ge=0, le=10)
+    recommend_max_items: int = Field(default=6, gt=0, le=20)
 
     # Reports (`tuanbox.reports`): beat refreshes the daily rollups from the orders changed
     # since its watermark, re-reading this much before it (transactions that committed late),

@@ -30,6 +30,8 @@ HOOK_MODULES: list[str] = [
     "tuanbox.flashsale.hooks",
     "tuanbox.coupons.hooks",
     "tuanbox.growth.hooks",
+    "tuanbox.experiments.hooks",
+    "tuanbox.recommend.hooks",
     # Last: confirming on payment moves the order on, after every other "paid" reaction.
     "tuanbox.orders.acceptance",
 ]

@@ -1,0 +1,1 @@
+"""Recommendations: item-item co-occurrence from picked-up orders, blended with popularity."""
