@@ -10,7 +10,9 @@
   const list = document.getElementById("checks");
   const say = (ok, text) => {
     const li = document.createElement("li");
-    li.textContent = (ok === true ? "✅ " : ok === false ? "❌ " : "⏳ ") + text;
+    // ✓ × ○: glyphs the bundled CJK fonts carry (emoji showed as boxes on phones).
+    li.className = ok === true ? "ok" : ok === false ? "bad" : "wait";
+    li.textContent = (ok === true ? "✓ " : ok === false ? "× " : "○ ") + text;
     list.appendChild(li);
   };
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
