@@ -48,6 +48,17 @@ def _sim_intent(session: SessionDep, settings: Settings, intent_id: str) -> Paym
         # Belt and braces: the router is not mounted then, but it must not work if it were.
         raise UnknownProviderError("the simulated gateway is not enabled here")
     intent = session.get(PaymentIntent, intent_id)
+    if intent is None:
+        # A membership term is paid on the same hosted page (`tuanbox.membership`); a
+        # transient intent stands for it (never added to the session).
+        from tuanbox.membership.models import MembershipTerm
+
+        term = session.get(MembershipTerm, intent_id)
+        if term is not None and term.status == "pending":
+            intent = PaymentIntent(
+                id=term.id, order_id="membership", provider=term.provider,
+                amount_cents=term.amount_cents,
+            )  # fmt: skip
     if intent is None or intent.provider != "sim":
         raise UnknownIntentError("no such payment")
     return intent

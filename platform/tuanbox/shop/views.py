@@ -9,6 +9,7 @@ from tuanbox.shop import (
     campaign,
     coupons,
     flashbuy,
+    growth,
     home,
     orders,
     pickup,
@@ -33,5 +34,6 @@ for _module in (
     share,
     flashbuy,
     remind,
+    growth,
 ):
     router.include_router(_module.router)

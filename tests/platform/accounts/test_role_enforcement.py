@@ -238,6 +238,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/orders/{order_id}/checkout"): SHOP_SIGN_IN,
     ("POST", "/orders/{order_id}/checkout"): SHOP_SIGN_IN,
     ("GET", "/me/coupons"): SHOP_SIGN_IN,
+    ("GET", "/me/membership"): SHOP_SIGN_IN,
+    ("POST", "/me/membership/buy"): SHOP_SIGN_IN,
+    ("GET", "/me/invites"): SHOP_SIGN_IN,
     ("POST", "/me/coupons/redeem"): SHOP_SIGN_IN,
     # the merchant console (tuanbox.console)
     ("GET", "/console/signin"): PUBLIC,
