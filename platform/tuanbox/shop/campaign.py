@@ -10,6 +10,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
+from tuanbox.experiments.exposure import record_exposure
+from tuanbox.experiments.variant import apply as apply_variant
+from tuanbox.experiments.variant import variant_for as experiment_variant
 from tuanbox.reports.pageviews import record_view
 from tuanbox.shop import listing, session
 from tuanbox.shop.home import refresh_first, station_of
@@ -57,12 +60,15 @@ async def campaign_page(
     if back is not None:
         return back
     station_id = station_of(request)
+    # A running A/B experiment shows the shopper their arm's title or image (cached per arm).
+    variant = await experiment_variant(request, settings, opener, campaign_id)
 
     def build(db: Session, now: datetime, locale: str) -> Built:
         view = listing.campaign(db, campaign_id, now)
         if view is None:
             title = gettext_for(locale)("Not found")
             return "missing_main.html", {"title": title}, None, 404
+        view = apply_variant(view, variant)
         offered = [
             s for s in listing.stations(db) if not view.station_ids or s.id in view.station_ids
         ]
@@ -83,9 +89,13 @@ async def campaign_page(
         "notice": _notice(request, _locale(request), e),
     }
     key = f"campaign:{campaign_id}:{station_id or '-'}"
+    if variant is not None:
+        key += f":x:{variant.experiment_id}:{variant.arm}"
     response = await cached_page(request, opener, key, build, shell)
     if response.status_code == 200 and e is None:  # not a refused form coming back
         await record_view(request, campaign_id)  # one HINCRBY: the funnel's first step
+        if variant is not None:  # one more HINCRBY, flushed by experiments.flush_exposures
+            await record_exposure(request, variant.experiment_id, variant.arm)
     return response
 
 

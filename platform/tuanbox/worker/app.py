@@ -8,6 +8,7 @@ from celery import Celery
 
 from tuanbox.audit.tasks import beat_entry as audit_beat_entry
 from tuanbox.reports.tasks import beat_entries as reports_beat_entries
+from tuanbox.segments.tasks import BEAT as segments_beat
 from tuanbox.settings import Settings
 
 # Modules holding @shared_task functions; each feature with background work adds its own.
@@ -25,6 +26,8 @@ TASK_MODULES: list[str] = [
     "tuanbox.risk.tasks",
     "tuanbox.reports.tasks",
     "tuanbox.growth.tasks",
+    "tuanbox.segments.tasks",
+    "tuanbox.experiments.tasks",
 ]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
@@ -74,6 +77,12 @@ def create_celery(settings: Settings) -> Celery:
             **audit_beat_entry(settings.audit_anchor_interval_s),
             # Rollups and page views at their configured periods.
             **reports_beat_entries(settings.reports_refresh_s, settings.reports_views_flush_s),
+            # RFM hourly, scheduled pushes each minute, experiment exposures flushed.
+            **segments_beat,
+            "experiments.flush_exposures": {
+                "task": "experiments.flush_exposures",
+                "schedule": settings.experiments_flush_s,
+            },
         },
         broker_connection_retry_on_startup=True,
         include=TASK_MODULES,
