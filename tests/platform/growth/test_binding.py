@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.platform.factories import make_user
+from tuanbox.db.base import utcnow
 from tuanbox.growth.binding import bind, inviter_of
 from tuanbox.growth.errors import ReferralRefusedError
 from tuanbox.growth.models import ReferralBinding
@@ -81,3 +82,21 @@ def test_opposite_touches_racing_bind_one_way_only(factory: sessionmaker[Session
     assert sorted(outcomes) == ["LOOP", "bound"]
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(ReferralBinding)) == 1
+
+
+def test_a_group_share_link_binds_platform_wide_with_its_campaign(db_session: Session) -> None:
+    from tests.platform.shop.conftest import make_catalogue
+    from tuanbox.referrals.services import record
+
+    cat = make_catalogue(db_session)
+    leader, invitee, third = cat.shoppers
+    now = utcnow()
+    assert record(db_session, group_id=cat.group_id, invitee_id=invitee, inviter_id=leader, now=now)
+    row = db_session.get(ReferralBinding, invitee)
+    assert row is not None and (row.inviter_id, row.source) == (leader, "group")
+    assert row.campaign_id == cat.campaign_id
+    # The leader coming through the invitee's link would close a loop: the group referral
+    # may stand, the platform-wide binding is refused and the leader stays unbound.
+    record(db_session, group_id=cat.group_id, invitee_id=leader, inviter_id=invitee, now=now)
+    assert db_session.get(ReferralBinding, leader) is None
+    assert inviter_of(db_session, third) is None
