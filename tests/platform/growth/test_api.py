@@ -128,3 +128,32 @@ def test_membership_bought_through_simpay_and_refunded_by_ops(
     )
     assert again.status_code == 409 and again.json()["code"] == "NOT_A_MEMBER"
     assert client.get("/api/v1/me/membership", headers=as_shopper).json()["member"] is False
+
+
+def test_a_member_orders_at_the_member_price(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    from tuanbox.membership import services as membership
+
+    member, other, ops = make_user(db_session), make_user(db_session), make_user(db_session, "ops")
+    sku = new_sku(db_session)  # ¥20.00
+    put = client.put(
+        f"/api/v1/skus/{sku.id}/member-price",
+        json={"price_cents": 1800},
+        headers=auth_header(settings, ops),
+    )
+    assert put.status_code == 200, put.text
+    sim = SimPay(settings)
+    term, _url = membership.start_purchase(db_session, settings, member.id, sim)
+    body, headers = sim.payment_webhook(sim.charge(db_session, term.id, term.amount_cents))
+    assert handle_event(db_session, sim.verify_webhook(headers, body)) == "applied"
+    totals = {}
+    for who in (member, other):
+        made = client.post(
+            "/api/v1/orders",
+            json={"sku_id": sku.id, "qty": 2},
+            headers={**auth_header(settings, who), "Idempotency-Key": f"k-{who.id}"},
+        )
+        assert made.status_code == 201, made.text
+        totals[who.id] = made.json()["total_cents"]
+    assert totals == {member.id: 3600, other.id: 4000}
