@@ -111,7 +111,7 @@ def board(session: SessionDep, settings: SettingsDep, kind: str, me: str | None)
 
 
 @router.get(
-    "/leaderboards/{kind}", response_model=LeaderboardOut, responses=problems(401, 403, 422)
+    "/leaderboards/{kind}", response_model=LeaderboardOut, responses=problems(401, 403, 404, 422)
 )
 def current_leaderboard(
     kind: Kind, user: Shopper, session: SessionDep, settings: SettingsDep
@@ -141,6 +141,7 @@ def claim_offer(
 
 @router.get("/new-user-offers", response_model=list[OfferOut], responses=problems(401, 403))
 def list_offers(user: Shopper, session: SessionDep) -> list[OfferOut]:
+    """The new-user offers running now (one may be claimed per person)."""
     rows = session.scalars(
         select(NewUserOffer)
         .where(NewUserOffer.active.is_(True))
@@ -180,6 +181,7 @@ def create_task(body: TaskIn, user: StaffOrOps, session: SessionDep) -> TaskOut:
 
 @router.get("/invite-tasks", response_model=list[TaskOut], responses=problems(401, 403))
 def list_tasks(user: StaffOrOps, session: SessionDep) -> list[TaskOut]:
+    """Invite tasks, newest first: staff see their merchant's, ops every one."""
     query = select(InviteTask).order_by(InviteTask.created_at.desc(), InviteTask.id).limit(200)
     if user.role == "merchant_staff":
         query = query.where(InviteTask.merchant_id == user.merchant_id)
@@ -218,6 +220,7 @@ def put_reward(kind: Kind, body: RewardIn, user: OpsOrAdmin, session: SessionDep
     responses=problems(401, 403, 404, 422),
 )
 def create_offer(body: OfferIn, user: OpsOrAdmin, session: SessionDep) -> OfferOut:
+    """Ops: a new-user offer, a SKU at a first-purchase price. Audited."""
     if session.get(Sku, body.sku_id) is None:
         raise NotFoundError("SKU not found", field="sku_id")
     offer = newuser.create_offer(
