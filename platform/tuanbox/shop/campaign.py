@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tuanbox.experiments.exposure import record_exposure
 from tuanbox.experiments.variant import apply as apply_variant
 from tuanbox.experiments.variant import variant_for as experiment_variant
+from tuanbox.recommend.reads import bought_with
 from tuanbox.reports.pageviews import record_view
 from tuanbox.shop import listing, session
 from tuanbox.shop.home import refresh_first, station_of
@@ -80,8 +81,11 @@ async def campaign_page(
             "open_now": view.starts_at <= now < view.ends_at,
             "reviews": listing.reviews(db, view.product_id),
             "tz": settings.station_timezone,
+            # Per campaign and station, nothing personal: it belongs in the cached fragment.
+            "together": bought_with(db, settings, view.product_id, station_id, now),
         }
-        return "campaign_main.html", context, listing.next_change(now, [view], []), 200
+        until = listing.next_change(now, [view, *context["together"]], [])
+        return "campaign_main.html", context, until, 200
 
     shell = {
         "shopper": session.signed_in(request, settings),

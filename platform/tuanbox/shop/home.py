@@ -9,20 +9,23 @@ from typing import Annotated, Any
 import redis
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.reads import ReadSessionDep
+from tuanbox.db.base import utcnow
 from tuanbox.errors import InvalidInputError
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.models import FlashSale
 from tuanbox.ratelimit.deps import get_redis
 from tuanbox.settings import Settings
 from tuanbox.shop import listing, session
-from tuanbox.shop.i18n import gettext_for
-from tuanbox.shop.pagecache import Built, OpenerDep, cached_page, settings_of
-from tuanbox.shop.render import page
+from tuanbox.shop.i18n import gettext_for, locale_of
+from tuanbox.shop.pagecache import Built, OpenerDep, SessionOpener, cached_page, settings_of
+from tuanbox.shop.render import page, render
 
 router = APIRouter(include_in_schema=False)
 STATION_COOKIE = "tuanbox_station"
@@ -65,8 +68,28 @@ async def home(request: Request, opener: OpenerDep) -> HTMLResponse | RedirectRe
         }
         return "home_main.html", context, listing.next_change(now, campaigns, sales), 200
 
-    shell = {"shopper": session.signed_in(request, settings), "page_name": "home"}
+    shell: dict[str, Any] = {"shopper": session.signed_in(request, settings), "page_name": "home"}
+    shopper = session.shopper_from(request, settings) if shell["shopper"] else None
+    if shopper is not None:  # the shopper's own block: rendered per request, never cached
+        shell["extra_html"] = await run_in_threadpool(
+            guess_you_like, opener, settings, shopper.id, station_id, locale_of(request)
+        )
     return await cached_page(request, opener, f"home:{station_id or '-'}", build, shell)
+
+
+def guess_you_like(
+    opener: SessionOpener, settings: Settings, user_id: str, station_id: str | None, locale: str
+) -> Markup:
+    """"Guess you like" for this shopper (a read session: a few seconds stale is fine)."""
+    from tuanbox.recommend.reads import for_shopper
+
+    with opener() as db:
+        recs = for_shopper(db, settings, user_id, station_id, utcnow())
+    _ = gettext_for(locale)
+    context = {"recs": recs, "rec_heading": _("Guess you like"),
+               "rec_id": "for-you", "tz": settings.station_timezone}  # fmt: skip
+    # Our own rendering, autoescaped.
+    return Markup(render(locale, "recommend_block.html", context))  # noqa: S704
 
 
 @router.get("/station", response_class=HTMLResponse)
