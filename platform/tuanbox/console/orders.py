@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tuanbox.api.deps import SessionDep, SettingsDep
-from tuanbox.api.reads import ReadSessionDep, ReadSourceDep
 from tuanbox.console.auth import ConsoleStaff, StaffDep
+from tuanbox.console.fence import ConsoleReadDep, ConsoleReadSourceDep, remember_write
 from tuanbox.console.i18n import gettext_for
 from tuanbox.console.render import page
 from tuanbox.crypto import PiiCipher
@@ -132,7 +132,7 @@ def _choices(session: Session, merchant_id: str) -> dict[str, Any]:
 def orders_page(
     request: Request,
     staff: StaffDep,
-    db: ReadSessionDep,
+    db: ConsoleReadDep,
     primary: SessionDep,
     settings: SettingsDep,
     flt: FilterDep,
@@ -188,13 +188,15 @@ def orders_bulk(
         cipher=PiiCipher(settings),
         reason=(reason or "").strip() or None,
     )
-    return page(
+    response = page(
         request,
         staff,
         "orders_bulk.html",
         {"done": done, "back": _back(back)},
         active="orders",
     )
+    remember_write(response, session, settings)  # "Back to orders" (the replica) shows them
+    return response
 
 
 def _back(value: str | None) -> str:
@@ -215,7 +217,7 @@ def _download(name: str) -> dict[str, str]:
 @router.get("/console/orders.csv")
 def orders_csv(
     staff: StaffDep,
-    source: ReadSourceDep,
+    source: ConsoleReadSourceDep,
     primary: SessionDep,
     settings: SettingsDep,
     flt: FilterDep,
@@ -240,7 +242,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 @router.get("/console/orders.xlsx")
 def orders_xlsx(
     staff: StaffDep,
-    source: ReadSourceDep,
+    source: ConsoleReadSourceDep,
     primary: SessionDep,
     settings: SettingsDep,
     flt: FilterDep,

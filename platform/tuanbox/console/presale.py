@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tuanbox.api.deps import SettingsDep
-from tuanbox.api.reads import ReadSessionDep
 from tuanbox.console.auth import StaffDep
+from tuanbox.console.fence import ConsoleReadDep
 from tuanbox.console.render import page
 from tuanbox.db.base import utcnow
 from tuanbox.errors import ConflictError
@@ -19,7 +19,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/console/presale", response_class=HTMLResponse)
 def presale_page(
-    request: Request, staff: StaffDep, db: ReadSessionDep, settings: SettingsDep
+    request: Request, staff: StaffDep, db: ConsoleReadDep, settings: SettingsDep
 ) -> HTMLResponse:
     """The merchant's pre-sales: what was received at which hub, what still waits."""
     campaigns = queues.presale_campaigns(db, staff.merchant_id)
@@ -34,7 +34,7 @@ def purchase_order_page(
     campaign_id: str,
     request: Request,
     staff: StaffDep,
-    db: ReadSessionDep,
+    db: ConsoleReadDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
     """A closed pre-sale's purchase order (demand per SKU and lot); while it runs, why not."""
@@ -51,7 +51,7 @@ def purchase_order_page(
 
 
 @router.get("/console/presale/{campaign_id}/purchase-order.csv")
-def purchase_order_csv(campaign_id: str, staff: StaffDep, db: ReadSessionDep) -> Response:
+def purchase_order_csv(campaign_id: str, staff: StaffDep, db: ConsoleReadDep) -> Response:
     """The purchase order as CSV for the supplier (409 while the campaign runs)."""
     campaign = queues.own_campaign(db, staff.merchant_id, campaign_id)
     po = purchase_order(db, campaign.id, now=utcnow())

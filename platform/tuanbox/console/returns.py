@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tuanbox.api.deps import SessionDep, SettingsDep
-from tuanbox.api.reads import ReadSessionDep
 from tuanbox.console.auth import StaffDep
+from tuanbox.console.fence import ConsoleReadDep, remember_write
 from tuanbox.console.render import page
 from tuanbox.merchant_orders import queues
 
@@ -16,7 +16,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/console/returns", response_class=HTMLResponse)
 def returns_page(
-    request: Request, staff: StaffDep, db: ReadSessionDep, settings: SettingsDep
+    request: Request, staff: StaffDep, db: ConsoleReadDep, settings: SettingsDep
 ) -> HTMLResponse:
     """Open returns, oldest first, then the latest closed ones."""
     open_items = queues.returns_queue(db, staff.merchant_id)
@@ -32,8 +32,12 @@ def returns_page(
 
 
 @router.post("/console/returns/{return_id}/received")
-def return_received(return_id: str, staff: StaffDep, session: SessionDep) -> RedirectResponse:
+def return_received(
+    return_id: str, staff: StaffDep, session: SessionDep, settings: SettingsDep
+) -> RedirectResponse:
     """The goods are back: the order is returned and refunded (receiving twice is a no-op)."""
     queues.receive_return(session, staff.merchant_id, return_id, actor=staff.principal.actor)
     session.commit()
-    return RedirectResponse(f"/console/returns#r-{return_id}", status_code=303)
+    response = RedirectResponse(f"/console/returns#r-{return_id}", status_code=303)
+    remember_write(response, session, settings)  # the queue (replica) shows it at once
+    return response

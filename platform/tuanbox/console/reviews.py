@@ -8,8 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tuanbox.api.deps import SessionDep, SettingsDep
-from tuanbox.api.reads import ReadSessionDep
 from tuanbox.console.auth import StaffDep
+from tuanbox.console.fence import ConsoleReadDep, remember_write
 from tuanbox.console.render import page
 from tuanbox.db.base import utcnow
 from tuanbox.merchant_orders import queues
@@ -20,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/console/reviews", response_class=HTMLResponse)
 def reviews_page(
-    request: Request, staff: StaffDep, db: ReadSessionDep, settings: SettingsDep
+    request: Request, staff: StaffDep, db: ConsoleReadDep, settings: SettingsDep
 ) -> HTMLResponse:
     items = queues.reviews_queue(db, staff.merchant_id)
     return page(
@@ -36,6 +36,7 @@ def review_reply(
     review_id: str,
     staff: StaffDep,
     session: SessionDep,
+    settings: SettingsDep,
     reply: Annotated[str, Form(max_length=MAX_TEXT + 100)],
 ) -> RedirectResponse:
     """Publish (or correct) the reply; shoppers see it under the review."""
@@ -43,4 +44,6 @@ def review_reply(
         session, staff.merchant_id, review_id, reply, actor=staff.principal.actor, now=utcnow()
     )
     session.commit()
-    return RedirectResponse(f"/console/reviews#rv-{review_id}", status_code=303)
+    response = RedirectResponse(f"/console/reviews#rv-{review_id}", status_code=303)
+    remember_write(response, session, settings)  # the queue (replica) shows it at once
+    return response

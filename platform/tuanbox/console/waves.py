@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from tuanbox.api.deps import SettingsDep
-from tuanbox.api.reads import ReadSessionDep
 from tuanbox.console.auth import StaffDep
+from tuanbox.console.fence import ConsoleReadDep
 from tuanbox.console.render import page
 from tuanbox.db.base import utcnow
 from tuanbox.merchant_orders import waveplan
@@ -19,7 +19,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/console/waves", response_class=HTMLResponse)
 def waves_page(
-    request: Request, staff: StaffDep, db: ReadSessionDep, settings: SettingsDep
+    request: Request, staff: StaffDep, db: ConsoleReadDep, settings: SettingsDep
 ) -> HTMLResponse:
     """Stations where the merchant has orders in a wave that has not left yet."""
     stations = waveplan.stations_with_waves(db, staff.merchant_id, now=utcnow())
@@ -35,7 +35,7 @@ def wave_plan_page(
     station_id: str,
     request: Request,
     staff: StaffDep,
-    db: ReadSessionDep,
+    db: ConsoleReadDep,
     settings: SettingsDep,
     wave: Annotated[str | None, Query(max_length=36)] = None,
 ) -> HTMLResponse:
