@@ -28,9 +28,27 @@ on_status(OrderStatus.COMPLETED, settle_inviter_of)
 
 
 def _paid(session: Session, order: Order, from_status: str) -> None:
+    """A new-user offer's order paid from a payment account that already had another
+    person's offer: the money moved, so a person decides (the order is held for review and
+    is not confirmed until ops approve or reject it)."""
     from tuanbox.growth.newuser import bind_payer
 
-    bind_payer(session, order)
+    if bind_payer(session, order):
+        return
+    from tuanbox.risk.decisions import file_review
+    from tuanbox.risk.rules import Action, Event
+    from tuanbox.risk.scoring import Verdict
+
+    file_review(
+        session,
+        subject_type="order",
+        subject_id=order.id,
+        event=Event.PAYMENT_SUCCEEDED,
+        user_id=order.user_id,
+        decided=Verdict((), 100, Action.REVIEW),
+        orders=[order],
+        money_taken=True,
+    )
 
 
 def _closed_unpaid(session: Session, order: Order, from_status: str) -> None:

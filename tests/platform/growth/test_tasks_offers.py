@@ -163,3 +163,37 @@ def test_two_accounts_on_one_device_claiming_at_once_get_one_offer(
     assert sorted(outcomes) == ["DEVICE", "claimed"]
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(NewUserClaim)) == 1
+
+
+def test_a_payer_paying_a_second_persons_offer_holds_it_for_review(
+    db_session: Session, settings: Settings
+) -> None:
+    from tuanbox.payments.services import handle_event, start_checkout
+    from tuanbox.payments.simpay import SimPay
+    from tuanbox.risk.models import RiskReview
+
+    offer = create_offer(
+        db_session, sku_id=new_sku(db_session).id, name="¥1", price_cents=100, actor_id="ops"
+    )
+    sim = SimPay(settings)
+    orders = []
+    for i in range(2):
+        user = make_user(db_session, phone=f"1360000000{i}", settings=settings)
+        row, order = claim(
+            db_session, settings, offer_id=offer.id, user_id=user.id, device_id=f"dev-{i}"
+        )
+        intent = start_checkout(db_session, order, sim)
+        body, headers = sim.payment_webhook(
+            sim.charge(db_session, intent.id, intent.amount_cents), payer_id="wx-openid-1"
+        )
+        assert handle_event(db_session, sim.verify_webhook(headers, body)) == "applied"
+        db_session.refresh(order)
+        db_session.refresh(row)
+        orders.append((row, order))
+    (first, first_order), (second, second_order) = orders
+    assert first.payer_key is not None and second.payer_key is None
+    assert (first_order.risk_hold, second_order.risk_hold) == (False, True)
+    review = db_session.scalars(
+        select(RiskReview).where(RiskReview.subject_id == second_order.id)
+    ).one()
+    assert review.status == "open"
