@@ -12,13 +12,21 @@ resident memory is its own. Figures:
 - paced: commands one transaction each every 20 ms, the same latency without queueing;
 - baseline in the same run: raw paho QoS 1 publish → subscribe through the same broker
   (messages/s and latency), so the bridge's and the database's share is visible;
-- the bridge's resident memory (VmRSS) idle, with the lockers connected, after the burst.
+- the bridge's resident memory (VmRSS) idle, with the lockers connected, after the burst;
+- where a burst's time goes: claimed → the locker's final ack → recorded, the bridge's
+  claiming and inbound transactions, the CPU time of bridge, lockers and broker
+  (``--profile FILE``: py-spy samples of the bridge during the burst, idle threads included).
+
+The broker takes the production config's limits and TCP settings
+(deploy/mosquitto/mosquitto.conf: max_inflight_messages, max_queued_messages,
+set_tcp_nodelay); ``--broker-defaults`` runs it on Mosquitto's defaults instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import struct
@@ -48,6 +56,7 @@ from tuanbox.db.migrate import upgrade  # noqa: E402
 from tuanbox.dispatch import outbox  # noqa: E402
 from tuanbox.dispatch.bridge import Bridge, forget_session, no_delay  # noqa: E402
 from tuanbox.dispatch.models import OutboxCommand  # noqa: E402
+from tuanbox.dispatch.process import BRIDGE_PRE_PING  # noqa: E402
 from tuanbox.fulfilment.lifecycle import Context  # noqa: E402
 from tuanbox.fulfilment.pickup import load_signing_key  # noqa: E402
 from tuanbox.lockers.models import Locker  # noqa: E402
@@ -60,12 +69,14 @@ PORT = 1883  # the bench's own broker's port, set by main() and passed to the ch
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
-def until(predicate: Callable[[], object], what: str, timeout: float = 300.0) -> None:
+def until(
+    predicate: Callable[[], object], what: str, timeout: float = 300.0, every: float = 0.01
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        time.sleep(0.01)
+        time.sleep(every)
 
 
 class LockerGroup:
@@ -140,32 +151,43 @@ def bench_settings(url: str) -> Settings:
 def serve_bridge(url: str, client_id: str) -> None:
     """Child process: a durable bridge, built as `tuanbox bridge` builds it, until stdin closes."""
     settings = bench_settings(url)
-    engine = make_engine(url, pool_size=10)
+    engine = make_engine(url, pool_size=10, pool_pre_ping=BRIDGE_PRE_PING)
     factory = make_session_factory(engine, settings)
     bridge = Bridge(
         settings, factory, Context(settings, load_signing_key(settings)), client_id=client_id
     )
     bridge.start()
     print("ready", flush=True)
-    sys.stdin.read()
+    while sys.stdin.readline():  # "stats": the bridge's counters so far, on one line
+        stats = bridge.stats
+        print(f"{stats.claims} {stats.batches} {stats.acks} {stats.published}", flush=True)
     bridge.stop()
     forget_session(settings, bridge.client_id)
     engine.dispose()
 
 
-def private_broker(directory: Path, *, nagle: bool) -> subprocess.Popen[bytes]:
-    """A Mosquitto of the bench's own, with the broker's default limits (20 in flight and
-    1,000 queued per client): on the machine's shared broker every other bridge running
-    (other suites' tests) would receive, and drop, the bench's lockers' messages, and ours
-    theirs. ``set_tcp_nodelay true`` unless ``nagle``: Mosquitto's default (Nagle on) holds
-    the second of two acks forwarded back to back until the bridge's delayed TCP ACK."""
+# The production broker's limits and TCP settings, which the bench's broker takes unless
+# --broker-defaults: the bridge's window, the per-client queue, Nagle off.
+PRODUCTION_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+TUNING = ("max_inflight_messages", "max_queued_messages", "set_tcp_nodelay")
+
+
+def production_tuning() -> list[str]:
+    lines = PRODUCTION_CONF.read_text().splitlines()
+    return [line for line in lines if line.split(" ", 1)[0] in TUNING]
+
+
+def private_broker(directory: Path, tuning: list[str]) -> subprocess.Popen[bytes]:
+    """A Mosquitto of the bench's own, with the given lines of configuration: on the
+    machine's shared broker every other bridge running (other suites' tests) would receive, and
+    drop, the bench's lockers' messages, and ours theirs."""
     global PORT
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         PORT = int(sock.getsockname()[1])
     conf = directory / "mosquitto.conf"
-    nodelay = "" if nagle else "set_tcp_nodelay true\n"
-    conf.write_text(f"listener {PORT} {HOST}\nallow_anonymous true\nuser root\n{nodelay}")
+    extra = "".join(f"{line}\n" for line in tuning)
+    conf.write_text(f"listener {PORT} {HOST}\nallow_anonymous true\nuser root\n{extra}")
     proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
 
     def up() -> bool:
@@ -185,6 +207,12 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child(*args: str) -> subprocess.Popen[str]:
@@ -260,7 +288,14 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--paced", type=int, default=200)
     parser.add_argument("--done-only", action="store_true", help="ack done without accepted")
-    parser.add_argument("--nagle", action="store_true", help="Mosquitto's default TCP")
+    parser.add_argument(
+        "--broker-defaults",
+        action="store_true",
+        help="Mosquitto's defaults (20 in flight, 1,000 queued, Nagle on), not production's",
+    )
+    parser.add_argument(
+        "--profile", default=None, help="py-spy the bridge during the burst, raw stacks to FILE"
+    )
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve-lockers", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bridge", nargs=2, default=None, help=argparse.SUPPRESS)
@@ -276,7 +311,8 @@ def main() -> None:
         return
 
     workdir = tempfile.TemporaryDirectory(prefix="tuanbox-bench-")
-    broker = private_broker(Path(workdir.name), nagle=args.nagle)
+    tuning = [] if args.broker_defaults else production_tuning()
+    broker = private_broker(Path(workdir.name), tuning)
     name = f"tuanbox_bench_{uuid.uuid4().hex[:8]}"
     admin = make_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -340,6 +376,19 @@ def main() -> None:
     def acked_at(ids_: list[str]) -> dict[str, datetime]:
         return {cid: acked for cid, (_, acked) in sent_acked(ids_).items()}
 
+    def stages(ids_: list[str]) -> tuple[list[float], list[float]]:
+        """Per command, ms: claimed → the locker's final ack (its `at`, same machine's clock),
+        and that ack → recorded in the database."""
+        with factory() as s:
+            rows = s.execute(
+                sa.select(
+                    OutboxCommand.last_sent_at, OutboxCommand.acked_at, OutboxCommand.updated_at
+                ).where(OutboxCommand.id.in_(ids_))
+            ).all()
+        out = [(r.acked_at - r.last_sent_at).total_seconds() * 1000 for r in rows]
+        back = [(r.updated_at - r.acked_at).total_seconds() * 1000 for r in rows]
+        return out, back
+
     def sent_acked(ids_: list[str]) -> dict[str, tuple[datetime, datetime]]:
         """Per command: when the bridge claimed it (its pass's clock), when its ack was recorded."""
         with factory() as s:
@@ -350,6 +399,25 @@ def main() -> None:
             ).all()
         return {r.id: (r.last_sent_at, r.updated_at) for r in rows}
 
+    spy = None
+    if args.profile:  # samples of the burst only, not of the lockers coming online
+        py_spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--idle"]
+        spy = subprocess.Popen(
+            [*py_spy, "-r", "100", "-f", "raw", "-o", args.profile, "-p", str(bridge.pid)],
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(1)  # py-spy attaching (a reading starts, not a wait for a result)
+
+    def bridge_stats() -> list[int]:
+        """The bridge's claiming and inbound transactions, acks and publishes so far."""
+        assert bridge.stdin is not None and bridge.stdout is not None
+        bridge.stdin.write("stats\n")
+        bridge.stdin.flush()
+        return [int(x) for x in bridge.stdout.readline().split()]
+
+    counters = bridge_stats()
+    procs = {"bridge": bridge.pid, "lockers": lockers.pid, "broker": broker.pid}
+    cpu = {name: cpu_s(pid) for name, pid in procs.items()}
     try:
         with session_scope(factory) as session:
             now = datetime.now(UTC)
@@ -360,11 +428,25 @@ def main() -> None:
                 for i in range(args.commands)
             ]
         committed = datetime.now(UTC)
-        until(lambda: done_count() == args.commands, "burst acked")
+        # Polled every 0.1 s: the figures come from the rows' times, and a tighter poll would
+        # only take the database's time from the bridge.
+        until(lambda: done_count() == args.commands, "burst acked", every=0.1)
+        counters = [after - before for after, before in zip(bridge_stats(), counters, strict=True)]
         recorded = acked_at(burst)
+        legs = stages(burst)
         burst_s = (max(recorded.values()) - committed).total_seconds()
         burst_lat = [(t - committed).total_seconds() * 1000 for t in recorded.values()]
         rss["burst"] = rss_mib(bridge.pid)
+        cpu = {name: cpu_s(pid) - cpu[name] for name, pid in procs.items()}
+        with factory() as s:
+            resent = s.scalar(
+                sa.select(sa.func.count()).where(
+                    OutboxCommand.id.in_(burst), OutboxCommand.attempts > 1
+                )
+            )
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(60)
 
         paced: dict[str, datetime] = {}
         for i in range(args.paced):
@@ -379,7 +461,7 @@ def main() -> None:
                 )
             paced[row.id] = datetime.now(UTC)
             time.sleep(0.02)  # pacing the load generator, not waiting for a result
-        until(lambda: done_count() == args.commands + args.paced, "paced acked")
+        until(lambda: done_count() == args.commands + args.paced, "paced acked", every=0.1)
         timings = sent_acked(list(paced))
         paced_lat = [(t - paced[cid]).total_seconds() * 1000 for cid, (_, t) in timings.items()]
         to_claim = [
@@ -402,7 +484,7 @@ def main() -> None:
     print(
         f"dispatch bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {args.lockers} lockers over "
         f"{args.clients} MQTT connections, {acks} per command, broker "
-        f"{'default TCP (Nagle)' if args.nagle else 'set_tcp_nodelay true'}; load average "
+        f"{', '.join(tuning) or 'Mosquitto defaults'}; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     rate = args.commands / burst_s
@@ -410,7 +492,23 @@ def main() -> None:
     print(
         f"| burst of {args.commands} commands, commit → ack recorded | "
         f"{rate:,.0f} commands/s ({rate / raw_rate:.0%} of raw); latency p50 "
-        f"{pct(burst_lat, 50):.0f} ms, p99 {pct(burst_lat, 99):.0f} ms |"
+        f"{pct(burst_lat, 50):.0f} ms, p99 {pct(burst_lat, 99):.0f} ms; {resent} sent again |"
+    )
+    claims, batches, acks_in, _ = counters
+    out, back = legs
+    print(
+        f"| burst legs | claimed → locker's final ack p50 {pct(out, 50):.0f} ms, p99 "
+        f"{pct(out, 99):.0f} ms; that ack → recorded p50 {pct(back, 50):.0f} ms, p99 "
+        f"{pct(back, 99):.0f} ms |"
+    )
+    print(
+        f"| bridge transactions during the burst | {claims} claiming; {batches} inbound for "
+        f"{acks_in} acks ({acks_in / max(batches, 1):.0f} a transaction) |"
+    )
+    print(
+        f"| CPU during the burst ({burst_s:.1f} s) | "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu.items())
+        + " |"
     )
     print(
         f"| {args.paced} paced commands (one per 20 ms), commit → ack recorded | latency p50 "

@@ -215,9 +215,16 @@ def kept_orders(session: Session) -> Iterable[tuple[str, str, str, str | None, d
 def rebuild(session: Session) -> int:
     """Recount everything from the orders (after a restore, or to check the increments):
     returns the number of orders counted."""
+    return rebuild_from(session, kept_orders(session))
+
+
+def rebuild_from(
+    session: Session, kept: Iterable[tuple[str, str, str, str | None, datetime]]
+) -> int:
+    """Replace every count with a full count of these kept orders (see ``kept_orders``)."""
     for table in (RecPair, RecItem, RecUserItem, RecStationDay, RecOrder):
         session.execute(delete(table))
-    orders = list(kept_orders(session))
+    orders = list(kept)
     histories: dict[str, dict[str, int]] = {}
     days: dict[tuple[str, date, str], int] = {}
     markers = []
