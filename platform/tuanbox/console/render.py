@@ -32,6 +32,8 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("orders", "/console/orders", "Orders"),
     ("reports", "/console/reports", "Reports"),
     ("reviews", "/console/reviews", "Reviews"),
+    ("segments", "/console/segments", "Segments"),
+    ("experiments", "/console/experiments", "Experiments"),
     ("credentials", "/console/credentials", "Credentials"),
 )
 

@@ -31,6 +31,8 @@ MODULES: tuple[str, ...] = (
     "reviews",
     # the dashboard (tuanbox.reports)
     "reports",
+    # segments, pushes and experiments (tuanbox.segments, tuanbox.experiments)
+    "targeting",
 )
 
 router = APIRouter(tags=["console"], include_in_schema=False)

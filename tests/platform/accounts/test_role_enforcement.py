@@ -128,6 +128,15 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/me/membership/purchases"): SHOPPER,
     ("POST", "/api/v1/users/{user_id}/membership/refund"): OPS,
     ("PUT", "/api/v1/skus/{sku_id}/member-price"): OPS,
+    # segments, pushes and experiments (merchant staff, their own merchant)
+    ("GET", "/api/v1/segments"): CONSOLE,
+    ("POST", "/api/v1/segments"): CONSOLE,
+    ("POST", "/api/v1/segments/{segment_id}/pushes"): CONSOLE,
+    ("GET", "/api/v1/pushes/{push_id}"): CONSOLE,
+    ("GET", "/api/v1/experiments"): CONSOLE,
+    ("POST", "/api/v1/experiments"): CONSOLE,
+    ("GET", "/api/v1/experiments/{experiment_id}"): CONSOLE,
+    ("POST", "/api/v1/experiments/{experiment_id}/stop"): CONSOLE,
     # coupons and points
     ("GET", "/api/v1/me/coupons"): SHOPPER,
     ("GET", "/api/v1/me/points"): SHOPPER,
@@ -292,6 +301,13 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/console/returns/{return_id}/received"): CONSOLE,
     ("GET", "/console/reviews"): CONSOLE,
     ("POST", "/console/reviews/{review_id}/reply"): CONSOLE,
+    ("GET", "/console/segments"): CONSOLE,
+    ("POST", "/console/segments"): CONSOLE,
+    ("POST", "/console/segments/{segment_id}/push"): CONSOLE,
+    ("GET", "/console/experiments"): CONSOLE,
+    ("POST", "/console/experiments"): CONSOLE,
+    ("GET", "/console/experiments/{experiment_id}"): CONSOLE,
+    ("POST", "/console/experiments/{experiment_id}/stop"): CONSOLE,
     ("PUT", "/api/v1/staff/{staff_id}/pii-access"): ADMIN,
 }
 # Query strings some routes need to answer at all (a stream that ends after one event).

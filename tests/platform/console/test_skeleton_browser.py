@@ -17,7 +17,7 @@ def test_sign_in_nav_and_language_on_a_phone(console_site: ConsoleSite) -> None:
         check_page(page, weigher, refused, site.base + "/console/signin")
         sign_in_page(page, site)
         check_page(page, weigher, refused, site.base + "/console")
-        assert page.locator("nav.console-nav a").count() == 6
+        assert page.locator("nav.console-nav a").count() == 8
         assert page.locator("nav.console-nav").inner_text().startswith("商品")
         page.click("form.lang button")
         page.wait_for_url(site.base + "/console")
