@@ -4,6 +4,8 @@ histories (with replays and returns), and the order hooks count once and take ba
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -12,10 +14,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from tests.conftest import make_settings
 from tests.platform.coupons.support import SYSTEM, pay, pick_up
 from tests.platform.factories import make_merchant, make_order, make_product, make_sku, make_user
 from tests.platform.recommend.support import set_status, snapshot
 from tuanbox.db.base import utcnow
+from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.models import load_all_models
 from tuanbox.orders import hooks
 from tuanbox.orders.models import Order, OrderTransition
@@ -148,3 +152,47 @@ def test_hooks_count_once_and_take_back_once(db_session: Session, settings: Sett
     second.status = "picked_up"
     hooks.run(db_session, second, "ready_for_pickup")
     assert pair() == 0
+
+
+def test_one_shoppers_orders_counted_at_once_lose_no_pair(
+    fresh_database: Callable[[], str],
+) -> None:
+    """Two of a shopper's orders picked up in two transactions at the same moment: each must
+    see the other's product (the per-shopper lock), or the pair is never counted."""
+    url = fresh_database()
+    settings = make_settings(database_url=url)
+    engine = make_engine(url, pool_size=8, max_overflow=0)
+    factory = make_session_factory(engine, settings)
+    try:
+        products = [f"p-{i}" for i in range(6)]
+        barrier = threading.Barrier(len(products))
+        errors: list[BaseException] = []
+
+        def pick(i: int) -> None:
+            try:
+                with factory() as session:
+                    barrier.wait(timeout=30)
+                    services.record(
+                        session,
+                        order_id=f"o-{i}",
+                        user_id="u-1",
+                        product_id=products[i],
+                        station_id="st",
+                        at=utcnow(),
+                    )
+                    session.commit()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=pick, args=(i,)) for i in range(len(products))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        with factory() as session:
+            counts = snapshot(session)
+        assert counts["pairs"] == domain.all_pairs({"u-1": products})
+        assert counts["items"] == dict.fromkeys(products, 1)
+    finally:
+        engine.dispose()
