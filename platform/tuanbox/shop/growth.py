@@ -5,6 +5,7 @@ this week's leaderboard). The growth and membership packages decide; these pages
 from __future__ import annotations
 
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -50,7 +51,12 @@ def membership_page(
     context: dict[str, Any] = {
         "shopper": True,
         "member": row is not None,
-        "ends_at": aware(row.ends_at) if row else None,
+        # A year ahead: the date with its year, in the stations' time zone.
+        "ends_on": (
+            aware(row.ends_at).astimezone(ZoneInfo(settings.station_timezone)).strftime("%Y-%m-%d")
+            if row
+            else None
+        ),
         "price_cents": settings.membership_price_cents,
         "days": settings.membership_days,
         "early_min": settings.membership_early_access_s // 60,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -71,7 +72,11 @@ def test_join_membership_on_a_phone(member_site: tuple[str, Settings, Catalogue,
 
         assert wait_until(paid, what="the membership payment") == 9900
         check_page(page, weigher, refused, f"{base}/me/membership")
-        expect(page.locator("[data-member]")).to_contain_text("会员有效期至")
+        with factory() as db:
+            row = membership.status(db, shopper)
+            assert row is not None
+            year = row.ends_at.astimezone(ZoneInfo(settings.station_timezone)).strftime("%Y-%m-%d")
+        expect(page.locator("[data-member]")).to_have_text(f"会员有效期至 {year}")
         expect(page.get_by_role("button", name="¥99.00 续费")).to_be_visible()
         check_page(page, weigher, refused, f"{base}/me/invites")
         expect(page.get_by_text("本周邀请榜")).to_be_visible()
