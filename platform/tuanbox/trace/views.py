@@ -1,5 +1,5 @@
 """Trace API and pages: lot reports, merchants' event capture, the GS1 Digital Link resolver
-(JSON or the consumer page by Accept), and the product QR code."""
+(``/01/{gtin}[/10/{lot}]``), the trace and product information pages, the product QR code."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import contextlib
 import io
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.openapi.models import Example
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from traceability.report import TraceReport
 from traceability.settings import TraceSettings, get_settings
@@ -21,16 +23,18 @@ from tuanbox.accounts.deps import Staff
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import file_response, problems
 from tuanbox.api.security import allow_sources
-from tuanbox.catalog.models import Lot, Product
+from tuanbox.catalog.models import Lot, Merchant, Product
 from tuanbox.errors import NotFoundError, PermissionDeniedError
-from tuanbox.trace import page, services
+from tuanbox.settings import Settings
+from tuanbox.trace import page, resolver, services
 from tuanbox.trace.errors import LotNotFoundError
+from tuanbox.trace.models import TraceEventLot
 
 router = APIRouter(tags=["trace"])
 _templates: Jinja2Templates | None = None
 HERE = Path(__file__).parent
 # The page's script is a file, not inline, so the page's CSP allows our own scripts only.
-_STATIC = {"trace.js": "text/javascript"}
+_STATIC = {"trace.js": "text/javascript", "epcis_hash.js": "text/javascript"}
 
 
 def templates() -> Jinja2Templates:
@@ -105,8 +109,8 @@ def record_event(
     return RecordedEvent(id=recorded.event.id, event_hash=recorded.event.event_hash, lots=lots)
 
 
-@router.get("/01/{gtin}/10/{lot}", include_in_schema=False, response_model=None)
-def digital_link(
+@router.get("/trace/lot/{gtin}/{lot}", include_in_schema=False, response_model=None)
+def trace_page(
     gtin: str,
     lot: str,
     request: Request,
@@ -114,7 +118,7 @@ def digital_link(
     settings: SettingsDep,
     trace: TraceSettingsDep,
 ) -> Response:
-    """GS1 Digital Link resolver: the consumer page for browsers, the report JSON otherwise."""
+    """The lot's trace page for browsers, the report JSON otherwise (gs1:traceability)."""
     report = services.report_for(session, gtin, lot, rpc_url=_rpc(trace))
     if "text/html" not in request.headers.get("accept", ""):
         return JSONResponse(report.model_dump(mode="json"), headers={"Vary": "Accept"})
@@ -143,6 +147,105 @@ def digital_link(
             "json_url": f"/api/v1/trace/{report.gtin}/{report.lot}",
         },
         headers={"Cache-Control": "no-store", "Vary": "Accept"},
+    )
+
+
+@router.get("/01/{gtin}/10/{lot}", include_in_schema=False, response_model=None)
+def digital_link_lot(
+    gtin: str, lot: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """GS1 Digital Link resolver for a batch: 307 to the requested link type (default: the
+    trace page), or the linkset for ``linkType=all``; 400 for a malformed identifier."""
+    return _resolve(request, session, settings, resolver.gtin14(gtin), resolver.lot_ai10(lot))
+
+
+@router.get("/01/{gtin}", include_in_schema=False, response_model=None)
+def digital_link_product(
+    gtin: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """GS1 Digital Link resolver for a product: default link its product information page."""
+    return _resolve(request, session, settings, resolver.gtin14(gtin), None)
+
+
+def _resolve(
+    request: Request, session: Session, settings: Settings, gtin: str, lot: str | None
+) -> Response:
+    product_name = _product_name(session, gtin, lot)
+    default, links = resolver.links_for(settings.public_base_url, gtin, lot, product_name)
+    anchor = settings.public_base_url.rstrip("/") + resolver.dl_path(gtin, lot)
+    headers = {
+        "Link": resolver.link_header(anchor, default, links),
+        "Vary": "Accept",
+        "Cache-Control": "no-store",
+    }
+    requested = request.query_params.get("linkType")
+    wanted = resolver.link_type(requested) if requested is not None else None
+    accept = request.headers.get("accept", "")
+    if wanted in ("all", "linkset") or (requested is None and resolver.LINKSET_TYPE in accept):
+        return JSONResponse(
+            resolver.linkset(anchor, default, links),
+            media_type=resolver.LINKSET_TYPE,
+            headers=headers,
+        )
+    target = default if wanted is None else links.get(wanted, default)
+    note = "redirecting to the default link"
+    if requested is not None and (wanted is None or wanted not in links):
+        # The resolver standard: an unavailable link type falls back to the default link.
+        note = f"no link of type {requested[:100]!r} for this item; redirecting to the default"
+    # Other query parameters go on to the target, as the standard asks; linkType does not.
+    rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "linkType"])
+    location = urlsplit(target.href).path + (f"?{rest}" if rest else "")
+    return PlainTextResponse(
+        f"{note}: {target.href}\n", status_code=307, headers={**headers, "Location": location}
+    )
+
+
+def _product_name(session: Session, gtin: str, lot: str | None) -> str:
+    """The product's name; 404 when our catalog and trace events know neither the item."""
+    name = session.scalar(select(Product.name).where(Product.gtin == gtin).limit(1))
+    if lot is None:
+        lot_name = session.scalar(
+            select(Product.name).join(Lot, Lot.product_id == Product.id).where(Lot.gtin == gtin)
+        )
+        if name is None and lot_name is None:
+            raise resolver.ProductNotFoundError(f"no product {gtin}", gtin=gtin)
+        return name or lot_name or gtin
+    lot_name = session.scalar(
+        select(Product.name)
+        .join(Lot, Lot.product_id == Product.id)
+        .where(Lot.gtin == gtin, Lot.lot_code == lot)
+    )
+    if lot_name is None:
+        traced = session.scalar(
+            select(TraceEventLot.event_id)
+            .where(TraceEventLot.gtin == gtin, TraceEventLot.lot_code == lot)
+            .limit(1)
+        )
+        if traced is None:
+            raise LotNotFoundError(f"no lot {gtin}/{lot}", gtin=gtin, lot=lot)
+    return lot_name or name or gtin
+
+
+@router.get("/product/{gtin}", include_in_schema=False, response_model=None)
+def product_page(gtin: str, request: Request, session: SessionDep) -> Response:
+    """Product information page (gs1:pip): the product, its merchant, its traced lots."""
+    gtin = resolver.gtin14(gtin)
+    product = session.scalar(select(Product).where(Product.gtin == gtin).limit(1))
+    lots = list(
+        session.scalars(
+            select(Lot).where(Lot.gtin == gtin).order_by(Lot.created_at.desc()).limit(20)
+        )
+    )
+    if product is None and lots:
+        product = session.get(Product, lots[0].product_id)
+    if product is None:
+        raise resolver.ProductNotFoundError(f"no product {gtin}", gtin=gtin)
+    merchant = session.get(Merchant, product.merchant_id)
+    return templates().TemplateResponse(
+        request,
+        "product.html",
+        {"product": product, "gtin": gtin, "merchant": merchant, "lots": lots},
+        headers={"Cache-Control": "no-store"},
     )
 
 

@@ -191,6 +191,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/trace/{gtin}/{lot}/qr.{fmt}"): STAFF,
     ("POST", "/api/v1/trace/events"): STAFF,
     ("GET", "/01/{gtin}/10/{lot}"): PUBLIC,
+    ("GET", "/01/{gtin}"): PUBLIC,
+    ("GET", "/trace/lot/{gtin}/{lot}"): PUBLIC,
+    ("GET", "/product/{gtin}"): PUBLIC,
     ("GET", "/trace/static/{name}"): PUBLIC,
     # the ops console (bearer header or its own cookie)
     ("GET", "/ops/login"): PUBLIC,

@@ -175,7 +175,7 @@ def test_digital_link_serves_json_or_the_consumer_page(
     embedded = html.split('id="report">', 1)[1].split("</script>", 1)[0]
     assert json.loads(embedded)["events"][0]["leaf"].startswith("ni:///sha-256;")
     assert client.get("/01/06901234567892/10/UNKNOWN").status_code == 404
-    assert client.get("/01/06901234567893/10/X").status_code == 422
+    assert client.get("/01/06901234567893/10/X").status_code == 400
 
 
 def test_product_qr_for_the_merchant(

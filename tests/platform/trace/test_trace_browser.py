@@ -84,8 +84,12 @@ def test_phone_verifies_proofs_and_root_in_the_browser(
                 route.fulfill(response=response, body=body[:at] + flipped + body[at + 1 :])
 
             tampered = browser.new_page()
-            tampered.route(base + path, tamper)
-            tampered.goto(base + path)
+            # The resolver's 307 leads to the trace page; Chromium's interception does not see
+            # a redirect's target, so the tampered copy is that page, opened directly.
+            trace_page = base + f"/trace/lot/{tf.GTIN}/{tf.LOT}"
+            assert page.url == trace_page
+            tampered.route(trace_page, tamper)
+            tampered.goto(trace_page)
             tampered.get_by_role("button", name="验证 Verify now").click()
             bad = tampered.locator("#checks li.bad")
             expect(bad).to_have_count(1)
