@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.db.base import Base, utcnow
@@ -25,3 +25,22 @@ class PiiGrant(Base):
     granted_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(300))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderTabCount(Base):
+    """How many of a merchant's orders a console status tab holds, in 16 slots.
+
+    Kept by the PostgreSQL trigger `trg_orders_tab_counts` (migration 0024_console_orders) in
+    the same transaction as every insert, delete or change of an order's status, `awaiting`,
+    `picked_up_at` or merchant, whoever makes it (the state machine, hooks, raw SQL). An
+    order counts in slot `hashtext(id) & 15`, so concurrent orders of one merchant mostly
+    update different rows; a tab's count is the sum of its slots. `listing.reconcile_tab_counts`
+    rebuilds them from the orders. SQLite has no trigger: counts are taken from the orders.
+    """
+
+    __tablename__ = "order_tab_counts"
+
+    merchant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tab: Mapped[str] = mapped_column(String(20), primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -9,6 +9,13 @@ before upgrading (same names), and this migration's IF NOT EXISTS finds them the
 `console_pii_grants` holds the merchant staff an admin allowed to see shoppers' phones and
 names in clear (the console and its exports mask them otherwise).
 
+`order_tab_counts` holds each merchant's order count per console status tab (16 slots per
+tab, summed on read), kept on PostgreSQL by the trigger `trg_orders_tab_counts` in the same
+transaction as any insert, delete or change of an order's status, awaiting, picked_up_at or
+merchant; `order_tab_of` maps an order to its tab exactly as `merchant_orders.tabs.tab_of`.
+Existing orders are counted here (into slot 0). SQLite gets the table but no trigger (the
+console counts its orders there).
+
 Revision ID: 0024_console_orders
 Revises: 0023_console
 Create Date: 2026-12-07
@@ -23,6 +30,61 @@ revision: str = "0024_console_orders"
 down_revision: str | None = "0023_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+TAB_OF = """
+CREATE OR REPLACE FUNCTION order_tab_of(status text, awaiting text, picked_up boolean)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE
+  WHEN status = 'pending_payment' THEN 'pending_payment'
+  WHEN status = 'paid' AND awaiting IS NOT DISTINCT FROM 'group' THEN 'grouping'
+  WHEN status IN ('paid', 'confirmed', 'allocated', 'quality_hold') THEN 'to_ship'
+  WHEN status = 'ready_for_pickup' THEN 'awaiting_pickup'
+  WHEN status IN ('picked_up', 'completed') THEN 'completed'
+  WHEN status IN ('return_requested', 'returned') THEN 'after_sales'
+  WHEN status = 'refunded' AND picked_up THEN 'after_sales'
+  WHEN status IN ('cancelled', 'expired', 'refunded') THEN 'closed'
+END
+$$
+"""
+
+TRACK = """
+CREATE OR REPLACE FUNCTION order_tab_counts_track() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  old_tab text;
+  new_tab text;
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    old_tab := order_tab_of(OLD.status, OLD.awaiting, OLD.picked_up_at IS NOT NULL);
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    new_tab := order_tab_of(NEW.status, NEW.awaiting, NEW.picked_up_at IS NOT NULL);
+  END IF;
+  IF TG_OP = 'UPDATE' AND old_tab IS NOT DISTINCT FROM new_tab
+     AND OLD.merchant_id = NEW.merchant_id THEN
+    RETURN NULL;
+  END IF;
+  IF old_tab IS NOT NULL THEN
+    INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
+    VALUES (OLD.merchant_id, old_tab, hashtext(OLD.id) & 15, -1)
+    ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n - 1;
+  END IF;
+  IF new_tab IS NOT NULL THEN
+    INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
+    VALUES (NEW.merchant_id, new_tab, hashtext(NEW.id) & 15, 1)
+    ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n + 1;
+  END IF;
+  RETURN NULL;
+END
+$$
+"""
+
+TRIGGER = """
+CREATE TRIGGER trg_orders_tab_counts
+AFTER INSERT OR DELETE OR UPDATE OF status, awaiting, picked_up_at, merchant_id ON orders
+FOR EACH ROW EXECUTE FUNCTION order_tab_counts_track()
+"""
 
 
 def upgrade() -> None:
@@ -52,9 +114,31 @@ def upgrade() -> None:
         ["merchant_id", "status", "created_at", "id"],
         if_not_exists=True,
     )
+    op.create_table(
+        "order_tab_counts",
+        sa.Column("merchant_id", sa.String(length=36), nullable=False),
+        sa.Column("tab", sa.String(length=20), nullable=False),
+        sa.Column("slot", sa.SmallInteger(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("merchant_id", "tab", "slot", name=op.f("pk_order_tab_counts")),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(TAB_OF)
+        op.execute(TRACK)
+        op.execute(TRIGGER)
+        op.execute(
+            "INSERT INTO order_tab_counts (merchant_id, tab, slot, n) "
+            "SELECT merchant_id, order_tab_of(status, awaiting, picked_up_at IS NOT NULL), 0, "
+            "count(*) FROM orders GROUP BY 1, 2"
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS trg_orders_tab_counts ON orders")
+        op.execute("DROP FUNCTION IF EXISTS order_tab_counts_track()")
+        op.execute("DROP FUNCTION IF EXISTS order_tab_of(text, text, boolean)")
+    op.drop_table("order_tab_counts")
     op.drop_index("ix_orders_merchant_status_created", table_name="orders")
     op.drop_index("ix_orders_merchant_created", table_name="orders")
     op.drop_table("console_pii_grants")
