@@ -50,3 +50,25 @@ def test_results_page_on_a_phone(console_site: ConsoleSite) -> None:  # noqa: F8
         assert "每组至少需要 100 次曝光" in page.content()  # arm A is under the minimum
         check_page(page, weigher, refused, f"{site.base}/console/experiments")
         assert page.locator("a", has_text="标题测试").count() == 1
+
+
+@pytest.mark.browser
+def test_segments_page_on_a_phone(console_site: ConsoleSite) -> None:  # noqa: F811
+    from tuanbox.segments import services as segments
+
+    site = console_site
+    with site.factory() as session, session.begin():
+        segments.create(
+            session, site.world.merchant_id, "高价值", {"kind": "rfm", "r_min": 4, "m_min": 4}
+        )
+        segments.create(
+            session, site.world.merchant_id, "沉睡 30 天", {"kind": "dormant", "days": 30}
+        )
+    with phone(site.base) as (page, refused, weigher):
+        sign_in_page(page, site)
+        check_page(page, weigher, refused, f"{site.base}/console/segments")
+        assert page.locator("table tbody tr").count() == 2
+        page.locator("form[action$='/push'] input[name=message]").first.fill("深夜食堂")
+        page.locator("form[action$='/push'] button").first.click()
+        page.wait_for_url(f"{site.base}/console/segments#pushes")
+        assert page.locator("#pushes").count() == 1
