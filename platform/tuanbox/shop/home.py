@@ -23,6 +23,7 @@ from tuanbox.flashsale.models import FlashSale
 from tuanbox.ratelimit.deps import get_redis
 from tuanbox.settings import Settings
 from tuanbox.shop import listing, session
+from tuanbox.shop.cache import PageCache
 from tuanbox.shop.i18n import gettext_for, locale_of
 from tuanbox.shop.pagecache import Built, OpenerDep, SessionOpener, cached_page, settings_of
 from tuanbox.shop.render import page, render
@@ -71,25 +72,40 @@ async def home(request: Request, opener: OpenerDep) -> HTMLResponse | RedirectRe
     shell: dict[str, Any] = {"shopper": session.signed_in(request, settings), "page_name": "home"}
     shopper = session.shopper_from(request, settings) if shell["shopper"] else None
     if shopper is not None:  # the shopper's own block: rendered per request, never cached
+        cache = PageCache(get_redis(request), settings.shop_cache_ttl_s,
+                          settings.shop_cache_prefix)  # fmt: skip
         shell["extra_html"] = await run_in_threadpool(
-            guess_you_like, opener, settings, shopper.id, station_id, locale_of(request)
+            guess_you_like, opener, cache, settings, shopper.id, station_id, locale_of(request)
         )
     return await cached_page(request, opener, f"home:{station_id or '-'}", build, shell)
 
 
 def guess_you_like(
-    opener: SessionOpener, settings: Settings, user_id: str, station_id: str | None, locale: str
+    opener: SessionOpener,
+    cache: PageCache,
+    settings: Settings,
+    user_id: str,
+    station_id: str | None,
+    locale: str,
 ) -> Markup:
-    """"Guess you like" for this shopper (a read session: a few seconds stale is fine)."""
+    """ "Guess you like" for this shopper (a read session: a few seconds stale is fine), kept
+    in the page cache under the shopper's own key: the same version, so any change to the
+    campaigns drops it; it also ends with the first campaign it shows."""
     from tuanbox.recommend.reads import for_shopper
 
-    with opener() as db:
-        recs = for_shopper(db, settings, user_id, station_id, utcnow())
-    _ = gettext_for(locale)
-    context = {"recs": recs, "rec_heading": _("Guess you like"),
-               "rec_id": "for-you", "tz": settings.station_timezone}  # fmt: skip
-    # Our own rendering, autoescaped.
-    return Markup(render(locale, "recommend_block.html", context))  # noqa: S704
+    name = f"foryou:{user_id}:{station_id or '-'}:{locale}"
+    version, html = cache.get(name) if settings.shop_cache_ttl_s > 0 else ("", None)
+    if html is None:
+        now = utcnow()
+        with opener() as db:
+            recs = for_shopper(db, settings, user_id, station_id, now)
+        _ = gettext_for(locale)
+        context = {"recs": recs, "rec_heading": _("Guess you like"),
+                   "rec_id": "for-you", "tz": settings.station_timezone}  # fmt: skip
+        html = render(locale, "recommend_block.html", context)
+        cache.put(name, version, html, now=now, until=listing.next_change(now, recs, []))
+    # Our own rendering (autoescaped when made), read back from our own Redis.
+    return Markup(html)  # noqa: S704
 
 
 @router.get("/station", response_class=HTMLResponse)

@@ -5,6 +5,7 @@ on sale now are ever shown."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session
 from tests.platform.groupbuy.factories import token_for
 from tests.platform.recommend.catalogue import make_rec_shop
 from tuanbox.db.base import utcnow
-from tuanbox.recommend import reads
+from tuanbox.groupbuy.models import Campaign
+from tuanbox.recommend import reads, services
 from tuanbox.settings import Settings
 from tuanbox.shop import listing
 from tuanbox.shop import session as shop_session
@@ -90,3 +92,38 @@ def test_home_guess_you_like_is_the_shoppers_own_and_outside_the_cache(
     assert _shown(_block(theirs.text, "for-you"))[0] == shop.popular  # cold start
     client.cookies.set("tuanbox_lang", "en")
     assert "Guess you like" in _block(client.get("/").text, "for-you")
+
+
+def test_guess_you_like_is_cached_per_shopper_until_the_campaigns_change(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    shop = make_rec_shop(db_session)
+    client.cookies.set(STATION_COOKIE, shop.station)
+    client.cookies.set(shop_session.ACCESS, token_for(settings, shop.newcomer))
+    assert _shown(_block(client.get("/").text, "for-you"))[0] == shop.popular
+    # New pickups make the "together" product the station's most popular; counts alone do
+    # not invalidate pages, so the shopper's cached block stands (for at most the TTL).
+    together = listing.campaign(db_session, shop.together, utcnow())
+    assert together is not None
+    for i in range(10):
+        services.record(
+            db_session,
+            order_id=f"late-{shop.station}-{i}",
+            user_id=f"late-{i}",
+            product_id=together.product_id,
+            station_id=shop.station,
+            at=utcnow(),
+        )
+    db_session.commit()
+    assert _shown(_block(client.get("/").text, "for-you"))[0] == shop.popular
+    # Another shopper's block is their own, not this one.
+    client.cookies.set(shop_session.ACCESS, token_for(settings, shop.buyer))
+    assert _shown(_block(client.get("/").text, "for-you"))[0] == shop.together
+    # A campaign change drops every cached block: the popular one's campaign ends.
+    ended = db_session.get(Campaign, shop.popular)
+    assert ended is not None
+    ended.ends_at = utcnow() - timedelta(seconds=1)
+    db_session.commit()
+    client.cookies.set(shop_session.ACCESS, token_for(settings, shop.newcomer))
+    shown = _shown(_block(client.get("/").text, "for-you"))
+    assert shown[0] == shop.together and shop.popular not in shown
