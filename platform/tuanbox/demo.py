@@ -78,6 +78,18 @@ def _trace(settings: Settings) -> str:
     return run(settings)
 
 
+def _growth(settings: Settings) -> str:
+    from tuanbox.growth.demo import referral_coupon_points_membership
+
+    return referral_coupon_points_membership(settings)
+
+
+def _targeting(settings: Settings) -> str:
+    from tuanbox.growth.demo import segment_push_and_experiment
+
+    return segment_push_and_experiment(settings)
+
+
 # Every capability that lands appends its steps here, so the demo always shows the whole flow.
 STEPS: list[tuple[str, Step]] = [
     ("services up", _services),
@@ -93,6 +105,12 @@ STEPS: list[tuple[str, Step]] = [
         _fulfilment,
     ),
     ("provenance: the demo batch anchored on chain, its trace report verified", _trace),
+    (
+        "growth: a referral from a share link, a coupon at checkout, points earned at pickup "
+        "and reversed by a refund, a membership bought",
+        _growth,
+    ),
+    ("targeting: a coupon push to a segment, an A/B test's result per arm", _targeting),
 ]
 
 
