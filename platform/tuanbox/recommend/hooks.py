@@ -20,7 +20,7 @@ def _picked_up(session: Session, order: Order, from_status: str) -> None:
         user_id=order.user_id,
         product_id=product_of(session, order.sku_id),
         station_id=order.station_id,
-        at=utcnow(),
+        at=order.picked_up_at or utcnow(),
     )
 
 

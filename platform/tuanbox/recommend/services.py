@@ -194,7 +194,7 @@ def product_of(session: Session, sku_id: str) -> str:
 
 def kept_orders(session: Session) -> Iterable[tuple[str, str, str, str | None, datetime]]:
     """(order, shopper, product, station, picked-up time) of every counted order, from the
-    orders themselves: what a rebuild counts."""
+    orders themselves: what a rebuild counts (the time the hook used: ``picked_up_at``)."""
     from tuanbox.orders.models import OrderTransition
 
     picked = (
@@ -204,7 +204,13 @@ def kept_orders(session: Session) -> Iterable[tuple[str, str, str, str | None, d
         .subquery()
     )
     rows = session.execute(
-        select(Order.id, Order.user_id, Sku.product_id, Order.station_id, picked.c.at)
+        select(
+            Order.id,
+            Order.user_id,
+            Sku.product_id,
+            Order.station_id,
+            func.coalesce(Order.picked_up_at, picked.c.at),
+        )
         .join(Sku, Sku.id == Order.sku_id)
         .join(picked, picked.c.order_id == Order.id)
         .where(Order.status.in_([s.value for s in KEPT]))
