@@ -334,3 +334,11 @@ def station_popularity(
         query = query.where(RecStationDay.station_id == station_id)
     rows = session.execute(query.group_by(RecStationDay.product_id))
     return {p: float(n) for p, n in rows if n and n > 0}
+
+
+def prune_days(session: Session, now: datetime, keep_days: int) -> int:
+    """Delete station-day counts older than the popularity window (they are never read);
+    a take-back of such an old order then finds no row to decrement, which is harmless."""
+    before = (now - timedelta(days=keep_days + 1)).date()
+    result = session.execute(delete(RecStationDay).where(RecStationDay.day < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.risk.tasks",
     "tuanbox.reports.tasks",
     "tuanbox.growth.tasks",
+    "tuanbox.recommend.tasks",
     "tuanbox.segments.tasks",
     "tuanbox.experiments.tasks",
 ]
@@ -59,6 +60,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "membership.expire_terms": {"task": "membership.expire_terms", "schedule": 3600.0},
     # Members' flash early-access markers in Redis, rewritten from the DB (Redis may lose them).
     "membership.republish_markers": {"task": "membership.republish_markers", "schedule": 60.0},
+    # Station-day popularity counts past the window (TUANBOX_RECOMMEND_POPULARITY_DAYS).
+    "recommend.prune_days": {"task": "recommend.prune_days", "schedule": 3600.0},
 }
 
 
