@@ -6,7 +6,8 @@ free text they wrote (return reasons, their own reasons on order transitions, re
 the rating stays); every token is revoked. What stays, for the books: the users row as a
 tombstone (`erased_at`, no personal field, never active again), its orders, payments,
 refunds and returns, and the audit log (append-only; it never holds a phone, name or
-address). Unpaid orders are cancelled; while any order is still moving (paid, at a locker,
+address). Coupons, points, referrals, membership, tags and pushes: `privacy.growth`. Unpaid
+orders are cancelled; while any order is still moving (paid, at a locker,
 on hold, being returned) the erasure is refused with the list of those orders.
 """
 
@@ -31,6 +32,7 @@ from tuanbox.notifications.models import Notification
 from tuanbox.orders.domain import OrderStatus
 from tuanbox.orders.models import Order, OrderTransition
 from tuanbox.orders.services import transition
+from tuanbox.privacy import growth
 from tuanbox.privacy.errors import OrdersInFlightError
 from tuanbox.returns.models import ReturnRequest
 from tuanbox.settings import Settings
@@ -148,8 +150,9 @@ def erase(
         .values(reason=ERASED_TEXT),
     )
     counts.update(_other_features(session, user.id))
-
     now = utcnow()
+    counts.update(growth.erase(session, user.id, now))
+
     user.phone_enc = user.phone_hash = None
     user.display_name = user.display_name_enc = None
     user.login = user.password_hash = None

@@ -1,4 +1,5 @@
-"""A shopper's copy of their data: account, addresses, orders, returns, refunds, notices."""
+"""A shopper's copy of their data: account, addresses, orders, returns, refunds, notices, and
+their coupons, points, referrals, membership, tags, pushes and experiment arms."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tuanbox.errors import NotFoundError
 from tuanbox.notifications.models import Notification
 from tuanbox.orders.models import Order, OrderTransition
 from tuanbox.payments.models import Refund
+from tuanbox.privacy.growth import export_sections
 from tuanbox.returns.models import ReturnRequest
 from tuanbox.settings import Settings
 
@@ -150,4 +152,5 @@ def export(session: Session, settings: Settings, user_id: str) -> dict[str, Any]
             for n in notices
         ],
         "reviews": _reviews(session, user.id),
+        **export_sections(session, settings, user.id),
     }

@@ -4,7 +4,8 @@ Quintiles are `ntile(5)` over the buyers of a scope ordered by the measure (ties
 user id, so a rerun on the same orders writes the same scores): 5 is the most recent, most
 frequent, highest spending fifth. Counted orders are paid and not cancelled or refunded;
 money is what was paid less what was refunded. Buyers with no counted order any more lose
-their row. Computed tags follow the scores in the same transaction.
+their row, and so do erased accounts (their orders stay for the books, their profile goes).
+Computed tags follow the scores in the same transaction.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _upsert(scope_expr: str, group: str) -> str:
                    count(*) AS frequency, sum(paid_cents - refunded_cents) AS monetary_cents
             FROM orders
             WHERE paid_at IS NOT NULL AND status IN ({_COUNTED_SQL})
+              AND user_id NOT IN (SELECT id FROM users WHERE erased_at IS NOT NULL)
             GROUP BY {group}
         )
         INSERT INTO rfm_scores
