@@ -1,1 +1,1 @@
-"""A/B experiments on a campaign's title or image: assignment, exposure, conversion, results."""
+"""A/B experiments on a campaign's title, image or price: assignment, exposure, results."""

@@ -27,6 +27,13 @@ class ZTest:
     p_value: float
 
 
+def capped_price(price_cents: int, field: str, value: str) -> int:
+    """What a shopper in a price arm pays: the campaign's price, capped at the arm's. An arm
+    is only ever a discount, so the group's closing refund (down to the tier reached) keeps
+    the shopper at min(arm, tier) with no change to the settlement."""
+    return min(price_cents, int(value)) if field == "price" else price_cents
+
+
 def two_proportion(successes_a: int, n_a: int, successes_b: int, n_b: int) -> ZTest | None:
     """Pooled two-sided z-test of p_b against p_a; None without data on either side."""
     if n_a <= 0 or n_b <= 0:
@@ -41,8 +48,8 @@ def two_proportion(successes_a: int, n_a: int, successes_b: int, n_b: int) -> ZT
 
 def check_arms(field: str, arms: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Arms in stored form, or ValueError with the reason (2 to 5 arms, unique keys)."""
-    if field not in ("title", "image"):
-        raise ValueError("field must be title or image (price arms are not offered)")
+    if field not in ("title", "image", "price"):
+        raise ValueError("field must be title, image or price")
     if not 2 <= len(arms) <= 5:
         raise ValueError("an experiment has 2 to 5 arms")
     out: list[dict[str, Any]] = []
@@ -56,6 +63,8 @@ def check_arms(field: str, arms: Sequence[dict[str, Any]]) -> list[dict[str, Any
             raise ValueError("arm value must be 1 to 200 characters")
         if field == "image" and not value.startswith("/media/"):
             raise ValueError("an image arm names an uploaded image (/media/...)")
+        if field == "price" and not (value.isdigit() and 1 <= int(value) <= 10**9):
+            raise ValueError("a price arm is a price in cents (1 to 10^9)")
         out.append({"key": key, "weight": weight, "value": value})
     if len({a["key"] for a in out}) != len(out):
         raise ValueError("arm keys must differ")

@@ -17,7 +17,7 @@ class Experiment(Base):
 
     __tablename__ = "experiments"
     __table_args__ = (
-        CheckConstraint("field IN ('title', 'image')", name="field_known"),
+        CheckConstraint("field IN ('title', 'image', 'price')", name="field_known"),
         CheckConstraint("status IN ('running', 'stopped')", name="status_known"),
         Index("ix_experiments_campaign_status", "campaign_id", "status"),
     )

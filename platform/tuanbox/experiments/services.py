@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.db.base import utcnow
 from tuanbox.errors import ConflictError, InvalidInputError, NotFoundError
-from tuanbox.experiments.domain import ZTest, assign, check_arms, two_proportion
+from tuanbox.experiments.domain import ZTest, assign, capped_price, check_arms, two_proportion
 from tuanbox.experiments.models import Experiment, ExperimentConversion, ExperimentExposure
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.orders.models import Order
@@ -73,6 +73,23 @@ def running(session: Session, campaign_id: str) -> Experiment | None:
             Experiment.campaign_id == campaign_id, Experiment.status == "running"
         )
     ).first()
+
+
+def price_for(session: Session, campaign_id: str, user_id: str, price_cents: int) -> int:
+    """The unit price a joining shopper pays under a running price experiment (the same
+    assignment the campaign page used to show it); the campaign's price otherwise."""
+    row = session.scalars(
+        select(Experiment).where(
+            Experiment.campaign_id == campaign_id,
+            Experiment.status == "running",
+            Experiment.field == "price",
+        )
+    ).first()
+    if row is None:
+        return price_cents
+    arm = assign(row.id, user_id, row.arms)
+    value = next(str(a["value"]) for a in row.arms if a["key"] == arm)
+    return capped_price(price_cents, "price", value)
 
 
 def listing(session: Session, merchant_id: str) -> list[Experiment]:

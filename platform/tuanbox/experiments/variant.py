@@ -68,4 +68,8 @@ def apply(view: Any, variant: Variant | None) -> Any:
         return view
     if variant.field == "title":
         return dataclasses.replace(view, title=variant.value)
+    if variant.field == "price":
+        cap = int(variant.value)
+        tiers = [[n, min(int(p), cap)] for n, p in view.tiers]
+        return dataclasses.replace(view, tiers=tiers, price_cents=min(view.price_cents, cap))
     return dataclasses.replace(view, images=[variant.value, *view.images[1:]])

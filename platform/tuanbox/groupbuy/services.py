@@ -238,6 +238,11 @@ def _take_seat(
     unit_price = schedule.join_price(seats_taken)
     if group.leader_user_id == user_id and campaign.leader_price_cents is not None:
         unit_price = min(unit_price, campaign.leader_price_cents)
+    # A running price experiment (`tuanbox.experiments`): the shopper pays the price their
+    # arm showed them (only ever lower; the closing refund then settles at min(arm, tier)).
+    from tuanbox.experiments.services import price_for
+
+    unit_price = price_for(session, campaign.id, user_id, unit_price)
     order = create_order(
         session,
         user_id=user_id,

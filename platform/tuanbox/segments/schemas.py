@@ -93,7 +93,7 @@ class ExperimentIn(BaseModel):
     )
     campaign_id: Id
     name: Name
-    field: Literal["title", "image"]
+    field: Literal["title", "image", "price"]
     arms: list[ArmIn] = Field(min_length=2, max_length=5)
     min_sample: int = Field(default=100, ge=1, le=10_000_000)
 

@@ -156,3 +156,57 @@ def test_exposures_flush_once_and_conversions_count_per_arm(
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
         client.close()
+
+
+def test_price_arm_is_charged_at_join_and_kept_at_close(
+    db_session: Session, settings: Settings
+) -> None:
+    from tuanbox.groupbuy.closing import close_group
+    from tuanbox.groupbuy.services import join_group
+    from tuanbox.orders.models import Order
+
+    merchant, campaign, _ = _campaign(db_session)  # fixed: 3 members at ¥8.00
+    arms = [
+        {"key": "list", "weight": 1, "value": "800"},
+        {"key": "cut", "weight": 1, "value": "600"},
+    ]
+    experiment = services.create(
+        db_session, merchant, campaign_id=campaign, name="price", field="price", arms=arms,
+        min_sample=10,
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError):
+        services.create(
+            db_session, merchant, campaign_id=campaign, name="x", field="price",
+            arms=[{"key": "a", "weight": 1, "value": "¥6"}, *arms[1:]], min_sample=10,
+        )  # fmt: skip
+    shoppers = make_shoppers(db_session, 40)
+    cut = [u for u in shoppers if assign(experiment.id, u, arms) == "cut"][:2]
+    full = [u for u in shoppers if assign(experiment.id, u, arms) == "list"][:1]
+    now = utcnow()
+    opened = open_group(db_session, campaign_id=campaign, user_id=cut[0], now=now)
+    joined = [
+        join_group(db_session, group_id=opened.group.id, user_id=u, now=now)
+        for u in (cut[1], full[0])
+    ]
+    assert [opened.unit_price_cents, *(j.unit_price_cents for j in joined)] == [600, 600, 800]
+    orders = [opened.order_id, *(j.order_id for j in joined)]
+    for order_id in orders:
+        assert pay(db_session, settings, order_id) == "applied"
+    db_session.refresh(opened.group)
+    close_group(db_session, opened.group, utcnow())
+    paid = []
+    for order_id in orders:
+        order = db_session.get(Order, order_id)
+        assert order is not None
+        db_session.refresh(order)
+        paid.append(order.paid_cents - order.refunded_cents)
+    assert paid == [600, 600, 800]
+    # The closing refund (queued as a Refund row) did not move anyone off their arm's price.
+    from sqlalchemy import func, select
+
+    from tuanbox.payments.models import Refund
+
+    queued = db_session.scalar(
+        select(func.count()).select_from(Refund).where(Refund.order_id.in_(orders))
+    )
+    assert queued == 0

@@ -58,3 +58,26 @@ def test_shoppers_see_their_arm_and_exposures_are_counted(
     finally:
         r.hdel(f"{prefix}live", f"{experiment.id}:a", f"{experiment.id}:b")
         r.close()
+
+
+def test_a_price_arm_shows_its_price_on_the_ladder(
+    client: TestClient, catalogue: Catalogue, db_session: Session, settings: Settings
+) -> None:
+    campaign = db_session.get(Campaign, catalogue.campaign_id)
+    assert campaign is not None
+    arms = [
+        {"key": "list", "weight": 1, "value": "900"},
+        {"key": "cut", "weight": 1, "value": "650"},
+    ]
+    experiment = services.create(
+        db_session, campaign.merchant_id, campaign_id=campaign.id, name="p", field="price",
+        arms=arms, min_sample=10,
+    )  # fmt: skip
+    users = make_shoppers(db_session, 40)
+    by_arm = {assign(experiment.id, u, arms): u for u in users}
+    client.cookies.set(ACCESS, token_for(settings, by_arm["cut"]))
+    cut = client.get(f"/c/{campaign.id}").text
+    assert "¥6.50" in cut and "¥7.00" not in cut and "¥9.00" not in cut
+    client.cookies.set(ACCESS, token_for(settings, by_arm["list"]))
+    full = client.get(f"/c/{campaign.id}").text
+    assert "¥7.00" in full and "¥9.00" in full and "¥6.50" not in full

@@ -1,6 +1,6 @@
 """Segments and experiments: user tags (manual and computed), RFM scores per scope, named
 segments by rule, pushes to a segment with one row per recipient (a re-run sends nothing
-twice), daily scheduled pushes; A/B experiments on a campaign's title or image with their
+twice), daily scheduled pushes; A/B experiments on a campaign's title, image or price with their
 flushed exposure counts, flush batch ids and one conversion per shopper.
 
 Revision ID: 0029_segments_experiments
@@ -203,7 +203,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("field IN ('title', 'image')", name=op.f("ck_experiments_field_known")),
+        sa.CheckConstraint("field IN ('title', 'image', 'price')", name=op.f("ck_experiments_field_known")),
         sa.CheckConstraint(
             "status IN ('running', 'stopped')", name=op.f("ck_experiments_status_known")
         ),
