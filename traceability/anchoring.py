@@ -40,6 +40,8 @@ class AnchorRecord:
     tx_hash: str | None
     block_number: int | None
     block_time: int
+    block_hash: str | None = None
+    """Hash of the block that holds the transaction: a later check compares it (reorgs)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,15 @@ class AnchorRepository(abc.ABC):
     def record_failure(self, window_id: str, error: str) -> None:
         """Count a failed attempt; the window stays unanchored."""
 
+    @abc.abstractmethod
+    def anchored_since(self, block_number: int) -> list[Window]:
+        """Anchored windows whose transaction is in this block or a later one, oldest first."""
+
+    @abc.abstractmethod
+    def record_reorg(self, window_id: str, detail: str) -> None:
+        """A reorg took the window's anchor off the chain: mark it (and tell ops) and make the
+        window unanchored again, atomically."""
+
 
 class RootAnchorer(Protocol):
     """The chain side, as the service needs it (``ChainClient`` fits)."""
@@ -97,6 +108,14 @@ class RootAnchorer(Protocol):
     def chain_identity(self) -> tuple[int, str]: ...
 
 
+class AnchorChecker(RootAnchorer, Protocol):
+    """A chain client that can also tell whether a recorded anchor is still on the chain."""
+
+    def head(self) -> int: ...
+
+    def anchor_intact(self, record: AnchorRecord) -> bool: ...
+
+
 class InMemoryAnchorRepository(AnchorRepository):
     """For unit tests and the benchmark."""
 
@@ -104,6 +123,7 @@ class InMemoryAnchorRepository(AnchorRepository):
         self.leaves: dict[str, PendingLeaf] = {}
         self.windowed: set[str] = set()
         self.windows: dict[str, Window] = {}
+        self.reorgs: list[tuple[str, str]] = []
 
     def add_event(self, leaf: PendingLeaf) -> None:
         self.leaves[leaf.event_id] = leaf
@@ -133,6 +153,20 @@ class InMemoryAnchorRepository(AnchorRepository):
     def window_of(self, event_id: str) -> Window | None:
         return next((w for w in self.windows.values() if event_id in w.event_ids), None)
 
+    def anchored_since(self, block_number: int) -> list[Window]:
+        return sorted(
+            (
+                w
+                for w in self.windows.values()
+                if w.anchor is not None and (w.anchor.block_number or 0) >= block_number
+            ),
+            key=lambda w: w.created_at,
+        )
+
+    def record_reorg(self, window_id: str, detail: str) -> None:
+        self.reorgs.append((window_id, detail))
+        self.windows[window_id] = replace(self.windows[window_id], anchor=None, last_error=detail)
+
 
 @dataclass
 class RunSummary:
@@ -140,6 +174,16 @@ class RunSummary:
 
     windows_cut: list[str] = field(default_factory=list)
     anchored: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReorgSummary:
+    """What one reorg check found and did."""
+
+    checked: int = 0
+    reorged: list[str] = field(default_factory=list)
+    reanchored: dict[str, AnchorRecord] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -212,9 +256,44 @@ class AnchoringService:
             tx_hash=result.tx_hash,
             block_number=result.block_number,
             block_time=result.block_time,
+            block_hash=result.block_hash,
         )
         self.repository.record_anchor(window.id, record)
         return record
+
+    def check_reorgs(self, checker: AnchorChecker, depth_blocks: int) -> ReorgSummary:
+        """Check that every window anchored in the last ``depth_blocks`` blocks still has its
+        transaction in the recorded block; re-anchor a window a reorg took off the chain.
+
+        Idempotent: an intact anchor is left alone, a re-anchored one has its new block
+        recorded, and a root the reorg put back in another block is found, not re-sent.
+        """
+        summary = ReorgSummary()
+        since = max(0, checker.head() - depth_blocks)
+        for window in self.repository.anchored_since(since):
+            anchor = window.anchor
+            if anchor is None or anchor.block_hash is None:
+                continue  # recorded before block hashes were kept: nothing to compare
+            summary.checked += 1
+            if checker.anchor_intact(anchor):
+                continue
+            detail = (
+                f"reorg: tx {anchor.tx_hash} is no longer in block {anchor.block_number} "
+                f"({anchor.block_hash}); window {window.id} re-anchored"
+            )
+            log.error("%s", detail)
+            self.repository.record_reorg(window.id, detail)
+            summary.reorged.append(window.id)
+            try:
+                record = self.anchor_window(replace(window, anchor=None))
+            except TraceError as exc:
+                error = f"{exc.code}: {exc.message}"
+                self.repository.record_failure(window.id, error)
+                summary.failed[window.id] = error
+                log.warning("re-anchoring %s failed (%s); next run retries", window.id, error)
+                continue
+            summary.reanchored[window.id] = record
+        return summary
 
     def run_once(self) -> RunSummary:
         """Cut due windows, then try to anchor every unanchored window (oldest first)."""

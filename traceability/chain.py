@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -45,6 +45,9 @@ from traceability.errors import (
 )
 from traceability.lookup import unreachable_as_error
 from traceability.settings import TraceSettings
+
+if TYPE_CHECKING:
+    from traceability.anchoring import AnchorRecord
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +380,31 @@ class ChainClient:
     def chain_identity(self) -> tuple[int, str]:
         """(chain id, contract address) as recorded with every anchor."""
         return self.settings.chain_id, str(self.contract().address)
+
+    def head(self) -> int:
+        """The node's latest block number."""
+        with self._rpc():
+            return int(self.w3.eth.block_number)
+
+    def anchor_intact(self, record: AnchorRecord) -> bool:
+        """Whether the recorded transaction is still in the recorded block (no reorg since)."""
+        if record.tx_hash is None or record.block_number is None or record.block_hash is None:
+            return False
+        with self._rpc():
+            try:
+                block = self.w3.eth.get_block(record.block_number)
+            except BlockNotFound:
+                return False
+            if HexBytes(block["hash"]).to_0x_hex() != record.block_hash:
+                return False
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(HexStr(record.tx_hash))
+            except TransactionNotFound:
+                return False
+            return bool(
+                HexBytes(receipt["blockHash"]).to_0x_hex() == record.block_hash
+                and receipt["status"] == 1
+            )
 
     def find_anchor(self, root: bytes) -> TxResult | None:
         """The transaction that anchored ``root``, from the contract's Anchored logs."""

@@ -28,6 +28,8 @@ class TraceSettings(BaseSettings):
     deploy_block: int = Field(default=0, ge=0)
     """Block the contract was deployed in: where log searches for past anchors start."""
     confirmations: int = Field(default=1, ge=1)
+    reorg_check_blocks: int = Field(default=7200, ge=1)
+    """How far back (in blocks) the reorg check re-reads recorded anchors."""
     window_seconds: float = Field(default=600, gt=0)
     window_max_events: int = Field(default=10_000, ge=1)
     fee_bump_percent: float = Field(default=15.0, ge=12.5)

@@ -46,6 +46,35 @@ def anchor() -> None:
         raise typer.Exit(1)
 
 
+@app.command("check-reorgs")
+def check_reorgs() -> None:
+    """Check recorded anchors are still on chain; re-anchor windows a reorg removed."""
+    from traceability.errors import TraceError
+    from traceability.settings import get_settings as get_trace_settings
+    from tuanbox.db.engine import make_engine, make_session_factory
+    from tuanbox.settings import get_settings
+    from tuanbox.trace import services
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        summary = services.check_reorgs(make_session_factory(engine), get_trace_settings())
+    except TraceError as exc:
+        typer.echo(f"FAILED: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"anchors checked: {summary.checked}, reorged: {len(summary.reorged)}, "
+        f"re-anchored: {len(summary.reanchored)}, failed: {len(summary.failed)}"
+    )
+    for window_id, record in summary.reanchored.items():
+        typer.echo(f"  window {window_id}: now tx {record.tx_hash} block {record.block_number}")
+    for window_id, error in summary.failed.items():
+        typer.echo(f"  window {window_id}: {error}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 @app.command("report")
 def report(
     gtin: str,

@@ -65,7 +65,11 @@ class TraceWindow(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     block_time: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
     anchored_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A reorg that took the anchor off the chain after it was recorded (then re-anchored).
+    reorg_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    reorged_at: Mapped[datetime | None]
 
 
 class TraceWindowLeaf(Base):

@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.anchoring import AnchorRecord, AnchorRepository, PendingLeaf, Window
 from traceability.errors import WindowConflictError
+from tuanbox.fulfilment.alerts import open_alert
 from tuanbox.trace.models import TraceEvent, TraceWindow, TraceWindowLeaf
+
+REORG_NEXT_STEP = (
+    "A chain reorganisation deeper than TRACE_CONFIRMATIONS removed an anchored root; the "
+    "window was re-anchored (see trace_windows). Check the RPC node and raise "
+    "TRACE_CONFIRMATIONS if such reorgs recur on this chain."
+)
 
 
 def _aware(value: datetime) -> datetime:
@@ -34,6 +41,7 @@ def window_of_row(session: Session, row: TraceWindow) -> Window:
             tx_hash=row.tx_hash,
             block_number=row.block_number,
             block_time=int(row.block_time or 0),
+            block_hash=row.block_hash,
         )
     return Window(
         id=row.id,
@@ -104,6 +112,7 @@ class SqlAnchorRepository(AnchorRepository):
             row.tx_hash = anchor.tx_hash
             row.block_number = anchor.block_number
             row.block_time = anchor.block_time
+            row.block_hash = anchor.block_hash
             row.anchored_at = datetime.now(UTC)
             row.last_error = None
 
@@ -112,3 +121,33 @@ class SqlAnchorRepository(AnchorRepository):
             row = session.get_one(TraceWindow, window_id)
             row.attempts += 1
             row.last_error = error[:500]
+
+    def anchored_since(self, block_number: int) -> list[Window]:
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(TraceWindow)
+                .where(
+                    TraceWindow.anchored_at.is_not(None),
+                    TraceWindow.block_number >= block_number,
+                )
+                .order_by(TraceWindow.created_at)
+            ).all()
+            return [window_of_row(session, row) for row in rows]
+
+    def record_reorg(self, window_id: str, detail: str) -> None:
+        with self.sessions() as session, session.begin():
+            row = session.get_one(TraceWindow, window_id, with_for_update=True)
+            row.reorg_count += 1
+            row.reorged_at = datetime.now(UTC)
+            row.last_error = detail[:500]
+            row.tx_hash = row.block_number = row.block_time = row.block_hash = None
+            row.anchored_at = None
+            open_alert(
+                session,
+                kind="trace_anchor_reorged",
+                locker_id=None,
+                compartment_id=None,
+                severity="critical",
+                detail=detail,
+                next_step=REORG_NEXT_STEP,
+            )

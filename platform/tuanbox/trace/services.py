@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from traceability.anchoring import AnchoringService, RunSummary, Window
+from traceability.anchoring import AnchoringService, ReorgSummary, RunSummary, Window
 from traceability.epcis import parse_event
 from traceability.errors import IdentifierError, TraceError
 from traceability.hashing import anchor_leaf, event_hash
@@ -181,3 +181,16 @@ def run_anchoring(
 ) -> RunSummary:
     """One beat tick: cut due windows and anchor every unanchored one (failures retried)."""
     return anchoring_service(sessions, trace, anchorer).run_once()
+
+
+def check_reorgs(
+    sessions: sessionmaker[Session], trace: TraceSettings, checker: Any | None = None
+) -> ReorgSummary:
+    """Check recorded anchors are still on the chain; re-anchor (and alert ops) where a reorg
+    deeper than the confirmations removed one. Safe to repeat."""
+    if checker is None:
+        from traceability.chain import ChainClient
+
+        checker = ChainClient(trace)
+    service = anchoring_service(sessions, trace, checker)
+    return service.check_reorgs(checker, trace.reorg_check_blocks)

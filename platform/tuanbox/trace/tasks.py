@@ -1,4 +1,5 @@
-"""Celery entry point of trace: the beat tick that cuts and anchors windows."""
+"""Celery entry points of trace: the beat ticks that cut and anchor windows and that
+check recorded anchors for reorgs."""
 
 from __future__ import annotations
 
@@ -54,3 +55,34 @@ def anchor_windows(self: Any) -> dict[str, Any] | None:
     if summary is None:
         return None
     return {"cut": summary.windows_cut, "anchored": summary.anchored, "failed": summary.failed}
+
+
+@shared_task(name="trace.check_reorgs", bind=True, acks_late=True)
+def check_reorgs(self: Any) -> dict[str, Any] | None:
+    """Re-read recorded anchors; re-anchor windows a deep reorg removed (under the same lock
+    as anchoring, so the two never send for one root at once)."""
+    from traceability.settings import get_settings as get_trace_settings
+    from tuanbox.trace import services
+    from tuanbox.worker.db import session_factory_for
+
+    settings = self.app.conf.tuanbox_settings
+    trace = get_trace_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        summary = run_exclusive(
+            client,
+            trace.confirmation_timeout_seconds + 60,
+            lambda: services.check_reorgs(
+                session_factory_for(settings.database_url, settings), trace
+            ),
+        )
+    finally:
+        client.close()
+    if summary is None:
+        return None
+    return {
+        "checked": summary.checked,
+        "reorged": summary.reorged,
+        "reanchored": sorted(summary.reanchored),
+        "failed": summary.failed,
+    }

@@ -49,6 +49,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "orders.acceptance_deadlines": {"task": "orders.acceptance_deadlines", "schedule": 60.0},
     # A window closes on age or size; the task itself runs alone under a Redis lock.
     "trace.anchor_windows": {"task": "trace.anchor_windows", "schedule": 60.0},
+    # A reorg deeper than the confirmations can take a recorded anchor off the chain later.
+    "trace.check_reorgs": {"task": "trace.check_reorgs", "schedule": 600.0},
     # Redis may lose token revocation markers; the DB rewrites them (one period of exposure).
     "accounts.republish_revocations": {"task": "accounts.republish_revocations", "schedule": 30.0},
     # A PII key id without a finished sweep gets one (started, or resumed after a lost worker).

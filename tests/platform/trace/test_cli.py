@@ -57,3 +57,19 @@ def test_report_export_and_anchor(demo_db: Path) -> None:
     result = runner.invoke(app, ["anchor"])
     assert result.exit_code == 1  # no TRACE_SIGNER_KEY configured: refused, nothing anchored
     assert "FAILED: signer_not_configured" in result.output
+
+
+def test_check_reorgs_reads_the_recorded_anchors(
+    demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from traceability.settings import ANVIL_DEV_KEY
+
+    monkeypatch.setenv("TRACE_SIGNER_KEY", ANVIL_DEV_KEY)
+    get_trace_settings.cache_clear()
+    result = CliRunner().invoke(app, ["check-reorgs"])
+    assert result.exit_code == 0, result.output
+    assert "anchors checked: 1, reorged: 0, re-anchored: 0, failed: 0" in result.output
+    monkeypatch.setenv("TRACE_RPC_URL", "http://127.0.0.1:9")  # nothing listens there
+    get_trace_settings.cache_clear()
+    down = CliRunner().invoke(app, ["check-reorgs"])
+    assert down.exit_code == 1 and "FAILED: chain_unavailable" in down.output
