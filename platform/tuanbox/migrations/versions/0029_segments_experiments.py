@@ -203,7 +203,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("field IN ('title', 'image', 'price')", name=op.f("ck_experiments_field_known")),
+        sa.CheckConstraint(
+            "field IN ('title', 'image', 'price')", name=op.f("ck_experiments_field_known")
+        ),
         sa.CheckConstraint(
             "status IN ('running', 'stopped')", name=op.f("ck_experiments_status_known")
         ),
