@@ -53,7 +53,7 @@ def test_two_proportion_z_test_known_value() -> None:
     assert result.p_value == pytest.approx(0.0074196, abs=1e-6)
     assert two_proportion(0, 0, 1, 10) is None
     assert two_proportion(0, 10, 0, 10) is None
-    assert math.isclose(two_proportion(5, 10, 5, 10).p_value, 1.0)  # type: ignore[union-attr]
+    assert math.isclose(two_proportion(5, 10, 5, 10).p_value, 1.0)
 
 
 def _campaign(db_session: Session) -> tuple[str, str, str]:
