@@ -72,6 +72,26 @@ class DailyStationRollup(Counts, Base):
     station_id: Mapped[str] = mapped_column(String(36), primary_key=True)
 
 
+class MonthlyStationRollup(Counts, Base):
+    """A month's station rows and buyer rows summed (month = its first day): what the
+    dashboard reads for the whole months of a long range (a year of the busiest merchant is
+    a few thousand rows here, against a hundred thousand daily ones). Derived from
+    `report_daily_stations` and `report_daily_buyers` whenever one of the month's days is
+    recomputed; `station_days` / `buyer_days` count the daily rows summed (a station is
+    listed where it had one)."""
+
+    __tablename__ = "report_monthly_stations"
+    __table_args__ = (CheckConstraint(_COUNTS_CHECK, name="counts_nonnegative"),)
+
+    merchant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    new_buyers: Mapped[int] = mapped_column(BigInt, default=0)
+    repeat_buyers: Mapped[int] = mapped_column(BigInt, default=0)
+    station_days: Mapped[int] = mapped_column(BigInt, default=0)
+    buyer_days: Mapped[int] = mapped_column(BigInt, default=0)
+
+
 class DailyBuyers(Base):
     """Buyers (shoppers with a paid order) of one merchant on one day, new or repeat.
 

@@ -12,15 +12,22 @@ Definitions (the same in `naive`, which answers from the raw orders):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from tuanbox.flashsale.models import FlashSale
 from tuanbox.groupbuy.models import Campaign
-from tuanbox.reports.models import CampaignViews, DailyBuyers, DailyRollup, DailyStationRollup
+from tuanbox.reports.models import (
+    CampaignViews,
+    DailyBuyers,
+    DailyRollup,
+    DailyStationRollup,
+    MonthlyStationRollup,
+)
+from tuanbox.reports.rollup import next_month
 
 
 @dataclass
@@ -143,14 +150,7 @@ def by_campaign(db: Session, merchant_id: str, first: date, last: date) -> dict[
 
 
 def by_station(db: Session, merchant_id: str, first: date, last: date) -> dict[str, Totals]:
-    stmt = _scope(
-        select(DailyStationRollup.station_id, *_station_sums()),
-        DailyStationRollup,
-        merchant_id,
-        first,
-        last,
-    ).group_by(DailyStationRollup.station_id)
-    return {row[0]: _totals(row[1:]) for row in db.execute(stmt)}
+    return stations_and_buyers(db, merchant_id, first, last, buyers=False)[0]
 
 
 def campaign_days(
@@ -171,18 +171,89 @@ def campaign_days(
 
 
 def buyers_by_station(db: Session, merchant_id: str, first: date, last: date) -> dict[str, Buyers]:
-    stmt = _scope(
-        select(
-            DailyBuyers.station_id,
-            func.sum(DailyBuyers.new_buyers),
-            func.sum(DailyBuyers.repeat_buyers),
-        ),
-        DailyBuyers,
-        merchant_id,
-        first,
-        last,
-    ).group_by(DailyBuyers.station_id)
-    return {s: Buyers(int(n), int(r)) for s, n, r in db.execute(stmt)}
+    return stations_and_buyers(db, merchant_id, first, last, stations=False)[1]
+
+
+def spans(first: date, last: date) -> tuple[list[tuple[date, date]], tuple[date, date] | None]:
+    """The range as daily stretches and the whole months inside it (first days of the first
+    and of the month after the last), or no months when it holds no whole month."""
+    start = first if first.day == 1 else next_month(first.replace(day=1))
+    after = next_month(last.replace(day=1))
+    stop = after if last == after - timedelta(days=1) else last.replace(day=1)
+    if start >= stop:
+        return [(first, last)], None
+    days = []
+    if first < start:
+        days.append((first, start - timedelta(days=1)))
+    if stop <= last:
+        days.append((stop, last))
+    return days, (start, stop)
+
+
+def stations_and_buyers(
+    db: Session,
+    merchant_id: str,
+    first: date,
+    last: date,
+    *,
+    stations: bool = True,
+    buyers: bool = True,
+) -> tuple[dict[str, Totals], dict[str, Buyers]]:
+    """By station and buyers by station in one statement: the whole months of the range from
+    `report_monthly_stations`, the days around them from the daily station and buyer rows."""
+    days, months = spans(first, last)
+    names = ["station_id", *SUMS, "new_buyers", "repeat_buyers", "station_days", "buyer_days"]
+
+    def row(*values: Any) -> list[Any]:  # every column labelled: equal literals stay apart
+        return [
+            (literal(v) if isinstance(v, int) else v).label(n)
+            for n, v in zip(names, values, strict=True)
+        ]
+
+    counts = [0] * len(SUMS)
+    parts: list[Any] = []
+    for a, b in days:
+        if stations:
+            t = DailyStationRollup
+            parts.append(
+                select(*row(t.station_id, *[getattr(t, n) for n in SUMS], 0, 0, 1, 0)).where(
+                    t.merchant_id == merchant_id, t.day >= a, t.day <= b
+                )
+            )
+        if buyers:
+            u = DailyBuyers
+            parts.append(
+                select(*row(u.station_id, *counts, u.new_buyers, u.repeat_buyers, 0, 1)).where(
+                    u.merchant_id == merchant_id, u.day >= a, u.day <= b
+                )
+            )
+    if months is not None:
+        m = MonthlyStationRollup
+        parts.append(
+            select(
+                *row(
+                    m.station_id,
+                    *[getattr(m, n) for n in SUMS],
+                    m.new_buyers,
+                    m.repeat_buyers,
+                    m.station_days if stations else 0,
+                    m.buyer_days if buyers else 0,
+                )
+            ).where(m.merchant_id == merchant_id, m.month >= months[0], m.month < months[1])
+        )
+    both = union_all(*parts).subquery()
+    stmt = select(both.c.station_id, *[func.sum(both.c[n]) for n in names[1:]]).group_by(
+        both.c.station_id
+    )
+    by_st: dict[str, Totals] = {}
+    by_buyers: dict[str, Buyers] = {}
+    for record in db.execute(stmt):
+        values = dict(zip(names, record, strict=True))
+        if values["station_days"]:
+            by_st[record[0]] = _totals([values[n] for n in SUMS])
+        if values["buyer_days"]:
+            by_buyers[record[0]] = Buyers(int(values["new_buyers"]), int(values["repeat_buyers"]))
+    return by_st, by_buyers
 
 
 def dashboard(
@@ -204,12 +275,12 @@ def dashboard_by_parts(
     db: Session, merchant_id: str, first: date, last: date, compare: tuple[str, ...] = ()
 ) -> Dashboard:
     """The dashboard one part (one portable statement) at a time."""
-    stations = buyers_by_station(db, merchant_id, first, last)
+    by_st, stations = stations_and_buyers(db, merchant_id, first, last)
     return Dashboard(
         totals=totals(db, merchant_id, first, last),
         by_day=by_day(db, merchant_id, first, last),
         by_campaign=by_campaign(db, merchant_id, first, last),
-        by_station=by_station(db, merchant_id, first, last),
+        by_station=by_st,
         buyers=_buyers(stations),
         buyers_by_station=stations,
         compared={c: campaign_days(db, merchant_id, c, first, last) for c in compare},
@@ -276,12 +347,12 @@ def _dashboard_grouped(
             compared[campaign][day] = _totals(sums)
         for campaign, day, views in db.execute(_COMPARED_VIEWS, q):
             compared[campaign].setdefault(day, Totals()).views = int(views)
-    buyers = buyers_by_station(db, merchant_id, first, last)
+    by_st, buyers = stations_and_buyers(db, merchant_id, first, last)
     return Dashboard(
         totals=total,
         by_day=dict(sorted(days.items())),
         by_campaign=campaigns,
-        by_station=by_station(db, merchant_id, first, last),
+        by_station=by_st,
         buyers=_buyers(buyers),
         buyers_by_station=buyers,
         compared={c: dict(sorted(d.items())) for c, d in compared.items()},

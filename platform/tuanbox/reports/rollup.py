@@ -17,7 +17,7 @@ day", a delete and insert inside the caller's transaction, and the refresh is:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from tuanbox.reports.models import (
     DailyBuyers,
     DailyRollup,
     DailyStationRollup,
+    MonthlyStationRollup,
     Watermark,
 )
 
@@ -214,6 +215,66 @@ def store_day(
         session.execute(insert(DailyBuyers), buyers)
 
 
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def store_months(session: Session, months: Mapping[date, Collection[str] | None]) -> None:
+    """Re-derive `report_monthly_stations` for these (month, merchants) from the daily
+    station and buyer rows (call after their days were stored)."""
+    for month, merchants in sorted(months.items()):
+        end = next_month(month) - timedelta(days=1)
+        for chunk in _merchant_chunks(merchants):
+            stmt = delete(MonthlyStationRollup).where(MonthlyStationRollup.month == month)
+            if chunk is not None:
+                stmt = stmt.where(MonthlyStationRollup.merchant_id.in_(chunk))
+            session.execute(stmt)
+            st = select(
+                DailyStationRollup.merchant_id,
+                DailyStationRollup.station_id,
+                *[getattr(DailyStationRollup, n) for n in COUNTS],
+                literal(0).label("new_buyers"),
+                literal(0).label("repeat_buyers"),
+                literal(1).label("station_days"),
+                literal(0).label("buyer_days"),
+            ).where(DailyStationRollup.day >= month, DailyStationRollup.day <= end)
+            by = select(
+                DailyBuyers.merchant_id,
+                DailyBuyers.station_id,
+                *[literal(0).label(n) for n in COUNTS],
+                DailyBuyers.new_buyers,
+                DailyBuyers.repeat_buyers,
+                literal(0).label("station_days"),
+                literal(1).label("buyer_days"),
+            ).where(DailyBuyers.day >= month, DailyBuyers.day <= end)
+            if chunk is not None:
+                st = st.where(DailyStationRollup.merchant_id.in_(chunk))
+                by = by.where(DailyBuyers.merchant_id.in_(chunk))
+            both = st.union_all(by).subquery()
+            sums = [n for n in (*COUNTS, "new_buyers", "repeat_buyers")]
+            rows = select(
+                both.c.merchant_id,
+                literal(month).label("month"),
+                both.c.station_id,
+                *[func.sum(both.c[n]).label(n) for n in sums],
+                func.sum(both.c.station_days).label("station_days"),
+                func.sum(both.c.buyer_days).label("buyer_days"),
+            ).group_by(both.c.merchant_id, both.c.station_id)
+            cols = ["merchant_id", "month", "station_id", *sums, "station_days", "buyer_days"]
+            session.execute(insert(MonthlyStationRollup).from_select(cols, rows))
+
+
+def _months(dirty: Dirty) -> Dirty:
+    out: Dirty = {}
+    for day, merchants in dirty.items():
+        out.setdefault(month_of(day), set()).update(merchants)
+    return out
+
+
 def _fold(rows: list[dict[str, Any]], key: str, drop: str) -> list[dict[str, Any]]:
     """Sum the (campaign, station) rows over `drop`, keeping `key`."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -324,6 +385,7 @@ def refresh(session: Session, tz: ZoneInfo, *, overlap_s: float) -> RefreshResul
     update_first_days(session, pairs, tz, dirty)
     for day in sorted(dirty):
         store_day(session, day, dirty[day], tz)
+    store_months(session, _months(dirty))
     mark.at = newest
     session.flush()
     return RefreshResult(
@@ -366,6 +428,10 @@ def rebuild(session: Session, tz: ZoneInfo, first: date, last: date) -> int:
         store_day(session, day, merchants, tz)
         day += timedelta(days=1)
         count += 1
+    month = month_of(first)
+    while month <= last:
+        store_months(session, {month: None})  # every merchant, like the days above
+        month = next_month(month)
     candidates = [_aware(x) for x in (newest, newest_group) if x is not None]
     mark.at = max([_aware(mark.at), *candidates])
     session.flush()

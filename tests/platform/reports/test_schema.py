@@ -18,6 +18,7 @@ TABLES = {
     "report_daily",
     "report_daily_stations",
     "report_daily_buyers",
+    "report_monthly_stations",
     "report_buyer_first",
     "report_campaign_views",
     "report_view_batches",

@@ -5,7 +5,8 @@
 `report_daily_buyers` (new and repeat buyers per station), `report_buyer_first` (a shopper's
 first paid day per merchant), `report_campaign_views` (page views flushed from Redis),
 `report_view_batches` (flushed batch ids, so a retried flush never counts twice) and
-`report_watermarks`. Indexes: orders and groups by `updated_at` (the incremental refresh)
+`report_watermarks`; `report_monthly_stations` (the station and buyer rows of a month summed:
+the dashboard reads whole months of long ranges there). Indexes: orders and groups by `updated_at` (the incremental refresh)
 and groups by `created_at` (recomputing a day; its orders are read through 0024's
 (merchant_id, created_at) index).
 
@@ -74,6 +75,36 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "report_monthly_stations",
+        sa.Column("merchant_id", sa.String(length=36), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("station_id", sa.String(length=36), nullable=False),
+        *_counts(
+            "orders",
+            "paid_orders",
+            "gmv_cents",
+            "picked_up",
+            "refunded_orders",
+            "refund_cents",
+            "groups_opened",
+            "groups_succeeded",
+            "groups_failed",
+            "new_buyers",
+            "repeat_buyers",
+            "station_days",
+            "buyer_days",
+        ),
+        sa.CheckConstraint(
+            "orders >= 0 AND paid_orders >= 0 AND picked_up >= 0 AND refunded_orders >= 0"
+            " AND gmv_cents >= 0 AND refund_cents >= 0 AND groups_opened >= 0"
+            " AND groups_succeeded >= 0 AND groups_failed >= 0",
+            name=op.f("ck_report_monthly_stations_counts_nonnegative"),
+        ),
+        sa.PrimaryKeyConstraint(
+            "merchant_id", "month", "station_id", name=op.f("pk_report_monthly_stations")
+        ),
+    )
+    op.create_table(
         "report_buyer_first",
         sa.Column("merchant_id", sa.String(length=36), nullable=False),
         sa.Column("user_id", sa.String(length=36), nullable=False),
@@ -117,6 +148,7 @@ def downgrade() -> None:
         "report_view_batches",
         "report_campaign_views",
         "report_buyer_first",
+        "report_monthly_stations",
         "report_daily_buyers",
         "report_daily_stations",
         "report_daily",
