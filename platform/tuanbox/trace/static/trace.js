@@ -1,5 +1,7 @@
-// The consumer trace page: fold each Merkle proof with WebCrypto, then ask the chain RPC
-// (the page's CSP allows exactly that origin) whether each root was anchored.
+// The consumer trace page: recompute each event's GS1 hash from its JSON (epcis_hash.js), fold
+// each Merkle proof from that recomputed leaf with WebCrypto, then ask the chain RPC (the
+// page's CSP allows exactly that origin) whether each root was anchored. Every line says what
+// was checked in a shopper's words (zh, then en); any failure turns the verdict red.
 "use strict";
 
 (() => {
@@ -8,15 +10,25 @@
   const rpc = button.dataset.rpc;
   const SELECTOR = button.dataset.selector;
   const list = document.getElementById("checks");
-  const say = (ok, text) => {
+  const verdict = document.getElementById("verdict");
+  // ok: true (passed), false (failed), null (not checked here); kind names the check for tests.
+  const say = (ok, kind, zh, en) => {
     const li = document.createElement("li");
     // ✓ × ○: glyphs the bundled CJK fonts carry (emoji showed as boxes on phones).
     li.className = ok === true ? "ok" : ok === false ? "bad" : "wait";
-    li.textContent = (ok === true ? "✓ " : ok === false ? "× " : "○ ") + text;
+    li.dataset.check = kind;
+    li.textContent = (ok === true ? "✓ " : ok === false ? "× " : "○ ") + zh + " · " + en;
     list.appendChild(li);
+    return ok;
+  };
+  const conclude = (failed, zh, en) => {
+    verdict.hidden = false;
+    verdict.className = failed ? "verdict bad" : "verdict ok";
+    verdict.textContent = (failed ? "× " : "✓ ") + zh + " · " + en;
   };
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   const unhex = (h) => Uint8Array.from(h.replace(/^0x/, "").match(/../g) || [], (b) => parseInt(b, 16));
+  const short = (root) => root.slice(0, 14) + "…";
   const sha = async (...parts) => {
     const size = parts.reduce((n, p) => n + p.length, 0);
     const all = new Uint8Array(size);
@@ -48,33 +60,128 @@
     if (body.error) throw new Error(body.error.message);
     return body.result;
   };
-  button.addEventListener("click", async () => {
-    list.textContent = "";
-    if (!window.crypto || !crypto.subtle) {
-      say(false, "this page is not in a secure context (HTTPS): the browser offers no SHA-256 here");
-      return;
+
+  // This step's record: recompute its hash (version 2) and the Merkle leaf from the event JSON.
+  const fingerprint = async (i, e) => {
+    const n = i + 1;
+    if (e.hash_version !== window.EpcisHash.VERSION) {
+      // Version 1 (before GS1 conformance) is recomputed by `tuanbox trace verify` only.
+      say(null, "fingerprint", `第${n}步是旧版记录，指纹请用命令行核对`,
+        `event ${n}: older record format (hash version ${e.hash_version}): its fingerprint is checked by tuanbox trace verify, not here`);
+      return e.leaf || null;
     }
-    let proofs = 0;
-    for (const [i, e] of report.events.entries()) {
-      if (e.status !== "anchored") { say(null, `event ${i + 1}: pending, not anchored yet`); continue; }
-      if (!e.leaf || !e.leaf.startsWith(e.event_hash)) { say(false, `event ${i + 1}: leaf does not carry the event hash`); continue; }
-      const root = await fold(new TextEncoder().encode(e.leaf), e.proof.leaf_index, e.proof.tree_size, e.proof.siblings.map(unhex));
-      if (root === e.root) { proofs++; say(true, `event ${i + 1}: proof folds to root ${root.slice(0, 14)}…`); }
-      else say(false, `event ${i + 1}: wrong proof (folds to ${root})`);
+    let hash, leaf;
+    try {
+      hash = await window.EpcisHash.eventHash(e.event);
+      leaf = await window.EpcisHash.anchorLeaf(e.event);
+    } catch (err) {
+      say(false, "fingerprint", `第${n}步的记录无法读取`, `event ${n}: this step's record cannot be read (${err.message})`);
+      return false;
     }
-    if (!rpc) { say(null, "no chain RPC configured: roots not checked on chain"); return; }
+    if (hash !== e.event_hash || (e.leaf && e.leaf !== leaf)) {
+      say(false, "fingerprint", `第${n}步的记录被改动过（指纹不符）`,
+        `event ${n}: tampered — this step's record was changed after it was recorded (its fingerprint does not match)`);
+      return false;
+    }
+    say(true, "fingerprint", `第${n}步的记录未被改动（指纹一致）`, `event ${n}: this step's record is unchanged (its fingerprint matches)`);
+    return leaf;
+  };
+
+  // Each root on chain: "ok", or a failure already said; null when not checked here.
+  const checkRoots = async () => {
+    const roots = new Map();
+    if (!report.anchors.length) return roots;
+    if (!rpc) {
+      say(null, "chain", "未配置区块链节点，批次未在链上核对", "no chain RPC configured: the batches were not checked on chain");
+      return roots;
+    }
+    let chain;
+    try {
+      chain = parseInt(await call("eth_chainId", []), 16);
+    } catch (err) {
+      say(null, "chain", "无法连接区块链节点，批次未在链上核对", `the chain node cannot be reached from this phone (${err.message}): the batches were not checked on chain`);
+      return roots;
+    }
     for (const a of report.anchors) {
+      if (chain !== a.chain_id) {
+        say(false, "chain", `链不符：节点是链 ${chain}，报告写的是链 ${a.chain_id}`,
+          `root ${short(a.root)}: wrong chain — the node serves chain ${chain}, the report names chain ${a.chain_id}`);
+        roots.set(a.root, "bad");
+        continue;
+      }
+      let when;
       try {
-        const chain = parseInt(await call("eth_chainId", []), 16);
-        if (chain !== a.chain_id) { say(false, `root ${a.root.slice(0, 14)}…: RPC serves chain ${chain}, report names ${a.chain_id}`); continue; }
-        const out = await call("eth_call", [{ to: a.contract, data: SELECTOR + a.root.slice(2) }, "latest"]);
-        const when = Number(BigInt(out));
-        if (when > 0) say(true, `root ${a.root.slice(0, 14)}… anchored on chain ${chain} at ${new Date(when * 1000).toISOString()} (contract ${a.contract})`);
-        else say(false, `root ${a.root.slice(0, 14)}… never anchored at ${a.contract}`);
+        when = Number(BigInt(await call("eth_call", [{ to: a.contract, data: SELECTOR + a.root.slice(2) }, "latest"])));
       } catch (err) {
-        say(null, `chain RPC not reachable from this phone (${err.message}): roots not checked`);
+        say(false, "chain", "链上查不到该批次", `root ${short(a.root)}: not found on chain ${chain} (contract ${a.contract}: ${err.message})`);
+        roots.set(a.root, "bad");
+        continue;
+      }
+      const claimed = Math.floor(Date.parse(a.block_time) / 1000);
+      if (when === 0) {
+        say(false, "chain", "链上查不到该批次", `root ${short(a.root)}: not found on chain ${chain} — contract ${a.contract} has no record of this batch`);
+        roots.set(a.root, "bad");
+      } else if (when !== claimed) {
+        say(false, "chain", "该批次上链时间与报告不符", `root ${short(a.root)}: sealed on chain at ${new Date(when * 1000).toISOString()}, not at ${a.block_time} as the report claims`);
+        roots.set(a.root, "bad");
+      } else {
+        say(true, "chain", `批次已在链 ${chain} 上封存`, `root ${short(a.root)}: anchored on chain ${chain} at block ${a.block_number}, ${new Date(when * 1000).toISOString()} (contract ${a.contract})`);
+        roots.set(a.root, "ok");
       }
     }
-    say(null, `checked here: ${proofs} Merkle proofs, ${report.anchors.length} roots; event hashes: use tuanbox trace verify`);
+    return roots;
+  };
+
+  button.addEventListener("click", async () => {
+    list.textContent = "";
+    verdict.hidden = true;
+    button.disabled = true;
+    try {
+      if (!window.crypto || !crypto.subtle || !window.EpcisHash) {
+        say(false, "setup", "此页面不在安全连接（HTTPS）中，手机无法计算指纹", "this page is not in a secure context (HTTPS): the browser offers no SHA-256 here");
+        conclude(true, "无法核验", "cannot verify here");
+        return;
+      }
+      const anchors = new Map(report.anchors.map((a) => [a.root, a]));
+      const folded = [];
+      for (const [i, e] of report.events.entries()) {
+        const leaf = await fingerprint(i, e);
+        if (leaf === false || e.status !== "anchored") { folded.push(leaf === false ? false : null); continue; }
+        if (!leaf || !e.proof || !anchors.has(e.root)) { folded.push("noproof"); continue; }
+        const size = e.proof.tree_size;
+        const root = await fold(new TextEncoder().encode(leaf), e.proof.leaf_index, size, e.proof.siblings.map(unhex));
+        folded.push(root === e.root && anchors.get(e.root).event_count === size ? "ok" : root);
+      }
+      const roots = await checkRoots();
+      let failed = list.querySelector("li.bad") !== null;
+      for (const [i, e] of report.events.entries()) {
+        const n = i + 1, got = folded[i];
+        if (got === false) continue; // its record already failed
+        if (e.status !== "anchored") {
+          say(null, "sealed", `第${n}步尚未上链（等待下一批）`, `event ${n}: not sealed on chain yet (it joins the next batch)`);
+          continue;
+        }
+        if (got !== "ok") {
+          failed = true;
+          say(false, "sealed", `第${n}步不属于它声称的批次`, `event ${n}: wrong proof — it is not part of the batch it claims` + (typeof got === "string" && got.startsWith("0x") ? ` (folds to ${short(got)})` : ""));
+          continue;
+        }
+        const block = anchors.get(e.root).block_number;
+        const state = roots.get(e.root);
+        if (state === "bad") {
+          failed = true;
+          say(false, "sealed", `第${n}步所属批次未能在链上确认`, `event ${n}: its batch (root ${short(e.root)}) could not be confirmed on chain`);
+        } else if (state === "ok") {
+          say(true, "sealed", `第${n}步属于在区块 ${block} 上链封存的批次`, `event ${n}: part of the batch sealed on chain at block ${block} (proof folds to root ${short(e.root)})`);
+        } else {
+          say(null, "sealed", `第${n}步属于批次 ${short(e.root)}（未在链上核对）`, `event ${n}: proof folds to root ${short(e.root)}, not checked on chain`);
+        }
+      }
+      if (failed) conclude(true, "核验失败：此报告与原始记录或链上记录不符", "verification failed: this report does not match what was recorded or sealed on chain");
+      else if (list.querySelector("li.wait")) conclude(false, "已核验的部分全部一致，部分内容未能在此核对", "everything checked here matches; some parts could not be checked here");
+      else conclude(false, "全部核验通过", "everything checks out");
+    } finally {
+      button.disabled = false;
+    }
   });
 })();
