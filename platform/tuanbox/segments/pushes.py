@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tuanbox.accounts.models import new_id
 from tuanbox.db.base import utcnow
 from tuanbox.errors import InvalidInputError, NotFoundError
 from tuanbox.notifications.services import Notifier, notify
@@ -55,22 +57,30 @@ def _push_row(
             "a message push needs a message of 1 to 500 characters", field="message"
         )
     segments.get(session, merchant_id, segment_id)
-    row = session.scalars(select(Push).where(Push.key == key).with_for_update()).one_or_none()
-    if row is None:
-        session.add(
-            Push(
-                key=key,
-                merchant_id=merchant_id,
-                segment_id=segment_id,
-                kind=kind,
-                coupon_template_id=coupon_template_id,
-                message=message,
-                conversion_days=conversion_days,
-            )
+    # Insert-or-keep, then lock: a concurrent first run of the same key waits on the
+    # conflict until the other commits, then finds the row and every recipient recorded.
+    ins = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        ins(Push)
+        .values(
+            id=new_id(),
+            key=key,
+            merchant_id=merchant_id,
+            segment_id=segment_id,
+            kind=kind,
+            coupon_template_id=coupon_template_id,
+            message=message,
+            conversion_days=conversion_days,
+            created_at=utcnow(),
         )
-        # A concurrent first run of the same key: one insert wins, the other waits here.
-        session.flush()
-        row = session.scalars(select(Push).where(Push.key == key).with_for_update()).one()
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    row = session.scalars(
+        select(Push)
+        .where(Push.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     if row.merchant_id != merchant_id:
         raise NotFoundError("no such push")
     return row

@@ -4,16 +4,20 @@ scheduled 深夜食堂 push goes out after 21:00 station time, once a day."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.conftest import make_settings
 from tests.platform.coupons.support import template
 from tests.platform.segments.support import generated_buyers, merchant_sku, paid_order
 from tuanbox.catalog.models import Product
 from tuanbox.coupons.models import Coupon
 from tuanbox.db.base import utcnow
+from tuanbox.db.engine import make_engine, make_session_factory
 from tuanbox.notifications.models import Notification
 from tuanbox.segments import pushes, rfm, services
 from tuanbox.segments.tasks import run_due
@@ -164,3 +168,38 @@ def test_late_night_push_runs_after_21_station_time_once(
     assert run_due(db_session, settings, datetime(2026, 12, 8, 13, 30, tzinfo=UTC)) == len(users)
     assert run_due(db_session, settings, datetime(2026, 12, 8, 15, 0, tzinfo=UTC)) == 0
     assert _notices(db_session, users) == len(users)
+
+
+def test_two_runs_of_one_push_at_once_send_once(
+    fresh_database: Callable[[], str], settings: Settings
+) -> None:
+    url = fresh_database()
+    engine = make_engine(url, pool_size=4, max_overflow=0)
+    factory = make_session_factory(engine, make_settings(database_url=url))
+    local = settings.model_copy(update={"database_url": url})
+    try:
+        with factory() as session, session.begin():
+            merchant, users, now = _world(session, 8)
+            segment_id = services.create(session, merchant, "all", {"kind": "rfm"}).id
+        barrier = threading.Barrier(2)
+        sent: list[int] = []
+
+        def run() -> None:
+            with factory() as session, session.begin():
+                barrier.wait()
+                result = pushes.send(
+                    session, local, merchant_id=merchant, segment_id=segment_id,
+                    kind="message", key="race", message="hi", now=now,
+                )  # fmt: skip
+                sent.append(len(result.sent))
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(sent) == [0, len(users)]
+        with factory() as session:
+            assert _notices(session, users) == len(users)
+    finally:
+        engine.dispose()
