@@ -137,6 +137,13 @@ def test_exposures_flush_once_and_conversions_count_per_arm(
         # Counted after a flush: the next flush adds just those.
         client.execute_command(*count_command(prefix, experiment.id, "a"))
         assert flush(client, opener, prefix) == 1
+        # A batch whose flush committed but crashed before deleting it: only deleted.
+        from tuanbox.experiments.models import ExperimentFlush
+
+        db_session.add(ExperimentFlush(batch_id="batch:crashed"))
+        client.hset(f"{prefix}batch:crashed", f"{experiment.id}:a", 99)
+        assert flush(client, opener, prefix) == 0
+        assert not client.exists(f"{prefix}batch:crashed")
         # Three shoppers start an order; two of them pay.
         buyers = shoppers[:3]
         for n, u in enumerate(buyers):
