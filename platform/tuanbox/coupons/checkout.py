@@ -90,6 +90,8 @@ def terms_of(coupon: Coupon, template: CouponTemplate) -> Terms:
     )
 
 
+# The key of the person another account shared, in a refusal's words.
+_SHARED = {"PHONE": "phone", "DEVICE": "device", "PAYER": "payment account"}
 _ERRORS: dict[str, type[ConflictError]] = {
     "COUPON_EXPIRED": CouponExpiredError,
     "COUPON_NOT_YET_VALID": CouponExpiredError,
@@ -125,6 +127,20 @@ def _check_one(
                 "a new-user coupon is for a first order",
                 coupon_id=coupon.id,
                 reason="NOT_A_NEW_USER",
+            )
+        from tuanbox.growth.newuser import new_user_coupon_taken
+        from tuanbox.risk.signals import order_keys
+
+        _ip, device = order_keys(session, order.id)
+        shared = new_user_coupon_taken(
+            session, order.user_id, devices=(device,) if device else (), used_only=True
+        )
+        if shared is not None:
+            raise CouponNotApplicableError(
+                "a new-user coupon is one per person: another account on this "
+                f"{_SHARED[shared]} already had one",
+                coupon_id=coupon.id,
+                reason="NEW_USER_TAKEN",
             )
 
 

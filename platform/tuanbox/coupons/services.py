@@ -79,7 +79,13 @@ def _audience_refusal(
         select(func.max(Order.paid_at)).where(Order.user_id == user_id, Order.paid_at.is_not(None))
     )
     if template.audience == Audience.NEW_USER:
-        return None if last_paid is None else "NOT_A_NEW_USER"
+        if last_paid is not None:
+            return "NOT_A_NEW_USER"
+        from tuanbox.growth.newuser import new_user_coupon_taken
+
+        # One per person, as the new-user offers: another account on the same phone, device
+        # or payment account already had a new-user benefit or bought.
+        return "NEW_USER_TAKEN" if new_user_coupon_taken(session, user_id) else None
     if last_paid is None or aware(last_paid) > now - timedelta(days=dormant_days):
         return "NOT_DORMANT"
     return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,8 @@ from tuanbox.orders.models import Order
 from tuanbox.risk.rules import Key
 from tuanbox.risk.signals import Hasher, sticky_keys
 from tuanbox.settings import Settings
+
+MAX_PERSON_KEYS = 50  # an account's devices and payment accounts looked at per check
 
 
 def _why_taken(
@@ -160,3 +162,95 @@ def create_offer(
     session.add(offer)
     session.flush()
     return offer
+
+
+def _person_keys(
+    session: Session, user_id: str, devices: tuple[str, ...]
+) -> tuple[set[str], set[str]]:
+    """The devices and payment accounts of this account in its risk signals (plus `devices`)."""
+    from tuanbox.risk.models import RiskSignal
+
+    rows = session.execute(
+        select(RiskSignal.kind, RiskSignal.value)
+        .where(RiskSignal.user_id == user_id, RiskSignal.kind.in_((Key.DEVICE, Key.PAYER)))
+        .distinct()
+        .limit(MAX_PERSON_KEYS)
+    ).all()
+    found_devices = {v for k, v in rows if k == Key.DEVICE} | {d for d in devices if d}
+    payers = {v for k, v in rows if k == Key.PAYER}
+    return found_devices, payers
+
+
+def _lock_person(session: Session, keys: list[str]) -> None:
+    """Serialise new-user checks of one person (any shared key) until the caller commits."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite serialises writers already
+    for key in sorted(set(keys)):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"newuser:{key}"}
+        )
+
+
+def new_user_coupon_taken(
+    session: Session,
+    user_id: str,
+    *,
+    devices: tuple[str, ...] = (),
+    used_only: bool = False,
+) -> str | None:
+    """Whether another account of the same person already had a new-user benefit, by the rule
+    the new-user offers use: a person is a phone, a device and a payment account (the risk
+    signals' blind indexes). The code of the shared key (PHONE, DEVICE, PAYER), else None.
+
+    Taken when an account sharing one of them claimed a new-user offer, holds a new-user
+    coupon (`used_only`: one held by an order, as at checkout, where the first to use one
+    wins), or has paid for an order (that person is no longer new). At checkout, on
+    PostgreSQL, the keys are locked to the caller's commit, so two accounts on one device
+    checking out at once are decided one after the other."""
+    from tuanbox.coupons.models import Coupon, CouponTemplate
+    from tuanbox.risk.models import RiskSignal
+
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    own_devices, payers = _person_keys(session, user_id, devices)
+    if used_only:  # checkout: one at a time per person (issuance holds the template's lock)
+        _lock_person(
+            session,
+            [*own_devices, *payers, *([user.phone_hash] if user.phone_hash else [])],
+        )
+    claim = session.scalars(
+        select(NewUserClaim).where(
+            NewUserClaim.user_id != user_id,
+            or_(
+                NewUserClaim.phone_key == user.phone_hash if user.phone_hash else false(),
+                NewUserClaim.device_key.in_(own_devices) if own_devices else false(),
+                NewUserClaim.payer_key.in_(payers) if payers else false(),
+            ),
+        )
+    ).first()
+    if claim is not None:
+        if user.phone_hash and claim.phone_key == user.phone_hash:
+            return "PHONE"
+        return "DEVICE" if claim.device_key in own_devices else "PAYER"
+    for kind, values in ((Key.DEVICE, own_devices), (Key.PAYER, payers)):
+        if not values:
+            continue
+        others = (
+            select(RiskSignal.user_id)
+            .where(
+                RiskSignal.kind == kind,
+                RiskSignal.value.in_(values),
+                RiskSignal.user_id != user_id,
+            )
+            .distinct()
+            .scalar_subquery()
+        )
+        held = select(Coupon.id).join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+        held = held.where(Coupon.user_id.in_(others), CouponTemplate.audience == "new_user")
+        if used_only:
+            held = held.where(Coupon.status == "used")
+        bought = select(Order.id).where(Order.user_id.in_(others), Order.paid_at.is_not(None))
+        if session.scalar(held.limit(1)) is not None or session.scalar(bought.limit(1)):
+            return "DEVICE" if kind == Key.DEVICE else "PAYER"
+    return None
