@@ -43,7 +43,16 @@
   const NO_TERMS = new Map();
 
   // -- Python semantics --------------------------------------------------------------------
-  const isMap = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  // A JSON integer beyond 2^53 as written (Python's json keeps it exact; a JS number cannot).
+  class JsonInteger {
+    constructor(text) { this.text = text; }
+    toString() { return this.text; }
+  }
+  // JSON.parse keeping such integers exact, where the browser gives the reviver the source.
+  const parseJson = (text) => JSON.parse(text, (key, value, context) =>
+    typeof value === "number" && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source)
+      ? new JsonInteger(context.source) : value);
+  const isMap = (v) => v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof JsonInteger);
   const asList = (v) => (Array.isArray(v) ? v : [v]);
   // str.strip(): Python's whitespace set (JS trim() also trims U+FEFF and not U+001C-1F, U+0085).
   const PY_SPACE = /^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
@@ -292,6 +301,7 @@
   const canonicalValue = (value, ns) => {
     if (typeof value === "boolean") return value ? "true" : "false";
     if (typeof value === "number") return canonicalNumber(value);
+    if (value instanceof JsonInteger) return decimalText(value.text);
     let text = strip(pyStr(value));
     const [prefix, sep, local] = partition3(text, ":");
     if (sep && ns && ns.has(prefix) && !local.startsWith("//")) text = ns.get(prefix) + local;
@@ -435,5 +445,5 @@
     return leaf;
   };
 
-  window.EpcisHash = Object.freeze({ VERSION: 2, prehash, eventHash, anchorLeaf, hashPrehash, namespacesFromContext, canonicalTime, canonicalNumber, normaliseGs1Uri });
+  window.EpcisHash = Object.freeze({ VERSION: 2, parseJson, prehash, eventHash, anchorLeaf, hashPrehash, namespacesFromContext, canonicalTime, canonicalNumber, normaliseGs1Uri });
 })();

@@ -5,7 +5,12 @@
 "use strict";
 
 (() => {
-  const report = JSON.parse(document.getElementById("report").textContent);
+  const source = document.getElementById("report").textContent;
+  const report = JSON.parse(source);
+  // The events as hashed: integers beyond 2^53 kept exact (JSON.parse would round them).
+  if (window.EpcisHash) {
+    window.EpcisHash.parseJson(source).events.forEach((e, i) => { report.events[i].event = e.event; });
+  }
   const button = document.getElementById("verify");
   const rpc = button.dataset.rpc;
   const SELECTOR = button.dataset.selector;
