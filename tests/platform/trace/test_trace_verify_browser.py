@@ -4,6 +4,7 @@ read on chain); an edited event, a node of another chain and a node without the 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from tests.platform.factories import make_merchant, make_product
 from tests.support import free_port, watch_csp
 from tests.traceability import factories as tf
 from tests.traceability.conftest import ANVIL_CANDIDATES
+from traceability.hashing import anchor_leaf, event_hash
 from traceability.settings import TraceSettings
 from tuanbox.api.app import create_app
 from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH, serve
@@ -28,6 +30,7 @@ from tuanbox.settings import Settings
 from tuanbox.trace.services import record_event, run_anchoring
 
 PATH = f"/01/{tf.GTIN}/10/{tf.LOT}"
+REPORT_TAG = '<script type="application/json" id="report">'
 EVENTS = 5
 
 
@@ -179,6 +182,27 @@ def test_page_verifies_a_real_report_and_rejects_each_kind_of_bad_one(
                 assert page.evaluate(
                     "getComputedStyle(document.getElementById('verdict')).backgroundColor"
                 ) == ("rgb(253, 224, 220)")
+
+                # A forger who also rewrites the event's hash and leaf: the fingerprint now
+                # matches, but the batch sealed on chain holds the original leaf.
+                def forged(body: str) -> str:
+                    head, rest = body.split(REPORT_TAG, 1)
+                    data, tail = rest.split("</script>", 1)
+                    report = json.loads(data)
+                    first = report["events"][0]
+                    first["event"]["quantityList"][0]["quantity"] = 150.5
+                    first["event_hash"] = event_hash(first["event"])
+                    first["leaf"] = anchor_leaf(first["event"]).decode("utf-8")
+                    text = json.dumps(report, ensure_ascii=False).replace("<", "\\u003c")
+                    return head + REPORT_TAG + text + "</script>" + tail
+
+                page = verify(browser, base + PATH, edit_report(forged))
+                expect(checks(page, "fingerprint", "ok")).to_have_count(EVENTS)
+                bad = page.locator("#checks li.bad")
+                expect(bad).to_have_count(1)
+                expect(bad).to_have_attribute("data-check", "sealed")
+                expect(bad).to_contain_text("event 1: wrong proof — it is not part of the batch")
+                expect(page.locator("#verdict.bad")).to_contain_text("verification failed")
 
             # The RPC answers for another chain: the report's chain id is not the node's.
             with (
