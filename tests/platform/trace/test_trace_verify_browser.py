@@ -204,6 +204,22 @@ def test_page_verifies_a_real_report_and_rejects_each_kind_of_bad_one(
                 expect(bad).to_contain_text("event 1: wrong proof — it is not part of the batch")
                 expect(page.locator("#verdict.bad")).to_contain_text("verification failed")
 
+                # Hash version 1 (anchored before GS1 conformance) is not recomputed here: never
+                # green, and the verdict says what was left to `tuanbox trace verify`.
+                def older(body: str) -> str:
+                    assert body.count('"hash_version": 2') == EVENTS
+                    return body.replace('"hash_version": 2', '"hash_version": 1', 1)
+
+                page = verify(browser, base + PATH, edit_report(older))
+                unchecked = checks(page, "fingerprint", "wait")
+                expect(unchecked).to_have_count(1)
+                expect(unchecked).to_contain_text("event 1: older record format (hash version 1)")
+                expect(checks(page, "fingerprint", "ok")).to_have_count(EVENTS - 1)
+                expect(page.locator("#checks li.bad")).to_have_count(0)
+                expect(page.locator("#verdict.wait")).to_contain_text(
+                    "some parts could not be checked here"
+                )
+
             # The RPC answers for another chain: the report's chain id is not the node's.
             with (
                 other_node(4242) as url,

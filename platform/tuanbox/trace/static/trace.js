@@ -26,10 +26,11 @@
     list.appendChild(li);
     return ok;
   };
-  const conclude = (failed, zh, en) => {
+  // ok: true (all checked and passed), false (a check failed), null (passed, some unchecked).
+  const conclude = (ok, zh, en) => {
     verdict.hidden = false;
-    verdict.className = failed ? "verdict bad" : "verdict ok";
-    verdict.textContent = (failed ? "× " : "✓ ") + zh + " · " + en;
+    verdict.className = ok === true ? "verdict ok" : ok === false ? "verdict bad" : "verdict wait";
+    verdict.textContent = (ok === true ? "✓ " : ok === false ? "× " : "○ ") + zh + " · " + en;
   };
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   const unhex = (h) => Uint8Array.from(h.replace(/^0x/, "").match(/../g) || [], (b) => parseInt(b, 16));
@@ -144,7 +145,7 @@
     try {
       if (!window.crypto || !crypto.subtle || !window.EpcisHash) {
         say(false, "setup", "此页面不在安全连接（HTTPS）中，手机无法计算指纹", "this page is not in a secure context (HTTPS): the browser offers no SHA-256 here");
-        conclude(true, "无法核验", "cannot verify here");
+        conclude(false, "无法核验", "cannot verify here");
         return;
       }
       const anchors = new Map(report.anchors.map((a) => [a.root, a]));
@@ -182,9 +183,9 @@
           say(null, "sealed", `第${n}步属于批次 ${short(e.root)}（未在链上核对）`, `event ${n}: proof folds to root ${short(e.root)}, not checked on chain`);
         }
       }
-      if (failed) conclude(true, "核验失败：此报告与原始记录或链上记录不符", "verification failed: this report does not match what was recorded or sealed on chain");
-      else if (list.querySelector("li.wait")) conclude(false, "已核验的部分全部一致，部分内容未能在此核对", "everything checked here matches; some parts could not be checked here");
-      else conclude(false, "全部核验通过", "everything checks out");
+      if (failed) conclude(false, "核验失败：此报告与原始记录或链上记录不符", "verification failed: this report does not match what was recorded or sealed on chain");
+      else if (list.querySelector("li.wait")) conclude(null, "已核验的部分全部一致，部分内容未能在此核对", "everything checked here matches; some parts could not be checked here");
+      else conclude(true, "全部核验通过", "everything checks out");
     } finally {
       button.disabled = false;
     }
