@@ -16,7 +16,9 @@ from edge.agent.demo import run_locker
 from tests.platform.dispatch.mqttfx import wait_for
 from tests.platform.dispatch.platformfx import Platform
 from tests.platform.fulfilment.fx import (
+    columns_holding,
     confirm,
+    courier_code,
     make_locker,
     make_order,
     make_shopper,
@@ -75,7 +77,7 @@ def test_order_to_pickup_with_the_real_agent(
             booking = session.scalars(select(Booking)).one()
             comp = session.get(Compartment, booking.compartment_id)
             assert comp is not None
-            label, deposit_code = comp.label, booking.deposit_code
+            label, deposit_code = comp.label, courier_code(p.settings, booking)
             assert (comp.size, comp.zone) == ("M", "ambient")
             row = session.get(Locker, locker_id)
             assert row is not None and row.online and row.agent_version
@@ -87,6 +89,9 @@ def test_order_to_pickup_with_the_real_agent(
         sim.board.close_door(label)
         wait_for(lambda: _status(p, order_id) == "ready_for_pickup", 30, "ready_for_pickup")
         wait_for(lambda: _commands_done(p, "arm_pickup"), 30, "pickup armed on the locker")
+        with p.session() as session:
+            # After the deposit no column of any table holds the courier's code in clear.
+            assert columns_holding(session, deposit_code) == []
 
         # The shopper shows the QR from the notification (the API renders this same token).
         with p.session() as session:

@@ -21,6 +21,7 @@ from tests.platform.dispatch.mqttfx import wait_for
 from tests.platform.dispatch.platformfx import Platform
 from tests.platform.fulfilment.fx import (
     confirm,
+    courier_code,
     make_locker,
     make_order,
     make_shopper,
@@ -93,7 +94,7 @@ def _held_parcel(
             booking = session.scalars(select(Booking)).one()
             comp = session.get(Compartment, booking.compartment_id)
             assert comp is not None
-            label, code = comp.label, booking.deposit_code
+            label, code = comp.label, courier_code(p.settings, booking)
         sim.scan("*" + code)
         wait_for(lambda: _door(sim, label) == "open", 15, "open for the courier")
         sim.board.place_item(label)
@@ -184,10 +185,12 @@ def test_a_rejected_hold_goes_back_with_the_courier(
             refunds = session.scalars(select(Refund).where(Refund.order_id == order.id)).all()
             assert [r.amount_cents for r in refunds] == [order.paid_cents]
             booking = session.scalars(select(Booking)).one()
-            assert booking.state == "returning" and booking.retrieval_code
-            (line,) = ops.run_sheet(session, h.locker_id, merchant_id=h.merchant_id)
+            assert booking.state == "returning" and booking.retrieval_code_enc
+            (line,) = ops.run_sheet(
+                session, h.locker_id, merchant_id=h.merchant_id, settings=p.settings
+            )
             assert (line.compartment, line.action, line.code) == (
-                h.label, "retrieve", booking.retrieval_code)  # fmt: skip
+                h.label, "retrieve", courier_code(p.settings, booking, "retrieval"))  # fmt: skip
         wait_for(lambda: _all_done(p, "arm_pickup", 2), 30, "retrieval armed on the locker")
 
         # The merchant's courier types the retrieval code from the run sheet, takes the parcel.

@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 from edge.agent.demo import DemoLocker, run_locker
 from tests.platform.dispatch.mqttfx import wait_for
 from tests.platform.dispatch.platformfx import Platform
-from tests.platform.fulfilment.fx import make_locker, make_shopper, make_sku, make_station
+from tests.platform.fulfilment.fx import (
+    courier_code,
+    make_locker,
+    make_shopper,
+    make_sku,
+    make_station,
+)
 from tests.platform.groupbuy.factories import pay
 from tests.platform.presale.fx import succeeded_group
 from traceability.settings import TraceSettings
@@ -144,7 +150,7 @@ def _booking(p: Platform, order_id: str) -> tuple[Booking, Compartment]:
 def _deposit_and_pick_up(p: Platform, sim: DemoLocker, order_id: str) -> None:
     booking, comp = _booking(p, order_id)
     label = comp.label
-    sim.scan("*" + booking.deposit_code)
+    sim.scan("*" + courier_code(p.settings, booking))
     wait_for(lambda: sim.board.get_state()["compartments"][label]["door"] == "open", 15, "open")
     sim.board.place_item(label)
     sim.board.close_door(label)

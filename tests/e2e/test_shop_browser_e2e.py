@@ -27,7 +27,7 @@ from sqlalchemy import select
 from edge.agent.demo import DemoLocker, run_locker
 from tests.platform.dispatch.mqttfx import wait_for
 from tests.platform.dispatch.platformfx import Platform
-from tests.platform.fulfilment.fx import make_locker, make_station
+from tests.platform.fulfilment.fx import courier_code, make_locker, make_station
 from tests.platform.groupbuy.factories import make_shop, tiered_spec
 from tests.platform.shop.test_pages_browser import AXE, PHONE, Weigher, check_page
 from tests.platform.shop.test_signin import last_code
@@ -134,7 +134,7 @@ def _deposit(p: Platform, sim: DemoLocker, order_id: str) -> str:
         assert booking is not None
         comp = session.get(Compartment, booking.compartment_id)
         assert comp is not None
-        label, code = comp.label, booking.deposit_code
+        label, code = comp.label, courier_code(p.settings, booking)
     sim.scan("*" + code)
     wait_for(lambda: sim.board.get_state()["compartments"][label]["door"] == "open", 15, "open")
     sim.board.place_item(label)

@@ -72,7 +72,7 @@ def test_one_qr_opens_every_compartment_of_a_split_order(
     try:
         wait_for(lambda: _done(p, "assign", 2), 30, "both parts assigned on the locker")
         with p.session() as session:
-            lines = ops.run_sheet(session, locker_id, merchant_id=merchant_id)
+            lines = ops.run_sheet(session, locker_id, merchant_id=merchant_id, settings=p.settings)
         assert [(ln.compartment, ln.size, ln.action) for ln in lines] == [
             ("0-7", "M", "deposit"), ("0-13", "L", "deposit")]  # fmt: skip
 

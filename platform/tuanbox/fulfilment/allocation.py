@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import AssignPayload, hash_code
 from edge.protocol.token import new_fallback_code
+from tuanbox.crypto import PiiCipher
 from tuanbox.dispatch import outbox
-from tuanbox.fulfilment import alerts, orders_port
+from tuanbox.fulfilment import alerts, codes, orders_port
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder
 from tuanbox.lockers.domain import MAX_UNITS, UNITS
 from tuanbox.lockers.models import Compartment, Locker
@@ -193,8 +194,9 @@ def _book_new(
     if compartment is None:
         return None
     compartment.state = "reserved"
+    ref, deposit_code = str(uuid.uuid4()), new_fallback_code(6)
     booking = Booking(
-        ref=str(uuid.uuid4()),
+        ref=ref,
         compartment_id=compartment.id,
         locker_id=compartment.locker_id,
         station_id=fo.station_id,
@@ -203,7 +205,7 @@ def _book_new(
         zone=fo.zone,
         units_used=units,
         state="reserved",
-        deposit_code=new_fallback_code(6),
+        deposit_code_enc=codes.seal(PiiCipher(settings), ref, "deposit", deposit_code),
     )
     session.add(booking)
     session.flush()
@@ -214,7 +216,7 @@ def _book_new(
         AssignPayload(
             order_id=booking.ref,
             compartment=compartment.label,
-            deposit_code_hash=hash_code(booking.deposit_code, compartment.locker_id),
+            deposit_code_hash=hash_code(deposit_code, compartment.locker_id),
         ),
         now=now,
         ttl_s=settings.command_ttl_s,

@@ -28,12 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuanbox.accounts.models import User
 from tuanbox.catalog.models import Merchant, Product, Sku
+from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
 from tuanbox.devservices.mqtt import clear_retained
 from tuanbox.dispatch.bridge import Bridge, forget_session
 from tuanbox.dispatch.models import OutboxCommand
-from tuanbox.fulfilment import pickup, waves
+from tuanbox.fulfilment import codes, pickup, waves
 from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.fulfilment.lifecycle import Context
 from tuanbox.fulfilment.models import Booking, DeliveryWave, FulfilmentOrder
@@ -279,7 +280,11 @@ def _through_the_locker(
         booking = _booking_of(session, watch.order_id)
         comp = session.get(Compartment, booking.compartment_id)
         assert comp is not None
-        label, code = comp.label, booking.deposit_code
+        # What the courier reads off the run sheet.
+        code = codes.reveal(
+            PiiCipher(ctx.settings), booking.ref, "deposit", booking.deposit_code_enc
+        )
+        label = comp.label
     watch.status()
     typer.echo(
         f"        {watch.label}: locker {watch.locker_id}, {comp.zone} {comp.size} door {label}; "

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import ArmPickupPayload, RevokePayload, hash_code
 from edge.protocol.token import new_fallback_code
+from tuanbox.crypto import PiiCipher
 from tuanbox.dispatch import outbox
-from tuanbox.fulfilment import alerts, orders_port, pickup
+from tuanbox.fulfilment import alerts, codes, orders_port, pickup
 from tuanbox.fulfilment.allocation import free_compartment
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder
 from tuanbox.lockers.models import Compartment
@@ -250,7 +251,10 @@ def start_return(
         ttl_s=settings.command_ttl_s,
         ref=ref,
     )
-    booking.retrieval_code = new_fallback_code(6)
+    retrieval_code = new_fallback_code(6)
+    booking.retrieval_code_enc = codes.seal(
+        PiiCipher(settings), booking.ref, "retrieval", retrieval_code
+    )
     booking.state = "returning"
     booking.pickup_token_id = str(uuid.uuid4())
     arm_pickup(
@@ -258,7 +262,7 @@ def start_return(
         booking,
         comp.label,
         token_id=booking.pickup_token_id,
-        code_hash=hash_code(booking.retrieval_code, booking.locker_id),
+        code_hash=hash_code(retrieval_code, booking.locker_id),
         valid_until=now + RETRIEVAL_VALIDITY,
         now=now,
         ttl_s=settings.command_ttl_s,

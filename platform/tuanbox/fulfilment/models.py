@@ -58,9 +58,9 @@ class Booking(TimestampMixin, Base):
     zone: Mapped[str] = mapped_column(String(16))
     units_used: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="reserved")
-    # In clear on purpose: the courier's run sheet shows it. It opens only this one
-    # compartment and only while the booking is reserved; the locker holds just its hash.
-    deposit_code: Mapped[str] = mapped_column(String(12))
+    # Encrypted (`tuanbox.fulfilment.codes`): the courier's run sheet shows it. It opens only
+    # this one compartment and only while the booking is reserved; the locker holds its hash.
+    deposit_code_enc: Mapped[str] = mapped_column(String(200))
     pickup_token_id: Mapped[str | None] = mapped_column(String(36))
     token_issued_at: Mapped[int | None] = mapped_column(BigInteger)
     token_expires_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -68,8 +68,9 @@ class Booking(TimestampMixin, Base):
     deposited_at: Mapped[datetime | None] = mapped_column()
     pickup_deadline: Mapped[datetime | None] = mapped_column(index=True)
     reminder_sent_at: Mapped[datetime | None] = mapped_column()
-    # Shown on the courier's run sheet while the booking is returning to the merchant.
-    retrieval_code: Mapped[str | None] = mapped_column(String(12))
+    # Encrypted like the deposit code; shown on the courier's run sheet while the booking is
+    # returning to the merchant.
+    retrieval_code_enc: Mapped[str | None] = mapped_column(String(200))
     closed_at: Mapped[datetime | None] = mapped_column()
     close_reason: Mapped[str | None] = mapped_column(String(64))
     # An order bigger than one compartment is split: each part is a booking of its own (own

@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import OpenPayload
 from tuanbox.audit.services import Actor, record
+from tuanbox.crypto import PiiCipher
 from tuanbox.dispatch import outbox
 from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.errors import InvalidInputError
+from tuanbox.fulfilment import codes
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder, OpsAlert
 from tuanbox.lockers.models import Compartment, Locker
 from tuanbox.lockers.services import get_compartment, get_locker, is_stale
@@ -88,8 +90,13 @@ class RunSheetLine:
     order_ids: list[str]
 
 
-def run_sheet(session: Session, locker_id: str, *, merchant_id: str | None) -> list[RunSheetLine]:
+def run_sheet(
+    session: Session, locker_id: str, *, merchant_id: str | None, settings: Settings
+) -> list[RunSheetLine]:
     """What a courier does at this locker: codes per compartment, in door order.
+
+    The codes are stored encrypted (`tuanbox.fulfilment.codes`) and decrypted here only for
+    the lines the caller may see.
 
     ``merchant_id`` set: only that merchant's bookings (its staff and couriers); None: every
     booking (ops). A code opens the whole compartment, so a line holding any other
@@ -104,6 +111,7 @@ def run_sheet(session: Session, locker_id: str, *, merchant_id: str | None) -> l
     )
     if merchant_id is not None:
         query = query.where(Booking.merchant_id == merchant_id)
+    cipher = PiiCipher(settings)
     lines = []
     for booking, comp in session.execute(query).all():
         owners = session.execute(
@@ -115,13 +123,18 @@ def run_sheet(session: Session, locker_id: str, *, merchant_id: str | None) -> l
         if merchant_id is not None and any(owner != merchant_id for _, owner in owners):
             continue
         retrieving = booking.state == "returning"
+        if retrieving:
+            sealed = booking.retrieval_code_enc
+            code = codes.reveal(cipher, booking.ref, "retrieval", sealed) if sealed else ""
+        else:
+            code = codes.reveal(cipher, booking.ref, "deposit", booking.deposit_code_enc)
         lines.append(
             RunSheetLine(
                 compartment=comp.label,
                 size=comp.size,
                 zone=comp.zone,
                 action="retrieve" if retrieving else "deposit",
-                code=(booking.retrieval_code or "") if retrieving else booking.deposit_code,
+                code=code,
                 booking_ref=booking.ref,
                 order_ids=[order_id for order_id, _ in owners],
             )

@@ -53,7 +53,9 @@ def list_lockers(user: OpsOrAdmin, session: SessionDep, settings: SettingsDep) -
     response_model=RunSheetOut,
     responses=problems(401, 403, 404),
 )
-def run_sheet(locker_id: str, user: RunSheetReader, session: SessionDep) -> RunSheetOut:
+def run_sheet(
+    locker_id: str, user: RunSheetReader, session: SessionDep, settings: SettingsDep
+) -> RunSheetOut:
     """The courier's list: deposit (or retrieval) code per compartment.
 
     Couriers and merchant staff get their own merchant's compartments only; ops and admins
@@ -66,7 +68,7 @@ def run_sheet(locker_id: str, user: RunSheetReader, session: SessionDep) -> RunS
         raise PermissionDeniedError("this account belongs to no merchant")
     else:
         merchant_id = user.merchant_id
-    lines = ops.run_sheet(session, locker_id, merchant_id=merchant_id)
+    lines = ops.run_sheet(session, locker_id, merchant_id=merchant_id, settings=settings)
     return RunSheetOut(
         locker_id=locker_id, lines=[RunSheetLineOut.model_validate(line) for line in lines]
     )

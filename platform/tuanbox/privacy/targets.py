@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from tuanbox.accounts.models import Address, User
 from tuanbox.crypto import PiiCipher
+from tuanbox.fulfilment import codes
+from tuanbox.fulfilment.models import Booking
 from tuanbox.idempotency.models import IdempotencyKey
 from tuanbox.idempotency.services import seal
 from tuanbox.notifications.models import Notification
@@ -208,4 +210,49 @@ class IdempotencyKeys(Target):
         return f"{row.principal}/…"  # the key is the client's string: not logged
 
 
-TARGETS: tuple[Target, ...] = (Users(), Addresses(), Notifications(), IdempotencyKeys())
+class Bookings(Target):
+    """Courier deposit and retrieval codes (`tuanbox.fulfilment.codes`)."""
+
+    name, model, table = "compartment_bookings", Booking, _table(Booking)
+
+    def stale(self, prefix: str) -> ColumnElement[bool]:
+        return or_(
+            _stale(Booking.deposit_code_enc, prefix), _stale(Booking.retrieval_code_enc, prefix)
+        )
+
+    def after(self, cursor: Any) -> ColumnElement[bool]:
+        return Booking.id > int(cursor) if cursor is not None else Booking.id.is_not(None)
+
+    def rows(self, session: Session, prefix: str, cursor: Any, limit: int) -> Sequence[Any]:
+        query = select(
+            Booking.id, Booking.ref, Booking.deposit_code_enc, Booking.retrieval_code_enc
+        )
+        query = query.where(self.after(cursor), self.stale(prefix))
+        return session.execute(query.order_by(Booking.id).limit(limit)).all()
+
+    def rewrite(self, cipher: PiiCipher, row: Any) -> Rewrite | None:
+        expect = {
+            "id": row.id,
+            "deposit_code_enc": row.deposit_code_enc,
+            "retrieval_code_enc": row.retrieval_code_enc,
+        }
+        values: dict[str, Any] = {}
+        kinds: tuple[tuple[str, codes.Kind], ...] = (
+            ("deposit_code_enc", "deposit"),
+            ("retrieval_code_enc", "retrieval"),
+        )
+        for column, kind in kinds:
+            sealed = getattr(row, column)
+            if sealed is not None and cipher.needs_rotation(sealed):
+                code = codes.reveal(cipher, row.ref, kind, sealed)
+                values[column] = codes.seal(cipher, row.ref, kind, code)
+        return Rewrite(self.model, expect, values) if values else None
+
+
+TARGETS: tuple[Target, ...] = (
+    Users(),
+    Addresses(),
+    Notifications(),
+    IdempotencyKeys(),
+    Bookings(),
+)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.models import User
 from tuanbox.audit.services import Actor
 from tuanbox.catalog.models import Merchant, Product, Sku
-from tuanbox.db.base import utcnow
+from tuanbox.crypto import PiiCipher
+from tuanbox.db.base import Base, utcnow
+from tuanbox.fulfilment import codes
 from tuanbox.fulfilment.allocation import allocate
+from tuanbox.fulfilment.codes import Kind
 from tuanbox.fulfilment.hooks import settings_of
+from tuanbox.fulfilment.models import Booking
 from tuanbox.lockers.models import Locker, Station
 from tuanbox.lockers.services import CompartmentSpec, create_locker, create_station
 from tuanbox.orders.models import Order
 from tuanbox.orders.services import transition
+from tuanbox.settings import Settings
 
 TEST_ACTOR = Actor(id="test", role="system")
 
@@ -94,3 +101,24 @@ def confirm(session: Session, order: Order) -> Order:
     if order.status == "confirmed" and order.wave_id is not None:
         allocate(session, order, settings=settings_of(session), now=utcnow())
     return order
+
+
+def courier_code(settings: Settings, booking: Booking, kind: Kind = "deposit") -> str:
+    """A booking's courier code in clear, as the run sheet would show it ("" when unset)."""
+    sealed = booking.deposit_code_enc if kind == "deposit" else booking.retrieval_code_enc
+    return codes.reveal(PiiCipher(settings), booking.ref, kind, sealed) if sealed else ""
+
+
+def columns_holding(session: Session, code: str) -> list[str]:
+    """Every `table.column` (all tables) whose text or JSON value contains `code`: a database
+    scan for a secret left in clear. Only str and JSON values are read (a timestamp's
+    microseconds are six digits too)."""
+    found = []
+    for table in Base.metadata.sorted_tables:
+        for row in session.execute(select(table)).mappings():
+            for column, value in row.items():
+                if isinstance(value, dict | list):
+                    value = json.dumps(value)
+                if isinstance(value, str) and code in value:
+                    found.append(f"{table.name}.{column}")
+    return found

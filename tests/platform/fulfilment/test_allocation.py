@@ -12,7 +12,9 @@ from edge.protocol.envelopes import decode_command, hash_code
 from tests.conftest import make_settings
 from tests.platform.fulfilment.fx import (
     TEST_ACTOR,
+    columns_holding,
     confirm,
+    courier_code,
     make_locker,
     make_order,
     make_shopper,
@@ -21,7 +23,7 @@ from tests.platform.fulfilment.fx import (
 )
 from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.fulfilment.allocation import free_compartment, queue_position
-from tuanbox.fulfilment.hooks import bind_settings
+from tuanbox.fulfilment.hooks import bind_settings, settings_of
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder, OpsAlert
 from tuanbox.lockers.domain import Candidate, choose, fits, units_for
 from tuanbox.lockers.models import Compartment
@@ -81,13 +83,17 @@ def test_confirmed_order_gets_smallest_compartment_in_its_zone_and_an_assign(
     assert (comp.zone, comp.size, comp.state) == ("chilled", "S", "reserved")
     assert chilled.status == "allocated"
 
+    # The courier's code is stored encrypted only; the locker gets its hash.
+    code = courier_code(settings_of(db_session), booking)
+    assert len(code) == 6 and code.isdigit()
+    assert columns_holding(db_session, code) == []
     row = db_session.scalars(
         select(OutboxCommand).where(OutboxCommand.ref == f"booking:{booking.id}")
     ).one()
     command = decode_command(row.body)
     assert command.type == "assign" and row.locker_id == locker.id
     assert command.payload.compartment == "0-5"  # type: ignore[union-attr]
-    assert command.payload.deposit_code_hash == hash_code(booking.deposit_code, locker.id)  # type: ignore[union-attr]
+    assert command.payload.deposit_code_hash == hash_code(code, locker.id)  # type: ignore[union-attr]
 
 
 def test_smallest_fit_and_least_worn(db_session: Session) -> None:

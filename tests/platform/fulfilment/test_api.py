@@ -13,6 +13,7 @@ from edge.protocol.token import verify_token
 from tests.platform.factories import auth_header, make_user
 from tests.platform.fulfilment.fx import (
     confirm,
+    courier_code,
     make_locker,
     make_order,
     make_shopper,
@@ -72,7 +73,7 @@ def test_courier_run_sheet_lists_deposit_codes(
             "size": "S",
             "zone": "ambient",
             "action": "deposit",
-            "code": booking.deposit_code,
+            "code": courier_code(settings, booking),
             "booking_ref": booking.ref,
             "order_ids": [orders[0].id],
         }

@@ -19,12 +19,15 @@ from tests.platform.fulfilment.fx import (
     make_station,
 )
 from tuanbox.accounts.models import Address, User
+from tuanbox.crypto import PiiCipher
 from tuanbox.db.engine import make_engine
 from tuanbox.db.migrate import alembic_config, upgrade
+from tuanbox.fulfilment import codes
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder
 from tuanbox.lockers.models import Compartment
 from tuanbox.lockers.services import CompartmentSpec
 from tuanbox.orders.models import Order
+from tuanbox.settings import Settings
 
 BEFORE, THIS = "0009_bounds", "0010_courier_role"
 
@@ -33,8 +36,9 @@ def _booking(session: Session, comp_index: int, orders: list[Order], locker_id: 
     comp = session.scalars(
         sa.select(Compartment).where(Compartment.locker_id == locker_id).order_by(Compartment.id)
     ).all()[comp_index]
+    ref = str(uuid.uuid4())
     booking = Booking(
-        ref=str(uuid.uuid4()),
+        ref=ref,
         compartment_id=comp.id,
         locker_id=locker_id,
         station_id=comp.locker.station_id,
@@ -42,7 +46,7 @@ def _booking(session: Session, comp_index: int, orders: list[Order], locker_id: 
         zone="ambient",
         units_used=len(orders),
         state="reserved",
-        deposit_code="123456",
+        deposit_code_enc=codes.seal(PiiCipher(Settings()), ref, "deposit", "123456"),
     )
     session.add(booking)
     session.flush()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from edge.protocol.envelopes import decode_command, hash_code
 from tests.platform.fulfilment.fx import (
     confirm,
+    courier_code,
     make_locker,
     make_order,
     make_shopper,
@@ -55,12 +56,13 @@ def test_reminder_then_return_to_merchant(db_session: Session, settings: Setting
     types = [c.type for c in commands]
     assert types.count("revoke") == 1 and types.count("arm_pickup") == 2
     arms = [decode_command(c.body) for c in commands if c.type == "arm_pickup"]
+    retrieval_code = courier_code(settings, booking, "retrieval")
     assert any(
-        a.payload.fallback_code_hash == hash_code(booking.retrieval_code or "", locker.id)  # type: ignore[union-attr]
+        a.payload.fallback_code_hash == hash_code(retrieval_code, locker.id)  # type: ignore[union-attr]
         for a in arms
     )
-    sheet = ops.run_sheet(db_session, locker.id, merchant_id=order.merchant_id)
-    assert [(s.action, s.code) for s in sheet] == [("retrieve", booking.retrieval_code)]
+    sheet = ops.run_sheet(db_session, locker.id, merchant_id=order.merchant_id, settings=settings)
+    assert [(s.action, s.code) for s in sheet] == [("retrieve", retrieval_code)]
 
     templates = db_session.scalars(
         select(Notification.template).where(Notification.user_id == shopper.id)

@@ -13,6 +13,7 @@ from tests.platform.factories import STAFF_PASSWORD, auth_header, make_user
 from tests.platform.fulfilment.fx import (
     TEST_ACTOR,
     confirm,
+    courier_code,
     make_locker,
     make_order,
     make_shopper,
@@ -23,7 +24,7 @@ from tuanbox.accounts.deps import Principal
 from tuanbox.accounts.models import User
 from tuanbox.catalog.models import Product, Sku
 from tuanbox.fulfilment import lifecycle, pickup
-from tuanbox.fulfilment.hooks import bind_settings
+from tuanbox.fulfilment.hooks import bind_settings, settings_of
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder
 from tuanbox.lockers.models import Locker
 from tuanbox.lockers.services import CompartmentSpec
@@ -89,7 +90,7 @@ def _expected(session: Session, orders: list[Order]) -> dict[str, tuple[str, str
     for order in orders:
         booking = _booking_of(session, order)
         returning = booking.state == "returning"
-        code = (booking.retrieval_code or "") if returning else booking.deposit_code
+        code = courier_code(settings_of(session), booking, "retrieval" if returning else "deposit")
         action = "retrieve" if returning else "deposit"
         _, _, ids = lines.setdefault(booking.ref, (action, code, []))
         ids.append(order.id)
@@ -124,9 +125,10 @@ def test_merchant_staff_see_only_their_merchants_order_ids_and_codes(
 
     sheet_b = _sheet(client, settings, staff_b, w.locker.id)
     assert sheet_b == _expected(db_session, [*w.orders_b, w.cancelled_b])
-    assert ("retrieve", _booking_of(db_session, w.cancelled_b).retrieval_code) in {
-        (action, code) for action, code, _ in sheet_b.values()
-    }
+    assert (
+        "retrieve",
+        courier_code(settings, _booking_of(db_session, w.cancelled_b), "retrieval"),
+    ) in {(action, code) for action, code, _ in sheet_b.values()}
 
 
 def test_orders_of_two_merchants_never_share_a_compartment(

@@ -10,6 +10,7 @@ from tests.conftest import make_settings
 from tests.platform.fulfilment.fx import (
     TEST_ACTOR,
     confirm,
+    courier_code,
     make_locker,
     make_order,
     make_shopper,
@@ -18,7 +19,7 @@ from tests.platform.fulfilment.fx import (
 )
 from tuanbox.dispatch.models import OutboxCommand
 from tuanbox.fulfilment.allocation import split_units
-from tuanbox.fulfilment.hooks import bind_settings
+from tuanbox.fulfilment.hooks import bind_settings, settings_of
 from tuanbox.fulfilment.models import Booking, FulfilmentOrder
 from tuanbox.lockers.models import Compartment
 from tuanbox.lockers.services import CompartmentSpec
@@ -77,7 +78,8 @@ def test_an_order_bigger_than_an_l_gets_an_l_and_an_m(db_session: Session) -> No
     assigns = _commands(db_session, "assign")
     assert sorted((str(a["compartment"]), str(a["order_id"])) for a in assigns) == [
         ("0-1", parts[1].ref), ("0-2", lead.ref)]  # fmt: skip
-    assert lead.deposit_code != parts[1].deposit_code
+    settings = settings_of(db_session)
+    assert courier_code(settings, lead) != courier_code(settings, parts[1])
 
     # Another order of the same shopper and merchant never joins a split order's parts.
     product_sku = make_sku(db_session, "S")
