@@ -129,6 +129,7 @@ def experiment_out(session: SessionDep, row: Experiment, with_arms: bool) -> Exp
 
 @router.get("/experiments", response_model=list[ExperimentOut], responses=problems(401, 403))
 def list_experiments(user: Staff, session: SessionDep) -> list[ExperimentOut]:
+    """The merchant's A/B tests, latest started first, with their figures per arm."""
     return [
         experiment_out(session, e, False) for e in experiments.listing(session, _merchant(user))
     ]
@@ -170,6 +171,7 @@ def experiment_results(experiment_id: PathId, user: Staff, session: SessionDep) 
     responses=problems(401, 403, 404),
 )
 def stop_experiment(experiment_id: PathId, user: Staff, session: SessionDep) -> ExperimentOut:
+    """End the test: shoppers see the campaign as it is again; the figures stay."""
     row = experiments.stop(session, _merchant(user), experiment_id)
     from tuanbox.experiments.exposure import forget
 
