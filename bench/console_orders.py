@@ -178,8 +178,13 @@ def main() -> None:
             session.commit()
         with engine.begin() as conn:
             conn.execute(sa.text(USERS_SQL), {"users": args.users})
+            # A bulk load goes around the per-row counter trigger (a million upserts of a few
+            # thousand rows in one transaction walk ever longer version chains); the
+            # reconciliation below counts the loaded orders instead.
+            conn.execute(sa.text("ALTER TABLE orders DISABLE TRIGGER trg_orders_tab_counts"))
             conn.execute(sa.text(ORDERS_SQL), {"merchants": args.merchants, "users": args.users,
                                                "orders": args.orders})  # fmt: skip
+            conn.execute(sa.text("ALTER TABLE orders ENABLE TRIGGER trg_orders_tab_counts"))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE orders"))
         print(f"  seeded {args.orders} orders in {time.perf_counter() - start:.0f} s")
@@ -191,16 +196,24 @@ def main() -> None:
         print(f"  largest merchant {largest[0]}: {largest[1]} orders; "
               f"median {median[0]}: {median[1]}")  # fmt: skip
         merchants = [largest[0], median[0]]
-        with factory() as session:  # the trigger-kept counters match a recount, exactly
+        with factory() as session:
+            start = time.perf_counter()
+            wrong = reconcile_tab_counts(session)
+            session.commit()
+            print(f"  tab counters built by the reconciliation over {args.orders} orders in "
+                  f"{time.perf_counter() - start:.1f} s ({wrong} counts)")  # fmt: skip
+            # Then kept by the trigger: 2,000 transitions, and the counters match a recount.
+            session.execute(sa.text(
+                "UPDATE orders SET status = 'picked_up', picked_up_at = now() WHERE id IN"
+                " (SELECT id FROM orders WHERE status = 'ready_for_pickup' LIMIT 2000)"
+            ))  # fmt: skip
+            session.commit()
             for merchant in merchants:
                 scope = Scope(merchant, settings)
                 kept = tab_counts(session, scope, OrderFilter())
                 assert kept == tab_counts(session, scope, OrderFilter(), counters=False), merchant
-            start = time.perf_counter()
-            wrong = reconcile_tab_counts(session)
+            assert reconcile_tab_counts(session) == 0
             session.commit()
-            print(f"  tab counters: match a recount; reconciling all {args.orders} orders took "
-                  f"{time.perf_counter() - start:.1f} s ({wrong} counts corrected)")  # fmt: skip
         indexed = _run(factory, settings, merchants, args.runs, "indexed")
         with engine.begin() as conn:
             for name in INDEXES:
