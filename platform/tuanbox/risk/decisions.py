@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from tuanbox.db.base import utcnow
 from tuanbox.orders.models import Order
 from tuanbox.risk import signals
-from tuanbox.risk.models import RiskHold, RiskReview, RiskSignal
+from tuanbox.risk.models import RiskHold, RiskReview
 from tuanbox.risk.rules import Action, Event, RuleSet, build_ruleset
 from tuanbox.risk.scoring import Facts, Verdict, evaluate, verdict
 from tuanbox.risk.signals import Hasher, Keys
@@ -49,12 +49,12 @@ def user_key(user_id: str, event: Event) -> str:
 
 @dataclass
 class Screening:
-    """One screened event: its verdict and the signal rows it recorded."""
+    """One screened event: its verdict and the ids of the signal rows it recorded."""
 
     event: Event
     user_id: str
     verdict: Verdict
-    rows: list[RiskSignal] = field(default_factory=list)
+    signal_ids: list[int] = field(default_factory=list)
 
     @property
     def action(self) -> Action:
@@ -99,17 +99,21 @@ def screen(
     if not settings.risk_enabled:
         return Screening(event, keys.user_id, verdict(ruleset, ()))
     moment = now or utcnow()
-    rows = signals.record(session, event, keys, now=moment, order_id=order_id, ref=ref)
-    if rows is None:
+    ids = signals.record(session, event, keys, now=moment, order_id=order_id, ref=ref)
+    if ids is None:
         return None
-    facts = Facts(
-        event=event,
-        counts=signals.count_facts(session, ruleset, keys, moment, event),
-        **signals.account_facts(
-            session, keys.user_id, now=moment, flash_order=flash_order, exclude_subject=subject_key
-        ),
+    account = signals.account_facts(
+        session, keys.user_id, now=moment, flash_order=flash_order, exclude_subject=subject_key
     )
-    return Screening(event, keys.user_id, evaluate(ruleset, facts), rows)
+    counts = signals.count_facts(session, ruleset, keys, moment, event, evidence=False)
+    decided = evaluate(ruleset, Facts(event=event, counts=counts, **account))
+    if decided.action is not Action.ALLOW:
+        # Only a decision that is filed cites the accounts and orders behind its counts: a
+        # shared carrier-NAT address past its (low-scoring) IP rules is most joins' case, and
+        # the evidence queries would run on each of them for nothing.
+        counts = signals.count_facts(session, ruleset, keys, moment, event)
+        decided = evaluate(ruleset, Facts(event=event, counts=counts, **account))
+    return Screening(event, keys.user_id, decided, ids)
 
 
 def file_review(

@@ -130,8 +130,7 @@ def after_order(session: Session, screening: Screening | None, order: Order) -> 
     """The order screened by `before_order` exists: link its signals; hold it if so decided."""
     if screening is None:
         return
-    for row in screening.rows:
-        row.order_id = order.id
+    signals.link_order(session, screening.signal_ids, order.id)
     if screening.action is Action.REVIEW:
         file_review(
             session,

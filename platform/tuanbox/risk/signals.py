@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, distinct, func, or_, select
+from sqlalchemy import delete, distinct, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -128,8 +128,11 @@ def record(
     now: datetime,
     order_id: str | None = None,
     ref: str | None = None,
-) -> list[RiskSignal] | None:
-    """Add one row per key, flushed; with `ref`, None when that event was recorded before."""
+) -> list[int] | None:
+    """Add one row per key in one INSERT; their ids, or None when `ref` was recorded before.
+
+    A Core statement, not ORM objects: a join screens every seat, and the rows are only
+    written here and linked to their order (`link_order`) later."""
     values = [
         {
             "at": now,
@@ -142,26 +145,29 @@ def record(
         }
         for kind, value in keys.pairs()
     ]
-    if ref is None:
-        rows = [RiskSignal(**v) for v in values]
-        session.add_all(rows)
-        session.flush()
-        return rows
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    ids = session.scalars(
-        insert(RiskSignal)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["event", "kind", "ref"])
-        .returning(RiskSignal.id)
-    ).all()
-    if not ids:
+    statement = insert(RiskSignal).values(values)
+    if ref is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=["event", "kind", "ref"])
+    ids = list(session.scalars(statement.returning(RiskSignal.id)).all())
+    if not ids and ref is not None:
         return None
-    return list(session.scalars(select(RiskSignal).where(RiskSignal.id.in_(ids))))
+    return ids
 
 
-def _aggregate(rule: CountRule, now: datetime) -> Any:
-    condition = RiskSignal.at >= now - timedelta(seconds=rule.window_s)
+def link_order(session: Session, signal_ids: Iterable[int], order_id: str) -> None:
+    """The order the signals were recorded for now exists: name it on them."""
+    ids = list(signal_ids)
+    if ids:
+        session.execute(
+            update(RiskSignal).where(RiskSignal.id.in_(ids)).values(order_id=order_id),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def _aggregate(rule: CountRule, now: datetime, match: Any) -> Any:
+    condition = match & (RiskSignal.at >= now - timedelta(seconds=rule.window_s))
     if rule.events:
         condition = condition & RiskSignal.event.in_(sorted(rule.events))
     if rule.measure == "accounts":
@@ -170,31 +176,43 @@ def _aggregate(rule: CountRule, now: datetime) -> Any:
 
 
 def count_facts(
-    session: Session, ruleset: RuleSet, keys: Keys, now: datetime, event: Event
+    session: Session,
+    ruleset: RuleSet,
+    keys: Keys,
+    now: datetime,
+    event: Event,
+    *,
+    evidence: bool = True,
 ) -> dict[str, Count]:
-    """Each count rule's count for this event's keys (the largest over its values), with the
-    accounts and orders behind the ones that reach their threshold; rules that are off, or
-    that do not score this kind of event, are not counted."""
-    best: dict[str, tuple[int, str]] = {}
+    """Each count rule's count for this event's keys (the largest over its values), in one
+    query; with `evidence`, the accounts and orders behind the ones that reach their
+    threshold. Rules that are off, or that do not score this kind of event, are not counted."""
+    columns: list[Any] = []
+    slots: list[tuple[CountRule, str]] = []
+    matches: list[Any] = []
     for kind, value in keys.pairs():
         rules = [r for r in ruleset.counts if r.enabled and r.key == kind and r.applies_to(event)]
         if not rules:
             continue
         oldest = now - timedelta(seconds=max(r.window_s for r in rules))
-        row = session.execute(
-            select(*(_aggregate(r, now) for r in rules)).where(
-                RiskSignal.kind == kind, RiskSignal.value == value, RiskSignal.at >= oldest
-            )
-        ).one()
-        for rule, n in zip(rules, row, strict=True):
-            if rule.name not in best or int(n or 0) > best[rule.name][0]:
-                best[rule.name] = (int(n or 0), value)
+        match = (RiskSignal.kind == kind) & (RiskSignal.value == value) & (RiskSignal.at >= oldest)
+        matches.append(match)
+        for rule in rules:
+            columns.append(_aggregate(rule, now, match))
+            slots.append((rule, value))
+    if not columns:
+        return {}
+    row = session.execute(select(*columns).where(or_(*matches))).one()
+    best: dict[str, tuple[int, str]] = {}
+    for (rule, value), n in zip(slots, row, strict=True):
+        if rule.name not in best or int(n or 0) > best[rule.name][0]:
+            best[rule.name] = (int(n or 0), value)
     rules_by_name = {r.name: r for r in ruleset.counts}
     out: dict[str, Count] = {}
     for name, (n, value) in best.items():
         rule = rules_by_name[name]
         shown = value if rule.key == Key.USER else value[:_HASH_SHOWN]
-        if n < rule.threshold:
+        if n < rule.threshold or not evidence:
             out[name] = Count(n, shown)
             continue
         orders = _orders_behind(session, rule, value, now) if rule.measure == "events" else ()
@@ -236,11 +254,29 @@ def account_facts(
     from tuanbox.orders.models import Order
 
     facts: dict[str, Any] = {"flash_order": flash_order}
-    user = session.get(User, user_id)
-    if user is not None and user.created_at is not None:
-        created = user.created_at
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        facts["account_age_days"] = max(0.0, (now - created).total_seconds() / 86400)
+
+    # Reviews about the account, or holding one of its orders (a group's review names none),
+    # counted by status beside the account's age: one round trip.
+    def reviews(status: str) -> Any:
+        return (
+            select(func.count(distinct(RiskReview.id)))
+            .outerjoin(RiskHold, RiskHold.review_id == RiskReview.id)
+            .outerjoin(Order, Order.id == RiskHold.order_id)
+            .where(
+                or_(RiskReview.user_id == user_id, Order.user_id == user_id),
+                RiskReview.status == status,
+                RiskReview.subject_key != exclude_subject,
+            )
+            .scalar_subquery()
+        )
+
+    created = select(User.created_at).where(User.id == user_id).scalar_subquery()
+    created_at, open_reviews, rejected_reviews = session.execute(
+        select(created, reviews("open"), reviews("rejected"))
+    ).one()
+    if created_at is not None:
+        created_at = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+        facts["account_age_days"] = max(0.0, (now - created_at).total_seconds() / 86400)
     if flash_order:
         kinds = dict(
             session.execute(
@@ -251,22 +287,8 @@ def account_facts(
         )
         facts["flash_orders"] = int(kinds.pop("flash", 0))
         facts["other_orders"] = int(sum(kinds.values()))
-    # Reviews about the account, or holding one of its orders (a group's review names none).
-    statuses = dict(
-        session.execute(
-            select(RiskReview.status, func.count(distinct(RiskReview.id)))
-            .outerjoin(RiskHold, RiskHold.review_id == RiskReview.id)
-            .outerjoin(Order, Order.id == RiskHold.order_id)
-            .where(
-                or_(RiskReview.user_id == user_id, Order.user_id == user_id),
-                RiskReview.status.in_(("open", "rejected")),
-                RiskReview.subject_key != exclude_subject,
-            )
-            .group_by(RiskReview.status)
-        ).all()
-    )
-    facts["open_reviews"] = int(statuses.get("open", 0))
-    facts["rejected_reviews"] = int(statuses.get("rejected", 0))
+    facts["open_reviews"] = int(open_reviews or 0)
+    facts["rejected_reviews"] = int(rejected_reviews or 0)
     return facts
 
 
