@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tuanbox.audit.services import Actor
 from tuanbox.errors import NotFoundError, PermissionDeniedError
@@ -274,7 +275,6 @@ def _take_seat(
         # The same shopper joining twice at once: the second waited for the first's row and
         # lost. The caller's unit of work rolls everything back (seat, quota, order).
         raise AlreadyMemberError("you are already in this group") from exc
-    session.refresh(group)
     return Joined(group, member, order.id, unit_price, campaign, order)
 
 
@@ -294,11 +294,17 @@ def _seat(
     if capped:
         guards.append(Group.units_taken + qty <= Group.units_held)
         values["units_taken"] = Group.units_taken + qty
+    columns = Group.__table__.columns
     row = session.execute(
-        update(Group).where(*guards).values(**values).returning(Group.seats_taken, Group.join_seq),
+        update(Group).where(*guards).values(**values).returning(*columns),
         execution_options={"synchronize_session": False},
     ).one_or_none()
-    return None if row is None else (int(row[0]), int(row[1]))
+    if row is None:
+        return None
+    # The row is locked until commit: what it returned stays current, no re-read needed.
+    for column, value in zip(columns, row, strict=True):
+        set_committed_value(group, column.key, value)
+    return group.seats_taken, group.join_seq
 
 
 def _bump_quota(session: Session, campaign: Campaign, user_id: str, qty: int) -> None:
