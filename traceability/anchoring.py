@@ -17,6 +17,7 @@ from typing import Protocol
 
 from traceability import merkle
 from traceability.chain import TxResult
+from traceability.completeness import LotKey, lot_leaves
 from traceability.errors import AlreadyAnchoredError, TraceError, WindowConflictError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class PendingLeaf:
     event_id: str
     leaf: bytes
     recorded_at: datetime
+    lots: tuple[LotKey, ...] = ()
+    """GTIN + lot pairs the event names: each gets a completeness leaf in the window."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,16 @@ class Window:
     anchor: AnchorRecord | None = None
     attempts: int = 0
     last_error: str | None = None
+    lots: tuple[LotKey, ...] = ()
+    """Lots with a completeness leaf; theirs follow the event leaves, in this order."""
 
     @property
     def size(self) -> int:
         return len(self.leaves)
+
+    def lot_index(self, key: LotKey) -> int | None:
+        """Leaf index of a lot's completeness leaf, None if the window has none for it."""
+        return len(self.event_ids) + self.lots.index(key) if key in self.lots else None
 
 
 class AnchorRepository(abc.ABC):
@@ -188,14 +197,18 @@ class ReorgSummary:
 
 
 def build_window(window_id: str, now: datetime, leaves: Sequence[PendingLeaf]) -> Window:
-    """A window over these leaves, in the given order."""
-    data = tuple(p.leaf for p in leaves)
+    """A window over these event leaves, in the given order, then one completeness leaf per
+    lot they name (``traceability.completeness``)."""
+    events = tuple(p.leaf for p in leaves)
+    committed = lot_leaves(events, [p.lots for p in leaves])
+    data = events + tuple(leaf for _, leaf in committed)
     return Window(
         id=window_id,
         created_at=now,
         event_ids=tuple(p.event_id for p in leaves),
         leaves=data,
         root=merkle.root(data),
+        lots=tuple(key for key, _ in committed),
     )
 
 

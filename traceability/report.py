@@ -48,6 +48,16 @@ class Anchor(BaseModel):
     block_time: datetime
 
 
+class LotCommitment(BaseModel):
+    """What a window commits about this lot: how many of its events, and their sub-root
+    (``traceability.completeness``), proven by the lot leaf's audit path to the root."""
+
+    root: str
+    count: int = Field(ge=1)
+    sub_root: str
+    proof: Proof
+
+
 class ReportEvent(BaseModel):
     """An event as stored, its EPCIS Event Hash and (when anchored) its proof."""
 
@@ -77,6 +87,9 @@ class TraceReport(BaseModel):
     rpc_url: str | None = None
     events: list[ReportEvent]
     anchors: list[Anchor]
+    lot_commitments: list[LotCommitment] = []
+    """One per anchored window that commits this lot's event list (windows cut before
+    completeness commitments have none)."""
 
     @property
     def pending_count(self) -> int:
@@ -131,6 +144,9 @@ def build_report(
     for item in stored:
         if item.window is not None and item.window.anchor is not None:
             wanted.setdefault(item.window.id, []).append(item.window.event_ids.index(item.event_id))
+            at = item.window.lot_index((gtin, lot))
+            if at is not None and at not in wanted[item.window.id]:
+                wanted[item.window.id].append(at)
     paths: dict[str, dict[int, list[bytes]]] = {}
     for item in stored:
         window = item.window
@@ -171,7 +187,32 @@ def build_report(
                 ),
             )
         )
+    commitments = []
+    seen: set[str] = set()
+    for item in stored:
+        window = item.window
+        if window is None or window.anchor is None or window.id in seen:
+            continue
+        seen.add(window.id)
+        at = window.lot_index((gtin, lot))
+        if at is None:
+            continue
+        text = window.leaves[at].decode("utf-8")
+        count, sub_root = text.rsplit(" count=", 1)[1].split(" root=")
+        commitments.append(
+            LotCommitment(
+                root=_hex(window.root),
+                count=int(count),
+                sub_root=sub_root,
+                proof=Proof(
+                    leaf_index=at,
+                    tree_size=window.size,
+                    siblings=[_hex(s) for s in paths[window.id][at]],
+                ),
+            )
+        )
     return TraceReport(
+        lot_commitments=commitments,
         gtin=gtin,
         lot=lot,
         digital_link=gtin_lot_uri(gtin, lot),

@@ -1,5 +1,6 @@
 """Offline verification of a trace report: recompute every event hash from its JSON, fold
-every Merkle proof to its root, and ask a node of the chain whether each root is anchored.
+every Merkle proof to its root, check each window's committed list of the lot's events is
+all there, and ask a node of the chain whether each root is anchored.
 
 Returns every check with a clear message; ``first_failure`` names the first one that failed.
 """
@@ -10,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from traceability import merkle
+from traceability.completeness import lot_leaf
 from traceability.errors import ProofError, TraceError
 from traceability.hashing import HASH_VERSIONS, anchor_leaf, event_hash
-from traceability.report import Anchor, ReportEvent, TraceReport
+from traceability.report import Anchor, LotCommitment, ReportEvent, TraceReport
 
 Status = Literal["pass", "fail", "pending", "skip"]
 
@@ -171,12 +173,93 @@ def _check_anchor(anchor: Anchor, chain: RootLookup | None, node_chain: int | No
     )
 
 
+def _check_commitment(report: TraceReport, root: str, commitment: LotCommitment) -> Check:
+    subject = f"root {root[:18]}…"
+    try:
+        leaf = lot_leaf(
+            report.gtin,
+            report.lot,
+            commitment.count,
+            bytes.fromhex(commitment.sub_root.removeprefix("0x")),
+        )
+        folded = merkle.root_from_proof(
+            leaf,
+            commitment.proof.leaf_index,
+            commitment.proof.tree_size,
+            [bytes.fromhex(s.removeprefix("0x")) for s in commitment.proof.siblings],
+        )
+    except (ProofError, ValueError) as exc:
+        return Check(subject, "completeness", "fail", f"wrong completeness proof: {exc}")
+    if "0x" + folded.hex() != root:
+        return Check(
+            subject,
+            "completeness",
+            "fail",
+            f"wrong completeness proof: the lot's commitment folds to 0x{folded.hex()}",
+        )
+    members = sorted(
+        (e for e in report.events if e.status == "anchored" and e.root == root and e.proof),
+        key=lambda e: e.proof.leaf_index if e.proof else 0,
+    )
+    if len(members) != commitment.count:
+        return Check(
+            subject,
+            "completeness",
+            "fail",
+            f"incomplete report: this window commits {commitment.count} events of lot "
+            f"{report.gtin}/{report.lot}, the report shows {len(members)}",
+        )
+    try:
+        leaves = [anchor_leaf(e.event, version=e.hash_version) for e in members]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return Check(subject, "completeness", "fail", f"event JSON cannot be hashed: {exc}")
+    if "0x" + merkle.root(leaves).hex() != commitment.sub_root:
+        return Check(
+            subject,
+            "completeness",
+            "fail",
+            "incomplete report: the lot's events in this window are not the committed list "
+            f"(sub-root {commitment.sub_root[:18]}…)",
+        )
+    return Check(
+        subject,
+        "completeness",
+        "pass",
+        f"all {commitment.count} events of the lot in this window are in the report",
+    )
+
+
+def _check_completeness(report: TraceReport) -> list[Check]:
+    committed = {c.root: c for c in report.lot_commitments}
+    checks = []
+    for anchor in report.anchors:
+        commitment = committed.pop(anchor.root, None)
+        if commitment is None:
+            checks.append(
+                Check(
+                    f"root {anchor.root[:18]}…",
+                    "completeness",
+                    "skip",
+                    "this window commits no list of the lot's events (cut before completeness "
+                    "commitments): an event left out of it would go unnoticed",
+                )
+            )
+            continue
+        checks.append(_check_commitment(report, anchor.root, commitment))
+    for root in committed:
+        checks.append(
+            Check(f"root {root[:18]}…", "completeness", "fail", "commitment for no anchor")
+        )
+    return checks
+
+
 def verify_report(report: TraceReport, chain: RootLookup | None) -> VerificationResult:
     """Run every check; pass ``chain=None`` to check hashes and proofs only."""
     result = VerificationResult()
     anchors = {a.root: a for a in report.anchors}
     for index, item in enumerate(report.events):
         result.checks.extend(_check_event(index, item, anchors))
+    result.checks.extend(_check_completeness(report))
     node_chain: int | None = None
     if chain is not None and report.anchors:
         try:

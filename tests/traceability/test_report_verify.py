@@ -35,10 +35,12 @@ def _anchored_report(
     repo = InMemoryAnchorRepository()
     for i, event in enumerate(events):
         leaf = anchor_leaf(event, version=leaf_version)
-        repo.add_event(PendingLeaf(f"ev{i}", leaf, factories.NOW))
+        lots = ((factories.GTIN, factories.LOT),)
+        repo.add_event(PendingLeaf(f"ev{i}", leaf, factories.NOW, lots))
     # Unrelated events from other lots share the window, as in production.
     for i in range(5):
-        repo.add_event(PendingLeaf(f"other{i}", f"other-lot-{i}".encode(), factories.NOW))
+        other = ((factories.GTIN, f"OTHER-{i % 2}"),)
+        repo.add_event(PendingLeaf(f"other{i}", f"other-lot-{i}".encode(), factories.NOW, other))
     ids = (f"w{i}" for i in itertools.count(1))
     service = AnchoringService(
         repo,
@@ -105,8 +107,9 @@ def test_report_shape(report: TraceReport) -> None:
     assert report.digital_link == "https://id.gs1.org/01/06901234567892/10/PEACH-2611"
     assert [e.status for e in report.events] == ["anchored"] * 5 + ["pending"]
     (anchor,) = report.anchors
-    assert anchor.event_count == 10 and anchor.chain_id == 31337
-    assert {e.proof.tree_size for e in report.events if e.proof} == {10}
+    # 10 event leaves and 3 completeness leaves (one per lot in the window)
+    assert anchor.event_count == 13 and anchor.chain_id == 31337
+    assert {e.proof.tree_size for e in report.events if e.proof} == {13}
     assert report.pending_count == 1
 
 
@@ -267,3 +270,42 @@ def test_claiming_the_other_hash_version_fails(anvil: Anvil, report: TraceReport
     anchored.hash_version = 7
     failure = verify_report(forged, RpcRootLookup(anvil.url)).first_failure
     assert failure is not None and "unknown hash version 7" in failure.detail
+
+
+def test_report_commits_the_lot_event_list(deployed: ChainClient) -> None:
+    report = _anchored_report(deployed)
+    (commitment,) = report.lot_commitments
+    assert commitment.count == 5 and commitment.root == report.anchors[0].root
+    # 10 event leaves, then one completeness leaf per lot (OTHER-0, OTHER-1, then ours).
+    assert commitment.proof.leaf_index == 12 and commitment.proof.tree_size == 13
+    checks = [c for c in verify_report(report, None).checks if c.check == "completeness"]
+    assert [c.status for c in checks] == ["pass"]
+    assert "all 5 events of the lot in this window" in checks[0].detail
+
+
+def test_report_that_omits_an_event_fails_verification(anvil: Anvil, deployed: ChainClient) -> None:
+    data = _anchored_report(deployed).model_dump(mode="json")
+    del data["events"][2]  # the receiving event, silently left out
+    result = verify_report(load_report(data), RpcRootLookup(anvil.url))
+    assert not result.ok
+    failure = result.first_failure
+    assert failure is not None and failure.check == "completeness"
+    assert failure.detail == (
+        "incomplete report: this window commits 5 events of lot "
+        f"{factories.GTIN}/{factories.LOT}, the report shows 4"
+    )
+    # Every event left is intact: only the completeness check can tell.
+    assert all(c.status != "fail" for c in result.checks if c.check != "completeness")
+
+
+def test_swapped_or_forged_commitments_fail(deployed: ChainClient) -> None:
+    data = _anchored_report(deployed).model_dump(mode="json")
+    data["lot_commitments"][0]["count"] = 4  # claims fewer events: its leaf no longer folds
+    del data["events"][2]
+    failure = verify_report(load_report(data), None).first_failure
+    assert failure is not None and failure.detail.startswith("wrong completeness proof")
+    data = _anchored_report(deployed).model_dump(mode="json")
+    data["lot_commitments"] = []  # stripped: the window then checks as uncommitted, not passed
+    result = verify_report(load_report(data), None)
+    assert not result.complete
+    assert [c.status for c in result.checks if c.check == "completeness"] == ["skip"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from traceability import merkle
 from traceability.anchoring import AnchorRecord, AnchorRepository, PendingLeaf, Window
-from traceability.errors import WindowConflictError
+from traceability.completeness import LotKey, lot_leaves
+from traceability.errors import ReportError, WindowConflictError
 from tuanbox.fulfilment.alerts import open_alert
-from tuanbox.trace.models import TraceEvent, TraceWindow, TraceWindowLeaf
+from tuanbox.trace.models import TraceEvent, TraceEventLot, TraceWindow, TraceWindowLeaf
 
 REORG_NEXT_STEP = (
     "A chain reorganisation deeper than TRACE_CONFIRMATIONS removed an anchored root; the "
@@ -33,6 +36,15 @@ def window_of_row(session: Session, row: TraceWindow) -> Window:
         .where(TraceWindowLeaf.window_id == row.id)
         .order_by(TraceWindowLeaf.position)
     ).all()
+    event_ids = tuple(m.event_id for m in members)
+    event_leaves = tuple(bytes(m.leaf) for m in members)
+    lots = _lots_of(session, event_ids)
+    root = bytes.fromhex(row.root.removeprefix("0x"))
+    committed = lot_leaves(event_leaves, [lots.get(e, ()) for e in event_ids])
+    # The completeness leaves are derived from the (append-only) events' lots; windows cut
+    # before they existed have a root over the event leaves alone.
+    if merkle.root(event_leaves) == root:
+        committed = []
     anchor = None
     if row.anchored_at is not None and row.chain_id is not None and row.contract:
         anchor = AnchorRecord(
@@ -43,16 +55,31 @@ def window_of_row(session: Session, row: TraceWindow) -> Window:
             block_time=int(row.block_time or 0),
             block_hash=row.block_hash,
         )
-    return Window(
+    window = Window(
         id=row.id,
         created_at=_aware(row.created_at),
-        event_ids=tuple(m.event_id for m in members),
-        leaves=tuple(bytes(m.leaf) for m in members),
-        root=bytes.fromhex(row.root.removeprefix("0x")),
+        event_ids=event_ids,
+        leaves=event_leaves + tuple(leaf for _, leaf in committed),
+        root=root,
         anchor=anchor,
         attempts=row.attempts,
         last_error=row.last_error,
+        lots=tuple(key for key, _ in committed),
     )
+    if merkle.root(window.leaves) != root:
+        raise ReportError(f"window {row.id}: stored leaves no longer make its root")
+    return window
+
+
+def _lots_of(session: Session, event_ids: Sequence[str]) -> dict[str, tuple[LotKey, ...]]:
+    found: dict[str, list[LotKey]] = {}
+    for event_id, gtin, lot in session.execute(
+        select(TraceEventLot.event_id, TraceEventLot.gtin, TraceEventLot.lot_code).where(
+            TraceEventLot.event_id.in_(event_ids)
+        )
+    ):
+        found.setdefault(event_id, []).append((gtin, lot))
+    return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
 class SqlAnchorRepository(AnchorRepository):
@@ -70,7 +97,11 @@ class SqlAnchorRepository(AnchorRepository):
                 .order_by(TraceEvent.recorded_at, TraceEvent.id)
                 .limit(limit)
             ).all()
-            return [PendingLeaf(r.id, bytes(r.leaf), _aware(r.recorded_at)) for r in rows]
+            lots = _lots_of(session, [r.id for r in rows])
+            return [
+                PendingLeaf(r.id, bytes(r.leaf), _aware(r.recorded_at), lots.get(r.id, ()))
+                for r in rows
+            ]
 
     def add_window(self, window: Window) -> None:
         # The unique event_id of window leaves makes a racing second cutter fail, not double up.
