@@ -30,9 +30,10 @@ class PiiGrant(Base):
 class OrderTabCount(Base):
     """How many of a merchant's orders a console status tab holds, in 16 slots.
 
-    Kept by the PostgreSQL trigger `trg_orders_tab_counts` (migration 0024_console_orders) in
-    the same transaction as every insert, delete or change of an order's status, `awaiting`,
-    `picked_up_at` or merchant, whoever makes it (the state machine, hooks, raw SQL). An
+    Kept by the PostgreSQL statement triggers `trg_orders_tab_counts_*` (migration
+    0024_console_orders, transition tables: one upsert per merchant, tab and slot a statement
+    moves) in the same transaction as every insert, delete or change of an order's status,
+    `awaiting`, `picked_up_at` or merchant, whoever makes it (the state machine, hooks, raw SQL). An
     order counts in slot `hashtext(id) & 15`, so concurrent orders of one merchant mostly
     update different rows; a tab's count is the sum of its slots. `listing.reconcile_tab_counts`
     rebuilds them from the orders. SQLite has no trigger: counts are taken from the orders.

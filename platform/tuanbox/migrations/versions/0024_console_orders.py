@@ -10,7 +10,8 @@ before upgrading (same names), and this migration's IF NOT EXISTS finds them the
 names in clear (the console and its exports mask them otherwise).
 
 `order_tab_counts` holds each merchant's order count per console status tab (16 slots per
-tab, summed on read), kept on PostgreSQL by the trigger `trg_orders_tab_counts` in the same
+tab, summed on read), kept on PostgreSQL by the statement triggers `trg_orders_tab_counts_*`
+(transition tables: one upsert per merchant, tab and slot a statement moves) in the same
 transaction as any insert, delete or change of an order's status, awaiting, picked_up_at or
 merchant; `order_tab_of` maps an order to its tab exactly as `merchant_orders.tabs.tab_of`.
 Existing orders are counted here (into slot 0). SQLite gets the table but no trigger (the
@@ -48,43 +49,60 @@ END
 $$
 """
 
-TRACK = """
-CREATE OR REPLACE FUNCTION order_tab_counts_track() RETURNS trigger
+# Statement-level triggers with transition tables: one upsert per (merchant, tab, slot) a
+# statement moves, however many rows it touches (a COPY of a million orders is ~1,400
+# upserts, not a million on the same few rows).
+MOVE = """
+CREATE OR REPLACE FUNCTION order_tab_counts_move() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-  old_tab text;
-  new_tab text;
 BEGIN
-  IF TG_OP <> 'INSERT' THEN
-    old_tab := order_tab_of(OLD.status, OLD.awaiting, OLD.picked_up_at IS NOT NULL);
-  END IF;
-  IF TG_OP <> 'DELETE' THEN
-    new_tab := order_tab_of(NEW.status, NEW.awaiting, NEW.picked_up_at IS NOT NULL);
-  END IF;
-  IF TG_OP = 'UPDATE' AND old_tab IS NOT DISTINCT FROM new_tab
-     AND OLD.merchant_id = NEW.merchant_id THEN
-    RETURN NULL;
-  END IF;
-  IF old_tab IS NOT NULL THEN
+  IF TG_OP = 'INSERT' THEN
     INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
-    VALUES (OLD.merchant_id, old_tab, hashtext(OLD.id) & 15, -1)
-    ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n - 1;
-  END IF;
-  IF new_tab IS NOT NULL THEN
+    SELECT merchant_id, order_tab_of(status, awaiting, picked_up_at IS NOT NULL),
+           hashtext(id) & 15, count(*)
+    FROM new_orders GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+  ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
-    VALUES (NEW.merchant_id, new_tab, hashtext(NEW.id) & 15, 1)
-    ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n + 1;
+    SELECT merchant_id, order_tab_of(status, awaiting, picked_up_at IS NOT NULL),
+           hashtext(id) & 15, -count(*)
+    FROM old_orders GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+  ELSE
+    INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
+    SELECT merchant_id, tab, slot, sum(d) FROM (
+      SELECT o.merchant_id, order_tab_of(o.status, o.awaiting, o.picked_up_at IS NOT NULL)
+               AS tab, hashtext(o.id) & 15 AS slot, -1 AS d
+      FROM old_orders o JOIN new_orders n USING (id)
+      WHERE order_tab_of(o.status, o.awaiting, o.picked_up_at IS NOT NULL)
+            IS DISTINCT FROM order_tab_of(n.status, n.awaiting, n.picked_up_at IS NOT NULL)
+         OR o.merchant_id <> n.merchant_id
+      UNION ALL
+      SELECT n.merchant_id, order_tab_of(n.status, n.awaiting, n.picked_up_at IS NOT NULL),
+             hashtext(n.id) & 15, 1
+      FROM old_orders o JOIN new_orders n USING (id)
+      WHERE order_tab_of(o.status, o.awaiting, o.picked_up_at IS NOT NULL)
+            IS DISTINCT FROM order_tab_of(n.status, n.awaiting, n.picked_up_at IS NOT NULL)
+         OR o.merchant_id <> n.merchant_id
+    ) AS moved GROUP BY 1, 2, 3 HAVING sum(d) <> 0 ORDER BY 1, 2, 3
+    ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
   END IF;
   RETURN NULL;
 END
 $$
 """
 
-TRIGGER = """
-CREATE TRIGGER trg_orders_tab_counts
-AFTER INSERT OR DELETE OR UPDATE OF status, awaiting, picked_up_at, merchant_id ON orders
-FOR EACH ROW EXECUTE FUNCTION order_tab_counts_track()
-"""
+TRIGGERS = (
+    "CREATE TRIGGER trg_orders_tab_counts_ins AFTER INSERT ON orders"
+    " REFERENCING NEW TABLE AS new_orders"
+    " FOR EACH STATEMENT EXECUTE FUNCTION order_tab_counts_move()",
+    "CREATE TRIGGER trg_orders_tab_counts_upd AFTER UPDATE ON orders"
+    " REFERENCING OLD TABLE AS old_orders NEW TABLE AS new_orders"
+    " FOR EACH STATEMENT EXECUTE FUNCTION order_tab_counts_move()",
+    "CREATE TRIGGER trg_orders_tab_counts_del AFTER DELETE ON orders"
+    " REFERENCING OLD TABLE AS old_orders"
+    " FOR EACH STATEMENT EXECUTE FUNCTION order_tab_counts_move()",
+)
 
 
 def upgrade() -> None:
@@ -124,8 +142,9 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(TAB_OF)
-        op.execute(TRACK)
-        op.execute(TRIGGER)
+        op.execute(MOVE)
+        for trigger in TRIGGERS:
+            op.execute(trigger)
         op.execute(
             "INSERT INTO order_tab_counts (merchant_id, tab, slot, n) "
             "SELECT merchant_id, order_tab_of(status, awaiting, picked_up_at IS NOT NULL), 0, "
@@ -135,8 +154,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS trg_orders_tab_counts ON orders")
-        op.execute("DROP FUNCTION IF EXISTS order_tab_counts_track()")
+        for suffix in ("ins", "upd", "del"):
+            op.execute(f"DROP TRIGGER IF EXISTS trg_orders_tab_counts_{suffix} ON orders")
+        op.execute("DROP FUNCTION IF EXISTS order_tab_counts_move()")
         op.execute("DROP FUNCTION IF EXISTS order_tab_of(text, text, boolean)")
     op.drop_table("order_tab_counts")
     op.drop_index("ix_orders_merchant_status_created", table_name="orders")
