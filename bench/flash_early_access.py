@@ -46,13 +46,13 @@ def main() -> None:
     client = redis.Redis.from_url(URL)
     shipped, baseline = lua.ADMIT, _without_early(lua.ADMIT)
     now = int(client.time()[0])
-    rows = []
+    rows: list[tuple[str, float, float]] = []
     for name, stock, member in (
         ("open sale, sold out", 0, False),
         ("open sale, admitting", 10**9, False),
         ("early window, member", 10**9, True),
     ):
-        figures = []
+        figures: list[float] = []
         for script in (baseline, shipped):
             sale = uuid.uuid4().hex
             stock_key, users_key, reqs_key = lua.keys(sale, "bench")
@@ -70,7 +70,8 @@ def main() -> None:
             )
             figures.append(_run(client, script, sale, admission, N))
             client.delete(stock_key, users_key, reqs_key, marker)
-        rows.append((name, *figures))
+        base, new = figures
+        rows.append((name, base, new))
     print(f"admission script, {N} calls each, µs per call (one EVALSHA round trip each)")
     print(f"{'path':<24} {'baseline':>10} {'shipped':>10} {'ratio':>7}")
     for name, base, new in rows:
