@@ -178,6 +178,12 @@ class Settings(BaseSettings):
     sms_max_attempts: int = Field(default=3, ge=1, le=5)
     # Pause before the second attempt, doubled before each later one.
     sms_retry_backoff_s: float = Field(default=0.5, ge=0, le=10)
+    # Texts decided in a transaction (the pickup code) wait in `sms_outbox` and the worker
+    # sends them after the commit: rounds before giving up (state `failed`), and the pause
+    # after the first failed round, doubled after each later one up to the cap.
+    sms_outbox_max_attempts: int = Field(default=10, ge=1, le=100)
+    sms_outbox_backoff_s: float = Field(default=30.0, ge=0, le=3600)
+    sms_outbox_backoff_max_s: float = Field(default=3600.0, ge=0, le=86400)
 
     # Fulfilment and dispatch (lockers, bridge).
     pickup_signing_key_file: str = "var/pickup_signing_key"  # development only, when key unset

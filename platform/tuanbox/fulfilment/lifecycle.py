@@ -152,6 +152,8 @@ def deposited(session: Session, booking: Booking, *, ctx: Context, now: datetime
         details,
         # The code reaches the shopper through the configured channel, never our tables.
         settings=ctx.settings,
+        # One text per order and pickup token: a deposit seen twice queues it once.
+        key=f"pickup_ready:{orders[0].id if orders else lead.ref}:{lead.pickup_token_id}",
     )
     session.flush()
     return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.db.base import Base, utcnow
@@ -26,3 +26,43 @@ class Notification(Base):
     # context "notification:{id}". Always NULL when the gateway sends (production).
     secrets_enc: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+SMS_OUTBOX_STATES = ("pending", "sent", "failed")
+
+
+class SmsOutbox(Base):
+    """A text decided inside a transaction, sent by the worker after it commits.
+
+    Written in the transaction that decided it (`tuanbox.notifications.outbox.enqueue`), so a
+    crash after the commit cannot lose it and a rollback takes it away; `key` (e.g.
+    `pickup_ready:{order}:{token}`) is unique, so deciding the same text twice queues it once.
+    The whole payload, codes included, is kept encrypted with the PII key under the context
+    `sms_outbox:{key}` until the text is sent or given up, then dropped. The phone number is
+    never here: it is read from the user's account when sending.
+    """
+
+    __tablename__ = "sms_outbox"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in SMS_OUTBOX_STATES) + ")", name="state"
+        ),
+        Index("ix_sms_outbox_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    payload_enc: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    # Our error code of the last failed attempt (never the gateway's free text).
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    # The `notifications` row written when the text went out.
+    notification_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()

@@ -11,14 +11,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
 from sqlalchemy.orm import Session
 
-from tuanbox.crypto import PiiCipher, PiiDecryptError
-from tuanbox.notifications.errors import SmsError
+from tuanbox.crypto import PiiCipher
 from tuanbox.notifications.gateway import GatewayConfig, SmsGateway
 from tuanbox.notifications.models import Notification
 from tuanbox.notifications.records import has_secrets, record
@@ -44,7 +44,13 @@ class Notifier(Protocol):
     """Tells a known user something; codes in the payload reach only that user."""
 
     def notify(
-        self, session: Session, user_id: str, template: str, payload: Mapping[str, Any]
+        self,
+        session: Session,
+        user_id: str,
+        template: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
     ) -> Notification: ...
 
 
@@ -120,7 +126,13 @@ class InboxNotifier:
         self.cipher = PiiCipher(settings)
 
     def notify(
-        self, session: Session, user_id: str, template: str, payload: Mapping[str, Any]
+        self,
+        session: Session,
+        user_id: str,
+        template: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
     ) -> Notification:
         row = record(
             session,
@@ -137,14 +149,24 @@ class InboxNotifier:
 class GatewayNotifier:
     """Production: the notice is a row without codes; templates with a gateway template
     (TUANBOX_SMS_TEMPLATES, always `pickup_ready`) are also texted to the user's phone,
-    which is how a code reaches the shopper."""
+    which is how a code reaches the shopper.
+
+    The text is queued in the caller's transaction (`tuanbox.notifications.outbox`) and the
+    worker sends it after the commit, with retries; `key` makes it once per key (e.g. per
+    order and pickup), a fresh one each call without it."""
 
     def __init__(self, settings: Settings, sms: SmsSender) -> None:
         self.settings = settings
         self.sms = sms
 
     def notify(
-        self, session: Session, user_id: str, template: str, payload: Mapping[str, Any]
+        self,
+        session: Session,
+        user_id: str,
+        template: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
     ) -> Notification:
         row = record(session, channel="app", template=template, payload=payload, user_id=user_id)
         log.info("notify %s user=%s", template, user_id)
@@ -155,21 +177,22 @@ class GatewayNotifier:
                 )
             return row
         from tuanbox.accounts.models import User  # accounts imports this module
+        from tuanbox.notifications import outbox
 
         user = session.get(User, user_id)
         if user is None or not user.phone_enc or not user.phone_hash:
             log.warning("no phone to text a notice to", extra={"template": template})
             return row
-        try:
-            phone = PiiCipher(self.settings).decrypt(user.phone_enc, context="phone")
-            self.sms.send(session, phone, user.phone_hash, template, payload)
-        except (SmsError, PiiDecryptError) as exc:
-            # The state change that caused the notice stands; the QR code still opens the
-            # compartment. The failure is on the row for support to see.
-            log.warning(
-                "a notice could not be texted", extra={"template": template, "code": exc.code}
-            )
-            row.payload = {**row.payload, "sms_failed": exc.code}
+        # Nothing leaves inside the caller's transaction: the worker texts after the commit
+        # (a rollback takes the text away with the state change that caused it).
+        outbox.enqueue(
+            session,
+            key=key or f"{template}:{uuid.uuid4()}",
+            user_id=user_id,
+            template=template,
+            payload=payload,
+            settings=self.settings,
+        )
         return row
 
 
@@ -203,17 +226,19 @@ def notify(
     *,
     settings: Settings | None = None,
     notifier: Notifier | None = None,
+    key: str | None = None,
 ) -> Notification:
     """Tell a user something; commits with the caller's transaction.
 
     Hooks that cannot see the process's settings may send notices without codes: those are
     recorded the same way everywhere. A notice carrying a code needs `settings` (or a
     `notifier`) to reach the user, and is refused without them rather than guessed at.
+    `key` names the notice for the text it may cause: one text per key (see `GatewayNotifier`).
     """
     if notifier is None and settings is not None:
         notifier = get_notifier(settings)
     if notifier is not None:
-        return notifier.notify(session, user_id, template, payload)
+        return notifier.notify(session, user_id, template, payload, key=key)
     if has_secrets(payload):
         raise RuntimeError(
             f"notice {template!r} carries a code: pass the process's settings so it is delivered"

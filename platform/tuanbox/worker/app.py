@@ -29,6 +29,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.recommend.tasks",
     "tuanbox.segments.tasks",
     "tuanbox.experiments.tasks",
+    "tuanbox.notifications.tasks",
 ]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
@@ -64,6 +65,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "membership.republish_markers": {"task": "membership.republish_markers", "schedule": 60.0},
     # Station-day popularity counts past the window (TUANBOX_RECOMMEND_POPULARITY_DAYS).
     "recommend.prune_days": {"task": "recommend.prune_days", "schedule": 3600.0},
+    # Texts queued in a transaction (the pickup code), sent after it committed.
+    "notifications.deliver_sms": {"task": "notifications.deliver_sms", "schedule": 10.0},
 }
 
 

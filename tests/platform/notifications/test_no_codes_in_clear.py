@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol.envelopes import hash_code
 from tests.conftest import make_settings
@@ -31,7 +31,8 @@ from tuanbox.fulfilment import lifecycle
 from tuanbox.fulfilment.hooks import bind_settings
 from tuanbox.fulfilment.models import Booking
 from tuanbox.lockers.services import CompartmentSpec
-from tuanbox.notifications.models import Notification
+from tuanbox.notifications import outbox
+from tuanbox.notifications.models import Notification, SmsOutbox
 from tuanbox.notifications.records import secrets_of
 from tuanbox.notifications.services import notify
 from tuanbox.settings import Settings
@@ -149,6 +150,12 @@ def test_a_gateway_outage_is_a_503_problem_and_no_code_is_kept(
     assert code not in caplog.text and DIGITS not in caplog.text
 
 
+def _worker_round(session: Session, settings: Settings) -> int:
+    """The worker's round of queued texts, on this test's connection (after the deposit)."""
+    factory = sessionmaker(bind=session.connection(), join_transaction_mode="create_savepoint")
+    return outbox.deliver_due(factory, settings, now=datetime.now(UTC) + timedelta(minutes=1))
+
+
 def _deposited(session: Session, settings: Settings, shopper_phone: str | None) -> Booking:
     bind_settings(session, settings)
     station = make_station(session)
@@ -184,6 +191,8 @@ def test_pickup_fallback_code_is_texted_to_the_shopper_through_the_gateway(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     booking = _deposited(db_session, gw_settings, PHONE)
+    assert fake.received == []  # queued with the deposit, sent by the worker
+    assert _worker_round(db_session, gw_settings) == 1
     [sent] = fake.received
     assert sent.phone == PHONE and sent.template_code == TEMPLATES["pickup_ready"]
     code = sent.params["fallback_code"]
@@ -204,11 +213,14 @@ def test_a_failed_pickup_text_does_not_undo_the_deposit(
 ) -> None:
     fake.fail_with = [503, 503]
     booking = _deposited(db_session, gw_settings, PHONE)
+    assert _worker_round(db_session, gw_settings) == 0
     assert booking.state == "deposited" and fake.received == []
     row = db_session.scalars(
         select(Notification).where(Notification.template == "pickup_ready")
     ).one()
-    assert row.payload["sms_failed"] == "SMS_UNAVAILABLE" and row.secrets_enc is None
+    assert row.channel == "app" and row.secrets_enc is None
+    queued = db_session.scalars(select(SmsOutbox)).one()
+    assert (queued.state, queued.last_error) == ("pending", "SMS_UNAVAILABLE")
 
 
 def test_an_unreadable_phone_is_a_failed_text_not_a_failed_notice(
@@ -219,7 +231,10 @@ def test_an_unreadable_phone_is_a_failed_text_not_a_failed_notice(
     row = notify(
         db_session, user.id, "pickup_ready", {"fallback_code": "123456"}, settings=gw_settings
     )
-    assert row.payload == {"redacted": ["fallback_code"], "sms_failed": "PII_DECRYPT_FAILED"}
+    assert row.payload == {"redacted": ["fallback_code"]}
+    assert _worker_round(db_session, gw_settings) == 0
+    queued = db_session.scalars(select(SmsOutbox)).one()
+    assert (queued.state, queued.last_error) == ("failed", "PII_DECRYPT_FAILED")
     assert fake.attempts == 0
 
 

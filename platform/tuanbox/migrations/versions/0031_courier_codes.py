@@ -4,6 +4,10 @@
 here, so the migration runs with the deployment's TUANBOX_PII_KEY. The downgrade decrypts
 them back (older key ids through TUANBOX_PII_KEYS).
 
+Also `sms_outbox`: texts decided in a transaction (the pickup code), sent by the worker after
+the commit, once per unique key, their payload encrypted until sent
+(`tuanbox.notifications.outbox`).
+
 Revision ID: 0031_courier_codes
 Revises: 0030_recommendations
 Create Date: 2026-12-07
@@ -50,7 +54,32 @@ def _convert(source: str, target: str, transform) -> None:  # type: ignore[no-un
         )
 
 
+BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 def upgrade() -> None:
+    op.create_table(
+        "sms_outbox",
+        sa.Column("id", BIG, autoincrement=True, nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("template", sa.String(length=64), nullable=False),
+        sa.Column("payload_enc", sa.Text(), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.String(length=64), nullable=True),
+        sa.Column("notification_id", BIG, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "state IN ('pending', 'sent', 'failed')", name=op.f("ck_sms_outbox_state")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_outbox")),
+        sa.UniqueConstraint("key", name=op.f("uq_sms_outbox_key")),
+    )
+    op.create_index("ix_sms_outbox_due", "sms_outbox", ["state", "next_attempt_at"])
+    op.create_index(op.f("ix_sms_outbox_user_id"), "sms_outbox", ["user_id"])
     with op.batch_alter_table("compartment_bookings") as batch:
         batch.add_column(sa.Column("deposit_code_enc", sa.String(length=200), nullable=True))
         batch.add_column(sa.Column("retrieval_code_enc", sa.String(length=200), nullable=True))
@@ -65,6 +94,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_sms_outbox_user_id"), table_name="sms_outbox")
+    op.drop_index("ix_sms_outbox_due", table_name="sms_outbox")
+    op.drop_table("sms_outbox")
     with op.batch_alter_table("compartment_bookings") as batch:
         batch.add_column(sa.Column("deposit_code", sa.String(length=12), nullable=True))
         batch.add_column(sa.Column("retrieval_code", sa.String(length=12), nullable=True))
