@@ -102,6 +102,20 @@ def edit_report(edit: Callable[[str], str]) -> Callable[[Route], None]:
     return handle
 
 
+def edit_json(edit: Callable[[dict[str, Any]], None]) -> Callable[[Route], None]:
+    """A route handler that edits the parsed report embedded in the trace page."""
+
+    def rewrite(body: str) -> str:
+        head, rest = body.split(REPORT_TAG, 1)
+        data, tail = rest.split("</script>", 1)
+        report = json.loads(data)
+        edit(report)
+        text = json.dumps(report, ensure_ascii=False).replace("<", "\\u003c")
+        return head + REPORT_TAG + text + "</script>" + tail
+
+    return edit_report(rewrite)
+
+
 def page_url(base: str) -> str:
     """Where the resolver sends a browser for the lot (a route does not see a redirect's
     target, so a test that edits the page goes there directly)."""
@@ -158,7 +172,13 @@ def test_page_verifies_a_real_report_and_rejects_each_kind_of_bad_one(
                     EVENTS
                 )
                 expect(checks(page, "chain", "ok")).to_contain_text("anchored on chain 31337")
+                complete = checks(page, "complete", "ok")
+                expect(complete).to_have_count(1)
+                expect(complete).to_contain_text(
+                    f"the chain records {EVENTS} steps for this lot in this batch"
+                )
                 expect(page.locator("#checks li.bad")).to_have_count(0)
+                expect(page.locator("#checks li.wait")).to_have_count(0)
                 expect(page.locator("#verdict.ok")).to_contain_text("everything checks out")
                 # Styled red/green by the page's nonce'd stylesheet.
                 assert page.evaluate(
@@ -203,6 +223,56 @@ def test_page_verifies_a_real_report_and_rejects_each_kind_of_bad_one(
                 expect(bad).to_have_attribute("data-check", "sealed")
                 expect(bad).to_contain_text("event 1: wrong proof — it is not part of the batch")
                 expect(page.locator("#verdict.bad")).to_contain_text("verification failed")
+
+                # One step left out of the served report: every step it shows checks out, but
+                # the lot's list sealed on chain counts one more.
+                def drop_one(report: dict[str, Any]) -> None:
+                    assert len(report["events"]) == EVENTS and len(report["lot_commitments"]) == 1
+                    del report["events"][2]
+
+                page = verify(browser, base + PATH, edit_json(drop_one))
+                expect(checks(page, "fingerprint", "ok")).to_have_count(EVENTS - 1)
+                expect(checks(page, "sealed", "bad")).to_have_count(0)
+                bad = page.locator("#checks li.bad")
+                expect(bad).to_have_count(1)
+                expect(bad).to_have_attribute("data-check", "complete")
+                expect(bad).to_contain_text(
+                    f"incomplete: the chain records {EVENTS} steps for this lot, "
+                    f"the report shows {EVENTS - 1}"
+                )
+                expect(bad).to_contain_text(f"不完整：链上记录此批次有 {EVENTS} 个环节")
+                expect(page.locator("#verdict.bad")).to_contain_text("verification failed")
+
+                # The forger also rewrites the lot's list to the steps shown: it no longer folds
+                # to the root sealed on chain.
+                def recount(report: dict[str, Any]) -> None:
+                    del report["events"][2]
+                    report["lot_commitments"][0]["count"] = EVENTS - 1
+
+                page = verify(browser, base + PATH, edit_json(recount))
+                bad = page.locator("#checks li.bad")
+                expect(bad).to_have_count(1)
+                expect(bad).to_contain_text("wrong completeness proof")
+                expect(page.locator("#verdict.bad")).to_be_visible()
+
+                # The list removed from the report: indistinguishable from a window cut before
+                # completeness commitments, so amber with what could not be checked, never green.
+                def strip(report: dict[str, Any]) -> None:
+                    assert report["lot_commitments"]
+                    del report["lot_commitments"]
+
+                page = verify(browser, base + PATH, edit_json(strip))
+                unchecked = checks(page, "complete", "wait")
+                expect(unchecked).to_have_count(1)
+                expect(unchecked).to_contain_text(
+                    "completeness not checkable for this older record"
+                )
+                expect(checks(page, "fingerprint", "ok")).to_have_count(EVENTS)
+                expect(page.locator("#checks li.bad")).to_have_count(0)
+                expect(page.locator("#verdict.ok")).to_have_count(0)
+                expect(page.locator("#verdict.wait")).to_contain_text(
+                    "some parts could not be checked here"
+                )
 
                 # Hash version 1 (anchored before GS1 conformance) is not recomputed here: never
                 # green, and the verdict says what was left to `tuanbox trace verify`.

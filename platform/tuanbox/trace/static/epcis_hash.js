@@ -445,5 +445,34 @@
     return leaf;
   };
 
-  window.EpcisHash = Object.freeze({ VERSION: 2, parseJson, prehash, eventHash, anchorLeaf, hashPrehash, namespacesFromContext, canonicalTime, canonicalNumber, normaliseGs1Uri });
+  // RFC 6962 Merkle tree hash of leaf data (Uint8Arrays), as traceability.merkle.root: leaf =
+  // SHA-256(0x00 ‖ data), node = SHA-256(0x01 ‖ left ‖ right), an odd last node carried up.
+  const digest = async (...parts) => {
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { all.set(p, at); at += p.length; }
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  };
+  const merkleRoot = async (leaves) => {
+    if (!leaves.length) return digest();
+    let level = [];
+    for (const d of leaves) level.push(await digest(Uint8Array.of(0), d));
+    while (level.length > 1) {
+      const up = [];
+      for (let i = 0; i + 1 < level.length; i += 2) up.push(await digest(Uint8Array.of(1), level[i], level[i + 1]));
+      if (level.length % 2) up.push(level[level.length - 1]);
+      level = up;
+    }
+    return level[0];
+  };
+  // A lot's completeness leaf in a window (traceability.completeness.lot_leaf): its event
+  // count and the sub-root of its event leaves (texts, in window order).
+  const lotLeaf = (gtin, lot, count, subRootHex) => `tb:lot:v1 ${gtin}/${lot} count=${count} root=0x${subRootHex.replace(/^0x/, "")}`;
+  const lotCommitmentLeaf = async (gtin, lot, eventLeaves) => {
+    const encoder = new TextEncoder();
+    const sub = await merkleRoot(eventLeaves.map((l) => encoder.encode(l)));
+    return lotLeaf(gtin, lot, eventLeaves.length, hexOf(sub));
+  };
+
+  window.EpcisHash = Object.freeze({ VERSION: 2, parseJson, prehash, eventHash, anchorLeaf, hashPrehash, namespacesFromContext, canonicalTime, canonicalNumber, normaliseGs1Uri, merkleRoot, lotLeaf, lotCommitmentLeaf });
 })();

@@ -138,6 +138,70 @@
     return roots;
   };
 
+  // Completeness (traceability.completeness): each window commits, per lot, the count of the
+  // lot's events and the sub-root of their leaves in window order, as one more leaf of its
+  // tree. Rebuild that leaf from the steps this report shows and fold its proof to the root:
+  // a step left out changes the count and the sub-root. False when a check failed.
+  const checkCompleteness = async (leaves, folded) => {
+    let ok = true;
+    const committed = new Map((report.lot_commitments || []).map((c) => [c.root, c]));
+    for (const a of report.anchors) {
+      const c = committed.get(a.root);
+      committed.delete(a.root);
+      if (!c) {
+        // The anchor does not say whether its window has lot leaves, so a report whose list
+        // was removed looks exactly like an older record: never green, and said as such.
+        say(null, "complete", `批次 ${short(a.root)} 的环节是否齐全无法核对（旧记录，或报告缺少链上清单）`,
+          `root ${short(a.root)}: completeness not checkable for this older record — the report carries no list of this lot's steps for this batch, so a step left out would go unnoticed`);
+        continue;
+      }
+      const members = [];
+      let blamed = false;
+      report.events.forEach((e, i) => {
+        if (e.status !== "anchored" || e.root !== a.root || !e.proof) return;
+        if (folded[i] !== "ok" || typeof leaves[i] !== "string") blamed = true;
+        members.push([e.proof.leaf_index, leaves[i]]);
+      });
+      members.sort((x, y) => x[0] - y[0]);
+      const proof = c.proof || {};
+      const fits = (leaf) => fold(new TextEncoder().encode(leaf), proof.leaf_index, proof.tree_size, (proof.siblings || []).map(unhex));
+      let claimed;
+      try {
+        claimed = Number.isInteger(c.count) && typeof c.sub_root === "string" && proof.tree_size === a.event_count
+          ? await fits(window.EpcisHash.lotLeaf(report.gtin, report.lot, c.count, c.sub_root)) : null;
+      } catch (err) {
+        claimed = null;
+      }
+      if (claimed !== a.root) {
+        ok = false;
+        say(false, "complete", `批次 ${short(a.root)} 的环节清单与链上记录不符`,
+          `root ${short(a.root)}: wrong completeness proof — the list of this lot's steps does not belong to the batch sealed on chain`);
+        continue;
+      }
+      if (members.length !== c.count) {
+        ok = false;
+        say(false, "complete", `不完整：链上记录此批次有 ${c.count} 个环节，报告只显示 ${members.length} 个`,
+          `incomplete: the chain records ${c.count} steps for this lot, the report shows ${members.length}`);
+        continue;
+      }
+      if (blamed) continue; // a step of this batch already failed above; no second blame
+      const leaf = await window.EpcisHash.lotCommitmentLeaf(report.gtin, report.lot, members.map((m) => m[1]));
+      if ((await fits(leaf)) !== a.root) {
+        ok = false;
+        say(false, "complete", `不完整：报告中的环节不是链上记录的那 ${c.count} 个`,
+          `incomplete: the report's ${c.count} steps of this lot are not the ones the chain records for this batch`);
+        continue;
+      }
+      say(true, "complete", `齐全：链上记录此批次有 ${c.count} 个环节，报告全部显示`,
+        `complete: the chain records ${c.count} steps for this lot in this batch, and the report shows all of them`);
+    }
+    for (const root of committed.keys()) {
+      ok = false;
+      say(false, "complete", "报告含有一个不属于任何批次的环节清单", `root ${short(root)}: a list of steps for a batch the report does not name`);
+    }
+    return ok;
+  };
+
   button.addEventListener("click", async () => {
     list.textContent = "";
     verdict.hidden = true;
@@ -149,9 +213,10 @@
         return;
       }
       const anchors = new Map(report.anchors.map((a) => [a.root, a]));
-      const folded = [];
+      const folded = [], leaves = [];
       for (const [i, e] of report.events.entries()) {
         const leaf = await fingerprint(i, e);
+        leaves.push(leaf);
         if (leaf === false || e.status !== "anchored") { folded.push(leaf === false ? false : null); continue; }
         if (!leaf || !e.proof || !anchors.has(e.root)) { folded.push("noproof"); continue; }
         const size = e.proof.tree_size;
@@ -183,6 +248,7 @@
           say(null, "sealed", `第${n}步属于批次 ${short(e.root)}（未在链上核对）`, `event ${n}: proof folds to root ${short(e.root)}, not checked on chain`);
         }
       }
+      if (!(await checkCompleteness(leaves, folded))) failed = true;
       if (failed) conclude(false, "核验失败：此报告与原始记录或链上记录不符", "verification failed: this report does not match what was recorded or sealed on chain");
       else if (list.querySelector("li.wait")) conclude(null, "已核验的部分全部一致，部分内容未能在此核对", "everything checked here matches; some parts could not be checked here");
       else conclude(true, "全部核验通过", "everything checks out");
