@@ -21,7 +21,7 @@ from tuanbox.fulfilment import codes
 from tuanbox.fulfilment.models import Booking
 from tuanbox.idempotency.models import IdempotencyKey
 from tuanbox.idempotency.services import seal
-from tuanbox.notifications.models import Notification
+from tuanbox.notifications.models import Notification, SmsOutbox
 
 
 def _table(model: type[Any]) -> Table:
@@ -249,10 +249,37 @@ class Bookings(Target):
         return Rewrite(self.model, expect, values) if values else None
 
 
+class SmsOutboxes(Target):
+    """Texts waiting to be sent (`tuanbox.notifications.outbox`): their encrypted payload."""
+
+    name, model, table = "sms_outbox", SmsOutbox, _table(SmsOutbox)
+
+    def stale(self, prefix: str) -> ColumnElement[bool]:
+        return _stale(SmsOutbox.payload_enc, prefix)
+
+    def after(self, cursor: Any) -> ColumnElement[bool]:
+        return SmsOutbox.id > int(cursor) if cursor is not None else SmsOutbox.id.is_not(None)
+
+    def rows(self, session: Session, prefix: str, cursor: Any, limit: int) -> Sequence[Any]:
+        query = select(SmsOutbox.id, SmsOutbox.key, SmsOutbox.payload_enc)
+        query = query.where(self.after(cursor), self.stale(prefix))
+        return session.execute(query.order_by(SmsOutbox.id).limit(limit)).all()
+
+    def rewrite(self, cipher: PiiCipher, row: Any) -> Rewrite | None:
+        context = f"sms_outbox:{row.key}"  # as tuanbox.notifications.outbox binds it
+        text = cipher.decrypt(row.payload_enc, context=context)
+        return Rewrite(
+            self.model,
+            {"id": row.id, "payload_enc": row.payload_enc},
+            {"payload_enc": cipher.encrypt(text, context=context)},
+        )
+
+
 TARGETS: tuple[Target, ...] = (
     Users(),
     Addresses(),
     Notifications(),
     IdempotencyKeys(),
     Bookings(),
+    SmsOutboxes(),
 )

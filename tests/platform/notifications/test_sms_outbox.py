@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +27,7 @@ from tuanbox.fulfilment.models import Booking
 from tuanbox.lockers.services import CompartmentSpec
 from tuanbox.notifications import outbox
 from tuanbox.notifications.models import Notification, SmsOutbox
+from tuanbox.privacy import rotation
 from tuanbox.settings import Settings
 from tuanbox.worker.app import BEAT_SCHEDULE, create_celery
 
@@ -252,4 +254,31 @@ def test_the_worker_beat_sends_queued_texts(
     app.loader.import_default_modules()  # the worker imports TASK_MODULES at start
     assert BEAT_SCHEDULE["notifications.deliver_sms"]["task"] == "notifications.deliver_sms"
     assert app.tasks["notifications.deliver_sms"].apply().get() == 1
+    assert [r.params["fallback_code"] for r in fake.received] == ["123456"]
+
+
+def test_a_queued_text_survives_a_key_rotation(
+    world: tuple[Settings, sessionmaker[Session]], fake: FakeSmsGateway
+) -> None:
+    settings, factory = world
+    with _session(factory, settings) as session:
+        user_id = make_user(session, phone=PHONE, settings=settings).id
+        session.commit()
+    _queue(factory, settings, "k", user_id)
+    old_id = settings.pii_key_id
+    rotated = settings.model_copy(
+        update={
+            "pii_key": SecretStr("new-pii-key-" + "n" * 40),
+            "pii_key_id": "k-new",
+            "pii_keys": {old_id: settings.pii_key},
+        }
+    )
+    with _session(factory, rotated) as session:
+        while rotation.rotate_once(session, rotated):
+            session.commit()
+        session.commit()
+    [row] = _rows(factory)
+    assert (row.payload_enc or "").startswith("k-new:")
+    new_only = rotated.model_copy(update={"pii_keys": {}})
+    assert outbox.deliver_due(factory, new_only, now=T0 + timedelta(minutes=1)) == 1
     assert [r.params["fallback_code"] for r in fake.received] == ["123456"]
