@@ -7,6 +7,7 @@ page in headless Chromium; pre-hash strings, hash URIs and Merkle leaves must ag
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from tests.support import watch_csp
 from tests.traceability import factories as tf
 from tests.traceability.gs1_reference import CONTEXT
 from tests.traceability.test_hash_reference import _SHAPES, events
+from traceability import merkle
+from traceability.completeness import lot_leaf
 from traceability.epcis_terms import CONTEXT_VERSION
 from traceability.hashing import (
     anchor_leaf,
@@ -56,6 +59,32 @@ RUN = """async (cases) => {
   }
   return out;
 }"""
+
+
+# In the page: each lot is [gtin, lot, [event leaf texts in window order]]; the page's lot
+# commitment leaf (completeness) and the hex RFC 6962 root of the leaves.
+LOTS = """async (lots) => {
+  const out = [];
+  const enc = new TextEncoder();
+  for (const [gtin, lot, leaves] of lots) {
+    const root = await window.EpcisHash.merkleRoot(leaves.map((l) => enc.encode(l)));
+    out.push([await window.EpcisHash.lotCommitmentLeaf(gtin, lot, leaves),
+              Array.from(root, (b) => b.toString(16).padStart(2, "0")).join("")]);
+  }
+  return out;
+}"""
+
+
+def lot_cases(leaves: list[str]) -> list[tuple[str, str, list[str]]]:
+    """Lots of every tree shape up to 17 leaves (odd nodes carried up at each level), the
+    leaves drawn from the corpus' anchor leaves, lot codes with non-ASCII characters."""
+    rng = random.Random(16)
+    out = []
+    for size in [*range(1, 18), 33]:
+        gtin = f"{rng.randrange(10**13):014d}"
+        lot = rng.choice(["P2024-07", "桃-07/α", "LOT 1", "x" * 20])
+        out.append((gtin, lot, rng.sample(leaves, size)))
+    return out
 
 
 def generated_events() -> list[dict[str, Any]]:
@@ -218,6 +247,8 @@ def test_page_hashes_agree_with_python(
             page.goto(f"{base}/01/{tf.GTIN}/10/{tf.LOT}")
             page.wait_for_function("window.EpcisHash !== undefined")
             got = page.evaluate(RUN, [[text, context] for text, context, _ in corpus])
+            lots = lot_cases([want[2] for _, _, want in corpus])
+            lot_got = page.evaluate(LOTS, [list(lot) for lot in lots])
             assert refused == [], refused
         finally:
             browser.close()
@@ -228,6 +259,11 @@ def test_page_hashes_agree_with_python(
     ]
     # Name the first few differences whole: the event, Python's strings and the page's.
     assert differ == [], f"{len(differ)} of {len(corpus)} differ, first: {differ[:3]}"
+    # The completeness leaf a window commits per lot: the page rebuilds Python's exactly.
+    for (gtin, lot, leaves), (leaf, root) in zip(lots, lot_got, strict=True):
+        sub_root = merkle.root([text.encode("utf-8") for text in leaves])
+        assert root == sub_root.hex(), (len(leaves), root)
+        assert leaf == lot_leaf(gtin, lot, len(leaves), sub_root).decode("utf-8"), leaf
     # Not vacuous: the corpus reaches the parts that differ most between Python and JS.
     joined = "".join(want[0] for _, _, want in corpus)
     for fragment in ("sensorElementList", "{https://ns.example.com/epcis/}", "errorDeclaration"):
