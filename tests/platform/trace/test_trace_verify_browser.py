@@ -1,6 +1,8 @@
 """The trace page's own verdict in headless Chromium, each failure with its own message: a real
 report verifies (every record's fingerprint recomputed in the page, every proof folded, the root
-read on chain); an edited event, a node of another chain and a node without the root fail red."""
+read on chain, every lot commitment rebuilt); an edited event, a report that leaves a step out,
+a node of another chain and a node without the root fail red; a report without its lot
+commitments is amber, never green."""
 
 from __future__ import annotations
 

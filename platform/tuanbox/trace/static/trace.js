@@ -1,6 +1,7 @@
 // The consumer trace page: recompute each event's GS1 hash from its JSON (epcis_hash.js), fold
 // each Merkle proof from that recomputed leaf with WebCrypto, then ask the chain RPC (the
-// page's CSP allows exactly that origin) whether each root was anchored. Every line says what
+// page's CSP allows exactly that origin) whether each root was anchored; each window's lot
+// commitment is rebuilt from the steps shown, so a report that leaves a step out is red. Every line says what
 // was checked in a shopper's words (zh, then en); any failure turns the verdict red.
 "use strict";
 
