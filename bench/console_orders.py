@@ -163,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# console orders bench: {machine()}")
     with throwaway_database() as url:
-        settings = Settings(_env_file=None, env="development", database_url=url)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, env="development", database_url=url)
         engine = make_engine(url)
         factory = make_session_factory(engine, settings)
         start = time.perf_counter()
@@ -221,7 +221,7 @@ def main() -> None:
     print()
     print("| merchant (orders) | query | 0024 indexes p50 / p99 ms | without p50 / p99 ms |")
     print("| --- | --- | --- | --- |")
-    sizes = dict(counts)
+    sizes: dict[str, int] = dict(counts)
     for (merchant, name), (p50, p99) in indexed.items():
         b50, b99 = baseline[(merchant, name)]
         who = f"{merchant} ({sizes[merchant]})"

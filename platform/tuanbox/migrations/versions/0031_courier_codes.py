@@ -26,14 +26,14 @@ depends_on: str | Sequence[str] | None = None
 KINDS = (("deposit_code", "deposit"), ("retrieval_code", "retrieval"))
 
 
-def _cipher():  # type: ignore[no-untyped-def]
+def _cipher():
     from tuanbox.crypto import PiiCipher
     from tuanbox.settings import Settings
 
     return PiiCipher(Settings())
 
 
-def _convert(source: str, target: str, transform) -> None:  # type: ignore[no-untyped-def]
+def _convert(source: str, target: str, transform) -> None:
     """Copy both codes of every booking from the `source` columns (suffix) to `target` ones."""
     conn = op.get_bind()
     columns = ", ".join(f"{column}{source}" for column, _ in KINDS)
