@@ -38,9 +38,7 @@ def migrated_url(
     return url
 
 
-def _ours(
-    obj: object, name: str | None, type_: str, reflected: bool, other: object
-) -> bool:
+def _ours(obj: object, name: str | None, type_: str, reflected: bool, other: object) -> bool:
     table = obj if type_ == "table" else getattr(obj, "table", None)
     return getattr(table, "name", name) in ("compartment_bookings", "sms_outbox")
 
