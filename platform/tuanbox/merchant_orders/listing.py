@@ -357,7 +357,7 @@ def tab_counts(
     counting their few rows: paid orders waiting for their group, refunds after pickup.
 
     Without other filters, on PostgreSQL, the counts are the merchant's `order_tab_counts`
-    (at most 7 x 16 rows, kept by a trigger in the orders' own transactions); `counters=False`
+    (at most 7 x 1,024 rows, kept by a trigger in the orders' own transactions); `counters=False`
     counts the orders (the bench's baseline)."""
     unfiltered = not (flt.campaign_id or flt.station_id or flt.date_from or flt.date_to or flt.q)
     if counters and unfiltered and session.get_bind().dialect.name == "postgresql":

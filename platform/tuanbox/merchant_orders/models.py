@@ -28,14 +28,17 @@ class PiiGrant(Base):
 
 
 class OrderTabCount(Base):
-    """How many of a merchant's orders a console status tab holds, in 16 slots.
+    """How many of a merchant's orders a console status tab holds, in up to 1,024 slots.
 
     Kept by the PostgreSQL statement triggers `trg_orders_tab_counts_*` (migration
     0024_console_orders, transition tables: one upsert per merchant, tab and slot a statement
     moves) in the same transaction as every insert, delete or change of an order's status,
     `awaiting`, `picked_up_at` or merchant, whoever makes it (the state machine, hooks, raw SQL). An
-    order counts in slot `hashtext(id) & 15`, so concurrent orders of one merchant mostly
-    update different rows; a tab's count is the sum of its slots. `listing.reconcile_tab_counts`
+    transaction writes its counts in slot `txid_current() & 1023`: two transactions share
+    counter rows only when their ids are equal modulo 1,024. Per order (`hashtext(id) & 15`,
+    the first design) two transactions each writing a few orders of one merchant locked shared
+    counter rows in opposite orders and deadlocked (the group-buy chaos and stock-pool race
+    tests saw it). A tab's count is the sum of its slots. `listing.reconcile_tab_counts`
     rebuilds them from the orders. SQLite has no trigger: counts are taken from the orders.
     """
 

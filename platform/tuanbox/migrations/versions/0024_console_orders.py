@@ -9,8 +9,8 @@ before upgrading (same names), and this migration's IF NOT EXISTS finds them the
 `console_pii_grants` holds the merchant staff an admin allowed to see shoppers' phones and
 names in clear (the console and its exports mask them otherwise).
 
-`order_tab_counts` holds each merchant's order count per console status tab (16 slots per
-tab, summed on read), kept on PostgreSQL by the statement triggers `trg_orders_tab_counts_*`
+`order_tab_counts` holds each merchant's order count per console status tab (up to 1,024
+slots per tab, one per transaction id modulo 1,024, summed on read), kept on PostgreSQL by the statement triggers `trg_orders_tab_counts_*`
 (transition tables: one upsert per merchant, tab and slot a statement moves) in the same
 transaction as any insert, delete or change of an order's status, awaiting, picked_up_at or
 merchant; `order_tab_of` maps an order to its tab exactly as `merchant_orders.tabs.tab_of`.
@@ -59,27 +59,27 @@ BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
     SELECT merchant_id, order_tab_of(status, awaiting, picked_up_at IS NOT NULL),
-           hashtext(id) & 15, count(*)
+           txid_current() & 1023, count(*)
     FROM new_orders GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
     SELECT merchant_id, order_tab_of(status, awaiting, picked_up_at IS NOT NULL),
-           hashtext(id) & 15, -count(*)
+           txid_current() & 1023, -count(*)
     FROM old_orders GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (merchant_id, tab, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
   ELSE
     INSERT INTO order_tab_counts AS c (merchant_id, tab, slot, n)
     SELECT merchant_id, tab, slot, sum(d) FROM (
       SELECT o.merchant_id, order_tab_of(o.status, o.awaiting, o.picked_up_at IS NOT NULL)
-               AS tab, hashtext(o.id) & 15 AS slot, -1 AS d
+               AS tab, txid_current() & 1023 AS slot, -1 AS d
       FROM old_orders o JOIN new_orders n USING (id)
       WHERE order_tab_of(o.status, o.awaiting, o.picked_up_at IS NOT NULL)
             IS DISTINCT FROM order_tab_of(n.status, n.awaiting, n.picked_up_at IS NOT NULL)
          OR o.merchant_id <> n.merchant_id
       UNION ALL
       SELECT n.merchant_id, order_tab_of(n.status, n.awaiting, n.picked_up_at IS NOT NULL),
-             hashtext(n.id) & 15, 1
+             txid_current() & 1023, 1
       FROM old_orders o JOIN new_orders n USING (id)
       WHERE order_tab_of(o.status, o.awaiting, o.picked_up_at IS NOT NULL)
             IS DISTINCT FROM order_tab_of(n.status, n.awaiting, n.picked_up_at IS NOT NULL)
