@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from traceability.identifiers import canonical_identifier
@@ -113,6 +113,12 @@ def canonical_time(value: str) -> str:
     return base.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"
 
 
+# Python's default decimal context (28 digits), named rather than taken from the thread: a
+# library may change the thread's context on import (vyper sets 78 digits), and a hash must
+# not depend on what else the process imported. The trace page's JS port rounds the same way.
+NUMBER_CONTEXT = Context(prec=28)
+
+
 def canonical_number(value: int | float | Decimal | str) -> str:
     """Numbers without a leading ``+``, trailing zeros or a trailing ``.0``."""
     try:
@@ -121,9 +127,9 @@ def canonical_number(value: int | float | Decimal | str) -> str:
         return str(value)
     if not number.is_finite():
         return str(value)
-    if number == number.to_integral_value():
+    if number == number.to_integral_value(context=NUMBER_CONTEXT):
         return str(int(number))
-    return format(number.normalize(), "f")
+    return format(number.normalize(NUMBER_CONTEXT), "f")
 
 
 def _is_number_text(text: str) -> bool:

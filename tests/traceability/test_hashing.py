@@ -124,3 +124,20 @@ def test_canonical_time(raw: str, expected: str) -> None:
 )
 def test_canonical_number(raw: float | str | int, expected: str) -> None:
     assert canonical_number(raw) == expected
+
+
+def test_numbers_hash_alike_whatever_decimal_context_the_process_has() -> None:
+    """A library may change the thread's decimal context on import (vyper sets 78 digits); the
+    pre-hash keeps Python's default 28 digits, as the trace page's JS port does."""
+    import decimal
+
+    from traceability.hashing_v1 import canonical_number
+
+    long = "1.2345678901234567890123456789012"
+    expected = (canonical_number(long), canonical_number("9.99999999999999999999999999999"))
+    assert expected == ("1.234567890123456789012345679", "10")
+    with decimal.localcontext() as ctx:
+        ctx.prec = 78
+        assert (canonical_number(long), canonical_number("9.99999999999999999999999999999")) == (
+            expected
+        )
