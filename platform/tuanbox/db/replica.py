@@ -170,7 +170,9 @@ def replica_lag(replica: Session, primary: Session | None = None) -> ReplicaLag:
     row = replica.execute(
         text(
             "SELECT pg_is_in_recovery(),"
-            " EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()),"
+            # clock_timestamp(), not now(): a transaction older than the last replayed commit
+            # would measure a negative lag.
+            " EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()),"
             " pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn(),"
             " pg_last_wal_replay_lsn()::text"
         )
@@ -186,7 +188,7 @@ def replica_lag(replica: Session, primary: Session | None = None) -> ReplicaLag:
         )
     return ReplicaLag(
         in_recovery=bool(in_recovery),
-        replay_s=None if replay_s is None else float(replay_s),
+        replay_s=None if replay_s is None else max(0.0, float(replay_s)),
         caught_up=bool(caught_up),
         bytes_behind=behind,
     )
