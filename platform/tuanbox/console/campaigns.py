@@ -18,7 +18,7 @@ from tuanbox.bounds import MAX_STATIONS_PER_CAMPAIGN
 from tuanbox.catalog.models import Lot, Product, Sku
 from tuanbox.console import campaign_form as cf
 from tuanbox.console.auth import ConsoleStaff, StaffDep
-from tuanbox.console.forms import Problems, local_input
+from tuanbox.console.forms import Problems, RowId, local_input
 from tuanbox.console.i18n import gettext_for, locale_of
 from tuanbox.console.render import page
 from tuanbox.db.base import utcnow
@@ -398,12 +398,14 @@ def _create_sale(session: Session, staff: ConsoleStaff, v: cf.SaleValues) -> Fla
 
 @router.post("/console/campaigns/{campaign_id}/pause", response_model=None)
 def pause(
-    campaign_id: str, request: Request, staff: StaffDep, session: SessionDep, settings: SettingsDep
+    campaign_id: RowId,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> HTMLResponse | RedirectResponse:
     try:
-        lifecycle.pause(
-            session, staff.principal.actor, staff.merchant_id, campaign_id[:36], utcnow()
-        )
+        lifecycle.pause(session, staff.principal.actor, staff.merchant_id, campaign_id, utcnow())
     except lifecycle.CampaignStateError:
         return _refused(request, staff, session, settings, "pause")
     session.commit()
@@ -412,12 +414,14 @@ def pause(
 
 @router.post("/console/campaigns/{campaign_id}/resume", response_model=None)
 def resume(
-    campaign_id: str, request: Request, staff: StaffDep, session: SessionDep, settings: SettingsDep
+    campaign_id: RowId,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> HTMLResponse | RedirectResponse:
     try:
-        lifecycle.resume(
-            session, staff.principal.actor, staff.merchant_id, campaign_id[:36], utcnow()
-        )
+        lifecycle.resume(session, staff.principal.actor, staff.merchant_id, campaign_id, utcnow())
     except lifecycle.CampaignStateError:
         return _refused(request, staff, session, settings, "resume")
     session.commit()
@@ -426,7 +430,7 @@ def resume(
 
 @router.post("/console/campaigns/{campaign_id}/end", response_model=None)
 def end_early(
-    campaign_id: str,
+    campaign_id: RowId,
     request: Request,
     staff: StaffDep,
     session: SessionDep,
@@ -438,7 +442,7 @@ def end_early(
             session,
             staff.principal.actor,
             staff.merchant_id,
-            campaign_id[:36],
+            campaign_id,
             utcnow(),
             reason.strip() or "ended early in the console",
         )
@@ -450,7 +454,7 @@ def end_early(
 
 @router.post("/console/flash-sales/{sale_id}/cancel", response_model=None)
 def cancel_sale(
-    sale_id: str,
+    sale_id: RowId,
     request: Request,
     staff: StaffDep,
     session: SessionDep,
@@ -462,7 +466,7 @@ def cancel_sale(
             session,
             staff.principal.actor,
             staff.merchant_id,
-            sale_id[:36],
+            sale_id,
             utcnow(),
             reason.strip() or "cancelled in the console",
         )

@@ -10,6 +10,7 @@ from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.catalog import licences
 from tuanbox.catalog.models import Merchant
 from tuanbox.console.auth import ConsoleStaff, StaffDep
+from tuanbox.console.forms import RowId
 from tuanbox.console.i18n import gettext_for, locale_of
 from tuanbox.console.render import page
 from tuanbox.errors import ConflictError, NotFoundError
@@ -90,10 +91,10 @@ def upload(
 
 @router.get("/console/credentials/licences/{licence_id}")
 def licence_file(
-    licence_id: str, staff: StaffDep, session: SessionDep, settings: SettingsDep
+    licence_id: RowId, staff: StaffDep, session: SessionDep, settings: SettingsDep
 ) -> FileResponse:
     """The merchant's own file (another merchant's is not found)."""
-    row = licences.get_licence(session, licence_id[:36], staff.merchant_id)
+    row = licences.get_licence(session, licence_id, staff.merchant_id)
     path = licences.licence_path(settings.media_dir, row)
     if not path.is_file():
         raise NotFoundError("the file is missing")

@@ -6,9 +6,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
+from fastapi import Path
+
 from tuanbox.bounds import MAX_PRICE_CENTS
+
+# A row id in a console path: longer is refused (422), never cut down to one that exists.
+RowId = Annotated[str, Path(min_length=1, max_length=36)]
 
 _MONEY = re.compile(r"^\s*[¥￥]?\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$")
 

@@ -350,3 +350,18 @@ def test_campaign_offered_at_chosen_stations(
     assert console.post("/console/campaigns", data=good).status_code == 303
     campaign = db_session.scalars(select(Campaign).where(Campaign.title == "Lobby C only")).one()
     assert campaign.station_ids == [station.id]
+
+
+def test_an_overlong_id_is_refused_not_cut_down_to_a_real_one(
+    console: ConsoleClient, settings: Settings, db_session: Session
+) -> None:
+    form_data = form(console, settings, title="Long id")
+    assert console.post("/console/campaigns", data=form_data).status_code == 303
+    campaign = db_session.scalars(select(Campaign).where(Campaign.title == "Long id")).one()
+    for action in ("pause", "end"):
+        refused = console.post(
+            f"/console/campaigns/{campaign.id}XYZ/{action}", data={"csrf": console.csrf}
+        )
+        assert refused.status_code == 422, (action, refused.status_code)
+    db_session.refresh(campaign)
+    assert campaign.paused_at is None
