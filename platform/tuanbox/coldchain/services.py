@@ -37,6 +37,7 @@ from telemetry.stats import Reading
 from tuanbox.coldchain.holds import SYSTEM, compartment_id, place_holds
 from tuanbox.coldchain.models import ColdChainState, Episode
 from tuanbox.coldchain.provenance import EpisodeProvenance, ProvenanceSink
+from tuanbox.db.engine import settings_of
 
 log = logging.getLogger("tuanbox.coldchain")
 
@@ -80,12 +81,16 @@ def scan(
     telemetry: TelemetrySettings,
     *,
     now: datetime,
-    command_ttl_s: float = 600.0,
+    command_ttl_s: float | None = None,
     provenance: ProvenanceSink | None = None,
     evaluator: Evaluator | None = None,
     never_reported_after_min: float | None = None,
 ) -> ScanReport:
     """Evaluate everything new up to ``now``; the caller commits.
+
+    ``command_ttl_s``: the lifetime of the revokes sent for quality holds; None takes the
+    session's settings (TUANBOX_COMMAND_TTL_S), never a default of its own: a session without
+    settings refuses once a hold is placed (SettingsNotBoundError).
 
     ``never_reported_after_min`` (TUANBOX_COLDCHAIN_SILENCE_MINUTES): how long a compartment
     may exist without a single reading before it is alerted silent; None uses its zone's
@@ -217,7 +222,7 @@ def _handle(
     report: ScanReport,
     *,
     now: datetime,
-    ttl: float,
+    ttl: float | None,
     sink: ProvenanceSink,
 ) -> None:
     from tuanbox.fulfilment.alerts import open_alert
@@ -234,6 +239,8 @@ def _handle(
         )  # fmt: skip
         session.add(episode)
         session.flush()
+        if ttl is None:
+            ttl = settings_of(session).command_ttl_s
         held = place_holds(session, episode, comp_id, now=now, command_ttl_s=ttl)
         episode.order_ids = [h.order_id for h in held]
         peak = f"{event.peak_c:.1f} °C" if event.peak_c is not None else "n/a"
