@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.models import new_id
+from tuanbox.coupons.errors import CouponExpiredError
 from tuanbox.db.base import utcnow
 from tuanbox.errors import InvalidInputError, NotFoundError
 from tuanbox.notifications.services import Notifier, notify
@@ -45,6 +46,7 @@ def _push_row(
     coupon_template_id: str | None,
     message: str | None,
     conversion_days: int,
+    now: datetime,
 ) -> Push:
     if kind not in ("coupon", "message"):
         raise InvalidInputError("kind must be coupon or message", field="kind")
@@ -71,7 +73,7 @@ def _push_row(
             coupon_template_id=coupon_template_id,
             message=message,
             conversion_days=conversion_days,
-            created_at=utcnow(),
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["key"])
     )
@@ -110,6 +112,7 @@ def send(
         coupon_template_id=coupon_template_id,
         message=message,
         conversion_days=settings.push_conversion_days,
+        now=now,
     )
     segment = segments.get(session, merchant_id, push.segment_id)
     members = segments.members_query(segment, now).subquery()
@@ -145,30 +148,15 @@ def send(
     )
     allowed = [u for u in todo if recent.get(u, 0) < settings.push_per_user_limit]
     result.rate_limited = [u for u in todo if recent.get(u, 0) >= settings.push_per_user_limit]
-    coupons: dict[str, str] = {}
-    if push.kind == "coupon" and allowed:
-        from tuanbox.coupons.services import issue_to_users
-
-        assert push.coupon_template_id is not None
-        issued = issue_to_users(
-            session, push.coupon_template_id, allowed, f"push:{push.key}", source="list", now=now
-        )
-        for coupon in [*issued.issued, *issued.replayed]:
-            coupons[coupon.user_id] = coupon.id
-        result.skipped = dict(issued.skipped)
-    rows: list[dict[str, object]] = []
-    for user_id in allowed:
-        if user_id in result.skipped:
-            rows.append({"user_id": user_id, "status": "skipped", "notification_id": None})
-            continue
-        payload: dict[str, str] = {"push_id": push.id, "kind": push.kind}
-        if push.kind == "coupon":
-            payload["coupon_id"] = coupons[user_id]
-        else:
-            payload["message"] = push.message or ""
-        note = notify(session, user_id, TEMPLATE, payload, settings=settings, notifier=notifier)
-        result.sent.append(user_id)
-        rows.append({"user_id": user_id, "status": "sent", "notification_id": note.id})
+    delivered = _deliver(session, settings, push, allowed, now, notifier)
+    result.sent = [u for u in allowed if u in delivered.notices]
+    result.skipped = delivered.skipped
+    rows: list[dict[str, object]] = [
+        {"user_id": u, "status": "sent", "notification_id": n} for u, n in delivered.notices.items()
+    ]
+    rows += [
+        {"user_id": u, "status": "skipped", "notification_id": None} for u in delivered.skipped
+    ]
     rows += [
         {"user_id": u, "status": "rate_limited", "notification_id": None}
         for u in result.rate_limited
@@ -178,6 +166,158 @@ def send(
         [{"push_id": push.id, "sent_at": now, **row} for row in rows],
     )
     return result
+
+
+@dataclass
+class _Delivered:
+    notices: dict[str, int] = field(default_factory=dict)  # user -> notification id
+    skipped: dict[str, str] = field(default_factory=dict)  # user -> why (coupon audience)
+
+
+def _deliver(
+    session: Session,
+    settings: Settings,
+    push: Push,
+    users: list[str],
+    now: datetime,
+    notifier: Notifier | None,
+) -> _Delivered:
+    """The push's coupon (once per push key and user) and notice to each of `users`."""
+    out = _Delivered()
+    if not users:
+        return out
+    coupons: dict[str, str] = {}
+    if push.kind == "coupon":
+        from tuanbox.coupons.services import issue_to_users
+
+        assert push.coupon_template_id is not None
+        issued = issue_to_users(
+            session, push.coupon_template_id, users, f"push:{push.key}", source="list", now=now
+        )
+        for coupon in [*issued.issued, *issued.replayed]:
+            coupons[coupon.user_id] = coupon.id
+        out.skipped = dict(issued.skipped)
+    for user_id in users:
+        if user_id in out.skipped:
+            continue
+        payload: dict[str, str] = {"push_id": push.id, "kind": push.kind}
+        if push.kind == "coupon":
+            payload["coupon_id"] = coupons[user_id]
+        else:
+            payload["message"] = push.message or ""
+        note = notify(session, user_id, TEMPLATE, payload, settings=settings, notifier=notifier)
+        out.notices[user_id] = note.id
+    return out
+
+
+# Held recipients are retried while their push is younger than this many rate windows: a
+# shopper held at T is allowed again by T + one window unless newer pushes used the room.
+HELD_RETRY_WINDOWS = 2
+HELD_BATCH = 1_000  # held recipients one retry run looks at
+
+
+@dataclass
+class Retried:
+    sent: int = 0
+    still_held: int = 0
+    skipped: int = 0  # no longer in the segment, or outside the coupon's audience
+
+
+def retry_held(
+    session: Session,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    notifier: Notifier | None = None,
+) -> Retried:
+    """Send each held (``rate_limited``) recipient of a recent push whose rate window has room
+    now, oldest push first; a shopper held by several pushes gets them as the limit allows.
+
+    Exactly once: each push row is locked as ``send`` locks it, the held rows are re-read
+    under that lock and moved to ``sent`` (or ``skipped``) in the transaction that records
+    the notice and issues the coupon (itself once per push key and user), so a second run,
+    a concurrent one or a re-run of the push finds nothing left to do. A shopper who left the
+    segment meanwhile is skipped, not sent."""
+    now = now or utcnow()
+    window = timedelta(seconds=settings.push_window_s)
+    horizon = now - window * HELD_RETRY_WINDOWS
+    recent_pushes = select(Push.id).where(Push.created_at >= horizon)
+    candidates = list(
+        session.scalars(
+            select(PushRecipient.push_id)
+            .where(
+                PushRecipient.push_id.in_(recent_pushes),
+                PushRecipient.status == "rate_limited",
+            )
+            .group_by(PushRecipient.push_id)
+            .limit(HELD_BATCH)
+        )
+    )
+    pushes = session.scalars(
+        select(Push).where(Push.id.in_(candidates)).order_by(Push.created_at, Push.id)
+    ).all()
+    out = Retried()
+    for candidate in pushes:
+        push = session.scalars(
+            select(Push)
+            .where(Push.id == candidate.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        held = list(
+            session.scalars(
+                select(PushRecipient.user_id)
+                .where(PushRecipient.push_id == push.id, PushRecipient.status == "rate_limited")
+                .order_by(PushRecipient.user_id)
+                .limit(HELD_BATCH)
+            )
+        )
+        if not held:
+            continue  # another run sent them while this one waited for the lock
+        segment = segments.get(session, push.merchant_id, push.segment_id)
+        members = segments.members_query(segment, now).subquery()
+        still = set(session.scalars(select(members.c.user_id).where(members.c.user_id.in_(held))))
+        recent = dict(
+            session.execute(
+                select(PushRecipient.user_id, func.count())
+                .where(
+                    PushRecipient.status == "sent",
+                    PushRecipient.sent_at >= now - window,
+                    PushRecipient.user_id.in_(held),
+                )
+                .group_by(PushRecipient.user_id)
+            ).all()
+        )
+        gone = [u for u in held if u not in still]
+        allowed = [
+            u for u in held if u in still and recent.get(u, 0) < settings.push_per_user_limit
+        ]
+        out.still_held += len(held) - len(gone) - len(allowed)
+        try:
+            delivered = _deliver(session, settings, push, allowed, now, notifier)
+        except CouponExpiredError:
+            # The template is no longer issued: nothing to send them any more.
+            delivered = _Delivered(skipped={u: "COUPON_EXPIRED" for u in allowed})
+        updates = [
+            {"p": push.id, "u": u, "s": "sent", "n": n} for u, n in delivered.notices.items()
+        ]
+        updates += [
+            {"p": push.id, "u": u, "s": "skipped", "n": None} for u in [*gone, *delivered.skipped]
+        ]
+        for row in updates:
+            session.execute(
+                update(PushRecipient)
+                .where(
+                    PushRecipient.push_id == row["p"],
+                    PushRecipient.user_id == row["u"],
+                    PushRecipient.status == "rate_limited",
+                )
+                .values(status=row["s"], notification_id=row["n"], sent_at=now)
+            )
+        session.flush()
+        out.sent += len(delivered.notices)
+        out.skipped += len(gone) + len(delivered.skipped)
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Celery entry points of segments: recompute RFM scores, run the scheduled pushes due."""
+"""Celery entry points of segments: recompute RFM scores, run the scheduled pushes due, send
+held push recipients once their rate window has room."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tuanbox.worker.db import session_factory_for
 BEAT: dict[str, dict[str, Any]] = {
     "segments.recompute_rfm": {"task": "segments.recompute_rfm", "schedule": 3600.0},
     "segments.run_scheduled_pushes": {"task": "segments.run_scheduled_pushes", "schedule": 60.0},
+    "segments.retry_held_pushes": {"task": "segments.retry_held_pushes", "schedule": 60.0},
 }
 
 
@@ -71,3 +73,15 @@ def run_scheduled_pushes(self: Any) -> int:
     factory = session_factory_for(settings.database_url, settings)
     with factory() as session, session.begin():
         return run_due(session, settings)
+
+
+@shared_task(name="segments.retry_held_pushes", bind=True, acks_late=True)
+def retry_held_pushes(self: Any) -> int:
+    """Recipients a push held by the per-user limit, sent once the limit allows (each once:
+    see ``pushes.retry_held``); returns how many were sent."""
+    from tuanbox.segments.pushes import retry_held
+
+    settings = self.app.conf.tuanbox_settings
+    factory = session_factory_for(settings.database_url, settings)
+    with factory() as session, session.begin():
+        return retry_held(session, settings).sent
