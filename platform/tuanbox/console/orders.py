@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.audit.services import record
 from tuanbox.console.auth import ConsoleStaff, StaffDep
 from tuanbox.console.fence import ConsoleReadDep, ConsoleReadSourceDep, remember_write
 from tuanbox.console.i18n import gettext_for
@@ -101,6 +102,27 @@ def scope_of(primary: Session, staff: ConsoleStaff, settings: Settings) -> Scope
     return Scope(staff.merchant_id, settings, may_reveal_pii(primary, staff.id))
 
 
+def audit_pii_read(
+    primary: Session,
+    staff: ConsoleStaff,
+    scope: Scope,
+    view: str,
+    flt: OrderFilter,
+    orders: list[str] | None = None,
+) -> None:
+    """Phones and names shown in clear are an access to personal data: audited, committed
+    before anything is shown (who, from where, which view and filter, the orders listed).
+    Masked values reveal nothing and are not recorded."""
+    if not scope.reveal_pii:
+        return
+    details: dict[str, Any] = {"view": view, "filter": query_of(flt)}
+    if orders is not None:
+        details["orders"] = orders
+    record(primary, staff.principal.actor, "pii.read", "merchant", staff.merchant_id,
+           details=details)  # fmt: skip
+    primary.commit()
+
+
 def query_of(flt: OrderFilter, **changes: Any) -> str:
     """The list's query string for this filter (with `changes`), for links and exports."""
     from urllib.parse import urlencode
@@ -142,6 +164,7 @@ def orders_page(
     scope = scope_of(primary, staff, settings)
     result = list_orders(db, scope, flt, cursor=cursor)
     counts = tab_counts(db, scope, flt)
+    audit_pii_read(primary, staff, scope, "orders", flt, [row.id for row in result.rows])
     return page(
         request,
         staff,
@@ -224,6 +247,7 @@ def orders_csv(
 ) -> StreamingResponse:
     """The filtered orders as CSV (UTF-8 with BOM), streamed as the rows are read."""
     scope = scope_of(primary, staff, settings)
+    audit_pii_read(primary, staff, scope, "orders.csv", flt)
 
     def chunks() -> Iterator[bytes]:
         with source() as db:
@@ -249,6 +273,7 @@ def orders_xlsx(
 ) -> StreamingResponse:
     """The filtered orders as an XLSX workbook (written to a temporary file, then streamed)."""
     scope = scope_of(primary, staff, settings)
+    audit_pii_read(primary, staff, scope, "orders.xlsx", flt)
     with source() as db:
         path = export.xlsx_file(db, scope, flt)
     return StreamingResponse(

@@ -17,6 +17,7 @@ from tests.platform.fulfilment.fx import make_station
 from tests.platform.groupbuy.factories import pay
 from tests.platform.merchant_orders.fx import T0, put_order, shopper_with_phone
 from tuanbox.accounts.models import User
+from tuanbox.audit.models import AuditEntry
 from tuanbox.catalog.models import Merchant, Sku
 from tuanbox.orders.models import Order, OrderTransition
 from tuanbox.orders.services import create_order
@@ -195,3 +196,45 @@ def test_an_admin_grant_reveals_phones_to_that_staff(
     assert them.status_code == 404
     client.put(url, json={"allowed": False, "reason": "left the team"}, headers=admin)
     assert "+8613800138000" not in console.get("/console/orders").text
+
+
+def _pii_reads(session: Session, staff_id: str) -> list[AuditEntry]:
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.action == "pii.read", AuditEntry.actor_id == staff_id)
+        .order_by(AuditEntry.id)
+    )
+    return list(session.scalars(query.execution_options(populate_existing=True)))
+
+
+def test_personal_data_shown_in_clear_is_an_audited_access(
+    console: ConsoleClient, client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    """Issue 10: access to personal data is audited. A staff member with the grant who opens
+    the list or exports it leaves an entry (who, from where, which view and filter); one
+    who sees only masked values leaves none."""
+    merchant = _merchant(db_session, console.world)
+    user = shopper_with_phone(db_session, settings, "+8613700137000")
+    order = put_order(db_session, merchant, status="confirmed", user_id=user)
+    staff = console.world.staff
+    assert "137****7000" in console.get("/console/orders?tab=to_ship").text
+    console.get("/console/orders.csv")
+    assert _pii_reads(db_session, staff.id) == [], "masked values are no access to audit"
+
+    admin = auth_header(settings, make_user(db_session, "admin"))
+    grant = {"allowed": True, "reason": "after-sales lead"}
+    assert client.put(f"/api/v1/staff/{staff.id}/pii-access", json=grant,
+                      headers=admin).status_code == 200  # fmt: skip
+    page = console.get("/console/orders?tab=to_ship&q=7000")
+    assert page.status_code == 200 and "+8613700137000" in page.text
+    assert console.get("/console/orders.csv?tab=to_ship").status_code == 200
+    assert console.get("/console/orders.xlsx").status_code == 200
+    reads = _pii_reads(db_session, staff.id)
+    assert [e.details["view"] for e in reads] == ["orders", "orders.csv", "orders.xlsx"]
+    first = reads[0]
+    assert (first.actor_role, first.subject_type, first.subject_id) == (
+        "merchant_staff", "merchant", merchant.id,
+    )  # fmt: skip
+    assert first.details["filter"] == "tab=to_ship&q=7000" and first.ip
+    assert first.details["orders"] == [order.id]
+    assert reads[1].details["filter"] == "tab=to_ship"
