@@ -42,17 +42,6 @@ def money(cents: int | None) -> str:
     return f"{sign}¥{yuan}.{fen:02d}"
 
 
-def duration(seconds: int) -> str:
-    """Seconds as h:mm:ss (or d h for long waits); the countdown script keeps the same form."""
-    seconds = max(0, int(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 def iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -74,7 +63,6 @@ def environment(locale: str) -> Environment:
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = money
-    env.filters["duration"] = duration
     env.filters["iso"] = iso
     env.filters["clock"] = clock
     env.globals["static_url"] = static_url

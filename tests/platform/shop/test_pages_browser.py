@@ -5,6 +5,7 @@ and the station choice work by hand."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -192,6 +193,33 @@ def test_language_switch_station_choice_and_sign_in_by_hand(
         page.get_by_role("button", name="Sign in").last.click()
         expect(page).to_have_url(f"{base}/c/{catalogue.campaign_id}")
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        assert refused == [], refused
+
+
+@pytest.mark.browser
+def test_live_stock_and_long_countdowns_in_the_pages_language(
+    shop_site: tuple[str, Settings, Catalogue, Any],
+) -> None:
+    """A sale's stock moves on the (cached) home page without a reload, and a countdown of
+    days reads in the page's language (the script's day format comes from the catalogs)."""
+    from tuanbox.flashsale.models import FlashSale
+
+    base, _settings, catalogue, factory = shop_site
+    with phone(base) as (page, refused, _weigher):
+        page.goto(base + "/")
+        stock = page.locator(f'[data-sale-stock="{catalogue.live_sale_id}"] .stock')
+        expect(stock).to_have_text("剩余 7 / 7")
+        with factory() as session:
+            sale = session.get(FlashSale, catalogue.live_sale_id)
+            assert sale is not None
+            sale.remaining -= 2  # two admissions: the page is not rebuilt for stock alone
+            session.commit()
+        expect(stock).to_have_text("剩余 5 / 7", timeout=15_000)
+        page.goto(f"{base}/c/{catalogue.campaign_id}")  # the offer ends in about a week
+        ends = page.locator("p.meta time[data-countdown]").first
+        expect(ends).to_have_text(re.compile(r"^\d+ 天 \d+ 小时$"))
+        page.get_by_role("button", name="English").click()
+        expect(ends).to_have_text(re.compile(r"^\d+d \d+h$"))
         assert refused == [], refused
 
 

@@ -2,10 +2,13 @@
 (() => {
   "use strict";
   const pad = (n) => String(n).padStart(2, "0");
+  // Days and hours in the page's language (base.html's data-days, from the catalogs).
+  const days = document.body.dataset.days;
   const show = (s) => {
     const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600);
     const m = Math.floor((s % 3600) / 60), sec = s % 60;
-    return d ? `${d}d ${h}h` : `${h}:${pad(m)}:${pad(sec)}`;
+    if (d && days) return days.replace("%(d)s", d).replace("%(h)s", h);
+    return `${d * 24 + h}:${pad(m)}:${pad(sec)}`;
   };
   // The server's clock at rendering: countdowns agree with it, not with the phone's clock.
   const offset = (parseInt(document.body.dataset.now, 10) || Date.now()) - Date.now();
