@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import urllib.request
 import uuid
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,15 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return " ".join(Path(a).name if i == 0 or a.endswith(("/tuanbox", "/tuanbox-edge")) else a
+                    for i, a in enumerate(raw.decode().split("\0")) if a)  # fmt: skip
 
 
 def _get(url: str) -> str | None:
@@ -98,8 +109,35 @@ def test_make_run_serves_the_demo_shop_and_ctrl_c_stops_every_process(tmp_path: 
         ):
             assert title in home, title
         assert _get(f"{base}/dev/inbox") is not None  # the development inbox answers
+        # Each printed campaign (every kind) answers with its own merchant's credentials.
+        printed_campaigns = dict(
+            re.findall(
+                r"(tiered group-buy|fixed group-buy|pre-sale) +"
+                rf"{re.escape(base)}(/c/[0-9a-f-]{{36}})",
+                out,
+            )
+        )
+        assert set(printed_campaigns) == {"tiered group-buy", "fixed group-buy", "pre-sale"}, out
+        licences = set()
+        for path in printed_campaigns.values():
+            campaign = _get(base + path)
+            assert campaign is not None, path
+            licences |= set(re.findall(r"DEMO-RUN-\d+|JY-DEMO-\d+", campaign))
+        assert len(licences) >= 3, licences  # several merchants
+        # The flash sale that starts a few minutes later, and the lot's provenance page.
+        (starts,) = re.findall(r"flash sale \(soon\) .* starts (\d\d:\d\d:\d\d) UTC", out)
+        at = datetime.combine(datetime.now(UTC).date(), time.fromisoformat(starts), UTC)
+        ahead = (at - datetime.now(UTC)).total_seconds() % 86400
+        assert 0 < ahead <= 10 * 60, (starts, ahead)
+        trace = _get(f"{base}/01/06901234567892/10/DEMO-PEACH-1")
+        assert trace is not None and "DEMO-PEACH-1" in trace
         family = _descendants(proc.pid)
         assert len(family) >= 6, family  # api, worker (+ pool), beat, bridge, two lockers
+        commands = [_cmdline(pid) for pid in family]
+        for needed in ("tuanbox api", "tuanbox worker", "tuanbox beat", "tuanbox bridge",
+                       f"tuanbox-edge demo --workdir var/run/{name}/{name}-locker-1",
+                       f"tuanbox-edge demo --workdir var/run/{name}/{name}-locker-2"):  # fmt: skip
+            assert any(needed in c for c in commands), (needed, commands)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
         assert proc.wait(60) == 0, "".join(printed)
         wait_until(lambda: not any(_alive(pid) for pid in family), timeout=30,
@@ -117,3 +155,15 @@ def test_make_run_serves_the_demo_shop_and_ctrl_c_stops_every_process(tmp_path: 
         forget_session(make_settings(), f"tuanbox-{name}-bridge")
         clear_retained(MQTT_HOST, MQTT_PORT, f"tuanbox/v1/lockers/{name}-locker-1/#")
         clear_retained(MQTT_HOST, MQTT_PORT, f"tuanbox/v1/lockers/{name}-locker-2/#")
+
+
+def test_make_run_is_the_readmes_first_command() -> None:
+    """The README opens with `make run`, and the Makefile's run target is `tuanbox run`."""
+    root = Path(__file__).parents[3]
+    readme = (root / "README.md").read_text()
+    block = readme.split("```", 2)[1]
+    commands = [line.split("#")[0].strip() for line in block.splitlines()[1:] if line.strip()]
+    assert commands[0] == "make run", commands
+    makefile = (root / "Makefile").read_text()
+    recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "$(BIN)/tuanbox run" in recipe, recipe
