@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.platform.shop.conftest import Catalogue
+from tuanbox.catalog.models import Product, Sku
+from tuanbox.groupbuy.models import Campaign, Member
+from tuanbox.orders.models import Order
+from tuanbox.reviews.models import Review
 
 SAME = {"Origin": "http://testserver"}
+EN = {"Accept-Language": "en"}
 
 
 def test_home_shows_picks_flash_zone_and_campaign_cards(
@@ -95,3 +102,44 @@ def test_live_stock_json(client: TestClient, catalogue: Catalogue) -> None:
     assert answer.status_code == 200
     assert answer.json()["sales"] == {catalogue.live_sale_id: 7, catalogue.upcoming_sale_id: 5}
     assert client.get("/shop/live.json?sales=" + "a," * 2000).status_code == 422
+
+
+def test_campaign_page_shows_reviews_with_ratings_and_a_review_rebuilds_the_cached_page(
+    client: TestClient, db_session: Session, catalogue: Catalogue
+) -> None:
+    path = f"/c/{catalogue.campaign_id}"
+    first = client.get(path, headers=EN)
+    assert "No reviews yet." in first.text
+    assert client.get(path, headers=EN).headers["x-page-cache"] == "hit"
+    member = db_session.scalars(select(Member).where(Member.group_id == catalogue.group_id)).first()
+    assert member is not None and member.order_id is not None
+    order = db_session.get(Order, member.order_id)
+    sku = db_session.get(Sku, order.sku_id) if order is not None else None
+    assert order is not None and sku is not None
+    db_session.add(Review(order_id=order.id, user_id=order.user_id, product_id=sku.product_id,
+                          merchant_id=order.merchant_id, rating=4, text="Plump and cold",
+                          merchant_reply="Thank you!"))  # fmt: skip
+    db_session.commit()
+    page = client.get(path, headers=EN)
+    assert page.headers["x-page-cache"] == "miss"  # the review invalidated the cached page
+    html = page.text
+    assert "No reviews yet." not in html and "Plump and cold" in html
+    assert 'aria-label="4 out of 5 stars">★★★★☆<' in html
+    assert "4.0 out of 5 · 1 reviews" in html and "Thank you!" in html
+    zh = client.get(path).text
+    assert 'aria-label="4 星（满分 5 星）">★★★★☆<' in zh and "4.0 分（满分 5 分）· 1 条评价" in zh
+
+
+def test_campaign_page_links_its_lot_trace_page(
+    client: TestClient, db_session: Session, catalogue: Catalogue
+) -> None:
+    campaign = db_session.get(Campaign, catalogue.campaign_id)
+    assert campaign is not None
+    sku = db_session.get(Sku, campaign.sku_id)
+    product = db_session.get(Product, sku.product_id) if sku is not None else None
+    assert product is not None
+    assert "/01/" not in client.get(f"/c/{campaign.id}").text  # no lot yet: no link
+    product.gtin, campaign.lot_code = "09506000134352", "LOT-9"
+    db_session.commit()
+    html = client.get(f"/c/{campaign.id}", headers=EN).text
+    assert '<a href="/01/09506000134352/10/LOT-9">Where it comes from: trace this lot</a>' in html
