@@ -1,7 +1,9 @@
 """Every kind of order, from payment to pickup, through the real bridge and a simulated locker.
 
-regular and flash-sale: SimPay webhook → confirmed on payment; group: the group succeeds;
-pre-sale: the batch is received at the station hub. Each then waits in its station's next
+regular and flash-sale: SimPay webhook → confirmed on payment, or, for a merchant who accepts
+orders by hand, by its staff (regular-accepted) or by its lapse policy once the acceptance
+deadline passes unanswered (flash-lapsed); group: the group succeeds; pre-sale: the batch is
+received at the station hub. Each then waits in its station's next
 delivery wave (no compartment yet), the wave job books compartments when the wave is due,
 the courier deposits with the run-sheet code, the shopper opens with the pickup QR.
 """
@@ -31,7 +33,7 @@ from tests.platform.groupbuy.factories import pay
 from tests.platform.presale.fx import succeeded_group
 from traceability.settings import TraceSettings
 from tuanbox.audit.services import Actor
-from tuanbox.catalog.models import Product
+from tuanbox.catalog.models import Merchant, Product, Sku
 from tuanbox.db.base import utcnow
 from tuanbox.dispatch.bridge import Bridge
 from tuanbox.dispatch.models import OutboxCommand
@@ -42,11 +44,13 @@ from tuanbox.fulfilment.models import Booking, DeliveryWave, FulfilmentOrder
 from tuanbox.fulfilment.pickup import public_key_b64, token_for
 from tuanbox.lockers.models import Compartment
 from tuanbox.lockers.services import standard_layout
+from tuanbox.orders import acceptance
 from tuanbox.orders.models import Order, OrderTransition
 from tuanbox.orders.services import create_order
 from tuanbox.presale.receiving import receive
 
 HUB = Actor(id="hub-staff", role="ops")
+STAFF = Actor(id="merchant-staff", role="merchant_staff")
 
 
 def _regular(session: Session, p: Platform, station_id: str) -> list[str]:
@@ -64,7 +68,10 @@ def _regular(session: Session, p: Platform, station_id: str) -> list[str]:
 
 
 def _flash(session: Session, p: Platform, station_id: str) -> list[str]:
-    sku = make_sku(session, "S", "chilled")
+    return _flash_on(session, p, station_id, make_sku(session, "S", "chilled"))
+
+
+def _flash_on(session: Session, p: Platform, station_id: str, sku: Sku) -> list[str]:
     product = session.get(Product, sku.product_id)
     assert product is not None
     now = utcnow()
@@ -98,6 +105,57 @@ def _flash(session: Session, p: Platform, station_id: str) -> list[str]:
     return [got.order_id]
 
 
+def _manual_merchant(session: Session, sku_id: str, lapse: str) -> None:
+    """The SKU's merchant accepts orders by hand within an hour; `lapse` after that."""
+    sku = session.get(Sku, sku_id)
+    assert sku is not None
+    product = session.get(Product, sku.product_id)
+    assert product is not None
+    merchant = session.get(Merchant, product.merchant_id)
+    assert merchant is not None
+    merchant.order_acceptance, merchant.acceptance_lapse = "manual", lapse
+    merchant.acceptance_window_s = 3600
+    session.flush()
+
+
+def _awaits_merchant(session: Session, order_id: str) -> Order:
+    order = session.get(Order, order_id)
+    assert order is not None
+    session.refresh(order)
+    assert (order.status, order.awaiting, order.wave_id) == ("paid", "merchant", None)
+    assert order.accept_deadline is not None
+    return order
+
+
+def _regular_accepted(session: Session, p: Platform, station_id: str) -> list[str]:
+    sku = make_sku(session, "M")
+    _manual_merchant(session, sku.id, "refund")
+    order = create_order(
+        session,
+        user_id=make_shopper(session).id,
+        sku_id=sku.id,
+        qty=1,
+        unit_price_cents=sku.price_cents,
+        station_id=station_id,
+    )
+    pay(session, p.settings, order.id)
+    _awaits_merchant(session, order.id)
+    acceptance.accept(session, order.id, actor=STAFF)
+    return [order.id]
+
+
+def _flash_lapsed(session: Session, p: Platform, station_id: str) -> list[str]:
+    sku = make_sku(session, "S", "chilled")
+    _manual_merchant(session, sku.id, "confirm")
+    (order_id,) = _flash_on(session, p, station_id, sku)
+    deadline = _awaits_merchant(session, order_id).accept_deadline
+    assert deadline is not None
+    session.commit()
+    # Nobody answered: the deadline scan (beat) applies the merchant's policy, confirm.
+    assert acceptance.apply_deadlines(p.factory, now=deadline + timedelta(seconds=1)) == 1
+    return [order_id]
+
+
 def _group(session: Session, p: Platform, station_id: str) -> list[str]:
     return succeeded_group(session, p.settings, station_id, presale=False).order_ids
 
@@ -117,7 +175,9 @@ def _presale(session: Session, p: Platform, station_id: str) -> list[str]:
 
 PATHS: dict[str, Callable[[Session, Platform, str], list[str]]] = {
     "regular": _regular,
+    "regular-accepted": _regular_accepted,
     "flash": _flash,
+    "flash-lapsed": _flash_lapsed,
     "group": _group,
     "presale": _presale,
 }
