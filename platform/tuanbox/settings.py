@@ -450,6 +450,10 @@ class Settings(BaseSettings):
             "TUANBOX_PAYMENT_WEBHOOK_SECRET": self.payment_webhook_secret,
             **{f"TUANBOX_PII_KEYS[{kid!r}]": key for kid, key in self.pii_keys.items()},
         }
+        if self.mqtt_password is not None:
+            # The bridge's broker account reads every locker's events and commands every
+            # locker's doors.
+            secrets["TUANBOX_MQTT_PASSWORD"] = self.mqtt_password
         for variable, value in secrets.items():
             size = len(value.get_secret_value().encode())
             if size < MIN_SECRET_BYTES:
