@@ -68,7 +68,6 @@ def environment(locale: str) -> Environment:
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = shop_render.money
-    env.filters["duration"] = shop_render.duration
     env.filters["iso"] = shop_render.iso
     env.filters["clock"] = shop_render.clock
     env.globals["static_url"] = static_url
