@@ -110,6 +110,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     from tuanbox.shop.cache import install as watch_shop_pages
 
     watch_shop_pages()
+    # ...and committed experiment changes, every process's cached experiments.
+    from tuanbox.experiments.exposure import install as watch_experiments
+
+    watch_experiments()
     # Before any route or dependency: no NUL from a request reaches PostgreSQL (or a 500).
     app.add_middleware(RefuseNul)
     if docs:

@@ -1,4 +1,11 @@
-"""Exposures: one HINCRBY per rendered variant on the hot path, flushed in batches.
+"""Exposures: one HINCRBY per rendered variant on the hot path, flushed in batches; and the
+page processes' cache of each campaign's running experiment, kept current by a version.
+
+The cache: `{prefix}version` is bumped (INCR) after every commit that changed an experiment
+row (`install`, watching every session of the API and the worker), and a page reads it with
+one GET on the API's pipelined Redis connection before trusting its cached entry, so a stop,
+a start or an edit is seen by every process at its next request. With Redis down, entries
+are trusted for `CACHE_TTL_S` as before.
 
 `{prefix}live` is a hash of "experiment:arm" → count. The flush (a Celery task) renames it
 to a batch key, so requests counting meanwhile start a new hash, and adds the batch to
@@ -10,32 +17,59 @@ Counting is best effort: with Redis down the page still renders, uncounted.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tuanbox.db.hooks import after_commit
+from tuanbox.errors import TuanboxError
 from tuanbox.experiments.models import Experiment, ExperimentExposure, ExperimentFlush
 from tuanbox.reports.pageviews import SessionOpener
 
 log = logging.getLogger(__name__)
-# How long a page process trusts what it knows of a campaign's running experiment.
+# How long a page process trusts what it knows of a campaign's running experiment when it
+# cannot read the version (Redis down); with Redis up a change is seen at the next request.
 CACHE_TTL_S = 10.0
-_cache: dict[str, tuple[float, tuple[str, str, list[Any]] | None]] = {}
+VERSION = "version"  # {prefix}version: bumped after every committed change of an experiment
+# campaign id -> (trusted until, version it was read at, what was read)
+_cache: dict[str, tuple[float, str | None, tuple[str, str, list[Any]] | None]] = {}
+Running = tuple[str, str, list[Any]]
+
+
+def version_key(prefix: str) -> str:
+    return prefix + VERSION
+
+
+def cached(campaign_id: str, version: str | None, now: float) -> tuple[bool, Running | None]:
+    """(found, value) from this process's cache: an entry read at another version than the
+    current one is stale however young (``version`` None: Redis unreadable, the TTL rules)."""
+    hit = _cache.get(campaign_id)
+    if hit is None or hit[0] <= now or (version is not None and hit[1] != version):
+        return False, None
+    return True, hit[2]
 
 
 def running_cached(
-    opener: SessionOpener, campaign_id: str, now: float | None = None
-) -> tuple[str, str, list[Any]] | None:
-    """(experiment id, field, arms) of the campaign's running experiment, cached briefly."""
+    opener: SessionOpener,
+    campaign_id: str,
+    now: float | None = None,
+    version: str | None = None,
+) -> Running | None:
+    """(experiment id, field, arms) of the campaign's running experiment, cached in this
+    process until the experiments' version moves (or briefly, when it cannot be read).
+
+    ``version`` is read before the row: a change committed after this read bumps the version
+    after its commit, so the entry stored here is stale at the next request."""
     now = time.monotonic() if now is None else now
-    hit = _cache.get(campaign_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    found, value = cached(campaign_id, version, now)
+    if found:
+        return value
     with opener() as session:
         row = session.scalars(
             select(Experiment).where(
@@ -45,12 +79,89 @@ def running_cached(
         value = None if row is None else (row.id, row.field, list(row.arms))
     if len(_cache) > 10_000:
         _cache.clear()
-    _cache[campaign_id] = (now + CACHE_TTL_S, value)
+    _cache[campaign_id] = (now + CACHE_TTL_S, version, value)
     return value
 
 
 def forget(campaign_id: str) -> None:
     _cache.pop(campaign_id, None)
+
+
+async def current_version(request: Any) -> str | None:
+    """The experiments' version: one GET on the API's pipelined Redis connection (it shares
+    the socket and the loop turn's write with the page's other commands); None when Redis
+    cannot answer (the cache then trusts its entries for ``CACHE_TTL_S``)."""
+    from tuanbox.api.redis_async import redis_for
+
+    prefix = request.app.state.settings.experiments_prefix
+    try:
+        async with redis_for(request) as client:
+            value = await client.call("GET", version_key(prefix))
+    except (redis.RedisError, OSError) as exc:
+        log.warning("experiments version unreadable (%s): cached for %.0f s", exc, CACHE_TTL_S)
+        return None
+    return "0" if value is None else _decode(value)
+
+
+def bump(client: redis.Redis, prefix: str) -> int:
+    """Every process's cached experiments are stale from now on."""
+    return int(client.incr(version_key(prefix)))
+
+
+# --- invalidation: any committed change of an experiment row bumps the version ------------
+
+_PENDING = "tuanbox_experiments_bump"
+_installed = False
+_warned = False
+_lock = threading.Lock()
+_clients: dict[str, redis.Redis] = {}
+
+
+def _client_for(url: str) -> redis.Redis:
+    with _lock:
+        client = _clients.get(url)
+        if client is None:
+            client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2.0)
+        return client
+
+
+def _after_flush(session: Session, _context: object) -> None:
+    if session.info.get(_PENDING):
+        return
+    touched = (*session.new, *session.dirty, *session.deleted)
+    if not any(isinstance(o, Experiment) for o in touched):
+        return
+    try:
+        from tuanbox.db.engine import settings_of
+
+        settings = settings_of(session)
+    except (ImportError, TuanboxError) as exc:  # no settings bound to this session
+        global _warned
+        if not _warned:  # once per process: the writer that forgot them is the one to fix
+            _warned = True
+            log.warning("experiments version not bumped (%s): caches refresh by their TTL", exc)
+        return
+    session.info[_PENDING] = True
+
+    def run() -> None:
+        session.info.pop(_PENDING, None)
+        try:
+            bump(_client_for(settings.redis_url), settings.experiments_prefix)
+        except redis.RedisError as exc:
+            log.warning("experiments version not bumped (%s): caches refresh by their TTL", exc)
+
+    after_commit(session, run)
+
+
+def install() -> None:
+    """Watch every session of this process (API, worker) for committed experiment changes."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "after_soft_rollback", lambda s, _t: s.info.pop(_PENDING, None))
+        _installed = True
 
 
 def count_command(prefix: str, experiment_id: str, arm: str) -> tuple[str, ...]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from tuanbox.errors import AuthenticationError
 from tuanbox.experiments.domain import assign
-from tuanbox.experiments.exposure import CACHE_TTL_S, _cache, running_cached
+from tuanbox.experiments.exposure import CACHE_TTL_S, cached, current_version, running_cached
 from tuanbox.reports.pageviews import SessionOpener
 from tuanbox.settings import Settings
 
@@ -22,6 +23,13 @@ class Variant:
     field: str
     arm: str
     value: str
+
+    @property
+    def cache_tag(self) -> str:
+        """What the page cache keys this variant's fragment by: the arm and what it shows, so
+        an edited arm's value is a new fragment (not the one rendered before the edit)."""
+        digest = hashlib.sha256(f"{self.field}\0{self.value}".encode()).hexdigest()[:12]
+        return f"{self.experiment_id}:{self.arm}:{digest}"
 
 
 def shopper_id(request: Any, settings: Settings) -> str | None:
@@ -49,11 +57,10 @@ async def variant_for(
         return None
     import time
 
-    hit = _cache.get(campaign_id)
-    if hit is not None and hit[0] > time.monotonic():
-        found = hit[1]
-    else:
-        found = await run_in_threadpool(running_cached, opener, campaign_id)
+    version = await current_version(request)
+    known, found = cached(campaign_id, version, time.monotonic())
+    if not known:
+        found = await run_in_threadpool(running_cached, opener, campaign_id, None, version)
     if found is None:
         return None
     experiment_id, field, arms = found

@@ -94,7 +94,7 @@ async def campaign_page(
     }
     key = f"campaign:{campaign_id}:{station_id or '-'}"
     if variant is not None:
-        key += f":x:{variant.experiment_id}:{variant.arm}"
+        key += f":x:{variant.cache_tag}"
     response = await cached_page(request, opener, key, build, shell)
     if response.status_code == 200 and e is None:  # not a refused form coming back
         await record_view(request, campaign_id)  # one HINCRBY: the funnel's first step

@@ -99,5 +99,9 @@ def create_celery(settings: Settings) -> Celery:
     from tuanbox.shop.cache import install as watch_shop_pages
 
     watch_shop_pages()
+    # ...and committed experiment changes, every process's cached experiments.
+    from tuanbox.experiments.exposure import install as watch_experiments
+
+    watch_experiments()
     app.conf.tuanbox_settings = settings
     return app
