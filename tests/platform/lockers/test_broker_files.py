@@ -32,21 +32,27 @@ from tuanbox.lockers.services import CompartmentSpec
 TUANBOX = str(Path(sys.executable).with_name("tuanbox"))
 MOSQUITTO = "/usr/sbin/mosquitto"
 BRIDGE, BRIDGE_PASSWORD = "tuanbox-bridge", "bridge-secret"
+CONTAINER_ID = 1883  # the eclipse-mosquitto image's mosquitto user and group
 
 
 class StockBroker:
-    """Mosquitto on `conf` as the package runs it: no `user root`, so it drops privileges."""
+    """Mosquitto on `conf` as the package runs it: no `user root`, so it drops privileges.
+    With `uid`/`gid`, started as that user from the outset, as a container image runs it."""
 
-    def __init__(self, conf: Path, port: int) -> None:
+    def __init__(
+        self, conf: Path, port: int, uid: int | None = None, gid: int | None = None
+    ) -> None:
         self.conf, self.port = conf, port
+        self.uid, self.gid = uid, gid
         self.log = conf.with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-            )
+                [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT,
+                user=self.uid, group=self.gid, extra_groups=[] if self.gid is not None else None,
+            )  # fmt: skip
 
         def up() -> bool:
             assert self.proc is not None
@@ -191,6 +197,33 @@ def test_generated_files_are_read_by_a_broker_running_as_its_own_user(
     for locker_id, password in deployment.passwords.items():
         assert _login(deployment.port, locker_id, password)
         assert not _login(deployment.port, locker_id, "wrong")
+
+
+def test_files_for_the_container_image_are_read_by_its_user(deployment: Deployment) -> None:
+    """The eclipse-mosquitto image runs Mosquitto as uid and gid 1883 from the start (no root
+    to read the files before dropping privileges): files written for it with
+    `--broker-group 1883` are read through their group alone."""
+    out, port = deployment.root / "container", free_port()
+    deployment.run("lockers", "broker-config", "--out", str(out), "--port", str(port),
+                   "--broker-group", str(CONTAINER_ID))  # fmt: skip
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750 and out.stat().st_gid == CONTAINER_ID
+    for name in ("passwd", "acl", "dynamic-security.json"):
+        info = (out / name).stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, CONTAINER_ID), name
+        assert info.st_uid != CONTAINER_ID  # readable through the group, not as the owner
+    conf = deployment.root / "container.conf"
+    conf.write_text(
+        f"per_listener_settings false\npersistence false\nlog_dest stdout\ninclude_dir {out}\n"
+    )
+    broker = StockBroker(conf, port, uid=CONTAINER_ID, gid=CONTAINER_ID)
+    broker.start()
+    try:
+        assert _login(port, BRIDGE, BRIDGE_PASSWORD)
+        for locker_id, password in deployment.passwords.items():
+            assert _login(port, locker_id, password)
+            assert not _login(port, locker_id, "wrong")
+    finally:
+        broker.stop()
 
 
 def test_a_locker_may_subscribe_to_its_own_commands_only(deployment: Deployment) -> None:
