@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     membership_price_cents: int = Field(default=9900, gt=0, le=10_000_000)
     membership_days: int = Field(default=365, gt=0, le=3660)
     membership_early_access_s: int = Field(default=600, ge=0, le=86_400)
+    # Delivery to the locker (`tuanbox.membership.pricing`): the fee an order pays on top of
+    # its goods, waived for members and when the goods reach the threshold (满¥X免配送费;
+    # 0: no threshold). 0 charges no fee at all.
+    delivery_fee_cents: int = Field(default=0, ge=0, le=100_000)
+    free_delivery_over_cents: int = Field(default=0, ge=0, le=10_000_000)
     # Segment pushes (`tuanbox.segments`): at most this many pushes reach one shopper per
     # rolling window; an order paid within the conversion window after a push converts it.
     push_per_user_limit: int = Field(default=1, gt=0, le=100)

@@ -149,7 +149,8 @@ class DiscountOut(BaseModel):
     points_used: int
     points_cents: int
     discount_cents: int
-    payable_cents: int
+    delivery_fee_cents: int = Field(description="Delivery to the locker (0 when waived)")
+    payable_cents: int = Field(description="total - discount + delivery fee")
     lines: list[LineOut]
 
 

@@ -94,7 +94,8 @@ def _restore_coupons(session: Session, order: Order, now: datetime) -> None:
 
 def refund_units(session: Session, order_id: str, units: int, *, reason: str, key: str) -> Refund:
     """Refund `units` of an order's not yet refunded lines: what was paid for those, to the
-    cent (line price less its share of coupons and points). The same key, the same refund."""
+    cent (line price less its share of coupons and points), and with the last of them the
+    delivery fee. The same key, the same refund."""
     from tuanbox.coupons.errors import DiscountLockedError
     from tuanbox.orders.services import lock_order
 
@@ -130,6 +131,10 @@ def refund_units(session: Session, order_id: str, units: int, *, reason: str, ke
         )
     chosen = lines[:units]
     amount = sum(line.amount_cents - line.coupon_cents - line.points_cents for line in chosen)
+    if units == len(lines):
+        # The order's last units: its delivery fee goes back with them, so refunding every
+        # unit returns exactly what was paid (`tuanbox.membership.pricing`).
+        amount += order.delivery_fee_cents
     row = refund(session, order, amount, reason, refund_key)
     for line in chosen:
         line.refund_id = row.id

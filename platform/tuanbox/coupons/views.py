@@ -84,7 +84,8 @@ def discount_out(session: Session, order: Order) -> DiscountOut:
         points_used=row.points_used if row and applied else 0,
         points_cents=row.points_cents if row and applied else 0,
         discount_cents=order.discount_cents,
-        payable_cents=order.total_cents - order.discount_cents,
+        delivery_fee_cents=order.delivery_fee_cents,
+        payable_cents=order.due_cents,
         lines=[LineOut.model_validate(line) for line in lines],
     )
 

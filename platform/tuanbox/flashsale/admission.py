@@ -28,6 +28,7 @@ from tuanbox.flashsale import entropy, services
 from tuanbox.flashsale.counters import Admission, AsyncFlashCounters, FlashCounters
 from tuanbox.flashsale.lua import ReserveResult, ReserveStatus
 from tuanbox.membership.markers import PREFIX as MEMBER_PREFIX
+from tuanbox.membership.pricing import DeliveryTerms
 from tuanbox.settings import Settings
 
 WINDOW_S = 10  # the flash_per_*_per_10s windows
@@ -253,6 +254,7 @@ class HotPath:
                 qty=req.qty,
                 pay_timeout_s=self.settings.order_pay_timeout_s,
                 station_id=req.station_id,
+                delivery=DeliveryTerms.of(self.settings),
             )
 
 

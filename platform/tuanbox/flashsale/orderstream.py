@@ -22,16 +22,21 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from tuanbox.coupons.domain import aware
+from tuanbox.db.base import utcnow
 from tuanbox.errors import TuanboxError
 from tuanbox.flashsale import lua, services
 from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.models import FlashSale, Reservation
+from tuanbox.membership.models import Membership
+from tuanbox.membership.pricing import NO_FEE, DeliveryTerms, needs_membership
 from tuanbox.settings import Settings
 
 log = logging.getLogger("tuanbox.flashsale.orders")
@@ -51,6 +56,7 @@ class Queued:
     reservation_id: str
     order_id: str
     station_id: str | None
+    at: int = 0  # admission time, Redis seconds: the order's price is decided as of then
 
     @classmethod
     def parse(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Queued:
@@ -64,6 +70,7 @@ class Queued:
             f["rid"],
             f["oid"],
             f["station"] or None,
+            int(f.get("at") or 0),
         )
 
 
@@ -76,9 +83,19 @@ class Written:
     refused: int = 0
 
 
-def write_batch(session: Session, batch: list[Queued], *, pay_timeout_s: int) -> Written:
+def write_batch(
+    session: Session,
+    batch: list[Queued],
+    *,
+    pay_timeout_s: int,
+    delivery: DeliveryTerms = NO_FEE,
+) -> Written:
     """Write the batch's orders in the session's transaction (the caller commits); a request
-    id the DB already has is skipped. Raises what `write_reservation` raises for a refused entry."""
+    id the DB already has is skipped. Raises what `write_reservation` raises for a refused entry.
+
+    Each winner is priced as a member or not as of their admission (`Queued.at`), from the
+    membership record read once for the whole batch, and only for a sale where it matters
+    (a member price below the sale's, or a delivery fee to waive)."""
     out = Written()
     terms = services.TermsCache(ttl_s=0)
     by_sale: dict[str, list[Queued]] = {}
@@ -94,6 +111,12 @@ def write_batch(session: Session, batch: list[Queued], *, pay_timeout_s: int) ->
                 )
             )
         )
+        matters = [
+            e
+            for e in entries
+            if needs_membership(sale.price_cents, e.qty, sale.member_price_cents, delivery)
+        ]
+        windows = _windows(session, {e.user_id for e in matters})
         for entry in entries:
             if entry.request_id in known:
                 out.duplicates += 1
@@ -109,9 +132,36 @@ def write_batch(session: Session, batch: list[Queued], *, pay_timeout_s: int) ->
                 station_id=entry.station_id,
                 reservation_id=entry.reservation_id,
                 order_id=entry.order_id,
+                delivery=delivery,
+                member=_member_at(windows.get(entry.user_id), entry.at),
+                admitted_at=_instant(entry.at),
             )
             out.written += 1
     return out
+
+
+def _windows(session: Session, user_ids: set[str]) -> dict[str, tuple[datetime, datetime]]:
+    """The membership windows of these shoppers, in one read."""
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(Membership.user_id, Membership.starts_at, Membership.ends_at).where(
+            Membership.user_id.in_(sorted(user_ids))
+        )
+    )
+    return {user_id: (aware(start), aware(end)) for user_id, start, end in rows}
+
+
+def _instant(at: int) -> datetime | None:
+    return datetime.fromtimestamp(at, UTC) if at > 0 else None
+
+
+def _member_at(window: tuple[datetime, datetime] | None, at: int) -> bool:
+    """A member when admitted (an entry queued before `at` was recorded: when written)."""
+    if window is None:
+        return False
+    when = _instant(at) or utcnow()
+    return window[0] <= when < window[1]
 
 
 class OrderStreamConsumer:
@@ -267,7 +317,12 @@ class OrderStreamConsumer:
     def _commit(self, batch: list[Queued], pay_timeout_s: int) -> Written:
         with self._sessions() as session:
             try:
-                done = write_batch(session, batch, pay_timeout_s=pay_timeout_s)
+                done = write_batch(
+                    session,
+                    batch,
+                    pay_timeout_s=pay_timeout_s,
+                    delivery=DeliveryTerms.of(self._settings),
+                )
                 session.commit()
             except BaseException:
                 session.rollback()

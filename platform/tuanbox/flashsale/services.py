@@ -25,6 +25,14 @@ from tuanbox.flashsale.counters import FlashCounters
 from tuanbox.flashsale.lua import Held, ReserveStatus
 from tuanbox.flashsale.models import FlashSale, Reservation, UserTotal
 from tuanbox.groupbuy.services import as_utc, insert_for
+from tuanbox.membership.pricing import (
+    NO_FEE,
+    DeliveryTerms,
+    member_price_of,
+    needs_membership,
+    price,
+)
+from tuanbox.membership.services import is_member
 
 if TYPE_CHECKING:
     from tuanbox.orders.models import Order
@@ -125,6 +133,9 @@ class SaleTerms:
     per_user_limit: int
     starts_at: datetime
     ends_at: datetime
+    # The SKU's member price when below the sale's (`tuanbox.membership.pricing`): only then
+    # does the writer read a winner's membership for the price.
+    member_price_cents: int | None = None
 
 
 class TermsCache:
@@ -148,6 +159,7 @@ class TermsCache:
         if hit is not None and hit[0] > clock:
             return hit[1]
         sale = get_sale(session, sale_id)
+        member_price = member_price_of(session, sale.sku_id)
         terms = SaleTerms(
             sale.id,
             sale.sku_id,
@@ -155,6 +167,7 @@ class TermsCache:
             sale.per_user_limit,
             as_utc(sale.starts_at),
             as_utc(sale.ends_at),
+            member_price if member_price is not None and member_price < sale.price_cents else None,
         )
         if len(self._entries) > 1000:
             self._entries.clear()  # bounded: a handful of sales run at once
@@ -174,6 +187,7 @@ def reserve(
     terms_cache: TermsCache | None = None,
     pay_timeout_s: int | None = None,
     station_id: str | None = None,
+    delivery: DeliveryTerms = NO_FEE,
 ) -> Reserved:
     """`ReserveItem`: commits its own transaction, because compensation straddles Redis.
 
@@ -215,6 +229,7 @@ def reserve(
         qty=qty,
         pay_timeout_s=pay_timeout_s,
         station_id=station_id,
+        delivery=delivery,
     )
 
 
@@ -228,6 +243,7 @@ def record_admitted(
     qty: int,
     pay_timeout_s: int | None,
     station_id: str | None = None,
+    delivery: DeliveryTerms = NO_FEE,
 ) -> Reserved:
     """Write an admitted buyer's reservation and order and commit; if that fails, give the
     Redis reservation back (compensation) and re-raise. `request_id` is already scoped."""
@@ -240,6 +256,7 @@ def record_admitted(
             qty=qty,
             pay_timeout_s=pay_timeout_s,
             station_id=station_id,
+            delivery=delivery,
         )
         session.commit()
     except (SQLAlchemyError, TuanboxError) as exc:
@@ -275,7 +292,17 @@ def write_reservation(
     station_id: str | None = None,
     reservation_id: str | None = None,
     order_id: str | None = None,
+    delivery: DeliveryTerms = NO_FEE,
+    member: bool | None = None,
+    admitted_at: datetime | None = None,
 ) -> Reserved:
+    """Record one winner: per-shopper total, order, reservation, the sale's remaining.
+
+    The order's price follows `tuanbox.membership.pricing`: a member at `admitted_at` (Redis's
+    clock at admission; now on the request path) pays min(sale price, member price) and no
+    delivery fee. `member` is the caller's answer from the record when it read memberships
+    for a whole batch; None reads it here, and only when it could change the price or fee.
+    """
     from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
 
     # The DB's own per-user guard, in one round trip: insert, or add where still within.
@@ -290,12 +317,18 @@ def write_reservation(
     ).one_or_none()
     if within is None:
         raise FlashLimitError(f"at most {sale.per_user_limit} units per shopper in this sale")
+    if member is None:
+        member = needs_membership(
+            sale.price_cents, qty, sale.member_price_cents, delivery
+        ) and is_member(session, user_id, admitted_at)
+    priced = price(sale.price_cents, qty, sale.member_price_cents, delivery, member=member)
     order = create_order(
         session,
         user_id=user_id,
         sku_id=sale.sku_id,
         qty=qty,
-        unit_price_cents=sale.price_cents,
+        unit_price_cents=priced.unit_price_cents,
+        delivery_fee_cents=priced.delivery_fee_cents,
         kind="flash",
         station_id=station_id,
         # Unpaid, the order expires and its unit goes back to the sale (hook + reconcile).

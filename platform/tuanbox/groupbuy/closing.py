@@ -105,6 +105,8 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
                 is_leader=member.user_id == group.leader_user_id,
                 leader_price_cents=campaign.leader_price_cents,
             )
+            # The delivery fee decided at join stays owed: the order is still delivered.
+            owed += order.delivery_fee_cents
             back = refund_due(order.paid_cents - order.refunded_cents, owed)
             if back:
                 refund(session, order, back, f"group price tier reached: {owed} owed", key)

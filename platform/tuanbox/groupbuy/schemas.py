@@ -144,4 +144,5 @@ class GroupOut(BaseModel):
 class JoinedOut(BaseModel):
     group: GroupOut
     order_id: str
-    unit_price_cents: int
+    unit_price_cents: int = Field(description="Per unit: the tier's, a member's if lower")
+    delivery_fee_cents: int = Field(default=0, description="Paid on top (0: member or waived)")

@@ -29,6 +29,7 @@ from tuanbox.groupbuy.domain import (
 )
 from tuanbox.groupbuy.models import Campaign, Group, Member, UserQuota
 from tuanbox.groupbuy.spec import CampaignSpec, tiers_from_json, tiers_to_json
+from tuanbox.membership.pricing import NO_FEE, DeliveryTerms, price_order
 
 if TYPE_CHECKING:
     from tuanbox.orders.models import Order
@@ -123,6 +124,7 @@ def open_group(
     station_id: str | None = None,
     now: datetime,
     pay_timeout_s: int | None = None,
+    delivery: DeliveryTerms = NO_FEE,
 ) -> Joined:
     """`OpenGroup`: the opener becomes the leader and takes the first seat."""
     campaign = get_campaign(session, campaign_id)
@@ -157,6 +159,7 @@ def open_group(
         station_id=station_id,
         now=now,
         pay_timeout_s=pay_timeout_s,
+        delivery=delivery,
     )
 
 
@@ -169,6 +172,7 @@ def join_group(
     station_id: str | None = None,
     now: datetime,
     pay_timeout_s: int | None = None,
+    delivery: DeliveryTerms = NO_FEE,
 ) -> Joined:
     """`JoinGroup`: take one seat atomically, then create the member's order."""
     group = get_group(session, group_id)
@@ -193,6 +197,7 @@ def join_group(
         station_id=station_id,
         now=now,
         pay_timeout_s=pay_timeout_s,
+        delivery=delivery,
     )
 
 
@@ -213,6 +218,7 @@ def _take_seat(
     station_id: str | None,
     now: datetime,
     pay_timeout_s: int | None = None,
+    delivery: DeliveryTerms = NO_FEE,
 ) -> Joined:
     from tuanbox.catalog.models import Sku
     from tuanbox.orders.services import DEFAULT_PAY_TIMEOUT_S, create_order
@@ -244,12 +250,25 @@ def _take_seat(
     from tuanbox.experiments.services import price_for
 
     unit_price = price_for(session, campaign.id, user_id, unit_price)
+    # A member pays min(this, the SKU's member price) and no delivery fee
+    # (`tuanbox.membership.pricing`); decided now and kept on the order.
+    priced = price_order(
+        session,
+        user_id=user_id,
+        sku_id=campaign.sku_id,
+        offer_cents=unit_price,
+        qty=qty,
+        delivery=delivery,
+        now=now,
+    )
+    unit_price = priced.unit_price_cents
     order = create_order(
         session,
         user_id=user_id,
         sku_id=campaign.sku_id,
         qty=qty,
         unit_price_cents=unit_price,
+        delivery_fee_cents=priced.delivery_fee_cents,
         kind="group",
         group_id=group.id,
         station_id=station_id,

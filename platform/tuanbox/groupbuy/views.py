@@ -36,6 +36,7 @@ from tuanbox.groupbuy.spec import CampaignSpec
 from tuanbox.idempotency import services as idempotency
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.idempotency.services import MAX_KEY_LENGTH
+from tuanbox.membership.pricing import DeliveryTerms
 from tuanbox.orders.models import Order
 from tuanbox.ratelimit import rate_limit
 from tuanbox.ratelimit.deps import client_ip
@@ -183,6 +184,7 @@ def open_group(
             station_id=body.station_id,
             now=utcnow(),
             pay_timeout_s=settings.order_pay_timeout_s,
+            delivery=DeliveryTerms.of(settings),
         )
         risk.after_order(session, screening, _order(session, joined))
         return 201, joined_out(session, settings, joined)
@@ -289,6 +291,7 @@ def join_in_transaction(
                 station_id=body.station_id,
                 now=utcnow(),
                 pay_timeout_s=settings.order_pay_timeout_s,
+                delivery=DeliveryTerms.of(settings),
             )
             risk.after_order(session, screening, _order(session, joined))
             return 201, joined_out(session, settings, joined)
@@ -318,6 +321,7 @@ def joined_out(session: Session, settings: Settings, joined: services.Joined) ->
         group=group_out(session, settings, joined.group, joined.campaign),
         order_id=joined.order_id,
         unit_price_cents=joined.unit_price_cents,
+        delivery_fee_cents=joined.order.delivery_fee_cents if joined.order else 0,
     ).model_dump(mode="json")
 
 

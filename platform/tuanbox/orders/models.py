@@ -42,6 +42,8 @@ class Order(TimestampMixin, Base):
             "discount_cents >= 0 AND (discount_cents = 0 OR discount_cents < total_cents)",
             name="discount_within_total",
         ),
+        # Delivery to the locker (`tuanbox.membership.pricing`): paid on top of the goods.
+        CheckConstraint("delivery_fee_cents >= 0", name="delivery_fee_nonnegative"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -55,6 +57,9 @@ class Order(TimestampMixin, Base):
     total_cents: Mapped[int] = mapped_column(BigInt)
     # Taken off at checkout by coupons and points; the shopper pays total - discount.
     discount_cents: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
+    # Delivery to the locker, decided at creation (0: waived for a member, over the
+    # free-delivery threshold, or no fee set); the shopper pays total - discount + this.
+    delivery_fee_cents: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
     paid_cents: Mapped[int] = mapped_column(BigInt, default=0)
     refunded_cents: Mapped[int] = mapped_column(BigInt, default=0)
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING_PAYMENT)
@@ -76,6 +81,11 @@ class Order(TimestampMixin, Base):
     wave: Mapped[DeliveryWave | None] = relationship()
     # Risk control holds it (`tuanbox.risk`): it is not confirmed until ops approve the review.
     risk_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    @property
+    def due_cents(self) -> int:
+        """What the shopper pays: the goods less coupons and points, plus delivery."""
+        return self.total_cents - self.discount_cents + self.delivery_fee_cents
 
 
 class OrderTransition(Base):

@@ -61,6 +61,10 @@ class OrderOut(BaseModel):
     unit_price_cents: int
     total_cents: int
     discount_cents: int = Field(default=0, description="Coupons and points off at checkout")
+    delivery_fee_cents: int = Field(
+        default=0, description="Delivery to the locker, paid on top (0: waived or none set)"
+    )
+    due_cents: int = Field(default=0, description="What is paid: total - discount + delivery fee")
     paid_cents: int
     refunded_cents: int
     status: str

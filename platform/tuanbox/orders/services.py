@@ -49,6 +49,7 @@ def create_order(
     order_id: str | None = None,
     merchant_id: str | None = None,
     stock_held: bool | None = None,
+    delivery_fee_cents: int = 0,
 ) -> Order:
     """A pending-payment order; with `reserve`, its stock is reserved in the same transaction.
 
@@ -57,11 +58,14 @@ def create_order(
     are already set aside for this order (a capped group-buy campaign) passes
     `reserve=False, stock_held=True`, and one that knows the SKU's merchant (a campaign,
     checked when it was created) passes `merchant_id`, sparing the burst path two reads.
+    Callers price it first (`tuanbox.membership.pricing`: member price, delivery fee).
     """
     if qty <= 0:
         raise InvalidInputError("qty must be positive", field="qty")
     if unit_price_cents < 0:
         raise InvalidInputError("price must not be negative", field="unit_price_cents")
+    if delivery_fee_cents < 0:
+        raise InvalidInputError("delivery fee must not be negative", field="delivery_fee_cents")
     if merchant_id is None:
         sku = session.get(Sku, sku_id)
         if sku is None:
@@ -82,6 +86,7 @@ def create_order(
         qty=qty,
         unit_price_cents=unit_price_cents,
         total_cents=unit_price_cents * qty,
+        delivery_fee_cents=delivery_fee_cents,
         status=OrderStatus.PENDING_PAYMENT,
         kind=OrderKind(kind),
         group_id=group_id,

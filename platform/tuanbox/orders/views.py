@@ -66,8 +66,9 @@ def create_order(
     idem: Idempotent,
     risk: RiskGateDep,
 ) -> JSONResponse:
-    """Buy a SKU at its list price (a member at its member price); stock is reserved until
-    paid or the pay timeout.
+    """Buy a SKU at its list price (a member at its member price, if lower) plus the delivery
+    fee (none for members or over the free-delivery threshold); stock is reserved until paid
+    or the pay timeout.
 
     Risk control may refuse it (403 `RISK_BLOCKED`) or hold it for review (`awaiting: review`
     once paid)."""
@@ -77,15 +78,24 @@ def create_order(
         sku = session.get(Sku, body.sku_id)
         if sku is None or not sku.active:
             raise NotFoundError("SKU not found", field="sku_id")
-        from tuanbox.membership.services import price_for
+        from tuanbox.membership.pricing import DeliveryTerms, price_order
 
+        # Members pay the SKU's member price, if lower, and no delivery fee.
+        priced = price_order(
+            session,
+            user_id=user.id,
+            sku_id=sku.id,
+            offer_cents=sku.price_cents,
+            qty=body.qty,
+            delivery=DeliveryTerms.of(settings),
+        )
         order = services.create_order(
             session,
             user_id=user.id,
             sku_id=sku.id,
             qty=body.qty,
-            # Members pay the SKU's member price, if it has one (`tuanbox.membership`).
-            unit_price_cents=price_for(session, user.id, sku.id, sku.price_cents),
+            unit_price_cents=priced.unit_price_cents,
+            delivery_fee_cents=priced.delivery_fee_cents,
             kind=OrderKind.REGULAR,
             station_id=body.station_id,
             pay_timeout_s=settings.order_pay_timeout_s,

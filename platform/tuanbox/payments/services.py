@@ -52,7 +52,7 @@ def start_checkout(
     order = lock_order(session, order.id)
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise NotPayableError(f"order is {order.status}, not awaiting payment")
-    due = order.total_cents - order.discount_cents - applied_cents(session, order.id)
+    due = order.due_cents - applied_cents(session, order.id)
     if due <= 0:
         raise NotPayableError("nothing left to pay")
     existing = session.scalars(
@@ -119,7 +119,7 @@ def _payment_succeeded(session: Session, event: WebhookEvent) -> str:
     if inserted is None:
         return "duplicate"
     # Money returned or owed back (a wrong amount, say) never counts towards what is due.
-    due = order.total_cents - order.discount_cents
+    due = order.due_cents
     due -= applied_cents(session, order.id, excluding=inserted)
     order.paid_cents += event.amount_cents
     provider_actor = Actor(id=f"provider:{event.provider}", role="system")
