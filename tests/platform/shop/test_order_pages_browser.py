@@ -21,7 +21,7 @@ from edge.protocol.token import generate_keypair, private_key_to_b64
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import engines, token_for  # noqa: F401 - fixture
 from tests.platform.shop.conftest import Catalogue, make_catalogue
-from tests.platform.shop.test_order_pages import _picked_up
+from tests.platform.shop.test_order_pages import _picked_up, in_locker
 from tests.platform.shop.test_pages_browser import (
     AXE_RUN,
     PHONE,
@@ -35,6 +35,7 @@ from tests.support import free_port, wait_until, watch_csp
 from tuanbox.api.app import create_app
 from tuanbox.api.live import serve
 from tuanbox.db.engine import make_session_factory
+from tuanbox.lockers.models import Compartment
 from tuanbox.settings import Settings
 from tuanbox.shop import session as shop_session
 
@@ -132,3 +133,30 @@ def test_sign_in_inbox_order_payment_pickup_and_review_pages_pass_axe(
         expect(page.get_by_role("button", name="提交评价")).to_be_visible()
         check_page(page, weigher, refused, f"{base}/orders/{picked_order}/pickup")
         expect(page.get_by_role("heading", name="已取件")).to_be_visible()
+
+
+@pytest.mark.browser
+def test_pickup_code_fills_the_phone_and_goes_full_screen(
+    dev_shop: tuple[str, Settings, Catalogue, Any],
+) -> None:
+    base, settings, _catalogue, factory = dev_shop
+    with factory() as session:
+        parcel = in_locker(session, settings)
+        order_id, user_id = parcel.order.id, parcel.order.user_id
+        compartment = session.get(Compartment, parcel.booking.compartment_id)
+        assert compartment is not None
+        label = compartment.label
+    with phone(base) as (page, refused, weigher):
+        page.context.add_cookies([{"name": shop_session.ACCESS, "url": base,
+                                   "value": token_for(settings, user_id)}])  # fmt: skip
+        check_page(page, weigher, refused, f"{base}/orders/{order_id}/pickup")
+        expect(page.get_by_text("亮度", exact=False)).to_be_visible()  # the brightness hint
+        expect(page.locator("dd.big")).to_have_text(label)
+        qr = page.locator(".pickup .qr-img svg").bounding_box()
+        assert qr is not None and qr["width"] >= 0.8 * PHONE["width"], qr  # most of the width
+        page.get_by_role("button", name="全屏显示").click()
+        page.wait_for_function("document.fullscreenElement !== null")
+        assert page.evaluate("document.fullscreenElement.matches('section.pickup')")
+        assert page.evaluate("document.fullscreenElement.querySelector('svg') !== null")
+        page.evaluate("document.exitFullscreen()")
+        assert refused == [], refused
