@@ -362,3 +362,29 @@ def test_fallback_code_is_derived_from_the_signing_key_and_token_id() -> None:
     again = Booking(locker_id="L-1", ref="o-1")
     pickup.issue(again, now=now, valid_until=now + timedelta(hours=1), key=key)
     assert again.pickup_token_id != booking.pickup_token_id  # a fresh token, a fresh code
+
+
+def test_poster_shows_the_product_price_and_tiers_in_the_shoppers_language(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    """The poster is exactly the product, the price (the list price struck), the tier ladder,
+    the group's progress and the QR: drawn again from those words, it is the same PNG."""
+    from tuanbox.shop import poster
+
+    catalogue = make_catalogue(db_session)
+    leader = _leader_order(db_session, catalogue)
+    campaign = db_session.get(Campaign, catalogue.campaign_id)
+    assert campaign is not None
+    sign_in_as(client, settings, leader.user_id)
+    for headers, words in (
+        (EN, ("Tuanbox", "3 people ¥9.00 · 5 people ¥8.00 · 10 people ¥7.00",
+              "Only 3 more to go", "Scan to join my group")),
+        ({}, ("团箱", "3人团 ¥9.00 · 5人团 ¥8.00 · 10人团 ¥7.00", "还差 3 人",
+              "扫码加入我的团")),
+    ):  # fmt: skip
+        png = client.get(f"/orders/{leader.id}/poster.png", headers=headers).content
+        brand, tiers, progress, caption = words
+        drawn = poster.PosterText(brand=brand, product=campaign.title, price="¥7.00",
+                                  list_price="¥10.00", tiers=tiers, progress=progress,
+                                  caption=caption, url=_decode(png))  # fmt: skip
+        assert png == poster.render(drawn), headers
