@@ -32,6 +32,9 @@ NEXT_STEPS = {
     "inbound_rejected": "A locker sent a message the contract refuses (reason and payload in "
     "inbound_failures): check the agent version and the device.",
     "not_allocatable": "Split the order or pick another station with a large enough door.",
+    "sms_failed": "Texts were given up (gateway refusing or down past the retries): check the "
+    "SMS gateway's account, templates and balance; shoppers still see their codes on the order "
+    "page. The key names the text (pickup:<order> and so on).",
     "tamper": "Send staff to the station; review the camera and the compartment.",
     "sensor_fault": "Check the sensor wiring; move chilled goods if the zone cannot be watched.",
 }

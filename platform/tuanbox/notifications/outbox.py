@@ -6,7 +6,8 @@ at a time, each in its own transaction holding the row's lock (`FOR UPDATE SKIP 
 two workers never send the same row), texts it through the configured `SmsSender` (which
 writes the `notifications` row), and marks it sent in that same transaction. A gateway that
 does not answer leaves the row pending with a doubled pause (`TUANBOX_SMS_OUTBOX_*`); a refusal
-that will not change (number rejected, template refused, no phone) fails it at once.
+that will not change (number rejected, template refused, no phone) fails it at once. A text
+given up opens (or counts into) one ops alert per template and error (`sms_failed`).
 
 Exactly once per key, with one window left: a worker that dies after the gateway accepted a
 text and before its transaction commits sends it again on the next round (the gateway has no
@@ -90,9 +91,38 @@ def _backoff(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=min(pause, settings.sms_outbox_backoff_max_s))
 
 
-def _give_up(row: SmsOutbox, code: str) -> None:
+def _give_up(session: Session, row: SmsOutbox, code: str) -> None:
     row.state, row.last_error, row.payload_enc = "failed", code, None
     log.warning("a queued text was given up", extra={"template": row.template, "code": code})
+    _alert_given_up(session, row, code)
+
+
+def _alert_given_up(session: Session, row: SmsOutbox, code: str) -> None:
+    """Tell ops in the give-up's transaction: one open alert per template and error, counting
+    the texts behind it, so a gateway down for an hour raises one alert, not thousands."""
+    from tuanbox.fulfilment.alerts import open_alert
+    from tuanbox.fulfilment.models import OpsAlert
+
+    head = f"texts given up: template {row.template}, error {code}"
+    alert = session.scalars(
+        select(OpsAlert)
+        .where(
+            OpsAlert.kind == "sms_failed",
+            OpsAlert.status != "resolved",
+            OpsAlert.detail.startswith(head + ";", autoescape=True),
+        )
+        .order_by(OpsAlert.id)
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if alert is None:
+        open_alert(
+            session, kind="sms_failed", locker_id=None, compartment_id=None,
+            detail=f"{head}; 1 text, last key {row.key}",
+        )  # fmt: skip
+        return
+    count = int(alert.detail.removeprefix(head + "; ").split(" ", 1)[0]) + 1
+    alert.detail = f"{head}; {count} texts, last key {row.key}"[:1000]
 
 
 def deliver_one(
@@ -105,22 +135,22 @@ def deliver_one(
     row.attempts += 1
     user = session.get(User, row.user_id)
     if user is None or not user.phone_enc or not user.phone_hash or row.payload_enc is None:
-        _give_up(row, "NO_PHONE")
+        _give_up(session, row, "NO_PHONE")
         return False
     try:
         payload = json.loads(cipher.decrypt(row.payload_enc, context=_context(row.key)))
         phone = cipher.decrypt(user.phone_enc, context="phone")
         notification = sms.send(session, phone, user.phone_hash, row.template, payload)
     except PiiDecryptError as exc:
-        _give_up(row, exc.code)
+        _give_up(session, row, exc.code)
         return False
     except PERMANENT as exc:
-        _give_up(row, exc.code)  # type: ignore[attr-defined]
+        _give_up(session, row, exc.code)  # type: ignore[attr-defined]
         return False
     except SmsError as exc:
         row.last_error = exc.code
         if row.attempts >= settings.sms_outbox_max_attempts:
-            _give_up(row, exc.code)
+            _give_up(session, row, exc.code)
         else:
             row.next_attempt_at = now + _backoff(settings, row.attempts)
             log.warning(

@@ -23,7 +23,7 @@ from tests.platform.notifications.test_no_codes_in_clear import PHONE, dump
 from tests.platform.notifications.test_sms_gateway import gateway_settings
 from tuanbox.db.engine import bind_settings, make_engine, make_session_factory
 from tuanbox.fulfilment import inbound, lifecycle
-from tuanbox.fulfilment.models import Booking
+from tuanbox.fulfilment.models import Booking, OpsAlert
 from tuanbox.lockers.services import CompartmentSpec
 from tuanbox.notifications import outbox
 from tuanbox.notifications.models import Notification, SmsOutbox
@@ -238,6 +238,60 @@ def test_a_text_that_keeps_failing_is_given_up_and_a_rejected_number_at_once(
     assert (rows["b"].state, rows["b"].attempts, rows["b"].last_error) == (
         "failed", 1, "SMS_NUMBER_REJECTED")  # fmt: skip
     assert fake.received == []
+
+
+def _sms_alerts(factory: sessionmaker[Session]) -> list[OpsAlert]:
+    with factory() as session:
+        return list(
+            session.scalars(select(OpsAlert).where(OpsAlert.kind == "sms_failed").order_by("id"))
+        )
+
+
+def test_texts_given_up_alert_ops_once_per_template_and_error(
+    world: tuple[Settings, sessionmaker[Session]], fake: FakeSmsGateway
+) -> None:
+    """A gateway refusing for an hour is one alert counting its texts, not one per text; another
+    error is its own alert; a resolved alert lets the next failure open a fresh one."""
+    settings, factory = world
+    with _session(factory, settings) as session:
+        user_id = make_user(session, phone=PHONE, settings=settings).id
+        session.commit()
+    assert _sms_alerts(factory) == []
+    fake.answer_code = "isv.MOBILE_NUMBER_ILLEGAL"
+    for key in ("pickup:1", "pickup:2", "pickup:3"):
+        _queue(factory, settings, key, user_id)
+    assert outbox.deliver_due(factory, settings, now=T0) == 0
+    [alert] = _sms_alerts(factory)
+    assert (alert.status, alert.severity) == ("open", "warning")
+    assert alert.detail == (
+        "texts given up: template pickup_ready, error SMS_NUMBER_REJECTED; 3 texts, last key "
+        "pickup:3"
+    )
+    assert "123456" not in alert.detail  # the code itself never reaches the alert
+
+    fake.answer_code = "OK"
+    fake.fail_with = [503] * 5
+    _queue(factory, settings, "pickup:4", user_id)
+    moment = T0
+    for _ in range(5):
+        moment += timedelta(hours=2)
+        outbox.deliver_due(factory, settings, now=moment)
+    alerts = _sms_alerts(factory)
+    assert [a.detail.split(";")[0] for a in alerts] == [
+        "texts given up: template pickup_ready, error SMS_NUMBER_REJECTED",
+        f"texts given up: template pickup_ready, error {_rows(factory)[-1].last_error}",
+    ]
+
+    with factory() as session:
+        session.execute(sa.update(OpsAlert).values(status="resolved"))
+        session.commit()
+    fake.answer_code = "isv.MOBILE_NUMBER_ILLEGAL"
+    _queue(factory, settings, "pickup:5", user_id)
+    outbox.deliver_due(factory, settings, now=moment)
+    assert [a.detail for a in _sms_alerts(factory) if a.status == "open"] == [
+        "texts given up: template pickup_ready, error SMS_NUMBER_REJECTED; 1 text, last key "
+        "pickup:5"
+    ]
 
 
 def test_the_worker_beat_sends_queued_texts(
