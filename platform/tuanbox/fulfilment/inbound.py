@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import Event, StateSnapshot, Status, encode
 from edge.protocol.topics import topic
+from tuanbox.db.engine import settings_of
 from tuanbox.dispatch import outbox
 from tuanbox.dispatch.failures import record_failure
 from tuanbox.dispatch.models import AppliedEvent, OutboxCommand
@@ -48,11 +49,17 @@ ALERT_EVENTS = {
 
 def heard_from(session: Session, locker: Locker, *, now: datetime) -> None:
     """Any message proves the locker is up: a late will of this same boot, queued at the
-    broker across a restart, may have marked it offline after it had already come back."""
+    broker across a restart, may have marked it offline after it had already come back.
+
+    Coming back this way is a reconnect like any other, so the locker is asked for its state
+    here: its "online" status, read after this (by another shared bridge, or not at all), finds
+    it online already and asks nothing. The sync's TTL is the session's settings'."""
     locker.last_seen_at = now
     if not locker.online:
         locker.online = True
         outbox.reschedule_locker(session, locker.id, now=now)
+        ttl_s = settings_of(session).command_ttl_s
+        outbox.request_sync(session, locker.id, now=now, ttl_s=ttl_s, reason="reconnect")
 
 
 def heard_from_many(session: Session, locker_ids: Iterable[str], *, now: datetime) -> None:

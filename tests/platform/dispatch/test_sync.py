@@ -14,7 +14,7 @@ from tests.platform.fulfilment.fx import make_locker, make_station
 from tuanbox.dispatch.bridge import Bridge
 from tuanbox.dispatch.models import AppliedEvent, OutboxCommand
 from tuanbox.fulfilment.models import Booking
-from tuanbox.lockers.models import Compartment
+from tuanbox.lockers.models import Compartment, Locker
 from tuanbox.lockers.services import CompartmentSpec
 
 
@@ -91,6 +91,35 @@ def test_reconnect_and_a_new_boot_bring_a_sync(
         assert _delivered(again, _syncs(p, "reconnect")[1:])
     finally:
         again.close()
+
+
+def test_back_online_by_an_event_before_its_status_brings_a_sync(
+    platform_for: Callable[..., Platform],
+    bridges: Callable[..., Bridge],
+    mqtt_broker: tuple[str, int],
+) -> None:
+    """The platform may learn a locker is back from an event or an ack rather than from its
+    "online" status (shared bridges: another bridge holds the status; a will of the same boot
+    read late): the status then finds it online already, so the event must ask for the sync."""
+    p = platform_for(mqtt_broker[1])
+    locker_id = _one_locker(p)
+    bridges(p)
+    locker = _connected(p, locker_id, mqtt_broker[1])
+    try:
+        locker.publish("status", locker._status("offline"))  # its will, as the bridge reads it
+
+        def online() -> bool:
+            with p.session() as session:
+                row = session.get(Locker, locker_id)
+                return row is not None and row.online
+
+        wait_for(lambda: not online(), what="the locker marked offline")
+        locker.send_event(locker.event("door_opened", compartment="0-1"))  # it is back
+        wait_for(online, what="the locker marked online by its event")
+        wait_for(lambda: len(_syncs(p, "reconnect")) == 2, what="a sync on its coming back")
+        wait_for(lambda: _delivered(locker, _syncs(p, "reconnect")), what="the sync sent")
+    finally:
+        locker.close()
 
 
 def test_a_seq_gap_brings_a_sync(
