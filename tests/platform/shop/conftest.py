@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import make_shop, make_shoppers, tiered_spec
+from tuanbox.api.app import create_app
+from tuanbox.api.live import free_port, serve
 from tuanbox.db.base import utcnow
+from tuanbox.db.engine import make_session_factory
 from tuanbox.flashsale import services as flash
 from tuanbox.groupbuy.services import create_campaign, open_group
 from tuanbox.lockers.services import create_station
@@ -89,3 +95,39 @@ def make_catalogue(session: Session) -> Catalogue:
 @pytest.fixture
 def catalogue(db_session: Session) -> Catalogue:
     return make_catalogue(db_session)
+
+
+# What a browser test gets from `served_shop`: the base URL, the settings, the catalogue and a
+# session factory on the served database.
+Site = tuple[str, Settings, Catalogue, sessionmaker[Session]]
+
+
+@contextmanager
+def served_shop(
+    database_url: str,
+    engines: Callable[..., Engine],
+    *,
+    public_host: str | None = None,
+    **overrides: Any,
+) -> Iterator[Site]:
+    """The platform served on a free port over a fresh database holding `make_catalogue`'s
+    shop. Rate-limit windows and cached pages get namespaces of their own (Redis outlives test
+    runs, and a phone's sign-in codes are limited per hour). `public_host` puts the public base
+    URL (the hosted payment page) on that host at the served port: "127.0.0.1" is the pages'
+    own origin, "localhost" another one."""
+    run = uuid.uuid4().hex
+    port = free_port("127.0.0.1")
+    if public_host is not None:
+        overrides["public_base_url"] = f"http://{public_host}:{port}"
+    settings = make_settings(
+        database_url=database_url,
+        rate_limit_prefix=f"test:{run}:",
+        shop_cache_prefix=f"test:{run}:shop:",
+        **overrides,
+    )
+    engine = engines(settings.database_url)
+    factory = make_session_factory(engine, settings)
+    with factory() as session:
+        catalogue = make_catalogue(session)
+    with serve(create_app(settings, engine=engine), port=port) as base:
+        yield base, settings, catalogue, factory

@@ -4,30 +4,23 @@ lowers the amount, and paying through the hosted page takes exactly that."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 
-from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import engines, token_for  # noqa: F401 - fixture
-from tests.platform.shop.conftest import Catalogue, make_catalogue
+from tests.platform.shop.conftest import Site, served_shop
 from tests.platform.shop.test_pages_browser import check_page, phone
 from tests.support import wait_until
-from tuanbox.api.app import create_app
-from tuanbox.api.live import free_port, serve
 from tuanbox.catalog.models import Sku
 from tuanbox.coupons.services import create_template, issue_one
 from tuanbox.db.base import utcnow
-from tuanbox.db.engine import make_session_factory
 from tuanbox.orders.models import Order
 from tuanbox.orders.services import create_order
 from tuanbox.points import services as points
-from tuanbox.settings import Settings
 from tuanbox.shop import session as shop_session
 
 
@@ -35,29 +28,16 @@ from tuanbox.shop import session as shop_session
 def coupon_site(
     fresh_database: Callable[[], str],
     engines: Callable[..., Engine],  # noqa: F811
-) -> Iterator[tuple[str, Settings, Catalogue, Any]]:
-    """The shop served on a port its settings know as the public base URL, so the hosted
-    payment page is on the pages' own origin (the CSP's form-action 'self' follows the pay
-    form's redirect there)."""
-    run = uuid.uuid4().hex
-    port = free_port("127.0.0.1")
-    settings = make_settings(
-        database_url=fresh_database(),
-        rate_limit_prefix=f"test:{run}:",
-        shop_cache_prefix=f"test:{run}:shop:",
-        public_base_url=f"http://127.0.0.1:{port}",
-    )
-    engine = engines(settings.database_url)
-    factory = make_session_factory(engine, settings)
-    with factory() as session:
-        catalogue = make_catalogue(session)
-    with serve(create_app(settings, engine=engine), port=port) as base:
-        yield base, settings, catalogue, factory
+) -> Iterator[Site]:
+    """The hosted payment page on the pages' own origin (the CSP's form-action 'self' follows
+    the pay form's redirect there)."""
+    with served_shop(fresh_database(), engines, public_host="127.0.0.1") as site:
+        yield site
 
 
 @pytest.mark.browser
 def test_apply_a_coupon_at_checkout_and_pay_the_rest(
-    coupon_site: tuple[str, Settings, Catalogue, Any],
+    coupon_site: Site,
 ) -> None:
     base, settings, catalogue, factory = coupon_site
     shopper = catalogue.shoppers[2]

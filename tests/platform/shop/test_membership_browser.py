@@ -4,26 +4,19 @@ then shown with its end, and renewing is offered. The invites page passes the sa
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 
-from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import engines, token_for  # noqa: F401 - fixture
-from tests.platform.shop.conftest import Catalogue, make_catalogue
+from tests.platform.shop.conftest import Site, served_shop
 from tests.platform.shop.test_pages_browser import check_page, phone
 from tests.support import wait_until
-from tuanbox.api.app import create_app
-from tuanbox.api.live import free_port, serve
-from tuanbox.db.engine import make_session_factory
 from tuanbox.membership import services as membership
 from tuanbox.membership.models import MembershipEntry
-from tuanbox.settings import Settings
 from tuanbox.shop import session as shop_session
 
 
@@ -31,27 +24,14 @@ from tuanbox.shop import session as shop_session
 def member_site(
     fresh_database: Callable[[], str],
     engines: Callable[..., Engine],  # noqa: F811
-) -> Iterator[tuple[str, Settings, Catalogue, Any]]:
-    """The shop on a port its settings know as the public base URL (the hosted payment page
-    is on the pages' own origin)."""
-    run = uuid.uuid4().hex
-    port = free_port("127.0.0.1")
-    settings = make_settings(
-        database_url=fresh_database(),
-        rate_limit_prefix=f"test:{run}:",
-        shop_cache_prefix=f"test:{run}:shop:",
-        public_base_url=f"http://127.0.0.1:{port}",
-    )
-    engine = engines(settings.database_url)
-    factory = make_session_factory(engine, settings)
-    with factory() as session:
-        catalogue = make_catalogue(session)
-    with serve(create_app(settings, engine=engine), port=port) as base:
-        yield base, settings, catalogue, factory
+) -> Iterator[Site]:
+    """The hosted payment page on the pages' own origin."""
+    with served_shop(fresh_database(), engines, public_host="127.0.0.1") as site:
+        yield site
 
 
 @pytest.mark.browser
-def test_join_membership_on_a_phone(member_site: tuple[str, Settings, Catalogue, Any]) -> None:
+def test_join_membership_on_a_phone(member_site: Site) -> None:
     base, settings, catalogue, factory = member_site
     shopper = catalogue.shoppers[1]
     with phone(base) as (page, refused, weigher):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,15 +16,11 @@ import pytest
 from playwright.sync_api import Page, Response, expect, sync_playwright
 from sqlalchemy import Engine
 
-from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import engines  # noqa: F401 - fixture
-from tests.platform.shop.conftest import Catalogue, make_catalogue
+from tests.platform.shop.conftest import Site, served_shop
 from tests.platform.shop.test_signin import last_code
 from tests.support import wait_until, watch_csp
-from tuanbox.api.app import create_app
-from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH, serve
-from tuanbox.db.engine import make_session_factory
-from tuanbox.settings import Settings
+from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH
 
 PHONE = {"width": 390, "height": 844}
 AXE = Path(__file__).parents[3] / "node_modules" / "axe-core" / "axe.min.js"
@@ -127,26 +122,14 @@ def focus_order(page: Page) -> list[Any]:
 def shop_site(
     fresh_database: Callable[[], str],
     engines: Callable[..., Engine],  # noqa: F811
-) -> Iterator[tuple[str, Settings, Catalogue, Any]]:
-    # Rate-limit windows and cached pages of their own: Redis outlives test runs, and a
-    # phone's sign-in codes are limited per hour.
-    run = uuid.uuid4().hex
-    settings = make_settings(
-        database_url=fresh_database(),
-        rate_limit_prefix=f"test:{run}:",
-        shop_cache_prefix=f"test:{run}:shop:",
-    )
-    engine = engines(settings.database_url)
-    factory = make_session_factory(engine, settings)
-    with factory() as session:
-        catalogue = make_catalogue(session)
-    with serve(create_app(settings, engine=engine)) as base:
-        yield base, settings, catalogue, factory
+) -> Iterator[Site]:
+    with served_shop(fresh_database(), engines) as site:
+        yield site
 
 
 @pytest.mark.browser
 def test_every_shop_page_passes_axe_csp_weight_and_tap_targets(
-    shop_site: tuple[str, Settings, Catalogue, Any], tmp_path: Path
+    shop_site: Site, tmp_path: Path
 ) -> None:
     base, _settings, catalogue, _factory = shop_site
     with phone(base) as (page, refused, weigher):
@@ -169,7 +152,7 @@ def test_every_shop_page_passes_axe_csp_weight_and_tap_targets(
 
 @pytest.mark.browser
 def test_language_switch_station_choice_and_sign_in_by_hand(
-    shop_site: tuple[str, Settings, Catalogue, Any],
+    shop_site: Site,
 ) -> None:
     base, settings, catalogue, factory = shop_site
     with phone(base) as (page, refused, weigher):
@@ -213,7 +196,7 @@ def test_language_switch_station_choice_and_sign_in_by_hand(
 
 @pytest.mark.browser
 def test_live_stock_and_long_countdowns_in_the_pages_language(
-    shop_site: tuple[str, Settings, Catalogue, Any],
+    shop_site: Site,
 ) -> None:
     """A sale's stock moves on the (cached) home page without a reload, and a countdown of
     days reads in the page's language (the script's day format comes from the catalogs)."""

@@ -8,24 +8,17 @@ Pay's cashier is on wx.tenpay.com in production."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 
-from tests.conftest import make_settings
 from tests.platform.groupbuy.factories import engines, token_for  # noqa: F401 - fixture
-from tests.platform.shop.conftest import Catalogue, make_catalogue
+from tests.platform.shop.conftest import Site, served_shop
 from tests.platform.shop.test_pages_browser import phone
-from tuanbox.api.app import create_app
-from tuanbox.api.live import free_port, serve
 from tuanbox.catalog.models import Sku
-from tuanbox.db.engine import make_session_factory
 from tuanbox.orders.services import create_order
-from tuanbox.settings import Settings
 from tuanbox.shop import session as shop_session
 
 
@@ -33,28 +26,16 @@ from tuanbox.shop import session as shop_session
 def split_site(
     fresh_database: Callable[[], str],
     engines: Callable[..., Engine],  # noqa: F811
-) -> Iterator[tuple[str, Settings, Catalogue, Any]]:
+) -> Iterator[Site]:
     """The shop on 127.0.0.1, its hosted payment page (public_base_url) on localhost."""
-    run = uuid.uuid4().hex
-    port = free_port("127.0.0.1")
-    settings = make_settings(
-        database_url=fresh_database(),
-        rate_limit_prefix=f"test:{run}:",
-        shop_cache_prefix=f"test:{run}:shop:",
-        public_base_url=f"http://localhost:{port}",
-    )
-    engine = engines(settings.database_url)
-    factory = make_session_factory(engine, settings)
-    with factory() as session:
-        catalogue = make_catalogue(session)
-    with serve(create_app(settings, engine=engine), port=port) as base:
-        assert base.startswith("http://127.0.0.1:")
-        yield base, settings, catalogue, factory
+    with served_shop(fresh_database(), engines, public_host="localhost") as site:
+        assert site[0].startswith("http://127.0.0.1:")
+        yield site
 
 
 @pytest.mark.browser
 def test_the_pay_form_reaches_a_checkout_on_another_origin(
-    split_site: tuple[str, Settings, Catalogue, Any],
+    split_site: Site,
 ) -> None:
     base, settings, catalogue, factory = split_site
     shopper = catalogue.shoppers[1]

@@ -3,22 +3,19 @@ its small fetch, passes axe and the CSP, and the reminder is cancelled by hand."
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.platform.groupbuy.factories import engines, token_for  # noqa: F401 - fixture
-from tests.platform.shop.conftest import Catalogue
+from tests.platform.shop.conftest import Site
 from tests.platform.shop.test_pages_browser import check_page, phone, shop_site  # noqa: F401
 from tuanbox.flashsale.models import Reminder
-from tuanbox.settings import Settings
 from tuanbox.shop import session as shop_session
 
 
 @pytest.mark.browser
-def test_remind_me_on_a_phone(shop_site: tuple[str, Settings, Catalogue, Any]) -> None:  # noqa: F811
+def test_remind_me_on_a_phone(shop_site: Site) -> None:  # noqa: F811
     base, settings, catalogue, factory = shop_site
     sale = catalogue.upcoming_sale_id
     shopper = catalogue.shoppers[1]
