@@ -26,7 +26,7 @@ URL = os.environ.get("TUANBOX_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _without_early(script: str) -> str:
-    start = script.index("local opens = tonumber(ARGV[14])")
+    start = script.index("local opens = tonumber(ARGV[13])")
     end = script.index("end\nend\n", start) + len("end\nend\n")
     return script[:start] + script[end:]
 

@@ -1,11 +1,12 @@
 """The flash-sale reservation hot path: one Redis round trip on the event loop per request.
 
 The admission script checks, in one atomic step, the token's revocation marker, the
-shopper's then the IP's window, a repeated Idempotency-Key, the per-shopper limit and the
-stock. A turned-away buyer (sold out, over a limit, rate limited) is answered from that
-alone, without a thread or the database. The database is reached, in a thread, only by a
-winner whose order is written in the request (`flash_order_writes=request`), a replayed key,
-a sale not yet loaded into Redis, or a sale whose terms this process has not cached.
+shopper's then the IP's rate limit (GCRA, O(1) per key), a repeated Idempotency-Key, the
+per-shopper limit and the stock. A turned-away buyer (sold out, over a limit, rate limited)
+is answered from that alone, without a thread or the database. The database is reached, in a
+thread, only by a winner whose order is written in the request (`flash_order_writes=request`),
+a replayed key, a sale not yet loaded into Redis, or a sale whose terms this process has not
+cached.
 """
 
 from __future__ import annotations
@@ -103,8 +104,10 @@ class HotPath:
             per_user_limit=terms.per_user_limit if terms is not None else 1,
             token_version=req.user.token_version,
             revocation_key=REVOKED_PREFIX + req.user.id,
-            user_window=(f"{prefix}flash:user:{req.user.id}", settings.flash_per_user_per_10s),
-            ip_window=(f"{prefix}flash:ip:{req.client_ip}", settings.flash_per_ip_per_10s),
+            # GCRA keys (one number each; `lua.ADMIT`), named apart from the sorted-set
+            # windows of the code before, so that versions side by side never share a key
+            user_window=(f"{prefix}flash:tat:user:{req.user.id}", settings.flash_per_user_per_10s),
+            ip_window=(f"{prefix}flash:tat:ip:{req.client_ip}", settings.flash_per_ip_per_10s),
             window_us=WINDOW_S * 1_000_000,
             queue=ids,
             station_id=req.station_id,

@@ -13,7 +13,6 @@ import redis
 
 from tuanbox.errors import DependencyUnavailableError
 from tuanbox.flashsale import lua
-from tuanbox.flashsale.entropy import nonce
 
 
 class FlashCounters:
@@ -126,7 +125,7 @@ class Admission:
     per_user_limit: int
     token_version: int = -1  # -1: no revocation check
     revocation_key: str = ""
-    user_window: tuple[str, int] | None = None  # (key, limit)
+    user_window: tuple[str, int] | None = None  # (key of the limit's GCRA TAT, limit)
     ip_window: tuple[str, int] | None = None
     window_us: int = 10_000_000
     limits_only: bool = False
@@ -160,7 +159,6 @@ class Admission:
             self.user_window[1] if self.user_window else 0,
             self.ip_window[1] if self.ip_window else 0,
             self.window_us,
-            nonce(),
             "limits" if self.limits_only else "admit",
             ":".join(self.queue) if self.queue else "",
             self.station_id or "",

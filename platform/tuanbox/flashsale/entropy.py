@@ -1,7 +1,8 @@
-"""Random ids and nonces for the reservation hot path, from os.urandom drawn 4 KiB at a time.
+"""Random ids for the reservation hot path, from os.urandom drawn 4 KiB at a time.
 
 `uuid.uuid4()` makes a getrandom syscall and a checked `UUID` object per id; a reservation
-needed three (two ids and a rate-limit nonce), about 4 % of a worker's CPU under a burst.
+needed three (two ids and the rate-limit window's nonce, which the GCRA limits no longer
+need), about 4 % of a worker's CPU under a burst.
 The bytes are the kernel's all the same; a forked child starts with an empty pool, so no two
 processes hand out the same ids.
 """
@@ -40,8 +41,3 @@ def uuid4() -> str:
     raw[8] = raw[8] & 0x3F | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def nonce() -> str:
-    """16 hex characters: tells apart two window entries logged in the same microsecond."""
-    return random_bytes(8).hex()

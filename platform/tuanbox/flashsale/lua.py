@@ -12,19 +12,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-# The one admission step: token revocation, per-user then per-IP sliding windows (the same
-# algorithm as `tuanbox.ratelimit`, clocked by Redis TIME; only admitted requests are
-# logged), then the sale: a repeated request id, the per-user limit and the stock. A winner's
-# units are taken and, with order writes on the stream, its order queued in the same step:
-# a reservation never exists without its queued order, nor the other way round.
+# The one admission step: token revocation, per-user then per-IP rate limits, then the sale:
+# a repeated request id, the per-user limit and the stock. A winner's units are taken and,
+# with order writes on the stream, its order queued in the same step: a reservation never
+# exists without its queued order, nor the other way round.
+# The rate limits are GCRA (generic cell rate algorithm) over Redis TIME: a key holds one
+# number, the limit's theoretical arrival time (TAT, microseconds); an admitted request moves
+# it on by one interval (window / limit), and a request is admitted while the TAT stays
+# within one window of now. That allows a burst of `limit` at once, then one request per
+# interval: "5 per 10 s" is 5 at once, then one every 2 s. O(1) time and memory per key
+# (the sorted-set window log it replaces kept one member per admitted request: tens of
+# thousands for one carrier-NAT IP under a sale). Only admitted requests move the TAT, so a
+# client hammering a closed limit does not push its own reopening further away, and a request
+# refused by the per-user limit spends nothing of the per-IP one.
 # KEYS: stock, per-user totals (hash), request ids (hash), orders stream, revocation marker,
-#       per-user window, per-IP window
+#       per-user limit's TAT, per-IP limit's TAT
 # ARGV: 1 user id, 2 request id, 3 qty, 4 per-user limit, 5 token version (-1: no check),
-#       6 per-user window limit (0: none), 7 per-IP window limit (0: none), 8 window (us),
-#       9 nonce, 10 "admit" | "limits" (only the checks before the sale),
-#       11 "<reservation id>:<order id>" to queue the order on the stream ("" to not),
-#       12 station id ("" for none), 13 sale id, 14 the sale's start (Redis seconds) while
-#       it has not started (0: started, no check), 15 members' early window (seconds)
+#       6 per-user rate limit (0: none), 7 per-IP rate limit (0: none), 8 window (us),
+#       9 "admit" | "limits" (only the checks before the sale),
+#       10 "<reservation id>:<order id>" to queue the order on the stream ("" to not),
+#       11 station id ("" for none), 12 sale id, 13 the sale's start (Redis seconds) while
+#       it has not started (0: started, no check), 14 members' early window (seconds)
 # KEYS 8: the shopper's membership marker (its value: the membership's end, Redis seconds);
 #       read only before the start, so the open sale pays for it nothing but a key name.
 # Returns {status, remaining, user_total[, entry]}; for RATE_LIMITED {status, which, wait us}.
@@ -41,20 +49,21 @@ for i = 1, 2 do
   local limit = tonumber(ARGV[5 + i])
   if limit > 0 then
     local key = KEYS[5 + i]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
-    if redis.call('ZCARD', key) >= limit then
-      local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-      return {-4, i, tonumber(oldest[2]) + span - now}
-    end
-    redis.call('ZADD', key, now, now .. ':' .. ARGV[9])
-    redis.call('PEXPIRE', key, math.ceil(span / 1000))
+    -- a whole number of microseconds, so that `limit` intervals never exceed the window
+    local interval = math.max(1, math.floor(span / limit))
+    local tat = tonumber(redis.call('GET', key) or '0') or 0
+    if tat < now then tat = now end
+    local admits_at = tat + interval - interval * limit
+    if now < admits_at then return {-4, i, admits_at - now} end
+    tat = tat + interval
+    redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
   end
 end
-if ARGV[10] == 'limits' then return {0, 0, 0} end
-local opens = tonumber(ARGV[14])
+if ARGV[9] == 'limits' then return {0, 0, 0} end
+local opens = tonumber(ARGV[13])
 if opens > 0 and tonumber(t[1]) < opens then
   local member_until = tonumber(redis.call('GET', KEYS[8]) or '0') or 0
-  if tonumber(t[1]) < opens - tonumber(ARGV[15]) or member_until <= tonumber(t[1]) then
+  if tonumber(t[1]) < opens - tonumber(ARGV[14]) or member_until <= tonumber(t[1]) then
     return {-7, 0, 0}
   end
 end
@@ -72,11 +81,11 @@ redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
 -- user:qty:seconds[:reservation:order], so reconciliation can tell an in-flight request
 -- from an orphan, and a replay on the stream path can answer without the database
 local entry = ARGV[1] .. ':' .. qty .. ':' .. t[1]
-if ARGV[11] ~= '' then
-  entry = entry .. ':' .. ARGV[11]
-  local rid, oid = string.match(ARGV[11], '^([^:]+):([^:]+)$')
-  redis.call('XADD', KEYS[4], '*', 'sale', ARGV[13], 'req', ARGV[2], 'user', ARGV[1],
-    'qty', qty, 'rid', rid, 'oid', oid, 'station', ARGV[12], 'at', t[1])
+if ARGV[10] ~= '' then
+  entry = entry .. ':' .. ARGV[10]
+  local rid, oid = string.match(ARGV[10], '^([^:]+):([^:]+)$')
+  redis.call('XADD', KEYS[4], '*', 'sale', ARGV[12], 'req', ARGV[2], 'user', ARGV[1],
+    'qty', qty, 'rid', rid, 'oid', oid, 'station', ARGV[11], 'at', t[1])
 end
 redis.call('HSET', KEYS[3], ARGV[2], entry)
 return {1, stock - qty, used + qty}
