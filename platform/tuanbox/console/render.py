@@ -34,6 +34,8 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("reviews", "/console/reviews", "Reviews"),
     ("segments", "/console/segments", "Segments"),
     ("experiments", "/console/experiments", "Experiments"),
+    ("coupons", "/console/coupons", "Coupons"),
+    ("invites", "/console/invites", "Invites"),
     ("credentials", "/console/credentials", "Credentials"),
 )
 

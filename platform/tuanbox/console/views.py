@@ -33,6 +33,8 @@ MODULES: tuple[str, ...] = (
     "reports",
     # segments, pushes and experiments (tuanbox.segments, tuanbox.experiments)
     "targeting",
+    # coupon templates and issuance, invite tasks, new-user offers, leaderboards
+    "growth",
 )
 
 router = APIRouter(tags=["console"], include_in_schema=False)

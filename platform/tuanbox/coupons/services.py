@@ -57,6 +57,15 @@ def get_template(session: Session, template_id: str, *, lock: bool = False) -> C
     return template
 
 
+def set_active(session: Session, template_id: str, active: bool) -> tuple[CouponTemplate, bool]:
+    """Pause (no more coupons issued from it; those issued stay good) or resume a template;
+    returns it and what `active` was before."""
+    template = get_template(session, template_id, lock=True)
+    before = template.active
+    template.active = active
+    return template, before
+
+
 @dataclass
 class Issued:
     """What one issuance call did: new coupons, ones an earlier call with the key made, and

@@ -311,6 +311,17 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/console/experiments"): CONSOLE,
     ("GET", "/console/experiments/{experiment_id}"): CONSOLE,
     ("POST", "/console/experiments/{experiment_id}/stop"): CONSOLE,
+    ("GET", "/console/coupons"): CONSOLE,
+    ("POST", "/console/coupons"): CONSOLE,
+    ("GET", "/console/coupons/{template_id}"): CONSOLE,
+    ("POST", "/console/coupons/{template_id}/issue"): CONSOLE,
+    ("POST", "/console/coupons/{template_id}/pause"): CONSOLE,
+    ("POST", "/console/coupons/{template_id}/resume"): CONSOLE,
+    ("GET", "/console/invites"): CONSOLE,
+    ("POST", "/console/invites/tasks"): CONSOLE,
+    ("POST", "/console/invites/tasks/{task_id}/pause"): CONSOLE,
+    ("POST", "/console/invites/tasks/{task_id}/resume"): CONSOLE,
+    ("POST", "/console/invites/offers"): CONSOLE,
     ("PUT", "/api/v1/staff/{staff_id}/pii-access"): ADMIN,
 }
 # Query strings some routes need to answer at all (a stream that ends after one event).
