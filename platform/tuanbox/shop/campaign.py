@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tuanbox.experiments.exposure import record_exposure
 from tuanbox.experiments.variant import apply as apply_variant
 from tuanbox.experiments.variant import variant_for as experiment_variant
+from tuanbox.membership.pricing import DeliveryTerms
 from tuanbox.recommend.reads import bought_with
 from tuanbox.reports.pageviews import record_view
 from tuanbox.shop import listing, session
@@ -83,6 +84,7 @@ async def campaign_page(
             "tz": settings.station_timezone,
             # Per campaign and station, nothing personal: it belongs in the cached fragment.
             "together": bought_with(db, settings, view.product_id, station_id, now),
+            "delivery": DeliveryTerms.of(settings),
         }
         until = listing.next_change(now, [view, *context["together"]], [])
         return "campaign_main.html", context, until, 200
@@ -126,7 +128,12 @@ async def flash_sale_page(
         view = listing.flash_sale(db, sale_id, now)
         if view is None:
             return "missing_main.html", {"title": gettext_for(locale)("Not found")}, None, 404
-        context: dict[str, Any] = {"title": view.title, "s": view, "tz": settings.station_timezone}
+        context: dict[str, Any] = {
+            "title": view.title,
+            "s": view,
+            "tz": settings.station_timezone,
+            "delivery": DeliveryTerms.of(settings),
+        }
         return "flash_main.html", context, listing.next_change(now, [], [view]), 200
 
     shell = {

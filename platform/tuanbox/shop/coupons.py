@@ -27,6 +27,7 @@ from tuanbox.shop import i18n, orderview
 from tuanbox.shop.i18n import gettext_for
 from tuanbox.shop.orders import _posting_shopper, allow_pay_redirect, shopper_or_redirect
 from tuanbox.shop.orderview import Gettext
+from tuanbox.shop.perks import for_order
 from tuanbox.shop.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -137,6 +138,7 @@ def checkout_page(
         "balance": balance,
         "max_points": min(balance, cap // policy.cents_per_point),
         "cents_per_point": policy.cents_per_point,
+        "perks": for_order(db, settings, order, shopper.id),
         "message": message,
         "message_kind": kind,
         "tz": settings.station_timezone,

@@ -18,6 +18,7 @@ from tuanbox.groupbuy.domain import Progress
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.groupbuy.services import as_utc, group_progress
 from tuanbox.lockers.models import Station
+from tuanbox.membership.pricing import member_prices_of
 
 # How far ahead the flash-sale zone announces a sale that has not started yet.
 UPCOMING_WINDOW = timedelta(hours=24)
@@ -62,6 +63,8 @@ class CampaignView:
     gtin: str | None
     lot_code: str | None
     groups: list[GroupView] = field(default_factory=list)
+    # The SKU's member price where below the joining price (`tuanbox.membership.pricing`).
+    member_price_cents: int | None = None
 
     @property
     def best_group(self) -> GroupView | None:
@@ -84,6 +87,8 @@ class SaleView:
     ends_at: datetime
     live: bool
     images: list[str]
+    # The SKU's member price where below the sale's (rare: flash prices are the lowest).
+    member_price_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ def _campaign_views(
     }
     images = _images(session, set(products))
     groups = _open_groups(session, {c.id: c for c in campaigns}, now)
+    member_prices = member_prices_of(session, sorted(skus))
     views = []
     for c in campaigns:
         sku = skus[c.sku_id]
@@ -183,6 +189,9 @@ def _campaign_views(
                 gtin=product.gtin,
                 lot_code=c.lot_code,
                 groups=groups.get(c.id, []),
+                member_price_cents=_below(
+                    member_prices.get(sku.id), max(int(price) for _, price in c.tiers)
+                ),
             )
         )
     return views
@@ -249,6 +258,7 @@ def _sale_views(session: Session, rows: list[FlashSale], now: datetime) -> list[
         )
     }
     images = _images(session, set(products))
+    member_prices = member_prices_of(session, sorted(skus))
     views = []
     for r in rows:
         sku = skus[r.sku_id]
@@ -269,9 +279,14 @@ def _sale_views(session: Session, rows: list[FlashSale], now: datetime) -> list[
                 ends_at=as_utc(r.ends_at),
                 live=as_utc(r.starts_at) <= now,
                 images=images.get(sku.product_id, []),
+                member_price_cents=_below(member_prices.get(sku.id), r.price_cents),
             )
         )
     return views
+
+
+def _below(member_cents: int | None, offer_cents: int) -> int | None:
+    return member_cents if member_cents is not None and member_cents < offer_cents else None
 
 
 @dataclass(frozen=True)

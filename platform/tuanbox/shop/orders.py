@@ -23,7 +23,7 @@ from tuanbox.reviews import services as reviews
 from tuanbox.reviews.models import MAX_TEXT
 from tuanbox.risk.deps import RiskGateDep
 from tuanbox.settings import Settings
-from tuanbox.shop import i18n, orderview, session
+from tuanbox.shop import i18n, orderview, perks, session
 from tuanbox.shop.i18n import gettext_for
 from tuanbox.shop.render import clock, page
 
@@ -124,9 +124,11 @@ def order_page(
         return _missing(request)
     message, kind = _message(request, e, ok)
     allow_pay_redirect(request, settings)
+    view = view_of(request, db, settings, order)
+    view.perks = perks.for_order(db, settings, order, shopper.id)  # this page only, not live
     context = {
         "shopper": True,
-        "v": view_of(request, db, settings, order),
+        "v": view,
         "message": message,
         "message_kind": kind,
         "tz": settings.station_timezone,

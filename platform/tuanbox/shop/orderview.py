@@ -26,6 +26,7 @@ from tuanbox.returns.models import ReturnRequest
 from tuanbox.returns.services import RETURNABLE_FROM
 from tuanbox.reviews.models import Review
 from tuanbox.reviews.services import review_of
+from tuanbox.shop.perks import Perks
 
 Gettext = Callable[[str], str]
 MAX_LISTED = 50
@@ -125,6 +126,8 @@ class OrderView:
     live: bool
     version: str
     notes: list[str] = field(default_factory=list)
+    # The delivery fee and member price as the pages show them (`shop.perks`).
+    perks: Perks | None = None
 
     @property
     def id(self) -> str:
