@@ -50,6 +50,7 @@ def referral_coupon_points_membership(settings: Settings) -> str:
     from tuanbox.db.engine import make_engine, make_session_factory, session_scope
     from tuanbox.growth import binding, qualify
     from tuanbox.membership import services as membership
+    from tuanbox.membership.pricing import DeliveryTerms, price_order
     from tuanbox.orders.models import Order
     from tuanbox.orders.services import create_order, transition
     from tuanbox.payments.services import handle_event, process_refund
@@ -96,6 +97,7 @@ def referral_coupon_points_membership(settings: Settings) -> str:
             discount = checkout.apply(s, order.id, invitee.id, [coupon.id], 0, policy)
             split = [line.coupon_cents for line in checkout.lines_of(s, order.id)]
             ids = (inviter.id, invitee.id, order.id)
+            sku_id = sku.id
             lines.append(
                 f"share link: {bound.inviter_id[:8]} → {invitee.id[:8]} bound "
                 f"(new={bound.created}); invitee's order 3 × ¥12.00 = ¥{before / 100:.2f}, "
@@ -145,6 +147,25 @@ def referral_coupon_points_membership(settings: Settings) -> str:
                 f"inviter bought a membership ¥{term_cents / 100:.2f} (webhook {first}, "
                 f"repeat {repeat}): member until {row_m.ends_at:%Y-%m-%d}, "
                 f"ledger {[(e.kind, e.cents) for e in membership.ledger(s, inviter_id)]}"
+            )
+        with session_scope(factory) as s:
+            # Member perks (`tuanbox.membership.pricing`): a member price on the peaches and the
+            # delivery fee (the configured one, else ¥5 free over ¥39 for the show).
+            membership.set_member_price(s, sku_id, 1080, "demo")
+            terms = DeliveryTerms.of(settings)
+            if not terms.fee_cents:
+                terms = DeliveryTerms(500, 3900)
+            member_q, other_q = (
+                price_order(s, user_id=u, sku_id=sku_id, offer_cents=1200, qty=1, delivery=terms)
+                for u in (inviter_id, invitee_id)
+            )
+            lines.append(
+                f"one box, delivery ¥{terms.fee_cents / 100:.2f} (free over "
+                f"¥{terms.free_over_cents / 100:.2f}): member "
+                f"¥{member_q.unit_price_cents / 100:.2f}"
+                f" + delivery ¥{member_q.delivery_fee_cents / 100:.2f}, others "
+                f"¥{other_q.unit_price_cents / 100:.2f} + delivery "
+                f"¥{other_q.delivery_fee_cents / 100:.2f}"
             )
         return "\n      ".join(lines)
     finally:

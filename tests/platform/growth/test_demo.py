@@ -29,6 +29,7 @@ def test_growth_demo_steps_on_sqlite(tmp_path: Path, redis_url: str) -> None:
         assert "one unit refunded ¥10.34 (succeeded): points 31 → 21" in growth
         assert "invites counted 1 → 0" in growth
         assert "(webhook applied, repeat duplicate)" in growth and "[('paid', 9900)]" in growth
+        assert "member ¥10.80 + delivery ¥0.00, others ¥12.00 + delivery ¥5.00" in growth
         targeting = segment_push_and_experiment(settings)
         assert "12 members; coupon push sent 12, rate-limited 0" in targeting
         assert "re-run sent 0 (already 12)" in targeting
