@@ -11,6 +11,7 @@ from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from tests.conftest import make_settings
 from tests.platform.factories import make_merchant, make_product
+from tests.platform.shop.test_pages_browser import AXE, AXE_RUN, SMALL_TARGETS
 from tests.support import watch_csp
 from tests.traceability import factories as tf
 from traceability.settings import TraceSettings
@@ -60,6 +61,7 @@ def test_phone_verifies_proofs_and_root_in_the_browser(
         try:
             page: Page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
             refused = watch_csp(page)
+            page.add_init_script(path=str(AXE))  # through DevTools: the CSP does not apply
             page.goto(base + path)
             # Styled by its nonce'd <style>: the header has its colour, not the default.
             assert page.evaluate("getComputedStyle(document.querySelector('header')).color") == (
@@ -73,6 +75,10 @@ def test_phone_verifies_proofs_and_root_in_the_browser(
             expect(checks.filter(has_text="proof folds to root")).to_have_count(5)
             expect(page.locator("#checks li.bad")).to_have_count(0)
             assert refused == [], refused  # the RPC origin is allowed for this page only
+            # The page a shop order links to meets the shop's bar: axe, 44 px, phone width.
+            assert page.evaluate(AXE_RUN) == []
+            assert page.evaluate(SMALL_TARGETS) == []
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
             # The same page with one proof sibling flipped: the browser must say so.
             def tamper(route: Route) -> None:
