@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.audit.services import record
 from tuanbox.console.auth import StaffDep
 from tuanbox.console.render import page
 from tuanbox.coupons.models import CouponTemplate
@@ -66,9 +67,11 @@ def create_segment(
             "tag": {"kind": "tag", "tag": tag}}  # fmt: skip
     rule = rules.get(kind, {"kind": kind})
     try:
-        services.create(session, staff.merchant_id, name, rule)
+        row = services.create(session, staff.merchant_id, name, rule)
     except InvalidInputError as exc:
         return _segments_page(request, staff, session, [exc.detail], 422)
+    record(session, staff.principal.actor, "segment.create", "segment", row.id,
+           after={"name": row.name, "rule": row.rule})  # fmt: skip
     session.commit()
     return RedirectResponse("/console/segments", status_code=303)
 
@@ -92,7 +95,7 @@ def push_segment(
         if template is None or template.merchant_id != staff.merchant_id:
             raise NotFoundError("coupon template not found")
     try:
-        pushes.send(
+        result = pushes.send(
             session, settings, merchant_id=staff.merchant_id, segment_id=segment_id, kind=kind,
             key=f"{staff.merchant_id}:console:{key or uuid.uuid4().hex}",
             coupon_template_id=coupon_template_id or None, message=message or None,
@@ -100,6 +103,9 @@ def push_segment(
     except InvalidInputError as exc:
         session.rollback()
         return _segments_page(request, staff, session, [exc.detail], 422)
+    record(session, staff.principal.actor, "segment.push", "segment", segment_id,
+           details={"push_id": result.push_id, "kind": kind,
+                    "coupon_template_id": coupon_template_id or None})  # fmt: skip
     session.commit()
     return RedirectResponse("/console/segments#pushes", status_code=303)
 
@@ -151,6 +157,8 @@ def create_experiment(
         )  # fmt: skip
     except InvalidInputError as exc:
         return _experiments_page(request, staff, session, [exc.detail], 422)
+    record(session, staff.principal.actor, "experiment.create", "experiment", row.id,
+           after={"campaign_id": campaign_id, "field": field, "arms": arms})  # fmt: skip
     session.commit()
     forget(campaign_id)
     return RedirectResponse(f"/console/experiments/{row.id}", status_code=303)
@@ -174,6 +182,8 @@ def experiment_page(
 @router.post("/console/experiments/{experiment_id}/stop")
 def stop_experiment(experiment_id: str, staff: StaffDep, session: SessionDep) -> RedirectResponse:
     row = experiments.stop(session, staff.merchant_id, experiment_id)
+    record(session, staff.principal.actor, "experiment.stop", "experiment", row.id,
+           after={"status": row.status})  # fmt: skip
     session.commit()
     forget(row.campaign_id)
     return RedirectResponse(f"/console/experiments/{experiment_id}", status_code=303)

@@ -66,6 +66,7 @@ def bind_me(body: BindIn, user: Shopper, session: SessionDep) -> BindOut:
         source=body.source,
         campaign_id=body.campaign_id,
     )
+    session.commit()
     return BindOut(
         inviter_id=bound.inviter_id, created=bound.created, campaign_id=bound.campaign_id
     )
@@ -134,6 +135,7 @@ def claim_offer(
     row, order = newuser.claim(
         session, settings, offer_id=offer_id, user_id=user.id, device_id=body.device_id
     )
+    session.commit()
     return ClaimOut(
         claim_id=row.id, offer_id=row.offer_id, order_id=order.id, price_cents=order.total_cents
     )
@@ -176,6 +178,7 @@ def create_task(body: TaskIn, user: StaffOrOps, session: SessionDep) -> TaskOut:
         ends_at=body.ends_at,
         merchant_id=merchant_id,
     )
+    session.commit()
     return TaskOut.model_validate(task)
 
 
@@ -210,6 +213,7 @@ def put_reward(kind: Kind, body: RewardIn, user: OpsOrAdmin, session: SessionDep
         kind,
         after=body.model_dump(),
     )
+    session.commit()
     return RewardOut.model_validate(row)
 
 
@@ -234,4 +238,5 @@ def create_offer(body: OfferIn, user: OpsOrAdmin, session: SessionDep) -> OfferO
         offer.id,
         after=body.model_dump(),
     )
+    session.commit()
     return OfferOut.model_validate(offer)

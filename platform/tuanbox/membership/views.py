@@ -116,6 +116,7 @@ def buy_membership(
     provider's hosted payment page. A pending purchase at the same price is reused."""
     provider = get_provider(body.provider or settings.default_payment_provider, settings)
     term, url = services.start_purchase(session, settings, user.id, provider)
+    session.commit()
     return PurchaseOut(term_id=term.id, amount_cents=term.amount_cents, checkout_url=url)
 
 
@@ -146,6 +147,7 @@ def refund_membership(
         user_id,
         after={"cents": done.cents, "days": done.days},
     )
+    session.commit()
     return RefundOut(cents=done.cents, days=done.days, terms=list(done.terms))
 
 
@@ -169,4 +171,5 @@ def put_member_price(
         sku_id,
         after={"price_cents": body.price_cents},
     )
+    session.commit()
     return MemberPriceOut(sku_id=sku_id, price_cents=row.price_cents)

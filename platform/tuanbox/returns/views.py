@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tuanbox.accounts.deps import CurrentUser, OpsOrAdmin, Shopper
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
+from tuanbox.audit.services import record
 from tuanbox.errors import PermissionDeniedError
 from tuanbox.idempotency.deps import Idempotent
 from tuanbox.orders.models import Order
@@ -103,9 +104,13 @@ def dropped_off(
     return_id: str, body: DropOffIn, user: OpsOrAdmin, session: SessionDep
 ) -> ReturnRequest:
     """Ops (or the fulfilment flow): the goods are in a locker or with the courier."""
+    before = services.get_return(session, return_id, lock=True).status
     row = services.mark_dropped_off(
         session, return_id, user.actor, station_id=body.station_id, tracking=body.tracking
     )
+    record(session, user.actor, "return.dropped_off", "return", row.id,
+           details={"order_id": row.order_id, "station_id": body.station_id},
+           before={"status": before}, after={"status": row.status})  # fmt: skip
     session.commit()
     return row
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from tuanbox.accounts.deps import Principal, require_roles
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
+from tuanbox.audit.services import record
 from tuanbox.coupons.models import CouponTemplate
 from tuanbox.errors import NotFoundError
 from tuanbox.experiments import services as experiments
@@ -50,6 +51,9 @@ def list_segments(user: Staff, session: SessionDep) -> list[SegmentOut]:
 def create_segment(body: SegmentIn, user: Staff, session: SessionDep) -> SegmentOut:
     """A named segment by rule: RFM minimums, dormant for N days, or a tag."""
     row = services.create(session, _merchant(user), body.name, body.rule.stored())
+    record(session, user.actor, "segment.create", "segment", row.id,
+           after={"name": row.name, "rule": row.rule})  # fmt: skip
+    session.commit()
     return SegmentOut(id=row.id, name=row.name, rule=row.rule, members=services.count(session, row))
 
 
@@ -88,6 +92,10 @@ def push_to_segment(
         coupon_template_id=body.coupon_template_id,
         message=body.message,
     )
+    record(session, user.actor, "segment.push", "segment", segment_id,
+           details={"push_id": result.push_id, "kind": body.kind,
+                    "coupon_template_id": body.coupon_template_id})  # fmt: skip
+    session.commit()
     return push_out(pushes.stats(session, merchant, result.push_id))
 
 
@@ -152,6 +160,10 @@ def create_experiment(body: ExperimentIn, user: Staff, session: SessionDep) -> E
         arms=[a.model_dump() for a in body.arms],
         min_sample=body.min_sample,
     )
+    record(session, user.actor, "experiment.create", "experiment", row.id,
+           after={"campaign_id": row.campaign_id, "field": row.field,
+                  "arms": [a.model_dump() for a in body.arms]})  # fmt: skip
+    session.commit()
     return experiment_out(session, row, True)
 
 
@@ -173,6 +185,9 @@ def experiment_results(experiment_id: PathId, user: Staff, session: SessionDep) 
 def stop_experiment(experiment_id: PathId, user: Staff, session: SessionDep) -> ExperimentOut:
     """End the test: shoppers see the campaign as it is again; the figures stay."""
     row = experiments.stop(session, _merchant(user), experiment_id)
+    record(session, user.actor, "experiment.stop", "experiment", row.id,
+           after={"status": row.status})  # fmt: skip
+    session.commit()
     from tuanbox.experiments.exposure import forget
 
     forget(row.campaign_id)
