@@ -73,6 +73,10 @@ def measure(base: str, path: str, args: argparse.Namespace) -> WrkResult:
                    duration_s=args.duration, env={"BENCH_PATH": path})  # fmt: skip
 
 
+def ratio(rate: float, baseline: float) -> str:
+    return f"{rate / baseline:.2f}" if baseline else "n/a (no answer to compare with)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="tuanbox api --workers")
@@ -102,13 +106,14 @@ def main() -> None:
             second = measure(base, "/healthz", args)
             print(f"GET /healthz again     {second.describe()}")
         baseline = (first.rate + second.rate) / 2
-        print(f"home (cached) / healthz = {home.rate / baseline:.2f}; "
-              f"campaign (cached) / healthz = {page.rate / baseline:.2f}")  # fmt: skip
+        print(f"home (cached) / healthz = {ratio(home.rate, baseline)}; "
+              f"campaign (cached) / healthz = {ratio(page.rate, baseline)}")  # fmt: skip
         off = {**env, "TUANBOX_SHOP_CACHE_TTL_S": "0"}
         with api_server(off, args.workers) as (base, _proc):
             uncached = measure(base, "/", args)
             print(f"GET / (cache off)      {uncached.describe()}")
-        print(f"home cached / uncached = {home.rate / uncached.rate:.2f}")
+        # A box too loaded to render one uncached page within wrk's timeout has no ratio.
+        print(f"home cached / uncached = {ratio(home.rate, uncached.rate)}")
     print(f"load at the end: {machine().split('uptime:', 1)[1]}")
 
 
