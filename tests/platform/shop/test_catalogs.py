@@ -68,3 +68,30 @@ def test_every_string_is_in_both_catalogs_and_chinese_is_complete() -> None:
 def test_catalogs_load_and_translate() -> None:
     assert i18n.translations("zh").gettext("Today's picks") == "今日必拼"
     assert i18n.translations("en").gettext("Today's picks") == "Today's picks"
+
+
+def test_every_order_and_return_state_has_words_in_both_languages() -> None:
+    """The orders list and order page say each state in words, never the raw status."""
+    from sqlalchemy import CheckConstraint
+
+    from tuanbox.orders.domain import Awaiting, OrderStatus
+    from tuanbox.returns.models import ReturnRequest
+    from tuanbox.shop.orderview import return_words, status_words
+
+    zh, en = i18n.gettext_for("zh"), i18n.gettext_for("en")
+    cjk = re.compile(r"[\u3400-\u9fff]")
+    states = [(s.value, None) for s in OrderStatus] + [("paid", a.value) for a in Awaiting]
+    for status, awaiting in states:
+        said_zh, said_en = status_words(zh, status, awaiting), status_words(en, status, awaiting)
+        assert said_en not in (status, awaiting) and "_" not in said_en, (status, said_en)
+        assert cjk.search(said_zh), (status, said_zh)
+    # Each wait of a paid order says what it waits for.
+    assert len({status_words(en, "paid", a.value) for a in Awaiting}) == len(Awaiting)
+    (known,) = [
+        set(re.findall(r"'(\w+)'", str(c.sqltext)))
+        for c in ReturnRequest.__table__.constraints
+        if isinstance(c, CheckConstraint) and str(c.sqltext).startswith("status IN")
+    ]
+    assert "requested" in known and "refunded" in known
+    for status in known:
+        assert return_words(en, status) != status and cjk.search(return_words(zh, status))
