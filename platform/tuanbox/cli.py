@@ -185,6 +185,20 @@ def flash_orders(
     run_consumer(get_settings(), name=name)
 
 
+@app.command("group-joins")
+def group_joins(
+    name: str | None = typer.Option(
+        None, help="Consumer name (default: the host name); one per process, kept across restarts."
+    ),
+) -> None:
+    """Write admitted group joins from the joins Redis Stream in batches (needed with
+    TUANBOX_GROUP_JOIN_WRITES=stream; run one or more beside the API)."""
+    from tuanbox.groupbuy.joinstream import run_consumer
+
+    _configure_logging()
+    run_consumer(get_settings(), name=name)
+
+
 @app.command()
 def demo() -> None:
     """Run the whole flow end to end on embedded defaults and print what happened."""

@@ -66,6 +66,8 @@ def children(
     ]
     if settings.flash_order_writes == "stream":
         procs.append(Child("flash-orders", [tuanbox, "flash-orders"]))
+    if settings.group_join_writes == "stream":
+        procs.append(Child("group-joins", [tuanbox, "group-joins"]))
     for locker_id, _station in lockers(name):
         procs.append(Child(locker_id, [
             edge, "demo", "--workdir", str(RUN_DIR / name / locker_id), "--locker-id",

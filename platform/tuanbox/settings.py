@@ -254,6 +254,13 @@ class Settings(BaseSettings):
     # with one consumer (say it died mid-batch) before another consumer takes it over.
     flash_stream_batch: int = Field(default=200, gt=0, le=10000)
     flash_stream_claim_idle_s: float = Field(default=30.0, gt=0, le=3600)
+    # Where a group join is written: `request` (seat, order and answer in the request's
+    # transaction, 201) or `stream` (a join with an Idempotency-Key is admitted by a Redis
+    # script holding the group's seats, answered 202 at once and written in batches by
+    # `tuanbox group-joins`; until then it lives only in Redis). bench/group_join.py.
+    group_join_writes: Literal["request", "stream"] = "request"
+    group_join_stream_batch: int = Field(default=200, gt=0, le=10000)
+    group_join_claim_idle_s: float = Field(default=30.0, gt=0, le=3600)
     # A shopper who pressed "remind me" on an upcoming sale is told this many minutes before
     # it starts (the flashsale.send_reminders sweep runs every 30 s; a later press, sooner).
     flash_reminder_before_min: int = Field(default=10, ge=1, le=7 * 24 * 60)

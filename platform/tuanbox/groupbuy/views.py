@@ -19,7 +19,7 @@ from tuanbox.audit.services import record
 from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
 from tuanbox.errors import PermissionDeniedError, TuanboxError
-from tuanbox.groupbuy import services
+from tuanbox.groupbuy import admission, services
 from tuanbox.groupbuy.domain import Tier
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.groupbuy.schemas import (
@@ -221,7 +221,14 @@ JOIN_INPUTS = BurstInputs(
     "/groups/{group_id}/join",
     response_model=JoinedOut,
     status_code=201,
-    responses=problems(401, 403, 404, 409, 422, 429),
+    responses={
+        202: {
+            "model": admission.JoinAcceptedOut,
+            "description": "Seat held, order being written (TUANBOX_GROUP_JOIN_WRITES=stream "
+            "and an Idempotency-Key): repeat with the same key for the 201 answer",
+        },
+        **problems(401, 403, 404, 409, 422, 429),
+    },
     openapi_extra=JOIN_INPUTS.openapi(),
 )
 async def join_group(request: Request) -> Response:
@@ -234,11 +241,17 @@ async def join_group(request: Request) -> Response:
 
     A burst path: the token's revocation and both windows are one Redis round trip on the
     event loop, then the seat, the order and the stored answer are one DB transaction in one
-    thread hop (`idempotency.services.run_in_transaction`).
+    thread hop (`idempotency.services.run_in_transaction`). With stream writes
+    (`TUANBOX_GROUP_JOIN_WRITES=stream`) a join with an `Idempotency-Key` is instead admitted
+    by one Redis script holding the group's seats and answered 202 `JoinAcceptedOut` at once
+    (seat held, order being written by `tuanbox group-joins`); the same request repeated
+    with the same key then answers 201 `JoinedOut`, or the refusal the database gave (409
+    `GROUP_CLOSED`, 403 `RISK_BLOCKED`, ...; the seat is given back), once written.
     """
     path, headers, body = await JOIN_INPUTS.parse(request)
     user = burst_shopper(request)
     settings: Settings = request.app.state.settings
+    key = headers.get("Idempotency-Key")
     try:
         async with redis_for(request) as client:
             await check_caller(
@@ -249,6 +262,11 @@ async def join_group(request: Request) -> Response:
                 per_user=(settings.group_join_per_user_per_min, 60),
                 per_ip=(settings.group_join_per_ip_per_min, 60),
             )
+            if key and settings.group_join_writes == "stream":
+                return await admission.join(
+                    request, client, user.id, path["group_id"], body, key,
+                    headers.get("X-Device-ID"),
+                )  # fmt: skip
         stored = await run_in_threadpool(
             join_in_transaction,
             session_source_for(request),

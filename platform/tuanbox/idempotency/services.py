@@ -223,6 +223,15 @@ def _stored(session: Session, principal: str, key: str) -> IdempotencyKey | None
     ).one_or_none()
 
 
+def stored_answer(
+    session: Session, cipher: PiiCipher, principal: str, key: str, digest: str
+) -> StoredResponse | None:
+    """The answer stored under the key (None if none yet), for a request of this digest
+    (IdempotencyKeyReusedError for another request; in progress: 409)."""
+    earlier = _stored(session, principal, key)
+    return None if earlier is None else _answer(cipher, earlier, digest, key)
+
+
 def _answer(cipher: PiiCipher, earlier: IdempotencyKey, digest: str, key: str) -> StoredResponse:
     if earlier.request_hash != digest:
         raise IdempotencyKeyReusedError(

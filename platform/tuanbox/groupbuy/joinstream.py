@@ -1,0 +1,358 @@
+"""Stream join writes: `tuanbox group-joins` writes admitted joins from the joins stream.
+
+With TUANBOX_GROUP_JOIN_WRITES=stream the join route admits a shopper in one Redis script
+(`groupbuy.seatlua`), which takes the seat and queues the join on the joins stream in the
+same step, and answers 202 with the reservation. This consumer reads the stream in one
+consumer group and writes each batch in one DB transaction: per join (a SAVEPOINT each) the
+risk screen, the same `services.join_group` use case as the request path (guarded seat
+UPDATE, quota, stock pool, order, member, transition) and the stored answer under the
+shopper's Idempotency-Key; then it acknowledges and deletes the entries. A join the
+database refuses (group closed meanwhile, quota, risk block) stores its refusal as the
+key's answer and gives its seat back in Redis after the commit.
+
+Exactly once: the stored answer (UNIQUE principal, key) is the marker. An entry delivered
+again (a consumer died after its commit, before its ack) finds its answer and is only
+acknowledged (a refusal's seat is released again: that is idempotent); two consumers racing
+on one entry meet at the key's primary key and the loser's batch is retried. Entries left
+pending by a dead consumer are claimed after `group_join_claim_idle_s`; a restarted
+consumer of the same name takes its own back at once. Every `reconcile_every_s` the
+consumer also reconciles the groups Redis holds with the database (`groupbuy.seats`).
+Until its batch commits, an admitted join exists only in Redis: it survives what Redis's
+persistence survives (AOF), not more (as flash-sale orders on their stream).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from fastapi.encoders import jsonable_encoder
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from tuanbox.crypto import PiiCipher
+from tuanbox.db.base import utcnow
+from tuanbox.errors import TuanboxError
+from tuanbox.groupbuy import seatlua, services
+from tuanbox.groupbuy.seats import GroupSeats, Join, prefix_of, reconcile_loaded
+from tuanbox.idempotency.models import IdempotencyKey
+from tuanbox.idempotency.services import seal
+from tuanbox.membership.pricing import DeliveryTerms
+from tuanbox.settings import Settings
+
+log = logging.getLogger("tuanbox.groupbuy.joins")
+
+GROUP = "writers"
+PATH = "/api/v1/groups/{group_id}/join"
+
+
+def parse(entry_id: bytes | str, fields: dict[bytes, bytes]) -> tuple[str, Join]:
+    f = {k.decode(): v.decode() for k, v in fields.items()}
+    return (
+        entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+        Join(
+            group_id=f["group"],
+            user_id=f["user"],
+            request_id=f["req"],
+            qty=int(f["qty"]),
+            reservation_id=f["rid"],
+            station_id=f["station"] or None,
+            ip=f["ip"] or None,
+            device=f["device"] or None,
+            key=f["key"],
+            digest=f["digest"],
+        ),
+    )
+
+
+@dataclass
+class Written:
+    """What one batch did: joins written, refused (seat given back), redeliveries skipped."""
+
+    written: int = 0
+    refused: int = 0
+    duplicates: int = 0
+    to_release: list[Join] | None = None
+
+
+def _screen(session: Session, settings: Settings, join: Join) -> Any:
+    """`risk.services.before_order` for a queued join (its IP and device arrive as blind
+    indexes); returns (screening, refusal). A block is filed and refuses the join."""
+    from tuanbox.risk import signals
+    from tuanbox.risk.decisions import file_review, screen, user_key
+    from tuanbox.risk.errors import RiskBlockedError
+    from tuanbox.risk.rules import Action, Event
+
+    addresses, payers = signals.sticky_keys(session, join.user_id)
+    keys = signals.Keys(
+        join.user_id, ip=join.ip, device=join.device, addresses=addresses, payers=payers
+    )
+    screening = screen(
+        session, settings, Event.JOIN, keys, subject_key=user_key(join.user_id, Event.JOIN)
+    )
+    if screening is None or screening.action is not Action.BLOCK:
+        return screening, None
+    review = file_review(
+        session,
+        subject_type="user",
+        subject_id=join.user_id,
+        event=Event.JOIN,
+        user_id=join.user_id,
+        decided=screening.verdict,
+    )
+    refusal = RiskBlockedError(
+        "refused by risk control; quote the reference to customer service", reference=review.id
+    )
+    return screening, refusal
+
+
+def write_one(session: Session, settings: Settings, join: Join) -> tuple[int, Any]:
+    """One join in its own SAVEPOINT: (status, answer). A refusal rolls the join back (a
+    risk block keeps its signals and review, as the request path commits them)."""
+    from tuanbox.groupbuy.views import joined_out
+    from tuanbox.orders.models import Order
+    from tuanbox.risk.services import after_order
+
+    savepoint = session.begin_nested()
+    try:
+        screening, refusal = _screen(session, settings, join)
+        if refusal is not None:
+            savepoint.commit()
+            return refusal.status, refusal.problem(PATH.format(group_id=join.group_id))
+        joined = services.join_group(
+            session,
+            group_id=join.group_id,
+            user_id=join.user_id,
+            qty=join.qty,
+            station_id=join.station_id,
+            now=utcnow(),
+            pay_timeout_s=settings.order_pay_timeout_s,
+            delivery=DeliveryTerms.of(settings),
+        )
+        order = joined.order or session.get(Order, joined.order_id)
+        assert order is not None
+        after_order(session, screening, order)
+        body = joined_out(session, settings, joined)
+        savepoint.commit()
+        return 201, body
+    except TuanboxError as exc:
+        savepoint.rollback()
+        if exc.status >= 500:
+            raise
+        return exc.status, exc.problem(PATH.format(group_id=join.group_id))
+
+
+def write_batch(session: Session, settings: Settings, batch: list[Join]) -> Written:
+    """Write the batch in the session's transaction (the caller commits); a join whose
+    answer is already stored is skipped (a refused one is released again)."""
+    out = Written(to_release=[])
+    assert out.to_release is not None
+    rows = session.execute(
+        select(IdempotencyKey.principal, IdempotencyKey.key, IdempotencyKey.response_status).where(
+            tuple_(IdempotencyKey.principal, IdempotencyKey.key).in_(
+                [(j.user_id, j.key) for j in batch]
+            )
+        )
+    ).all()
+    stored = {(principal, key): status for principal, key, status in rows}
+    cipher = PiiCipher(settings)
+    seen: set[tuple[str, str]] = set()
+    for join in batch:
+        marker = (join.user_id, join.key)
+        if marker in stored or marker in seen:
+            out.duplicates += 1
+            status = stored.get(marker)
+            if status is not None and status >= 400:
+                out.to_release.append(join)
+            continue
+        seen.add(marker)
+        status, body = write_one(session, settings, join)
+        body = jsonable_encoder(body)
+        now = utcnow()
+        session.add(
+            IdempotencyKey(
+                principal=join.user_id,
+                key=join.key,
+                method="POST",
+                path=PATH.format(group_id=join.group_id),
+                request_hash=join.digest,
+                state="done",
+                response_status=status,
+                response_enc=seal(cipher, join.user_id, join.key, body),
+                created_at=now,
+                claimed_at=now,
+            )
+        )
+        if status >= 400:
+            out.refused += 1
+            out.to_release.append(join)
+        else:
+            out.written += 1
+    session.flush()
+    return out
+
+
+class JoinStreamConsumer:
+    """Reads the joins stream and writes the joins; one per process, any number of
+    processes (each with its own name)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        sessions: Callable[[], Session],
+        settings: Settings,
+        *,
+        name: str | None = None,
+        reconcile_every_s: float = 10.0,
+    ) -> None:
+        self._client = client
+        self._sessions = sessions
+        self._settings = settings
+        self.seats = GroupSeats(client, prefix_of(settings))
+        self._key = seatlua.stream_key(prefix_of(settings))
+        self.name = name or socket.gethostname()
+        self._grouped = False
+        self._own_pending = True  # first read: what this name left unacked last time
+        self._claimed_at = 0.0
+        self._reconcile_every_s = reconcile_every_s
+        self._reconciled_at = time.monotonic()
+
+    def poll(self, block_ms: int = 200) -> Written:
+        """Claim stale entries, read a batch, write it, acknowledge it; reconcile when due."""
+        if not self._grouped:
+            self._ensure_group()
+        batch = self._claim_stale() or self._read(block_ms)
+        done = self._write(batch) if batch else Written()
+        if time.monotonic() - self._reconciled_at >= self._reconcile_every_s:
+            self.reconcile()
+        return done
+
+    def reconcile(self) -> dict[str, Any]:
+        self._reconciled_at = time.monotonic()
+        with self._sessions() as session:
+            return reconcile_loaded(session, self.seats)
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        """Poll until `stop()`; a failing step is logged and retried (supervisor loop)."""
+        backoff = 0.1
+        while not stop():
+            try:
+                self.poll()
+                backoff = 0.1
+            except Exception:  # the supervisor loop: logged, and it goes on
+                log.exception("group joins stream step failed; retrying")
+                self._own_pending = True
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _ensure_group(self) -> None:
+        try:
+            self._client.xgroup_create(self._key, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._grouped = True
+
+    def _read(self, block_ms: int) -> list[tuple[str, Join]]:
+        if self._own_pending:
+            batch = self._xread("0", None)
+            if batch:
+                return batch
+            self._own_pending = False
+        return self._xread(">", block_ms)
+
+    def _xread(self, start: str, block_ms: int | None) -> list[tuple[str, Join]]:
+        try:
+            got = self._client.xreadgroup(
+                GROUP,
+                self.name,
+                {self._key: start},
+                count=self._settings.group_join_stream_batch,
+                block=block_ms,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._grouped = False  # Redis lost the stream (restart, flush): group again
+            return []
+        return [parse(i, f) for _, entries in got or [] for i, f in entries if f]
+
+    def _claim_stale(self) -> list[tuple[str, Join]]:
+        now = time.monotonic()
+        idle_s = self._settings.group_join_claim_idle_s
+        if now - self._claimed_at < min(idle_s, 5.0):
+            return []
+        self._claimed_at = now
+        try:
+            _, entries, *_ = self._client.xautoclaim(
+                self._key,
+                GROUP,
+                self.name,
+                min_idle_time=int(idle_s * 1000),
+                count=self._settings.group_join_stream_batch,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._grouped = False
+            return []
+        return [parse(i, f) for i, f in entries if f]
+
+    def _write(self, batch: list[tuple[str, Join]]) -> Written:
+        joins = [join for _, join in batch]
+        try:
+            done = self._commit(joins)
+        except IntegrityError:
+            # Another consumer committed one of these first: again, now skipping it.
+            done = self._commit(joins)
+        except OperationalError:
+            raise  # the DB is away: nothing is acked, the entries stay pending
+        for join in done.to_release or []:
+            self.seats.release(join.group_id, join.request_id)
+        pipe = self._client.pipeline(transaction=False)
+        ids = [entry_id for entry_id, _ in batch]
+        pipe.xack(self._key, GROUP, *ids)
+        pipe.xdel(self._key, *ids)
+        pipe.execute()
+        return done
+
+    def _commit(self, joins: list[Join]) -> Written:
+        with self._sessions() as session:
+            try:
+                done = write_batch(session, self._settings, joins)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        return done
+
+
+def run_consumer(settings: Settings, *, name: str | None = None) -> None:
+    """`tuanbox group-joins`: consume until SIGTERM or SIGINT, finishing the current batch."""
+    import signal
+    import threading
+
+    from tuanbox.db.engine import make_engine, make_session_factory
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    engine = make_engine(settings.database_url)
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10.0, socket_connect_timeout=5.0
+    )
+    consumer = JoinStreamConsumer(
+        client, make_session_factory(engine, settings), settings, name=name
+    )
+    log.info("group joins stream consumer started", extra={"consumer": consumer.name})
+    try:
+        consumer.run(stopping.is_set)
+    finally:
+        client.close()
+        engine.dispose()
