@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +13,7 @@ from tuanbox.catalog.models import Product, Sku
 from tuanbox.groupbuy.models import Campaign, Member
 from tuanbox.orders.models import Order
 from tuanbox.reviews.models import Review
+from tuanbox.settings import Settings
 
 SAME = {"Origin": "http://testserver"}
 EN = {"Accept-Language": "en"}
@@ -143,3 +146,30 @@ def test_campaign_page_links_its_lot_trace_page(
     db_session.commit()
     html = client.get(f"/c/{campaign.id}", headers=EN).text
     assert '<a href="/01/09506000134352/10/LOT-9">Where it comes from: trace this lot</a>' in html
+
+
+def test_campaign_page_and_card_show_the_products_photos(
+    client: TestClient, db_session: Session, settings: Settings, catalogue: Catalogue
+) -> None:
+    from tuanbox.audit.services import Actor
+    from tuanbox.catalog import media
+    from tuanbox.run_catalogue import png
+
+    campaign = db_session.get(Campaign, catalogue.campaign_id)
+    sku = db_session.get(Sku, campaign.sku_id) if campaign is not None else None
+    assert campaign is not None and sku is not None
+    assert "<img" not in client.get(f"/c/{campaign.id}").text  # no photo yet
+    actor = Actor(id="test", role="admin")
+    for colour in ((10, 120, 60), (200, 40, 40)):
+        media.store_image(db_session, actor, settings.media_dir, sku.product_id, png(colour))
+    db_session.commit()
+    html = client.get(f"/c/{campaign.id}", headers=EN).text
+    photos = re.findall(
+        r'<img src="(/media/[0-9a-f]+\.png)" alt="Blueberries 500 g \((\d)\)"', html
+    )
+    assert [n for _src, n in photos] == ["1", "2"], html
+    for src, _n in photos:
+        served = client.get(src)
+        assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    home = client.get("/").text
+    assert f'<img class="card-img" src="{photos[0][0]}"' in home  # the card's photo
