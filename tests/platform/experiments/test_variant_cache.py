@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from tests.conftest import make_settings
 from tests.platform.factories import make_merchant, make_product, make_sku, make_user
@@ -114,3 +115,36 @@ def test_a_change_is_seen_by_another_process_at_once(
         child.stdin.close()
         child.wait(timeout=60)
         child.stdout.close()
+
+
+def test_an_entry_of_another_version_is_stale_and_without_a_version_the_ttl_rules(
+    db_session: Session,
+) -> None:
+    from contextlib import nullcontext
+
+    from tuanbox.experiments import exposure
+
+    product = make_product(db_session, make_merchant(db_session))
+    sku = make_sku(db_session, product, stock=5)
+    campaign = create_campaign(
+        db_session, merchant_id=product.merchant_id, actor_id="ops-1",
+        spec=fixed_spec(sku.id, members=3, max_size=3),
+    )  # fmt: skip
+    opener = lambda: nullcontext(db_session)  # noqa: E731
+    arms = [{"key": "A", "weight": 1, "value": "a"}, {"key": "B", "weight": 1, "value": "b"}]
+    assert exposure.running_cached(opener, campaign.id, now=0.0, version="1") is None
+    row = services.create(
+        db_session, product.merchant_id, campaign_id=campaign.id, name="x", field="title",
+        arms=arms, min_sample=10,
+    )  # fmt: skip
+    # The same version and a young entry: trusted; another version: read again at once.
+    assert exposure.running_cached(opener, campaign.id, now=1.0, version="1") is None
+    found = exposure.running_cached(opener, campaign.id, now=1.0, version="2")
+    assert found is not None and found[0] == row.id
+    # Redis unreadable (no version): the entry is trusted until its TTL, then read again.
+    services.stop(db_session, product.merchant_id, row.id)
+    db_session.flush()
+    assert exposure.running_cached(opener, campaign.id, now=2.0, version=None) is not None
+    later = 1.0 + exposure.CACHE_TTL_S + 0.5
+    assert exposure.running_cached(opener, campaign.id, now=later, version=None) is None
+    exposure.forget(campaign.id)
