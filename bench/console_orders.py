@@ -6,11 +6,13 @@ For the largest merchant and a median one, each console query runs `--runs` time
 
 - the first page of all orders, of the 待发货 (to ship) tab and of the 售后 (after-sales) tab;
 - a deep page (the keyset cursor after 5,000 orders);
-- the tab counts (the trigger-kept counters, and counted from the orders as before);
+- the tab counts (counters plus pending deltas, and counted from the orders as before);
   one day's orders; a search by an order id's first 8 characters;
 - the CSV export of one month (rows per second).
 
-Then the migration 0024 indexes are dropped and the same queries run again in the same
+Then the tab counts read with 1,000 single-order moves per merchant not yet compacted
+(migration 0036's deltas), one compaction, and the read again. Then the migration 0024
+indexes are dropped and the same queries run again in the same
 run: the baseline is the same code on the indexes the orders table had before (merchant_id
 alone among them). Times are printed, never asserted.
 
@@ -20,6 +22,7 @@ Run: ``.venv/bin/python bench/console_orders.py [--orders 1000000 --merchants 20
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -38,6 +41,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from tuanbox.catalog.models import Merchant, Product, Sku  # noqa: E402
 from tuanbox.db.engine import make_engine, make_session_factory  # noqa: E402
 from tuanbox.merchant_orders import export  # noqa: E402
+from tuanbox.merchant_orders.counters import compact_tab_counts  # noqa: E402
 from tuanbox.merchant_orders.listing import (  # noqa: E402
     OrderFilter,
     Scope,
@@ -154,6 +158,40 @@ def _run(factory: Callable[[], Session], settings: Settings, merchants: list[str
     return out
 
 
+def _pending_deltas(factory: Callable[[], Session], settings: Settings, merchants: list[str],
+                    runs: int) -> dict[tuple[str, str], tuple[float, float]]:  # fmt: skip
+    """The tab counts read with deltas not yet compacted (migration 0036): each merchant's
+    orders moved one statement at a time (two delta rows each), read, then compacted."""
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    with factory() as session:
+        assert compact_tab_counts(session) is not None
+        session.commit()
+        for merchant in merchants:
+            scope = Scope(merchant, settings)
+            ids = session.scalars(sa.text(
+                "SELECT id FROM orders WHERE merchant_id = :m AND status = 'completed' LIMIT 1000"
+            ), {"m": merchant}).all()  # fmt: skip
+            move = sa.text("UPDATE orders SET status = 'returned' WHERE id = :id")
+            for order_id in ids:  # completed -> after-sales: a -1 and a +1 delta
+                session.execute(move, {"id": order_id})
+            session.commit()
+            deltas = session.scalar(sa.text(
+                "SELECT count(*) FROM order_tab_deltas WHERE merchant_id = :m"), {"m": merchant}
+            )  # fmt: skip
+            read = functools.partial(tab_counts, session, scope, OrderFilter())
+            out[(merchant, f"{deltas} deltas pending")] = _times(read, runs)
+            kept = tab_counts(session, scope, OrderFilter())
+            assert kept == tab_counts(session, scope, OrderFilter(), counters=False), merchant
+            start = time.perf_counter()
+            folded = compact_tab_counts(session)
+            session.commit()
+            took = (time.perf_counter() - start) * 1000
+            out[(merchant, f"compaction of {folded} deltas (once)")] = (took, took)
+            assert tab_counts(session, scope, OrderFilter()) == kept
+            out[(merchant, "0 deltas pending (compacted)")] = _times(read, runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1_000_000)
@@ -211,6 +249,7 @@ def main() -> None:
             assert reconcile_tab_counts(session) == 0
             session.commit()
         indexed = _run(factory, settings, merchants, args.runs, "indexed")
+        pending = _pending_deltas(factory, settings, merchants, args.runs)
         with engine.begin() as conn:
             for name in INDEXES:
                 conn.execute(sa.text(f"DROP INDEX {name}"))
@@ -218,6 +257,11 @@ def main() -> None:
             conn.execute(sa.text("ANALYZE orders"))
         baseline = _run(factory, settings, merchants, args.runs, "baseline")
         engine.dispose()
+    print()
+    print("| merchant (orders) | tab counts, deltas pending | p50 / p99 ms |")
+    print("| --- | --- | --- |")
+    for (merchant, name), (p50, p99) in pending.items():
+        print(f"| {merchant} | {name} | {p50:.1f} / {p99:.1f} |")
     print()
     print("| merchant (orders) | query | 0024 indexes p50 / p99 ms | without p50 / p99 ms |")
     print("| --- | --- | --- | --- |")

@@ -27,6 +27,7 @@ from tuanbox.crypto import PiiCipher, PiiDecryptError
 from tuanbox.errors import InvalidInputError
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.lockers.models import Station
+from tuanbox.merchant_orders.counters import WAIT_LOCK, fold_deltas
 from tuanbox.merchant_orders.models import OrderTabCount
 from tuanbox.merchant_orders.pii import mask_name, mask_phone
 from tuanbox.merchant_orders.tabs import RULES, Tab, tab_of
@@ -357,8 +358,9 @@ def tab_counts(
     counting their few rows: paid orders waiting for their group, refunds after pickup.
 
     Without other filters, on PostgreSQL, the counts are the merchant's `order_tab_counts`
-    (at most 7 x 1,024 rows, kept by a trigger in the orders' own transactions); `counters=False`
-    counts the orders (the bench's baseline)."""
+    plus its pending `order_tab_deltas` (appended by triggers in the orders' own transactions,
+    folded in by compaction: `counters`); `counters=False` counts the orders (the bench's
+    baseline)."""
     unfiltered = not (flt.campaign_id or flt.station_id or flt.date_from or flt.date_to or flt.q)
     if counters and unfiltered and session.get_bind().dialect.name == "postgresql":
         return counted_tabs(session, scope.merchant_id)
@@ -388,15 +390,21 @@ def tab_counts(
     return counts
 
 
+# Counters plus pending deltas in one statement: one snapshot, so a compaction committing
+# meanwhile is seen whole or not at all (`counters` module docstring).
+COUNTED = text(
+    "SELECT tab, sum(n) FROM ("
+    " SELECT tab, n FROM order_tab_counts WHERE merchant_id = :m"
+    " UNION ALL SELECT tab, n FROM order_tab_deltas WHERE merchant_id = :m"
+    ") AS t GROUP BY tab"
+)
+
+
 def counted_tabs(session: Session, merchant_id: str) -> dict[Tab, int]:
-    """The merchant's tab counts from `order_tab_counts` (PostgreSQL)."""
+    """The merchant's tab counts: `order_tab_counts` plus its pending `order_tab_deltas`
+    (PostgreSQL), exact whether or not compaction has run."""
     counts = dict.fromkeys(Tab, 0)
-    rows = session.execute(
-        select(OrderTabCount.tab, func.sum(OrderTabCount.n))
-        .where(OrderTabCount.merchant_id == merchant_id)
-        .group_by(OrderTabCount.tab)
-    )
-    for tab, n in rows:
+    for tab, n in session.execute(COUNTED, {"m": merchant_id}):
         counts[Tab(tab)] = int(n or 0)
     return counts
 
@@ -411,17 +419,20 @@ def reconcile_tab_counts(session: Session) -> int:
     """Rebuild `order_tab_counts` from the orders where they differ (PostgreSQL); returns
     how many (merchant, tab) counts were wrong. The caller commits.
 
-    The EXCLUSIVE lock on the counters waits for every transaction whose trigger already
-    moved a counter to end, and holds back new ones (they wait, not fail) until this one
-    commits; the recount that follows sees all of them, so the result is exact."""
-    session.execute(text("LOCK TABLE order_tab_counts IN EXCLUSIVE MODE"))
+    Under the compaction lock (so no compaction runs meanwhile), the EXCLUSIVE lock on the
+    deltas waits for every transaction whose trigger already appended one to end, and holds
+    back new ones (they wait, not fail) until this one commits; every pending delta is then
+    folded into the counters, and the recount that follows sees all of them, so the result
+    is exact."""
+    session.execute(WAIT_LOCK)
+    session.execute(text("LOCK TABLE order_tab_deltas IN EXCLUSIVE MODE"))
+    while fold_deltas(session) > 0:
+        pass
     expected = {(m, t): int(n) for m, t, n in session.execute(RECOUNT)}
     held = {
-        (m, t): int(n or 0)
+        (m, t): int(n)
         for m, t, n in session.execute(
-            select(
-                OrderTabCount.merchant_id, OrderTabCount.tab, func.sum(OrderTabCount.n)
-            ).group_by(OrderTabCount.merchant_id, OrderTabCount.tab)
+            select(OrderTabCount.merchant_id, OrderTabCount.tab, OrderTabCount.n)
         )
     }
     wrong = {k for k in expected.keys() | held.keys() if expected.get(k, 0) != held.get(k, 0)}
@@ -432,9 +443,7 @@ def reconcile_tab_counts(session: Session) -> int:
             )
         )
         session.add(
-            OrderTabCount(
-                merchant_id=merchant_id, tab=tab, slot=0, n=expected.get((merchant_id, tab), 0)
-            )
+            OrderTabCount(merchant_id=merchant_id, tab=tab, n=expected.get((merchant_id, tab), 0))
         )
     session.flush()
     return len(wrong)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, SmallInteger, String
+from sqlalchemy import BigInteger, ForeignKey, Identity, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.db.base import Base, utcnow
@@ -28,23 +28,38 @@ class PiiGrant(Base):
 
 
 class OrderTabCount(Base):
-    """How many of a merchant's orders a console status tab holds, in up to 1,024 slots.
+    """How many of a merchant's orders a console status tab holds, up to the last compaction.
 
-    Kept by the PostgreSQL statement triggers `trg_orders_tab_counts_*` (migration
-    0024_console_orders, transition tables: one upsert per merchant, tab and slot a statement
-    moves) in the same transaction as every insert, delete or change of an order's status,
-    `awaiting`, `picked_up_at` or merchant, whoever makes it (the state machine, hooks, raw SQL). An
-    transaction writes its counts in slot `txid_current() & 1023`: two transactions share
-    counter rows only when their ids are equal modulo 1,024. Per order (`hashtext(id) & 15`,
-    the first design) two transactions each writing a few orders of one merchant locked shared
-    counter rows in opposite orders and deadlocked (the group-buy chaos and stock-pool race
-    tests saw it). A tab's count is the sum of its slots. `listing.reconcile_tab_counts`
-    rebuilds them from the orders. SQLite has no trigger: counts are taken from the orders.
+    Written only by `counters.compact_tab_counts` (and `listing.reconcile_tab_counts`), one
+    transaction at a time under an advisory lock: the order write path never touches it. A
+    tab's count is this row plus the merchant's pending `OrderTabDelta` rows, read in one
+    statement (`listing.counted_tabs`). Migration 0036 replaced 0024's 1,024 slots per tab,
+    which every order transaction upserted into and which could deadlock.
     """
 
     __tablename__ = "order_tab_counts"
 
     merchant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tab: Mapped[str] = mapped_column(String(20), primary_key=True)
-    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OrderTabDelta(Base):
+    """A signed change of a merchant's tab count, appended by an order write (PostgreSQL).
+
+    The statement triggers `trg_orders_tab_counts_*` (migration 0036) INSERT one row per
+    merchant and tab a statement moves, in the same transaction as every insert, delete or
+    change of an order's status, `awaiting`, `picked_up_at` or merchant, whoever makes it
+    (the state machine, hooks, raw SQL). Inserting new rows takes no lock another order
+    transaction waits for, so counting cannot deadlock. Compaction deletes the rows it folds
+    into `OrderTabCount`. SQLite has no trigger: counts are taken from the orders.
+    """
+
+    __tablename__ = "order_tab_deltas"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), Identity(always=False), primary_key=True
+    )
+    merchant_id: Mapped[str] = mapped_column(String(36), index=True)
+    tab: Mapped[str] = mapped_column(String(20))
+    n: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))

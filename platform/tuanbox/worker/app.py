@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 
 from tuanbox.audit.tasks import beat_entry as audit_beat_entry
+from tuanbox.merchant_orders.counters import COMPACT_EVERY_S as TAB_COUNTS_COMPACT_EVERY_S
 from tuanbox.reports.tasks import beat_entries as reports_beat_entries
 from tuanbox.segments.tasks import BEAT as segments_beat
 from tuanbox.settings import Settings
@@ -30,6 +31,7 @@ TASK_MODULES: list[str] = [
     "tuanbox.segments.tasks",
     "tuanbox.experiments.tasks",
     "tuanbox.notifications.tasks",
+    "tuanbox.merchant_orders.tasks",
 ]
 
 # Periodic jobs; each feature adds entries keyed by a stable name.
@@ -67,6 +69,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "recommend.prune_days": {"task": "recommend.prune_days", "schedule": 3600.0},
     # Texts queued in a transaction (the pickup code), sent after it committed.
     "notifications.deliver_sms": {"task": "notifications.deliver_sms", "schedule": 10.0},
+    # Console tab-count deltas (appended by the order triggers) folded into the counters;
+    # reads add the pending ones, so a late run only makes reads a little slower.
+    "merchant_orders.compact_tab_counts": {
+        "task": "merchant_orders.compact_tab_counts",
+        "schedule": TAB_COUNTS_COMPACT_EVERY_S,
+    },
 }
 
 

@@ -1,6 +1,7 @@
-"""Tab counters (`order_tab_counts`, kept by a trigger in the orders' own transactions): the
-SQL tab of every state is `tab_of`'s, they stay exact under concurrent transitions and
-inserts, the console reads them, and reconciliation rebuilds them."""
+"""Tab counters (`order_tab_counts` plus the deltas a trigger appends in the orders' own
+transactions, `counters`): the SQL tab of every state is `tab_of`'s, they stay exact under
+concurrent transitions and inserts, the console reads them, and reconciliation rebuilds
+them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.platform.groupbuy.factories import engines  # noqa: F401
 from tests.platform.merchant_orders.fx import put_order
 from tuanbox.audit.services import Actor
 from tuanbox.db.engine import make_session_factory
+from tuanbox.merchant_orders.counters import compact_tab_counts
 from tuanbox.merchant_orders.listing import (
     OrderFilter,
     Scope,
@@ -129,12 +131,13 @@ def test_reconciliation_rebuilds_wrong_counters(db_session: Session) -> None:
     merchant = make_merchant(db_session)
     for status in ("pending_payment", "paid", "picked_up"):
         put_order(db_session, merchant, status=status)
+    assert compact_tab_counts(db_session) is not None  # the deltas are in the counters now
     db_session.execute(
         update(OrderTabCount)
         .where(OrderTabCount.merchant_id == merchant.id, OrderTabCount.tab == "to_ship")
         .values(n=OrderTabCount.n + 5)
     )
-    db_session.add(OrderTabCount(merchant_id=merchant.id, tab="closed", slot=3, n=2))
+    db_session.add(OrderTabCount(merchant_id=merchant.id, tab="closed", n=2))
     db_session.flush()
     assert counted_tabs(db_session, merchant.id) != _recount(db_session, merchant.id)
     assert reconcile_tab_counts(db_session) == 2
