@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from tests.platform.accounts.test_role_enforcement import (  # noqa: F401 (fixtures)
     LAST,
@@ -24,7 +25,11 @@ from tests.platform.accounts.test_role_enforcement import (  # noqa: F401 (fixtu
     matrix_client,
     world,
 )
+from tests.platform.factories import auth_header, make_user
 from tests.platform.foundation.apiseed import World
+from tuanbox.accounts.models import User
+from tuanbox.db.engine import bind_settings
+from tuanbox.growth.models import NewUserClaim, NewUserOffer, ReferralBinding
 from tuanbox.settings import Settings
 
 
@@ -85,3 +90,36 @@ def test_the_check_tells_a_rolled_back_write_from_a_committed_one(
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TEMP TABLE probe (x int)"))
     assert len(committed_since(engine, first)) == 1
+
+
+def test_a_referral_binding_and_a_new_user_claim_are_kept(
+    matrix_client: tuple[TestClient, Settings, World, FastAPI],  # noqa: F811
+    world: tuple[Engine, World, str],  # noqa: F811
+) -> None:
+    """The two shopper writes of the growth API whose documented examples cannot succeed
+    (they name an inviter and an offer), called with real ones."""
+    client, settings, seeded, _ = matrix_client
+    engine = world[0]
+    with Session(engine) as session:
+        bind_settings(session, settings)
+        inviter = make_user(session, phone="+8613500135001", settings=settings)
+        invitee = make_user(session, phone="+8613500135002", settings=settings)
+        offer = NewUserOffer(sku_id=seeded.mine["sku_id"], name="first ¥1", price_cents=100,
+                             created_by="test")  # fmt: skip
+        session.add(offer)
+        session.commit()
+        ids = (inviter.id, invitee.id, offer.id)
+    inviter_id, invitee_id, offer_id = ids
+    hdrs = auth_header(settings, User(id=invitee_id, role="shopper"))
+    bound = client.post("/api/v1/me/referral", json={"inviter_id": inviter_id}, headers=hdrs)
+    assert bound.status_code == 200, bound.text
+    claimed = client.post(f"/api/v1/new-user-offers/{offer_id}/claims",
+                          json={"device_id": "ios-first-claim-01"}, headers=hdrs)  # fmt: skip
+    assert claimed.status_code == 201, claimed.text
+    with engine.connect() as conn:
+        kept = conn.scalar(
+            sa.select(ReferralBinding.inviter_id).where(ReferralBinding.invitee_id == invitee_id)
+        )
+        claim = conn.scalar(sa.select(NewUserClaim.id).where(NewUserClaim.user_id == invitee_id))
+    assert kept == inviter_id
+    assert claim == claimed.json()["claim_id"]
