@@ -15,7 +15,8 @@ resident memory is its own. Figures:
 - the bridge's resident memory (VmRSS) idle, with the lockers connected, after the burst;
 - where a burst's time goes: claimed → the locker's final ack → recorded, the bridge's
   claiming and inbound transactions, the CPU time of bridge, lockers and broker
-  (``--profile FILE``: py-spy samples of the bridge during the burst, idle threads included).
+  (``--profile FILE``: py-spy samples of the bridge during the burst: of the thread holding the
+  GIL, i.e. where its CPU goes; ``--profile-idle``: of every thread, waiting included).
 
 The broker takes the production config's limits and TCP settings
 (deploy/mosquitto/mosquitto.conf: max_inflight_messages, max_queued_messages,
@@ -148,9 +149,11 @@ def bench_settings(url: str) -> Settings:
     )
 
 
-def serve_bridge(url: str, client_id: str) -> None:
+def serve_bridge(url: str, client_id: str, workers: int | None) -> None:
     """Child process: a durable bridge, built as `tuanbox bridge` builds it, until stdin closes."""
     settings = bench_settings(url)
+    if workers is not None:
+        settings = settings.model_copy(update={"bridge_inbound_workers": workers})
     engine = make_engine(url, pool_size=10, pool_pre_ping=BRIDGE_PRE_PING)
     factory = make_session_factory(engine, settings)
     bridge = Bridge(
@@ -160,7 +163,11 @@ def serve_bridge(url: str, client_id: str) -> None:
     print("ready", flush=True)
     while sys.stdin.readline():  # "stats": the bridge's counters so far, on one line
         stats = bridge.stats
-        print(f"{stats.claims} {stats.batches} {stats.acks} {stats.published}", flush=True)
+        print(
+            f"{stats.claims} {stats.batches} {stats.acks} {stats.published} "
+            f"{stats.claim_s} {stats.housekeeping_s} {stats.inbound_s}",
+            flush=True,
+        )
     bridge.stop()
     forget_session(settings, bridge.client_id)
     engine.dispose()
@@ -296,9 +303,18 @@ def main() -> None:
     parser.add_argument(
         "--profile", default=None, help="py-spy the bridge during the burst, raw stacks to FILE"
     )
+    parser.add_argument(
+        "--profile-idle", action="store_true", help="--profile every thread, waiting included"
+    )
+    parser.add_argument(
+        "--inbound-workers",
+        type=int,
+        default=None,
+        help="the bridge's inbound workers (default: TUANBOX_BRIDGE_INBOUND_WORKERS's default)",
+    )
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve-lockers", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-bridge", nargs=2, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bridge", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global PORT
     if args.port is not None:
@@ -307,7 +323,8 @@ def main() -> None:
         serve_lockers(args.clients, args.done_only)
         return
     if args.serve_bridge:
-        serve_bridge(*args.serve_bridge)
+        url, client_id, workers = args.serve_bridge
+        serve_bridge(url, client_id, int(workers) or None)
         return
 
     workdir = tempfile.TemporaryDirectory(prefix="tuanbox-bench-")
@@ -332,7 +349,8 @@ def main() -> None:
             )
     # The bridge and the lockers run in processes of their own, as they would on their own
     # machines: their JSON and paho work does not compete for one interpreter's GIL.
-    bridge = child("--serve-bridge", url, f"bench-{run}")
+    workers = args.inbound_workers or settings.bridge_inbound_workers
+    bridge = child("--serve-bridge", url, f"bench-{run}", str(workers))
     ready(bridge)
     until(lambda: rss_mib(bridge.pid) > 0, "bridge up")
     time.sleep(1)  # settle: threads started, pool warm (a reading, not a wait for a result)
@@ -401,19 +419,21 @@ def main() -> None:
 
     spy = None
     if args.profile:  # samples of the burst only, not of the lockers coming online
-        py_spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--idle"]
+        how = "--idle" if args.profile_idle else "--gil"
+        py_spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", how]
         spy = subprocess.Popen(
             [*py_spy, "-r", "100", "-f", "raw", "-o", args.profile, "-p", str(bridge.pid)],
             stdout=subprocess.DEVNULL,
         )
         time.sleep(1)  # py-spy attaching (a reading starts, not a wait for a result)
 
-    def bridge_stats() -> list[int]:
-        """The bridge's claiming and inbound transactions, acks and publishes so far."""
+    def bridge_stats() -> list[float]:
+        """The bridge's claiming and inbound transactions, acks and publishes so far, and the
+        seconds it spent claiming, in housekeeping and applying inbound batches."""
         assert bridge.stdin is not None and bridge.stdout is not None
         bridge.stdin.write("stats\n")
         bridge.stdin.flush()
-        return [int(x) for x in bridge.stdout.readline().split()]
+        return [float(x) for x in bridge.stdout.readline().split()]
 
     counters = bridge_stats()
     procs = {"bridge": bridge.pid, "lockers": lockers.pid, "broker": broker.pid}
@@ -494,7 +514,7 @@ def main() -> None:
         f"{rate:,.0f} commands/s ({rate / raw_rate:.0%} of raw); latency p50 "
         f"{pct(burst_lat, 50):.0f} ms, p99 {pct(burst_lat, 99):.0f} ms; {resent} sent again |"
     )
-    claims, batches, acks_in, _ = counters
+    claims, batches, acks_in, _, claim_s, housekeeping_s, inbound_s = counters
     out, back = legs
     print(
         f"| burst legs | claimed → locker's final ack p50 {pct(out, 50):.0f} ms, p99 "
@@ -502,8 +522,14 @@ def main() -> None:
         f"{pct(back, 99):.0f} ms |"
     )
     print(
-        f"| bridge transactions during the burst | {claims} claiming; {batches} inbound for "
-        f"{acks_in} acks ({acks_in / max(batches, 1):.0f} a transaction) |"
+        f"| bridge transactions during the burst | {claims:.0f} claiming; {batches:.0f} inbound "
+        f"for {acks_in:.0f} acks ({acks_in / max(batches, 1):.0f} a transaction; "
+        f"{workers} inbound workers) |"
+    )
+    print(
+        f"| bridge busy during the burst ({burst_s:.1f} s) | claiming {claim_s:.1f} s, "
+        f"housekeeping {housekeeping_s:.1f} s, applying inbound {inbound_s:.1f} s (summed over "
+        f"the workers); mean inbound transaction {inbound_s / max(batches, 1) * 1000:.0f} ms |"
     )
     print(
         f"| CPU during the burst ({burst_s:.1f} s) | "
@@ -523,7 +549,8 @@ def main() -> None:
     )
     print(
         f"| bridge resident memory (VmRSS) | idle {rss['idle']:.0f} MiB; with {args.lockers} "
-        f"lockers online {rss['lockers']:.0f} MiB; after the burst {rss['burst']:.0f} MiB |"
+        f"lockers online {rss['lockers']:.0f} MiB; after the burst {rss['burst']:.0f} MiB; "
+        f"{(rss['burst'] - rss['idle']) * 1000 / args.lockers:.0f} MiB per 1,000 lockers |"
     )
 
 

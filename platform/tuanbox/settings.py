@@ -225,6 +225,9 @@ class Settings(BaseSettings):
     # transaction commits, so this bounds how many one transaction applies: under MQTT 3.1.1,
     # Mosquitto's default of 20 made a burst of 4,000 acks 200 transactions.
     bridge_mqtt_inflight: int = Field(default=1000, gt=0, le=65535)
+    # Inbound workers of one bridge, each with its own transactions; a locker's messages all go
+    # to the same worker (by its id), so they are applied in the order they arrived.
+    bridge_inbound_workers: int = Field(default=4, gt=0, le=64)
     # Outbox poll of a bridge that PostgreSQL LISTEN/NOTIFY wakes on every commit that queues
     # commands (it wakes sooner for a due retry); on SQLite, or while its LISTEN connection is
     # down, a bridge polls every 50 ms instead.

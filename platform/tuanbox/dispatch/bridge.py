@@ -45,6 +45,7 @@ a stopped one leaves no session behind to queue messages for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -53,6 +54,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,10 +74,10 @@ from edge.protocol.errors import ProtocolError
 from edge.protocol.topics import Kind, parse_topic, shared_subscription, subscription, topic
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import bind_settings, session_scope
-from tuanbox.dispatch import outbox
+from tuanbox.dispatch import mqtt5, outbox
 from tuanbox.dispatch.failures import record_failure
 from tuanbox.dispatch.listen import OutboxListener
-from tuanbox.dispatch.models import InboundFailure
+from tuanbox.dispatch.models import InboundFailure, OutboxCommand
 from tuanbox.fulfilment import inbound, lifecycle
 from tuanbox.fulfilment.alerts import open_alert
 from tuanbox.fulfilment.models import OpsAlert
@@ -96,6 +98,10 @@ HOUSEKEEPING_S = 0.5
 # MQTT 5 session expiry meaning "never": the broker keeps a persistent bridge's session (its
 # subscriptions and the QoS 1 messages queued for it) however long the bridge is away.
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+# Acks move a locker's last_seen_at only when it is older than this (or the locker is marked
+# offline): in a burst, writing the same lockers' rows again in every batch doubled the rows
+# each batch wrote, for a time that only has to be fresh against locker_offline_after_s.
+LAST_SEEN_GRAIN_S = 5.0
 DEAD_LETTER_NEXT_STEP = (
     "Fix the cause, then replay the payload kept in inbound_failures under this key, "
     "or apply its effect by hand; the locker will not send it again."
@@ -120,6 +126,11 @@ class BridgeStats:
     claims: int = 0  # claiming transactions
     batches: int = 0  # inbound transactions committed
     by_kind: dict[str, int] = field(default_factory=dict)
+    # Seconds spent in claiming passes, in housekeeping, and applying inbound batches (summed
+    # over the inbound workers): where a bridge's time goes, next to the time it waits.
+    claim_s: float = 0.0
+    housekeeping_s: float = 0.0
+    inbound_s: float = 0.0
 
 
 class Bridge:
@@ -137,6 +148,7 @@ class Bridge:
         durable: bool | None = None,
         inbound_batch: int = 200,
         inbox_size: int = 10_000,
+        inbound_workers: int | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -145,7 +157,14 @@ class Bridge:
         self.poll_s = settings.bridge_poll_s if poll_s is None else poll_s
         self.durable = settings.bridge_durable if durable is None else durable
         self.inbound_batch = inbound_batch
-        self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=inbox_size)
+        workers = settings.bridge_inbound_workers if inbound_workers is None else inbound_workers
+        # One inbox per inbound worker; a locker's messages all go to the same one (by its id),
+        # so each locker's messages are applied in the order they arrived, and the workers'
+        # transactions (on disjoint lockers) overlap their round trips and commits.
+        self._inboxes: list[queue.Queue[mqtt.MQTTMessage]] = [
+            queue.Queue(maxsize=max(inbox_size // workers, 1)) for _ in range(workers)
+        ]
+        self._stats_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.client_id = client_id or default_client_id(durable=self.durable)
         self.stats = BridgeStats()
@@ -169,6 +188,7 @@ class Bridge:
         # with us (under MQTT 3.1.1 its max_inflight_messages, 20 by default, caps a batch of
         # inbound messages applied in one transaction at 20). Our own publishes are capped the
         # same, and by the broker's Receive Maximum once it connects (see _on_connect).
+        mqtt5.share_property_tables()  # paho's per-message tables were a quarter of our CPU
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -204,10 +224,9 @@ class Bridge:
             properties=properties,
         )
         self.client.loop_start()
-        targets: list[tuple[Callable[[], None], str]] = [
-            (self.run, "outbox"),
-            (self._inbound, "inbound"),
-        ]
+        targets: list[tuple[Callable[[], None], str]] = [(self.run, "outbox")]
+        for k, inbox in enumerate(self._inboxes):
+            targets.append((functools.partial(self._inbound, inbox), f"inbound{k}"))
         if self.listener is not None:
             targets.append((self.listener.run, "listen"))
         for target, name in targets:
@@ -233,10 +252,14 @@ class Bridge:
             pause = FAST_POLL_S
             try:
                 now = self.clock()
+                began = time.perf_counter()
                 published = self._publish_due(now) if self.connected.is_set() else 0
+                claimed_at = time.perf_counter()
+                self.stats.claim_s += claimed_at - began
                 if time.monotonic() >= housekeeping_at:
                     self._housekeeping(now)
                     housekeeping_at = time.monotonic() + HOUSEKEEPING_S
+                    self.stats.housekeeping_s += time.perf_counter() - claimed_at
                 pause = self._pause()
             except Exception:
                 # Supervisor loop: a DB or broker hiccup must not end the bridge; the rows
@@ -271,17 +294,27 @@ class Bridge:
 
     def _housekeeping(self, now: datetime) -> None:
         """Expire commands past their TTL, stall accepted ones past the accepted timeout (and
-        re-send those), and note when the next retry or timeout comes due."""
+        re-send those), and note when the next retry or timeout comes due.
+
+        One read tells whether anything is to expire or stall; only then are those rows
+        locked and moved (a pass of a busy bridge is one round trip, not three)."""
+        limit = self.settings.bridge_batch
         with session_scope(self.session_factory) as session:
             bind_settings(session, self.settings)
-            expired = outbox.expire_due(session, now=now, limit=self.settings.bridge_batch)
+            times = outbox.due_times(session)
+            expired = []
+            if times.expiry is not None and times.expiry <= now:
+                expired = outbox.expire_due(session, now=now, limit=limit)
             for command in expired:
                 inbound.command_expired(session, command)
-            stalled = outbox.stall_due(session, now=now, limit=self.settings.bridge_batch)
+            stalled = []
+            if times.stall is not None and times.stall <= now:
+                stalled = outbox.stall_due(session, now=now, limit=limit)
             for command in stalled:
                 inbound.command_stalled(session, command, settings=self.settings, now=now)
             resend = [(command.locker_id, command.body.encode()) for command in stalled]
-            due = outbox.next_due_at(session)
+            # Stalling moved rows out of "accepted": the next due time is read again then.
+            due = outbox.next_due_at(session) if stalled else times.due
         self._due_at = due
         self.stats.expired += len(expired)
         self.stats.stalled += len(stalled)
@@ -295,19 +328,14 @@ class Bridge:
         with session_scope(self.session_factory) as session:
             # A window over all bridges: more unacked commands than the broker queues for a
             # slow consumer (Mosquitto drops beyond max_queued_messages) would only come back
-            # as retries after the ack timeout.
-            window = self.settings.command_max_in_flight - outbox.in_flight(session, now=now)
-            limit = min(self.settings.bridge_batch, window)
-            claimed = (
-                outbox.claim_due(
-                    session,
-                    now=now,
-                    limit=limit,
-                    ack_timeout_s=self.settings.command_ack_timeout_s,
-                    retry_max_s=self.settings.command_retry_max_s,
-                )
-                if limit > 0
-                else []
+            # as retries after the ack timeout. Counted in the claiming statement itself.
+            claimed, window = outbox.claim_window(
+                session,
+                now=now,
+                limit=self.settings.bridge_batch,
+                ack_timeout_s=self.settings.command_ack_timeout_s,
+                retry_max_s=self.settings.command_retry_max_s,
+                max_in_flight=self.settings.command_max_in_flight,
             )
         self._held_back = window <= len(claimed)
         if claimed:  # their retries come due an ack timeout from now at the soonest
@@ -380,27 +408,46 @@ class Bridge:
             log.warning("bridge disconnected", extra={"reason": str(reason_code)})
 
     def inbound_backlog(self) -> int:
-        """Messages received and not yet taken up by the inbound worker."""
-        return self._inbox.qsize()
+        """Messages received and not yet taken up by an inbound worker."""
+        return sum(inbox.qsize() for inbox in self._inboxes)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        # Bounded hand-over to the inbound worker. When it is full, paho's thread waits (and
-        # the broker holds further QoS 1 messages): backpressure, never a dropped message.
-        self._inbox.put(msg)
+        # Bounded hand-over to the locker's inbound worker. When its inbox is full, paho's
+        # thread waits (and the broker holds further QoS 1 messages): backpressure, never a
+        # dropped message.
+        self._inboxes[self._worker_of(msg.topic)].put(msg)
 
-    def _inbound(self) -> None:
-        """Apply queued messages in batches: one transaction, then PUBACK each of them."""
+    def _worker_of(self, name: str) -> int:
+        """The inbound worker of a topic's locker (every message of one locker goes to the
+        same worker, so a locker's messages are applied in order); worker 0 for a topic that
+        names no locker (it is refused there)."""
+        if len(self._inboxes) == 1:
+            return 0
+        try:
+            locker_id = parse_topic(name)[0]
+        except ProtocolError:
+            return 0
+        return zlib.crc32(locker_id.encode()) % len(self._inboxes)
+
+    def _inbound(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> None:
+        """Apply one worker's queued messages in batches: one transaction, then PUBACK each.
+
+        Workers run side by side, each on lockers of its own: their PUBACKs interleave, which
+        the broker accepts (it matches a PUBACK to its message by packet id)."""
         while not self._stop.is_set():
             try:
-                batch = [self._inbox.get(timeout=0.2)]
+                batch = [inbox.get(timeout=0.2)]
             except queue.Empty:
                 continue
             while len(batch) < self.inbound_batch:
                 try:
-                    batch.append(self._inbox.get_nowait())
+                    batch.append(inbox.get_nowait())
                 except queue.Empty:
                     break
+            began = time.perf_counter()
             self._apply_batch(batch)
+            with self._stats_lock:
+                self.stats.inbound_s += time.perf_counter() - began
 
     def _apply_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
         if len(batch) == 1:
@@ -440,7 +487,8 @@ class Bridge:
                     log.exception("recording a failure failed, message left unacked", extra=extra)
                     return
                 if dead:
-                    self.stats.dead_letters += 1
+                    with self._stats_lock:
+                        self.stats.dead_letters += 1
                     self.client.ack(msg.mid, msg.qos)
                     return
         # Stopping: unacknowledged, so the broker hands it to us again after a reconnect.
@@ -448,25 +496,36 @@ class Bridge:
     def _commit(self, batch: list[mqtt.MQTTMessage]) -> None:
         """Apply messages in one transaction, then acknowledge each of them."""
         counts: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
         with session_scope(self.session_factory) as session:
             bind_settings(session, self.settings)
             now = self.clock()
             acks: list[tuple[str, Ack]] = []
             for msg in batch:
-                counts[self._apply_one(session, msg, now, acks)] += 1
+                counts[self._apply_one(session, msg, now, acks, kinds)] += 1
             # Acks of the whole batch in one locking read (they commute with the rest).
-            moved = outbox.record_acks(
+            moved = outbox.apply_acks(
                 session,
                 acks,
                 now=now,
                 accepted_timeout_s=self.settings.command_accepted_timeout_s,
             )
-            for command in moved:
-                inbound.command_settled(session, command)
-            inbound.heard_from_many(session, [locker for locker, _ in acks], now=now)
-        for key, value in counts.items():
-            setattr(self.stats, key, getattr(self.stats, key) + value)
-        self.stats.batches += 1
+            for failed in (m.id for m in moved if m.status in inbound.SETTLED_WITH_ALERT):
+                command = session.get(OutboxCommand, failed, populate_existing=True)
+                if command is not None:
+                    inbound.command_settled(session, command)
+            inbound.heard_from_many(
+                session,
+                [locker for locker, _ in acks],
+                now=now,
+                grain_s=last_seen_grain_s(self.settings),
+            )
+        with self._stats_lock:  # several inbound workers count into one set of figures
+            for key, value in counts.items():
+                setattr(self.stats, key, getattr(self.stats, key) + value)
+            for kind, value in kinds.items():
+                self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + value
+            self.stats.batches += 1
         for msg in batch:
             self.client.ack(msg.mid, msg.qos)
         if moved and self._held_back:
@@ -512,13 +571,18 @@ class Bridge:
         return True
 
     def _apply_one(
-        self, session: Session, msg: mqtt.MQTTMessage, now: datetime, acks: list[tuple[str, Ack]]
+        self,
+        session: Session,
+        msg: mqtt.MQTTMessage,
+        now: datetime,
+        acks: list[tuple[str, Ack]],
+        kinds: Counter[str],
     ) -> str:
         """Apply one message in the batch's transaction; return the stats field to count."""
         try:
             locker_id, kind = parse_topic(msg.topic)
             payload = bytes(msg.payload)
-            self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+            kinds[kind] += 1
             if kind == "evt":
                 event = decode_event(payload)
                 if event.locker_id != locker_id:
@@ -587,6 +651,12 @@ class Bridge:
                 detail=f"{msg.topic}: refused, {exc.code}: {exc.message}",
             )
         return True
+
+
+def last_seen_grain_s(settings: Settings) -> float:
+    """How stale a locker's ``last_seen_at`` may get before an ack moves it again: a tenth of
+    the time after which a silent locker counts as offline, at most LAST_SEEN_GRAIN_S."""
+    return min(LAST_SEEN_GRAIN_S, settings.locker_offline_after_s / 10)
 
 
 def no_delay(client: mqtt.Client) -> None:

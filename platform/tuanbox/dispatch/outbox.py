@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Float,
+    Integer,
     Interval,
     Select,
+    Table,
+    bindparam,
     func,
     literal,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, SessionTransaction
@@ -157,14 +163,69 @@ def claim_due(
     rows to be claimed again when their next attempt comes due: at least once, and the
     locker answers a repeated command id with the same ack.
     """
-    if max_in_flight is not None:
-        # A window over all bridges: more unacked commands than the broker queues for a slow
-        # consumer (Mosquitto drops beyond max_queued_messages) would only come back as
-        # retries after the ack timeout.
-        limit = min(limit, max_in_flight - in_flight(session, now=now))
-        if limit <= 0:
-            return []
-    due = (
+    return claim_window(
+        session,
+        now=now,
+        limit=limit,
+        ack_timeout_s=ack_timeout_s,
+        retry_max_s=retry_max_s,
+        max_in_flight=max_in_flight,
+    )[0]
+
+
+def claim_window(
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    ack_timeout_s: float,
+    retry_max_s: float,
+    max_in_flight: int | None = None,
+) -> tuple[list[Claimed], int]:
+    """`claim_due`, and the in-flight window as it was before this claim: how many more
+    commands could be sent (``limit`` when there is no window). The bridge's path: on
+    PostgreSQL the window, the locking read and the update are one statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "now": now,
+            "limit": limit,
+            "max_in_flight": limit if max_in_flight is None else max_in_flight,
+            "ack_timeout_s": ack_timeout_s,
+            "retry_max_s": retry_max_s,
+        }
+        result = session.execute(
+            _claim_statement(windowed=max_in_flight is not None),
+            params,
+            execution_options={"synchronize_session": False},
+        ).all()
+        taken = sorted(
+            (r for r in result if r.id is not None), key=lambda r: (r.due_at, r.created_at)
+        )
+        claimed = [Claimed(r.id, r.locker_id, r.body.encode(), r.attempts) for r in taken]
+        return claimed, int(result[0].n)
+    due = _due(literal(now, OutboxCommand.next_attempt_at.type))
+    # A window over all bridges: more unacked commands than the broker queues for a slow
+    # consumer (Mosquitto drops beyond max_queued_messages) would only come back as retries
+    # after the ack timeout.
+    window = limit if max_in_flight is None else max_in_flight - in_flight(session, now=now)
+    if min(limit, window) <= 0:
+        return [], window
+    rows = session.scalars(due.limit(min(limit, window))).all()
+    claimed = []
+    for row in rows:
+        row.attempts += 1
+        row.status = "sent"
+        row.last_sent_at = now
+        row.next_attempt_at = now + backoff(row.attempts, base_s=ack_timeout_s, max_s=retry_max_s)
+        claimed.append(Claimed(row.id, row.locker_id, row.body.encode(), row.attempts))
+    session.flush()
+    return claimed, window
+
+
+def _due(now: Any) -> Select[Any]:
+    """Due commands of online lockers, oldest due first, locked (skipping those another
+    bridge holds)."""
+    return (
         select(OutboxCommand)
         .join(Locker, Locker.id == OutboxCommand.locker_id)
         .where(
@@ -174,55 +235,51 @@ def claim_due(
             Locker.online.is_(True),
         )
         .order_by(OutboxCommand.next_attempt_at, OutboxCommand.created_at)
-        .limit(limit)
         .with_for_update(skip_locked=True, of=OutboxCommand)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        return _claim_at_once(
-            session, due, now=now, ack_timeout_s=ack_timeout_s, retry_max_s=retry_max_s
-        )
-    rows = session.scalars(due).all()
-    claimed = []
-    for row in rows:
-        row.attempts += 1
-        row.status = "sent"
-        row.last_sent_at = now
-        row.next_attempt_at = now + backoff(row.attempts, base_s=ack_timeout_s, max_s=retry_max_s)
-        claimed.append(Claimed(row.id, row.locker_id, row.body.encode(), row.attempts))
-    session.flush()
-    return claimed
 
 
-def _claim_at_once(
-    session: Session,
-    due: Select[Any],
-    *,
-    now: datetime,
-    ack_timeout_s: float,
-    retry_max_s: float,
-) -> list[Claimed]:
-    """`claim_due` in one statement: lock the due rows (skipping those another bridge holds)
-    and push their next attempt back by `backoff` (the same formula, in SQL)."""
+@functools.cache
+def _claim_statement(*, windowed: bool) -> Select[Any]:
+    """`claim_window` on PostgreSQL in one statement: count the window, lock the due rows
+    within it and push their next attempt back by `backoff` (the same formula, in SQL). The
+    window comes back on a row of its own even when nothing was claimed (an outer join of the
+    window with the updated rows). Built once with bound parameters (now, limit,
+    max_in_flight, ack_timeout_s, retry_max_s), so a pass neither rebuilds nor re-keys it."""
+    now = bindparam("now", type_=OutboxCommand.next_attempt_at.type)
+    limit = bindparam("limit", type_=Integer())
+    if windowed:
+        window = (
+            select((bindparam("max_in_flight", type_=Integer()) - func.count()).label("n"))
+            .select_from(OutboxCommand)
+            .where(OutboxCommand.status == "sent", OutboxCommand.next_attempt_at > now)
+        ).cte("window")
+    else:  # max_in_flight is then passed as the limit
+        window = select(bindparam("max_in_flight", type_=Integer()).label("n")).cte("window")
+    room = func.greatest(0, func.least(limit, select(window.c.n).scalar_subquery()))
     picked = (
-        due.with_only_columns(
+        _due(now)
+        .with_only_columns(
             OutboxCommand.id.label("id"),
             OutboxCommand.next_attempt_at.label("due_at"),
             OutboxCommand.created_at.label("created_at"),
         )
+        .limit(room)
     ).cte("due")
     # backoff(attempts + 1): doubling from the ack timeout, capped, with 10 % jitter per row.
+    ack_timeout_s = bindparam("ack_timeout_s", type_=Float())
+    retry_max_s = bindparam("retry_max_s", type_=Float())
     delay_s = func.least(ack_timeout_s * func.power(2, OutboxCommand.attempts), retry_max_s) * (
         1 + func.random() * 0.1
     )
-    statement = (
+    claimed = (
         update(OutboxCommand)
         .where(OutboxCommand.id == picked.c.id)
         .values(
             attempts=OutboxCommand.attempts + 1,
             status="sent",
             last_sent_at=now,
-            next_attempt_at=literal(now, OutboxCommand.next_attempt_at.type)
-            + func.make_interval(0, 0, 0, 0, 0, 0, delay_s, type_=Interval()),
+            next_attempt_at=now + func.make_interval(0, 0, 0, 0, 0, 0, delay_s, type_=Interval()),
         )
         .returning(
             OutboxCommand.id,
@@ -232,10 +289,8 @@ def _claim_at_once(
             picked.c.due_at,
             picked.c.created_at,
         )
-        .execution_options(synchronize_session=False)
-    )
-    rows = sorted(session.execute(statement).all(), key=lambda r: (r.due_at, r.created_at))
-    return [Claimed(r.id, r.locker_id, r.body.encode(), r.attempts) for r in rows]
+    ).cte("claimed")
+    return select(window.c.n, *claimed.c).select_from(window.outerjoin(claimed, true()))
 
 
 def expire_due(session: Session, *, now: datetime, limit: int) -> list[OutboxCommand]:
@@ -289,31 +344,79 @@ def record_ack(
 def record_acks(
     session: Session, acks: list[tuple[str, Ack]], *, now: datetime, accepted_timeout_s: float
 ) -> list[OutboxCommand]:
-    """`record_ack` for many acks with one locking read: the bridge's batched path.
+    """`record_ack` for many acks: `apply_acks`, then the commands that moved, loaded."""
+    moved = apply_acks(session, acks, now=now, accepted_timeout_s=accepted_timeout_s)
+    if not moved:
+        return []
+    rows = {
+        row.id: row
+        for row in session.scalars(
+            select(OutboxCommand)
+            .where(OutboxCommand.id.in_([m.id for m in moved]))
+            .execution_options(populate_existing=True)
+        )
+    }
+    return [rows[m.id] for m in moved]
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A command whose status an ack moved, and the status it moved to."""
+
+    id: str
+    status: str
+
+
+_ACK_COLUMNS = ("status", "acked_at", "ack_code", "ack_detail")
+
+
+def apply_acks(
+    session: Session, acks: list[tuple[str, Ack]], *, now: datetime, accepted_timeout_s: float
+) -> list[Moved]:
+    """Apply a batch of acks (the bridge's path): one locking read of the commands in id order
+    (so concurrent bridges never deadlock), the rank rules in Python, then one executemany
+    UPDATE per set of columns written (Core: no ORM unit of work). Acks of one command in the
+    batch fold into one write (accepted then done: done, with the accepted timeout noted as
+    `_move` notes it); an ack from another locker than the command's, a stale or a repeated
+    one, or one for an expired command changes nothing.
 
     (One UPDATE ... FROM (VALUES ...) for the whole batch was measured slower on PostgreSQL
     than these per-row UPDATEs, which psycopg pipelines: planning the VALUES list cost more
     than it saved, and its row locks would no longer be taken in id order.)"""
     if not acks:
         return []
-    rows = {
-        row.id: row
-        for row in session.scalars(
-            select(OutboxCommand)
-            .where(OutboxCommand.id.in_({ack.command_id for _, ack in acks}))
-            .order_by(OutboxCommand.id)  # a fixed lock order: concurrent bridges never deadlock
+    table: Table = OutboxCommand.__table__  # type: ignore[assignment]
+    held = {
+        row.id: (row.locker_id, row.status)
+        for row in session.execute(
+            select(table.c.id, table.c.locker_id, table.c.status)
+            .where(table.c.id.in_({ack.command_id for _, ack in acks}))
+            .order_by(table.c.id)
             .with_for_update()
         )
     }
-    moved: dict[str, OutboxCommand] = {}
+    changes: dict[str, dict[str, Any]] = {}
     for locker_id, ack in acks:
-        row = rows.get(ack.command_id)
-        if row is None or row.locker_id != locker_id:
+        found = held.get(ack.command_id)
+        if found is None or found[0] != locker_id:
             continue
-        if _move(row, ack, now=now, accepted_timeout_s=accepted_timeout_s):
-            moved[row.id] = row
-    session.flush()
-    return list(moved.values())
+        status = found[1]
+        if status == "expired" or _ACK_RANK[ack.status] <= _ACK_RANK.get(status, 2):
+            continue
+        held[ack.command_id] = (locker_id, ack.status)
+        change = changes.setdefault(ack.command_id, {"b_id": ack.command_id})
+        change.update(status=ack.status, acked_at=ack.at, ack_code=ack.code, ack_detail=ack.detail)
+        if ack.status == "accepted":
+            # From now on the row waits for "done", on our clock: see stall_due.
+            change["next_attempt_at"] = now + timedelta(seconds=accepted_timeout_s)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes.values():
+        by_columns.setdefault(tuple(sorted(change)), []).append(change)
+    for columns, params in by_columns.items():
+        values: dict[str, Any] = {name: bindparam(name) for name in columns if name != "b_id"}
+        statement = update(table).where(table.c.id == bindparam("b_id")).values(values)
+        session.execute(statement, params)
+    return [Moved(command_id, change["status"]) for command_id, change in changes.items()]
 
 
 def stall_due(session: Session, *, now: datetime, limit: int) -> list[OutboxCommand]:
@@ -347,6 +450,33 @@ def reschedule_locker(session: Session, locker_id: str, *, now: datetime) -> int
     if moved:
         notify_bridges(session)
     return moved
+
+
+@dataclass(frozen=True)
+class DueTimes:
+    """When the outbox next needs a bridge's housekeeping, as of one read."""
+
+    expiry: datetime | None  # the earliest expiry of an open command
+    stall: datetime | None  # the earliest accepted timeout
+    due: datetime | None  # the earliest retry or accepted timeout (`next_due_at`)
+
+
+def due_times(session: Session) -> DueTimes:
+    """The housekeeping's one read: whether anything is to expire or stall now, and when the
+    next retry or timeout comes due (three minimums in one round trip, instead of the locking
+    reads of `expire_due` and `stall_due` on every pass)."""
+    open_ = OutboxCommand.status.in_(OPEN_STATUSES)
+    accepted = OutboxCommand.status == "accepted"
+    row = session.execute(
+        select(
+            select(func.min(OutboxCommand.expires_at)).where(open_).scalar_subquery(),
+            select(func.min(OutboxCommand.next_attempt_at)).where(accepted).scalar_subquery(),
+            select(func.min(OutboxCommand.next_attempt_at)).where(open_).scalar_subquery(),
+        )
+    ).one()
+    expiry, stall, retry = (as_utc(value) if value else None for value in row)
+    due = min((t for t in (stall, retry) if t is not None), default=None)
+    return DueTimes(expiry=expiry, stall=stall, due=due)
 
 
 def next_due_at(session: Session) -> datetime | None:

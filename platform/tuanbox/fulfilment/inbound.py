@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -62,19 +62,32 @@ def heard_from(session: Session, locker: Locker, *, now: datetime) -> None:
         outbox.request_sync(session, locker.id, now=now, ttl_s=ttl_s, reason="reconnect")
 
 
-def heard_from_many(session: Session, locker_ids: Iterable[str], *, now: datetime) -> None:
+def heard_from_many(
+    session: Session, locker_ids: Iterable[str], *, now: datetime, grain_s: float = 0.0
+) -> None:
     """`heard_from` for many lockers (a batch of acks): one locking read in id order (so
     concurrent bridges never deadlock), then one UPDATE of the rows it holds, rather than one
-    per locker; those found offline come online as `heard_from` brings them."""
+    per locker; those found offline come online as `heard_from` brings them.
+
+    With ``grain_s``, a locker marked online whose ``last_seen_at`` is less than that old is
+    left alone (neither locked nor written): in a burst, the same lockers ack again and again,
+    and their last_seen_at needs to be fresh only against locker_offline_after_s."""
     ids = sorted(set(locker_ids))
     if not ids:
         return
-    found = session.execute(
-        select(Locker.id, Locker.online)
-        .where(Locker.id.in_(ids))
-        .order_by(Locker.id)
-        .with_for_update()
-    ).all()
+    query = select(Locker.id, Locker.online).where(Locker.id.in_(ids))
+    if grain_s > 0:
+        cutoff = now - timedelta(seconds=grain_s)
+        query = query.where(
+            or_(
+                Locker.online.is_(False),
+                Locker.last_seen_at.is_(None),
+                Locker.last_seen_at < cutoff,
+            )
+        )
+    found = session.execute(query.order_by(Locker.id).with_for_update()).all()
+    if not found:
+        return
     session.execute(
         update(Locker)
         .where(Locker.id.in_([locker_id for locker_id, _ in found]))
@@ -336,9 +349,13 @@ def _order_ids(session: Session, booking: Booking | None) -> list[str]:
     )
 
 
+# The final acks `command_settled` raises an alert for (the others need nothing more).
+SETTLED_WITH_ALERT = ("rejected", "failed")
+
+
 def command_settled(session: Session, command: OutboxCommand) -> None:
     """After an ack moved a command: failures become alerts with the locker's reason."""
-    if command.status not in ("rejected", "failed"):
+    if command.status not in SETTLED_WITH_ALERT:
         return
     booking = _booking_of_command(session, command)
     order_ids = _order_ids(session, booking)

@@ -65,3 +65,50 @@ def test_acks_move_forward_only_and_only_for_their_locker(db_session: Session) -
         db_session, ack("done"), locker_id=locker, now=now, accepted_timeout_s=60
     )
     assert late is None
+
+
+def test_a_batch_of_acks_folds_per_command_as_one_by_one_would(db_session: Session) -> None:
+    now = datetime.now(UTC)
+    locker, other = _locker(db_session), _locker(db_session)
+    fresh, accepted, stale, expired, stalled = (
+        outbox.enqueue(db_session, locker, "sync", SyncPayload(), now=now, ttl_s=60)
+        for _ in range(5)
+    )
+    accepted.status, expired.status, stalled.status = "accepted", "expired", "stalled"
+    stale.status = "done"
+    db_session.flush()
+    later = now + timedelta(seconds=5)
+
+    def ack(command: OutboxCommand, status: str, code: str | None = None) -> Ack:
+        return Ack(command_id=command.id, status=status, code=code, at=later)
+
+    moved = outbox.apply_acks(
+        db_session,
+        [
+            (other, ack(fresh, "failed", "FORGED")),  # another locker's: ignored
+            (locker, ack(fresh, "accepted")),
+            (locker, ack(fresh, "done")),
+            (locker, ack(fresh, "done")),  # a repeat changes nothing
+            (locker, ack(fresh, "accepted")),  # late: changes nothing
+            (locker, ack(accepted, "done")),
+            (locker, ack(stale, "accepted")),
+            (locker, ack(expired, "done")),
+            (locker, ack(stalled, "failed", "INTERRUPTED")),
+        ],
+        now=now,
+        accepted_timeout_s=60,
+    )
+    assert {(m.id, m.status) for m in moved} == {
+        (fresh.id, "done"),
+        (accepted.id, "done"),
+        (stalled.id, "failed"),
+    }
+    for row in (fresh, accepted, stale, expired, stalled):
+        db_session.refresh(row)
+    # accepted then done in one batch: done, with the accepted timeout set on the way.
+    assert (fresh.status, fresh.ack_code) == ("done", None)
+    assert fresh.next_attempt_at == now + timedelta(seconds=60)
+    assert fresh.acked_at == later
+    assert (accepted.status, stale.status, expired.status) == ("done", "done", "expired")
+    assert (stalled.status, stalled.ack_code) == ("failed", "INTERRUPTED")
+    assert outbox.apply_acks(db_session, [], now=now, accepted_timeout_s=60) == []
