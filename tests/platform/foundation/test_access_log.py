@@ -51,7 +51,9 @@ def test_access_log_of_tuanbox_api_never_holds_the_ops_hand_over_token(tmp_path:
             except httpx.HTTPError:
                 return proc.poll() is not None  # died: stop waiting, fail below
 
-        wait_until(up, timeout=30, what="tuanbox api to answer /healthz")
+        # A process that dies stops the wait at once; a live one may need a while to import
+        # and migrate on a loaded machine (25 s at a load of 20 on two cores).
+        wait_until(up, timeout=120, what="tuanbox api to answer /healthz")
         assert proc.poll() is None, proc.communicate(timeout=10)
         with httpx.Client(base_url=base, follow_redirects=False, timeout=5) as client:
             good = client.get("/ops/login", params={"token": token})
