@@ -1,9 +1,11 @@
-"""The agent's one local SQLite database (WAL): everything that must survive a power cut.
+"""The agent's local SQLite databases (WAL): everything that must survive a power cut.
 
-Holds applied command ids with their final ack, the event ``seq`` counter and outbox, the
-bounded telemetry buffer, the token ledger, reservations and armed pickups, keypad lockout
-and the boot counter. One connection shared by the agent's threads behind a lock;
-``transaction()`` makes a use case (apply a command and record its ack) atomic.
+The state database holds applied command ids with their final ack, the event ``seq`` counter
+and outbox, the token ledger, reservations and armed pickups, keypad lockout and the boot
+counter. One connection shared by the agent's threads behind a lock; ``transaction()``
+makes a use case (apply a command and record its ack) atomic. The bounded telemetry buffer
+lives in a file of its own beside it (``telemetry_db``), so that its frequent commits never
+hold up a pickup's ledger row.
 
 What waits to leave the locker (events, acks and telemetry points) shares one bound,
 ``outbox_max_rows``. Past it the oldest telemetry points go first (``dropped_points``) down
@@ -20,7 +22,6 @@ import json
 import sqlite3
 import threading
 import uuid
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.agent.errors import StoreError
+from edge.agent.telemetry_db import (
+    TELEMETRY_ROW_POINTS,
+    TelemetryDb,
+    TelemetryRow,
+    telemetry_path,
+)
 from edge.protocol.envelopes import Ack, Event, EventType, decode_ack, encode
 
 SCHEMA = """
@@ -39,8 +46,6 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, seq INTEGER,
     payload BLOB NOT NULL, shed INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS telemetry (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL, points INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS used_tokens (
     token_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, compartment TEXT NOT NULL,
     used_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'used', item_seen INTEGER);
@@ -51,24 +56,18 @@ CREATE TABLE IF NOT EXISTS pickups (
     compartment TEXT PRIMARY KEY, order_id TEXT NOT NULL, token_id TEXT NOT NULL,
     code_hash TEXT NOT NULL, valid_until TEXT NOT NULL);
 """
-# Columns added after the first lockers shipped: (table, column, definition).
+# Columns added after the first lockers shipped: (table, column, definition). The telemetry
+# table of earlier releases is brought up to date, then moved to the telemetry database.
 ADDED_COLUMNS = (
     ("telemetry", "points", "INTEGER NOT NULL DEFAULT 1"),
     ("outbox", "shed", "INTEGER NOT NULL DEFAULT 0"),
     ("used_tokens", "state", "TEXT NOT NULL DEFAULT 'used'"),
     ("used_tokens", "item_seen", "INTEGER"),
 )
-# Counting the outbox and summing the telemetry points read these small indexes instead of
-# every payload.
+# Counting the outbox reads this small index instead of every payload.
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_shed ON outbox (shed, id);
-CREATE INDEX IF NOT EXISTS telemetry_points ON telemetry (id, points);
 """
-# Telemetry points per row: a commit stores its lines in rows of up to this many, joined by
-# newlines as line protocol wants them and deflated (line protocol shrinks about 11x), so
-# SQLite does one small row's work per hundred points and an SD card sees a tenth of the
-# writes. Rows from before hold plain text; both read back the same.
-TELEMETRY_ROW_POINTS = 100
 
 # Events that may be dropped, oldest first, once telemetry is gone and the bound is still hit.
 SHEDDABLE_EVENTS: frozenset[str] = frozenset({"pickup_rejected", "sensor_fault"})
@@ -82,13 +81,6 @@ class OutboxRow:
     kind: OutboxKind
     seq: int | None
     payload: bytes
-
-
-@dataclass(frozen=True)
-class TelemetryRow:
-    id: int
-    text: str  # one or more line-protocol lines, newline-separated
-    points: int
 
 
 @dataclass(frozen=True)
@@ -141,17 +133,32 @@ class Store:
             self._db.executescript(SCHEMA)
             for table, column, definition in ADDED_COLUMNS:
                 have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
+                if have and column not in have:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             self._db.executescript(INDEXES)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self._depth = 0
+        self.telemetry = TelemetryDb(telemetry_path(self.path), floor=self.telemetry_floor)
+        self._move_old_telemetry()
+
+    def _move_old_telemetry(self) -> None:
+        """Telemetry rows of a state database from before ``telemetry_db``: committed there
+        first, then dropped here (a crash in between sends them twice, loses none)."""
+        try:
+            if not self._db.execute("PRAGMA table_info(telemetry)").fetchall():
+                return
+            rows = self._db.execute("SELECT line, points FROM telemetry ORDER BY id").fetchall()
+            self.telemetry.adopt(rows)
+            self._db.execute("DROP TABLE telemetry")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot move telemetry out of {self.path}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self.telemetry.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -231,12 +238,11 @@ class Store:
         """Past ``outbox_max_rows``: oldest telemetry first, then the oldest sheddable events."""
         if self.outbox_max_rows is None:
             return
-        telemetry = self.telemetry_depth()
+        telemetry = self.telemetry.depth  # no lock taken: read as of its last commit
         over = self.outbox_depth() + telemetry - self.outbox_max_rows
         if over <= 0:
             return
-        points = self._drop_oldest_telemetry(min(over, telemetry - self.telemetry_floor))
-        self._count("dropped_points", points)
+        points = self.telemetry.drop_oldest(min(over, telemetry - self.telemetry_floor))
         if over - points <= 0:
             return
         with self._lock:
@@ -288,7 +294,7 @@ class Store:
             )
             self.append_ack(ack)
 
-    # --- telemetry buffer ------------------------------------------------------------
+    # --- telemetry buffer (its own database: ``telemetry_db``) ------------------------
 
     def telemetry_commit(
         self,
@@ -299,120 +305,32 @@ class Store:
         sent_through: int = 0,
         row_points: int = TELEMETRY_ROW_POINTS,
     ) -> int:
-        """One transaction: forget rows InfluxDB took (ids up to ``sent_through``), add
-        ``lines``, and past the bounds drop the oldest rows. ``dropped`` counts points the
-        caller already lost; all drops land in ``dropped_points``. Returns the points dropped.
-
-        A commit that only forgets sent rows is not fsync'd (``synchronous=NORMAL`` for that
-        transaction; WAL keeps it atomic): a power cut may undo it, and then those rows are
-        sent again and InfluxDB overwrites each point with itself. An fsync there, while the
-        forwarder's next batch was in flight, slowed InfluxDB's own WAL writes on the same disk.
-        The next durable commit's fsync covers its frames anyway.
-        """
-        if not lines and not dropped and not sent_through:
-            return 0
-        rows = [
-            (_pack("\n".join(lines[i : i + row_points])), len(lines[i : i + row_points]))
-            for i in range(0, len(lines), row_points)
-        ]
-        with self._lock:
-            relaxed = not rows and not dropped and self._depth == 0
-            if relaxed:
-                self._pragma("PRAGMA synchronous=NORMAL")
-            try:
-                return self._telemetry_commit(rows, max_points, dropped, sent_through)
-            finally:
-                if relaxed:
-                    self._pragma("PRAGMA synchronous=FULL")
-
-    def _pragma(self, sql: str) -> None:
-        try:
-            self._db.execute(sql)
-        except sqlite3.Error as exc:
-            raise StoreError(f"state database: {exc}") from exc
-
-    def _telemetry_commit(
-        self, rows: list[tuple[bytes, int]], max_points: int, dropped: int, sent_through: int
-    ) -> int:
-        with self.transaction():
-            with self._lock:
-                if sent_through:
-                    self._db.execute("DELETE FROM telemetry WHERE id <= ?", (sent_through,))
-                self._db.executemany("INSERT INTO telemetry (line, points) VALUES (?, ?)", rows)
-            limit = max_points
-            if self.outbox_max_rows is not None:
-                room = self.outbox_max_rows - self.outbox_depth()
-                limit = min(limit, max(room, self.telemetry_floor))
-            gone = self._drop_oldest_telemetry(self.telemetry_depth() - max(limit, 0))
-            self._count("dropped_points", gone + dropped)
-        return gone + dropped
-
-    def _drop_oldest_telemetry(self, n: int) -> int:
-        """Delete the ``n`` oldest points (fewer if fewer wait); the points deleted."""
-        if n <= 0:
-            return 0
-        whole: int | None = None  # rows up to this id go entirely
-        split: tuple[int, int] | None = None  # (id, lines to keep) of the boundary row
-        gone = 0
-        with self._lock:
-            cursor = self._db.execute(
-                "SELECT id, points FROM telemetry INDEXED BY telemetry_points ORDER BY id"
-            )
-            for row_id, points in cursor:
-                if gone + points > n:
-                    split, gone = (row_id, gone + points - n), n
-                    break
-                whole, gone = row_id, gone + points
-                if gone == n:
-                    break
-            cursor.close()
-            if whole is not None:
-                self._db.execute("DELETE FROM telemetry WHERE id <= ?", (whole,))
-            if split is not None:  # the boundary row keeps its newest lines
-                row_id, keep = split
-                (text,) = self._db.execute(
-                    "SELECT line FROM telemetry WHERE id = ?", (row_id,)
-                ).fetchone()
-                self._db.execute(
-                    "UPDATE telemetry SET line = ?, points = ? WHERE id = ?",
-                    (_pack("\n".join(_unpack(text).split("\n")[-keep:])), keep, row_id),
-                )
-        return gone
+        """Forget sent rows, add ``lines`` and keep the bounds, in one telemetry transaction
+        (``TelemetryDb.commit``); returns the points dropped. The room the outbox leaves is
+        read first, so the telemetry lock is never held while waiting for this one."""
+        limit = max_points
+        if self.outbox_max_rows is not None and (lines or dropped):
+            room = self.outbox_max_rows - self.outbox_depth()
+            limit = min(limit, max(room, self.telemetry_floor))
+        return self.telemetry.commit(
+            lines, limit, dropped=dropped, sent_through=sent_through, row_points=row_points
+        )
 
     def telemetry_batch(self, max_points: int, *, after: int = 0) -> list[TelemetryRow]:
         """The oldest rows after id ``after`` (sent already), up to ``max_points`` points
         (always at least one row)."""
-        batch: list[TelemetryRow] = []
-        total = 0
-        with self._lock:
-            try:
-                cursor = self._db.execute(
-                    "SELECT id, line, points FROM telemetry WHERE id > ? ORDER BY id", (after,)
-                )
-                for row_id, text, points in cursor:
-                    if batch and total + points > max_points:
-                        break
-                    batch.append(TelemetryRow(int(row_id), _unpack(text), int(points)))
-                    total += points
-                cursor.close()
-            except sqlite3.Error as exc:
-                raise StoreError(f"state database: {exc}") from exc
-        return batch
+        return self.telemetry.batch(max_points, after=after)
 
     def telemetry_waiting(self, *, after: int) -> bool:
-        return bool(
-            self._q(
-                "SELECT 1 FROM telemetry INDEXED BY telemetry_points WHERE id > ? LIMIT 1", (after,)
-            )
-        )
+        return self.telemetry.waiting(after=after)
 
     def telemetry_depth(self) -> int:
         """Points waiting (including rows sent but not yet forgotten, for up to one commit)."""
-        rows = self._q("SELECT coalesce(sum(points), 0) FROM telemetry INDEXED BY telemetry_points")
-        return int(rows[0][0])
+        return self.telemetry.depth
 
     def dropped_points(self) -> int:
-        return int(self.get_meta("dropped_points") or 0)
+        # Drops counted here by releases before the telemetry database, then there.
+        return int(self.get_meta("dropped_points") or 0) + self.telemetry.dropped()
 
     # --- token ledger ------------------------------------------------------------------
     # A QR token is ``pending`` from just before its unlock until the board confirms the door
@@ -542,11 +460,3 @@ class Store:
 
     def set_json(self, key: str, value: Any) -> None:
         self.set_meta(key, json.dumps(value))
-
-
-def _pack(text: str) -> bytes:
-    return zlib.compress(text.encode(), 1)
-
-
-def _unpack(value: str | bytes) -> str:
-    return zlib.decompress(value).decode() if isinstance(value, bytes) else value

@@ -113,6 +113,16 @@ def test_kill_9_mid_events_then_restart_delivers_every_seq(
         wait_until(lambda: len(platform.events) >= seq_at_kill + 40, 30, "events after restart")
         stop_feeding.set()
         feeder.join()
+        # Lines still on their way through the scanner and the agent's inbox become events
+        # after the outbox can already look empty: a last, distinct line (a wrong keypad
+        # code) is handled after every junk line before it, so once its event is out, no
+        # line is left behind it and the last seq below is the last one.
+        scanner_sim.scan("#0")
+        wait_until(
+            lambda: any(e.payload.get("reason") == "CODE_WRONG" for e in platform.events),
+            30,
+            "the last line's event",
+        )
 
         db = tmp_path / "state" / "agent.sqlite3"
         wait_until(lambda: _stored_seq(db)[1] == 0, 30, "the outbox to drain")

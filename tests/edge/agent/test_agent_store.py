@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from edge.agent.store import Store
 from edge.agent.telemetry import TelemetryBuffer
+from edge.agent.telemetry_db import telemetry_path
 from edge.protocol.envelopes import Ack, decode_event
 
 
@@ -173,3 +175,62 @@ def test_a_database_from_the_previous_release_is_migrated_in_place(tmp_path: Pat
     assert lines == [f"m v={i}i {i}" for i in range(1, 5)]
     assert store.dropped_points() == 1
     store.close()
+    with sqlite3.connect(db) as state:  # moved to the telemetry database, not copied
+        assert not state.execute("PRAGMA table_info(telemetry)").fetchall()
+    state.close()
+    again = Store(db, outbox_max_rows=1000)
+    assert again.telemetry_depth() == 4 and again.dropped_points() == 1
+    again.close()
+
+
+def test_a_pickup_ledger_row_never_waits_behind_a_telemetry_commit(tmp_path: Path) -> None:
+    """A telemetry commit stalled mid-transaction (as in a slow fsync) holds its own file and
+    lock only: the QR path's ``pending`` row and a door event still commit meanwhile."""
+    store = Store(tmp_path / "s.sqlite3", outbox_max_rows=1000)
+    buffer = TelemetryBuffer(store, 10_000)
+    inside, release = threading.Event(), threading.Event()
+
+    def stall(statement: str) -> None:
+        if statement.startswith("INSERT INTO telemetry"):
+            inside.set()
+            release.wait(30)
+
+    store.telemetry.connection.set_trace_callback(stall)
+    writer = threading.Thread(target=buffer.append, args=(["m v=1i 1"],))
+    writer.start()
+    assert inside.wait(10)
+    done: list[object] = []
+
+    def pickup() -> None:
+        now = datetime.now(UTC)
+        with store.transaction():
+            done.append(store.reserve_token("t1", "o1", "0-1", now, item_seen=True))
+        done.append(store.append_event("L1", "door_opened", {"compartment": "0-1"}, now).seq)
+
+    ledger = threading.Thread(target=pickup)
+    ledger.start()
+    ledger.join(10)
+    stalled = writer.is_alive()
+    release.set()
+    writer.join(10)
+    store.telemetry.connection.set_trace_callback(None)
+    assert done == [True, 1] and stalled  # committed while the telemetry commit was stuck
+    assert store.telemetry_depth() == 1
+    store.close()
+
+
+def test_telemetry_lives_in_its_own_file(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite3"
+    store = Store(db)
+    TelemetryBuffer(store, 100).append(["m v=1i 1", "m v=2i 2"])
+    store.close()
+    with sqlite3.connect(db) as state:
+        tables = {r[0] for r in state.execute("SELECT name FROM sqlite_master")}
+    state.close()
+    assert "telemetry" not in tables and "used_tokens" in tables
+    with sqlite3.connect(telemetry_path(db)) as points:
+        assert points.execute("SELECT sum(points) FROM telemetry").fetchone()[0] == 2
+    points.close()
+    again = Store(db)
+    assert again.telemetry_depth() == 2
+    again.close()

@@ -344,7 +344,7 @@ def test_locker_health_reports_dropped_points_and_events(tmp_path: Path) -> None
 
 def test_forgetting_sent_rows_skips_the_fsync_storing_points_keeps_it(store: Store) -> None:
     statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
+    store.telemetry.connection.set_trace_callback(statements.append)
     buffer = TelemetryBuffer(store, 100_000)
     buffer.append(_points("L1", 0, 5))  # not started: the append commits at once
     stored = list(statements)
@@ -356,8 +356,8 @@ def test_forgetting_sent_rows_skips_the_fsync_storing_points_keeps_it(store: Sto
     assert statements[-1] == "PRAGMA synchronous=FULL"
     assert any(s.startswith("DELETE FROM telemetry") for s in statements)
     assert store.telemetry_depth() == 0
-    store._db.set_trace_callback(None)
-    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    store.telemetry.connection.set_trace_callback(None)
+    assert store.telemetry.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 class _OverlappingSink(TelemetrySink):
