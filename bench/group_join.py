@@ -15,14 +15,22 @@ and problem code, and the database check: no group over its size, every seat a m
 every member an order (seats taken = members = 10 per group), 1,800 joiners' orders, and the
 SKU's reserved units = the campaign's pool + the groups' unused units + the orders' units.
 
-Run: ``.venv/bin/python bench/group_join.py [--shoppers 2000 --groups 200]``.
+With ``--writes stream`` (TUANBOX_GROUP_JOIN_WRITES=stream) a join is admitted by the seats'
+Redis script and answered 202 at once, and `tuanbox group-joins` (started beside the API)
+writes the rows; Redis is the bench's own with `appendfsync always` (the durability that
+mode needs), and the bench also prints how long after the load the consumer had written
+every admitted join (the database check runs after that).
+
+Run: ``.venv/bin/python bench/group_join.py [--shoppers 2000 --groups 200] [--writes stream]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -35,12 +43,14 @@ sys.path.insert(0, str(REPO / "platform"))
 import sqlalchemy as sa  # noqa: E402
 from _wrk import (  # noqa: E402
     api_server,
+    durable_redis,
     free_port,
     machine,
     memory_kib,
     production_env,
     run_wrk,
     settings_from,
+    start,
     throwaway_database,
 )
 
@@ -144,6 +154,25 @@ def check_database(url: str, group_ids: list[str], size: int, sku_id: str) -> di
     }
 
 
+def wait_for_members(url: str, group_ids: list[str], want: int, timeout_s: float = 300) -> float:
+    """Stream writes: seconds until the consumer has written `want` members."""
+    engine = make_engine(url)
+    started = time.monotonic()
+    try:
+        while True:
+            with engine.connect() as conn:
+                n = conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Member)
+                    .where(Member.group_id.in_(group_ids))
+                )
+            if (n or 0) >= want or time.monotonic() - started > timeout_s:
+                return time.monotonic() - started
+            time.sleep(0.1)  # polling the consumer's progress with a deadline
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shoppers", type=int, default=2000)
@@ -159,6 +188,12 @@ def main() -> None:
         help="no stock set aside: every join reserves from the SKU (the design before 0022)",
     )
     parser.add_argument(
+        "--writes",
+        choices=("request", "stream"),
+        default="request",
+        help="TUANBOX_GROUP_JOIN_WRITES: rows written in the request, or by `tuanbox group-joins`",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], help="TUANBOX_X=value for the server (repeatable)"
     )
     args = parser.parse_args()
@@ -167,13 +202,20 @@ def main() -> None:
         f"shoppers={args.shoppers} groups={args.groups} size={args.size} api "
         f"workers={args.workers}; wrk -t{args.threads} -c{args.connections}; "
         f"{'uncapped (each join reserves from the SKU)' if args.uncapped else 'stock set aside'}"
+        f"; writes: {args.writes}"
     )
-    with throwaway_database() as url:
+    stream = args.writes == "stream"
+    with (
+        throwaway_database() as url,
+        durable_redis() if stream else contextlib.nullcontext(None) as redis_url,
+    ):
         group_ids, users, sku_id = seed(
             url, args.shoppers, args.groups, args.size, capped=not args.uncapped
         )
         port = free_port()
         extra = dict(kv.split("=", 1) for kv in args.set)
+        if stream:
+            extra |= {"TUANBOX_GROUP_JOIN_WRITES": "stream", "TUANBOX_REDIS_URL": redis_url}
         env = production_env(url, port, TUANBOX_GROUP_JOIN_PER_IP_PER_MIN=str(10**7), **extra)
         settings = settings_from(env)
         lines = [
@@ -182,10 +224,15 @@ def main() -> None:
             for i, u in enumerate(users)
         ]
         wrk = {"threads": args.threads, "connections": args.connections}
+        consumer = start(["group-joins"], env) if stream else None
+        drained = 0.0
         with (
+            contextlib.ExitStack() as stack,
             api_server(env, args.workers) as (base, api),
             tempfile.NamedTemporaryFile("w", suffix=".joins") as joins,
         ):
+            if consumer is not None:
+                stack.callback(consumer.stop)
             joins.write("\n".join(lines) + "\n")
             joins.flush()
             before = memory_kib(api.workers())
@@ -198,8 +245,14 @@ def main() -> None:
                 by_clock=True,
                 **wrk,
             )
+            ended = time.monotonic()
             health2 = run_wrk(base, "healthz.lua", duration_s=args.duration, **wrk)
             after = memory_kib(api.workers())
+            if consumer is not None:
+                want = args.groups * args.size
+                wait_for_members(url, group_ids, want)
+                drained = time.monotonic() - ended
+                consumer.stop()
         healthz = (health1.rate + health2.rate) / 2
         print(f"  GET /healthz (before): {health1.describe()}")
         print(f"  joins:                 {join.describe()}")
@@ -214,6 +267,11 @@ def main() -> None:
             print(
                 f"  API worker {pid}: RSS {rss / 1024:.1f} MiB before, "
                 f"{rss_after / 1024:.1f} MiB after (peak {peak / 1024:.1f} MiB)"
+            )
+        if consumer is not None:
+            print(
+                f"  consumer: every admitted join written {drained:.1f} s after the joins' "
+                f"load ended (the /healthz run after it included)"
             )
         print(f"  database: {check_database(url, group_ids, args.size, sku_id)}")
     print(f"load at the end: {machine().split('uptime:', 1)[1]}")
