@@ -84,6 +84,8 @@ def test_orders_show_the_fee_the_member_price_and_the_upsell(
     assert "Pay ¥25.00" in page
     checkout = client.get(f"/orders/{theirs}/checkout", headers=EN).text
     assert "data-payable>¥25.00<" in checkout and "data-member-upsell" in checkout
+    listed = client.get("/orders", headers=EN).text
+    assert "Total <strong>¥25.00</strong>" in listed  # what is paid, fee included
     zh = client.get(f"/orders/{theirs}", headers=ZH).text
     assert "会员每件仅 ¥18.00，且免配送费。" in zh and "配送费" in zh
 
