@@ -17,7 +17,8 @@ whether or not compaction has run. The delta table is logged: an unlogged one wo
 committed counts in a crash and is not on the read replica.
 
 Upgrade folds the 1,024 slots into one row per merchant and tab; downgrade folds pending
-deltas into slot 1 (the counters are slot 0) and puts back 0024's trigger function. SQLite gets the table, no trigger.
+deltas into slot 1 (the counters are slot 0) and puts back 0024's trigger function. SQLite
+gets the table, no trigger.
 
 Revision ID: 0036_tab_count_deltas
 Revises: 0032_delivery_fee
