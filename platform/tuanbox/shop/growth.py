@@ -15,7 +15,7 @@ from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.coupons.domain import aware
 from tuanbox.db.base import utcnow
 from tuanbox.errors import TuanboxError
-from tuanbox.growth import binding, invite_tasks
+from tuanbox.growth import binding, invite_tasks, qualify
 from tuanbox.growth.models import ReferralBinding
 from tuanbox.growth.views import board
 from tuanbox.membership import services as membership
@@ -100,6 +100,7 @@ def invites_page(
         "shopper": True,
         "invited_by": binding.inviter_of(db, shopper.id) is not None,
         "invitees": int(invitees or 0),
+        "counted": qualify.count_for(db, shopper.id),
         "tasks": invite_tasks.progress(db, shopper.id, now=utcnow()),
         "board": board(db, settings, "week", shopper.id),
         "tz": settings.station_timezone,
