@@ -172,12 +172,17 @@ class ServiceManager:
                 check=True,
                 env=env,
             )
-        # Every npm tool of package.json: anvil, and axe-core for the browser tests.
-        npm_tools = ("node_modules/.bin/anvil", "node_modules/axe-core/axe.min.js")
+        # Every npm tool of package.json: anvil, axe-core for the browser tests, and
+        # swagger-ui-dist, the API docs page's assets (served by the app, no CDN).
+        npm_tools = (
+            "node_modules/.bin/anvil",
+            "node_modules/axe-core/axe.min.js",
+            "node_modules/swagger-ui-dist/swagger-ui-bundle.js",
+        )
         if not all((self.project_dir / tool).exists() for tool in npm_tools):
             if not shutil.which("npm"):
                 raise ServiceError("npm is missing: sudo apt-get install -y nodejs npm")
-            log("npm ci (anvil and axe-core from package-lock.json)")
+            log("npm ci (anvil, axe-core and swagger-ui-dist from package-lock.json)")
             subprocess.run(
                 ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
                 cwd=self.project_dir,

@@ -263,3 +263,26 @@ def test_a_view_adds_only_the_origin_of_a_url_to_one_directive() -> None:
 def test_allow_sources_refuses_what_is_not_a_plain_origin(directive: str, url: str) -> None:
     with pytest.raises(ValueError, match=r"origin|cannot be extended"):
         allow_sources(_request(), directive, url)
+
+
+URL_ATTRIBUTE = re.compile(r"""\b(?:src|href|url)\s*[=:(]\s*['"]?([^'"\s)>]+)""", re.IGNORECASE)
+
+
+def test_the_docs_page_references_no_external_origin_and_its_assets_are_served(
+    engine: Engine,
+) -> None:
+    """No CDN: every URL the Swagger UI page names is on this app and answers 200; the
+    page's CSP lists no other origin."""
+    client = _client(engine)
+    r = client.get("/api/v1/docs")
+    assert r.status_code == 200
+    assert not re.search(r"https?://", r.text), "the page names another origin"
+    assert not re.search(r"https?://", r.headers["content-security-policy"])
+    urls = set(URL_ATTRIBUTE.findall(r.text))
+    assert "/api/v1/docs/assets/swagger-ui-bundle.js" in urls, urls
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url
+        assert client.get(url).status_code == 200, url
+    assert "SwaggerUIBundle" in client.get("/api/v1/docs/assets/swagger-ui-bundle.js").text
+    for path in ("/api/v1/docs/assets/package.json", "/api/v1/docs/assets/..%2Fpackage.json"):
+        assert client.get(path).status_code == 404, path
