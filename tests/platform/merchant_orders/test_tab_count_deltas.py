@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, wait_replicated
 from tests.platform.factories import make_merchant, make_product, make_sku, make_user
 from tests.platform.groupbuy.factories import engines  # noqa: F401
 from tests.platform.merchant_orders.fx import put_order
@@ -327,6 +327,37 @@ def test_compaction_task_is_scheduled_and_folds_every_delta(
                 )
                 == 5
             )
+
+
+def test_the_replica_reads_exact_counts_before_and_after_compaction(
+    fresh_database: Callable[[], str],
+    engines: Callable[..., Engine],  # noqa: F811
+) -> None:
+    """The console reads the counts on the streaming replica: the deltas are a logged table
+    (an unlogged one would be empty there), so pending ones count on the standby too."""
+    url = fresh_database()
+    engine = engines(url)
+    shop = _shop(url, engine, merchants=1, orders=4)
+    (merchant,) = shop.merchants
+    o1, o2, _, _ = shop.orders[merchant]
+    with Session(engine) as s:
+        _move(s, o1, Tab.CLOSED)
+        _move(s, o2, Tab.GROUPING)
+        s.commit()
+        expected = _recount(s, merchant)
+    assert expected[Tab.PENDING_PAYMENT] == 2
+    replica = engines(wait_replicated(url))
+    with Session(replica) as r:
+        assert r.scalar(text("SELECT pg_is_in_recovery()")) is True
+        assert r.scalar(text("SELECT count(*) FROM order_tab_deltas")) > 0
+        assert counted_tabs(r, merchant) == expected
+    with Session(engine) as s:
+        assert compact_tab_counts(s)
+        s.commit()
+    wait_replicated(url)
+    with Session(replica) as r:
+        assert r.scalar(text("SELECT count(*) FROM order_tab_deltas")) == 0
+        assert counted_tabs(r, merchant) == expected
 
 
 def test_counter_and_delta_tables_match_their_models(engine: Engine) -> None:
