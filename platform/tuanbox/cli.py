@@ -59,6 +59,10 @@ def api(
         port=port or settings.api_port,
         workers=workers,
         log_config=None,
+        # X-Forwarded-For is believed only from TUANBOX_TRUSTED_PROXIES (none by default),
+        # never from uvicorn's own FORWARDED_ALLOW_IPS default; see ratelimit.deps.client_ip.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         # With several workers uvicorn pings each one and kills (then respawns) any that does
         # not answer within this many seconds, including one still importing the app: on a
         # busy box (load 12+ on 2 cores) the import took longer than the default 5 s and the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -310,6 +311,30 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     # OpenAPI document and Swagger UI under /api/v1; unset: on, except in production.
     api_docs: bool | None = None
+    # Reverse proxies / load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For
+    # and X-Forwarded-Proto `tuanbox api` believes: the client is then the rightmost address
+    # of X-Forwarded-For that is not one of them. Empty (the default): no proxy is trusted,
+    # the client is the TCP peer and a forwarded header is ignored.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list):
+            return value
+        proxies = []
+        for part in (str(p).strip() for p in parts):
+            if not part:
+                continue
+            try:
+                proxies.append(str(ipaddress.ip_network(part, strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"TUANBOX_TRUSTED_PROXIES: {part!r} is not an IP address or CIDR "
+                    "(list the proxies; '*' would let anyone forge X-Forwarded-For)"
+                ) from None
+        return proxies
 
     @field_validator("payment_providers", mode="before")
     @classmethod

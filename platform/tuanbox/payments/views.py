@@ -22,6 +22,7 @@ from tuanbox.orders.views import visible_order
 from tuanbox.payments import resolution, services
 from tuanbox.payments.models import Refund
 from tuanbox.payments.provider import get_provider
+from tuanbox.ratelimit.deps import client_ip
 from tuanbox.risk.deps import RiskGateDep
 
 log = logging.getLogger("tuanbox.payments")
@@ -92,8 +93,8 @@ def checkout(
     order = visible_order(session, order_id, user)
     provider = get_provider(body.provider or settings.default_payment_provider, settings)
     risk.at_checkout(session, order)
-    # The shopper's address, as the proxy in front reports it (uvicorn --proxy-headers).
-    payer_ip = request.client.host if request.client else None
+    # The shopper's address (a trusted proxy's X-Forwarded-For; see client_ip).
+    payer_ip = client_ip(request) if request.client else None
 
     def work() -> tuple[int, object]:
         intent = services.start_checkout(session, order, provider, payer_ip=payer_ip)

@@ -26,6 +26,11 @@ def limiter_for(request: Request) -> RateLimiter:
 
 
 def client_ip(request: Request) -> str:
+    """The client's IP for per-IP limits, risk rules, sign-in guards and payments.
+
+    The one place it is derived: the ASGI peer, which uvicorn's proxy-headers middleware
+    (``tuanbox api``) has already replaced by the rightmost X-Forwarded-For address that is
+    not a trusted proxy when, and only when, the TCP peer is in TUANBOX_TRUSTED_PROXIES."""
     return request.client.host if request.client else "unknown"
 
 
