@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
-from tuanbox.errors import TuanboxError
+from tuanbox.errors import ConflictError, TuanboxError
 from tuanbox.groupbuy import seatlua, services
 from tuanbox.groupbuy.seats import GroupSeats, Join, prefix_of, reconcile_loaded
 from tuanbox.idempotency.models import IdempotencyKey
@@ -146,6 +146,16 @@ def write_one(session: Session, settings: Settings, join: Join) -> tuple[int, An
         if exc.status >= 500:
             raise
         return exc.status, exc.problem(PATH.format(group_id=join.group_id))
+    except IntegrityError as exc:
+        # A constraint the use case does not translate (say the account is gone): this join
+        # is refused, not retried forever, and the rest of the batch goes on.
+        savepoint.rollback()
+        log.error(
+            "group join refused by the database; seat given back",
+            extra={"group": join.group_id, "error": str(exc.orig)},
+        )
+        refused = ConflictError("the database refused this join")
+        return refused.status, refused.problem(PATH.format(group_id=join.group_id))
 
 
 def write_batch(session: Session, settings: Settings, batch: list[Join]) -> Written:

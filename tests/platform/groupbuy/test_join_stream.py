@@ -203,6 +203,25 @@ def test_redis_losing_seats_rebuilds_them_from_the_database_and_the_queue(
     assert consumer.reconcile()["changed"] == 1
     assert seats.seats(group_id)[0] == 1
     assert seats.admit(_join(group_id, users[0], "again")).status is seatlua.SeatStatus.ADMITTED
+    # A join the database refuses outright (its account is gone) is refused and its seat
+    # given back; the joins queued with it are written.
+    ghost = str(uuid.uuid4())
+    assert seats.admit(_join(group_id, ghost, "ghost")).status is seatlua.SeatStatus.FULL
+    _drain(consumer, client, seatlua.stream_key(prefix))
+    with session_scope(factory) as s:
+        member = s.scalars(
+            select(Member).where(Member.group_id == group_id, Member.user_id == users[0])
+        ).one()
+        group = s.get(Group, group_id)
+        assert group is not None
+        assert services.release_seat(s, group, member)
+    assert consumer.reconcile()["changed"] == 1
+    assert seats.admit(_join(group_id, ghost, "ghost2")).status is seatlua.SeatStatus.ADMITTED
+    _drain(consumer, client, seatlua.stream_key(prefix))
+    with session_scope(factory) as s:
+        answer = s.get(IdempotencyKey, (ghost, "ghost2"))
+        assert answer is not None and answer.response_status == 409
+    assert seats.seats(group_id)[0] == 1 and ghost not in seats.seats(group_id)[2]
 
 
 def test_http_join_answers_202_then_the_written_answer_and_refusals_free_the_seat(
