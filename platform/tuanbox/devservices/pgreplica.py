@@ -176,6 +176,12 @@ class Replica:
         with self._lock():
             self.ensure_primary(log)
             fresh = not (self.data_dir / "standby.signal").exists()
+            if not fresh and not self._slot_exists():
+                # It would retry forever against a slot that is gone: rebuild at once rather
+                # than after a start that cannot stream has timed out.
+                log("the kept replica's slot is gone; taking a new base backup")
+                self._halt()
+                fresh = True
             if fresh:
                 self._base_backup(log)
             try:
@@ -292,6 +298,13 @@ class Replica:
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
                 self._chown(path)
+
+    def _slot_exists(self) -> bool:
+        with self._connect(self.primary_port) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)
+            ).fetchone()
+        return found is not None
 
     def _drop_slot(self) -> None:
         with self._connect(self.primary_port) as conn:
