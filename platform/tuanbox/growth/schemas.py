@@ -41,7 +41,10 @@ class TaskProgressOut(BaseModel):
 
 class InvitesOut(BaseModel):
     inviter_id: str | None
-    invitees: int
+    invitees: int = Field(description="shoppers bound to this inviter")
+    counted: int = Field(
+        description="of them, those who count: first order picked up, nothing refunded"
+    )
     tasks: list[TaskProgressOut]
 
 

@@ -18,7 +18,7 @@ from tuanbox.catalog.models import Sku
 from tuanbox.coupons.services import get_template
 from tuanbox.db.base import utcnow
 from tuanbox.errors import NotFoundError, PermissionDeniedError
-from tuanbox.growth import binding, invite_tasks, leaderboard, newuser
+from tuanbox.growth import binding, invite_tasks, leaderboard, newuser, qualify
 from tuanbox.growth.models import InviteTask, NewUserOffer, ReferralBinding
 from tuanbox.growth.schemas import (
     BindIn,
@@ -74,7 +74,8 @@ def bind_me(body: BindIn, user: Shopper, session: SessionDep) -> BindOut:
 
 @router.get("/me/invites", response_model=InvitesOut, responses=problems(401, 403))
 def my_invites(user: Shopper, session: SessionDep) -> InvitesOut:
-    """Who invited the shopper, how many they invited, and each running task's progress."""
+    """Who invited the shopper, how many they invited and how many of those count (first
+    order picked up, nothing refunded), and each running task's progress."""
     invitees = session.scalar(
         select(func.count())
         .select_from(ReferralBinding)
@@ -83,6 +84,7 @@ def my_invites(user: Shopper, session: SessionDep) -> InvitesOut:
     return InvitesOut(
         inviter_id=binding.inviter_of(session, user.id),
         invitees=int(invitees or 0),
+        counted=qualify.count_for(session, user.id),
         tasks=[TaskProgressOut(**p) for p in invite_tasks.progress(session, user.id)],
     )
 

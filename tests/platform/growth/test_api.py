@@ -66,7 +66,10 @@ def test_tasks_and_leaderboard(client: TestClient, db_session: Session, settings
     assert [e.action for e in audit] == ["growth.task.create"]
     inviter = make_user(db_session)
     invitee_with_order(db_session, settings, inviter, new_sku(db_session))
+    # Bound but not counted: the first order not picked up yet.
+    invitee_with_order(db_session, settings, inviter, new_sku(db_session), picked_up=False)
     mine = client.get("/api/v1/me/invites", headers=auth_header(settings, inviter)).json()
+    assert (mine["invitees"], mine["counted"]) == (2, 1)
     task = next(t for t in mine["tasks"] if t["task_id"] == made.json()["id"])
     assert (task["count"], task["reward"]) == (1, "granted")
     board = client.get("/api/v1/leaderboards/week", headers=auth_header(settings, inviter)).json()
