@@ -9,12 +9,18 @@ from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import Path
+from fastapi import Form, Path
 
 from tuanbox.bounds import MAX_PRICE_CENTS
 
 # A row id in a console path: longer is refused (422), never cut down to one that exists.
 RowId = Annotated[str, Path(min_length=1, max_length=36)]
+# Form fields the coupon and invite pages share: a short value, a name, a row id, and what a
+# name may not hold (control characters).
+Short = Annotated[str, Form(max_length=40)]
+Name = Annotated[str, Form(max_length=100)]
+FormId = Annotated[str, Form(max_length=36)]
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _MONEY = re.compile(r"^\s*[¥￥]?\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$")
 

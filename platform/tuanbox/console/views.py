@@ -33,8 +33,9 @@ MODULES: tuple[str, ...] = (
     "reports",
     # segments, pushes and experiments (tuanbox.segments, tuanbox.experiments)
     "targeting",
-    # coupon templates and issuance, invite tasks, new-user offers, leaderboards
-    "growth",
+    # coupon templates and issuance; invite tasks, new-user offers, leaderboards
+    "coupons",
+    "invites",
 )
 
 router = APIRouter(tags=["console"], include_in_schema=False)
