@@ -3,6 +3,7 @@ resume and end early, for the signed-in staff's merchant."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -393,7 +394,30 @@ def _create_sale(session: Session, staff: ConsoleStaff, v: cf.SaleValues) -> Fla
     return sale
 
 
-# --- pause, resume, end early ---------------------------------------------------------
+# --- pause, resume, end early, cancel ---------------------------------------------------
+
+# What the list page says after each change (``?done=``); the keys are ``_refused``'s.
+DONE = {"pause": "paused", "resume": "resumed", "end": "ended", "cancel": "cancelled"}
+
+
+def _change(
+    request: Request,
+    staff: ConsoleStaff,
+    session: Session,
+    settings: Settings,
+    action: str,
+    step: Callable[..., object],
+    target_id: str,
+    *reason: str,
+) -> HTMLResponse | RedirectResponse:
+    """Run one ``groupbuy.lifecycle`` step on the staff's merchant's campaign or sale, now;
+    one the state refuses is a 409 page in words, a done one goes back to the list."""
+    try:
+        step(session, staff.principal.actor, staff.merchant_id, target_id, utcnow(), *reason)
+    except lifecycle.CampaignStateError:
+        return _refused(request, staff, session, settings, action)
+    session.commit()
+    return RedirectResponse(f"/console/campaigns?done={DONE[action]}", status_code=303)
 
 
 @router.post("/console/campaigns/{campaign_id}/pause", response_model=None)
@@ -404,12 +428,7 @@ def pause(
     session: SessionDep,
     settings: SettingsDep,
 ) -> HTMLResponse | RedirectResponse:
-    try:
-        lifecycle.pause(session, staff.principal.actor, staff.merchant_id, campaign_id, utcnow())
-    except lifecycle.CampaignStateError:
-        return _refused(request, staff, session, settings, "pause")
-    session.commit()
-    return RedirectResponse("/console/campaigns?done=paused", status_code=303)
+    return _change(request, staff, session, settings, "pause", lifecycle.pause, campaign_id)
 
 
 @router.post("/console/campaigns/{campaign_id}/resume", response_model=None)
@@ -420,12 +439,7 @@ def resume(
     session: SessionDep,
     settings: SettingsDep,
 ) -> HTMLResponse | RedirectResponse:
-    try:
-        lifecycle.resume(session, staff.principal.actor, staff.merchant_id, campaign_id, utcnow())
-    except lifecycle.CampaignStateError:
-        return _refused(request, staff, session, settings, "resume")
-    session.commit()
-    return RedirectResponse("/console/campaigns?done=resumed", status_code=303)
+    return _change(request, staff, session, settings, "resume", lifecycle.resume, campaign_id)
 
 
 @router.post("/console/campaigns/{campaign_id}/end", response_model=None)
@@ -437,19 +451,8 @@ def end_early(
     settings: SettingsDep,
     reason: Reason = "",
 ) -> HTMLResponse | RedirectResponse:
-    try:
-        lifecycle.end_early(
-            session,
-            staff.principal.actor,
-            staff.merchant_id,
-            campaign_id,
-            utcnow(),
-            reason.strip() or "ended early in the console",
-        )
-    except lifecycle.CampaignStateError:
-        return _refused(request, staff, session, settings, "end")
-    session.commit()
-    return RedirectResponse("/console/campaigns?done=ended", status_code=303)
+    why = reason.strip() or "ended early in the console"
+    return _change(request, staff, session, settings, "end", lifecycle.end_early, campaign_id, why)
 
 
 @router.post("/console/flash-sales/{sale_id}/cancel", response_model=None)
@@ -461,16 +464,5 @@ def cancel_sale(
     settings: SettingsDep,
     reason: Reason = "",
 ) -> HTMLResponse | RedirectResponse:
-    try:
-        lifecycle.cancel_sale(
-            session,
-            staff.principal.actor,
-            staff.merchant_id,
-            sale_id,
-            utcnow(),
-            reason.strip() or "cancelled in the console",
-        )
-    except lifecycle.CampaignStateError:
-        return _refused(request, staff, session, settings, "cancel")
-    session.commit()
-    return RedirectResponse("/console/campaigns?done=cancelled", status_code=303)
+    why = reason.strip() or "cancelled in the console"
+    return _change(request, staff, session, settings, "cancel", lifecycle.cancel_sale, sale_id, why)
