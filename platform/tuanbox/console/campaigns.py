@@ -1,9 +1,8 @@
-"""Campaigns of every kind (fixed, tiered, pre-sale, flash sale): list, create, pause,
-resume and end early, for the signed-in staff's merchant."""
+"""Campaigns of every kind (fixed, tiered, pre-sale, flash sale): list and create, for the
+signed-in staff's merchant (pause, resume, end early and cancel: ``campaign_actions.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from tuanbox.bounds import MAX_STATIONS_PER_CAMPAIGN
 from tuanbox.catalog.models import Lot, Product, Sku
 from tuanbox.console import campaign_form as cf
 from tuanbox.console.auth import ConsoleStaff, StaffDep
-from tuanbox.console.forms import Problems, RowId, local_input
+from tuanbox.console.forms import Problems, Short, local_input
 from tuanbox.console.i18n import gettext_for, locale_of
 from tuanbox.console.render import page
 from tuanbox.db.base import utcnow
@@ -31,9 +30,7 @@ from tuanbox.groupbuy.services import as_utc
 from tuanbox.settings import Settings
 
 router = APIRouter(include_in_schema=False)
-Short = Annotated[str, Form(max_length=40)]
 Text200 = Annotated[str, Form(max_length=200)]
-Reason = Annotated[str, Form(max_length=500)]
 
 
 @dataclass(frozen=True)
@@ -135,10 +132,10 @@ def _rows(session: Session, merchant_id: str, now: datetime) -> list[Row]:
 def campaigns_page(
     request: Request, staff: StaffDep, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    return _list_page(request, staff, session, settings)
+    return list_page(request, staff, session, settings)
 
 
-def _list_page(
+def list_page(
     request: Request,
     staff: ConsoleStaff,
     session: Session,
@@ -164,24 +161,6 @@ def _list_page(
         "cancel_lead_min": int(lifecycle.CANCEL_LEAD.total_seconds() // 60),
     }
     return page(request, staff, "campaigns.html", context, active="campaigns", status_code=status)
-
-
-def _refused(
-    request: Request, staff: ConsoleStaff, session: Session, settings: Settings, action: str
-) -> HTMLResponse:
-    """A pause, resume, end or cancel the campaign's state does not allow, said in words."""
-    _ = gettext_for(locale_of(request))
-    texts = {
-        "pause": _("Only a scheduled or running campaign can be paused; this one is not."),
-        "resume": _("Only a paused campaign can be resumed; this one is not paused."),
-        "end": _("This campaign has already ended."),
-        "cancel": _(
-            "A flash sale can be cancelled only until %(n)s minutes before it starts; this one "
-            "starts sooner or has already started."
-        )
-        % {"n": int(lifecycle.CANCEL_LEAD.total_seconds() // 60)},
-    }
-    return _list_page(request, staff, session, settings, [texts[action]], 409)
 
 
 def _form_page(
@@ -392,77 +371,3 @@ def _create_sale(session: Session, staff: ConsoleStaff, v: cf.SaleValues) -> Fla
         },
     )
     return sale
-
-
-# --- pause, resume, end early, cancel ---------------------------------------------------
-
-# What the list page says after each change (``?done=``); the keys are ``_refused``'s.
-DONE = {"pause": "paused", "resume": "resumed", "end": "ended", "cancel": "cancelled"}
-
-
-def _change(
-    request: Request,
-    staff: ConsoleStaff,
-    session: Session,
-    settings: Settings,
-    action: str,
-    step: Callable[..., object],
-    target_id: str,
-    *reason: str,
-) -> HTMLResponse | RedirectResponse:
-    """Run one ``groupbuy.lifecycle`` step on the staff's merchant's campaign or sale, now;
-    one the state refuses is a 409 page in words, a done one goes back to the list."""
-    try:
-        step(session, staff.principal.actor, staff.merchant_id, target_id, utcnow(), *reason)
-    except lifecycle.CampaignStateError:
-        return _refused(request, staff, session, settings, action)
-    session.commit()
-    return RedirectResponse(f"/console/campaigns?done={DONE[action]}", status_code=303)
-
-
-@router.post("/console/campaigns/{campaign_id}/pause", response_model=None)
-def pause(
-    campaign_id: RowId,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> HTMLResponse | RedirectResponse:
-    return _change(request, staff, session, settings, "pause", lifecycle.pause, campaign_id)
-
-
-@router.post("/console/campaigns/{campaign_id}/resume", response_model=None)
-def resume(
-    campaign_id: RowId,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> HTMLResponse | RedirectResponse:
-    return _change(request, staff, session, settings, "resume", lifecycle.resume, campaign_id)
-
-
-@router.post("/console/campaigns/{campaign_id}/end", response_model=None)
-def end_early(
-    campaign_id: RowId,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    reason: Reason = "",
-) -> HTMLResponse | RedirectResponse:
-    why = reason.strip() or "ended early in the console"
-    return _change(request, staff, session, settings, "end", lifecycle.end_early, campaign_id, why)
-
-
-@router.post("/console/flash-sales/{sale_id}/cancel", response_model=None)
-def cancel_sale(
-    sale_id: RowId,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    reason: Reason = "",
-) -> HTMLResponse | RedirectResponse:
-    why = reason.strip() or "cancelled in the console"
-    return _change(request, staff, session, settings, "cancel", lifecycle.cancel_sale, sale_id, why)

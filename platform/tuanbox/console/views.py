@@ -18,10 +18,11 @@ from tuanbox.errors import TuanboxError
 # Each name is a module of this package exposing `router`; routing tries them in this order.
 MODULES: tuple[str, ...] = (
     "signin",
-    # products, lots, campaigns, credentials (the catalog/campaign side)
+    # products, lots, campaigns (list and create; pause, resume, end, cancel), credentials
     "products",
     "lots",
     "campaigns",
+    "campaign_actions",
     "credentials",
     # orders side
     "orders",
