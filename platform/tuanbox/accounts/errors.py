@@ -13,6 +13,13 @@ class OtpInvalidError(AuthenticationError):
     code = "OTP_INVALID"
 
 
+class ErasureCodeInvalidError(InvalidInputError):
+    """The code sent with an erasure is not the phone's live erasure code (wrong, expired,
+    spent, or a sign-in code): the account stays."""
+
+    code = "ERASURE_CODE_INVALID"
+
+
 class OtpLockedError(RateLimitedError):
     """Too many wrong codes: the code is dead, ask for a new one (after the retry time)."""
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tuanbox.accounts.errors import (
+    ErasureCodeInvalidError,
     InvalidCredentialsError,
     OtpInvalidError,
     OtpLockedError,
@@ -41,13 +43,27 @@ def normalise_phone(phone: str, default_region: str) -> str:
     return to_e164(phone, default_region)
 
 
-def _code_hash(settings: Settings, phone_hash: str, code: str) -> str:
+# What a texted code is for. The purpose is bound into the code's hash, so a sign-in code
+# never matches at erasure and an erasure code never signs anyone in.
+OtpPurpose = Literal["signin", "erasure"]
+
+
+def _code_hash(settings: Settings, phone_hash: str, code: str, purpose: OtpPurpose) -> str:
     key = derive_key(settings.secret_key.get_secret_value(), "otp")
-    return hmac.new(key, f"{phone_hash}:{code}".encode(), hashlib.sha256).hexdigest()
+    # Sign-in codes keep the message they always had (codes in flight stay valid).
+    message = f"{phone_hash}:{code}" if purpose == "signin" else f"{purpose}:{phone_hash}:{code}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def request_otp(session: Session, settings: Settings, phone: str, *, sms: SmsSender) -> OtpCode:
-    """Issue a 6-digit code for this phone (older unused codes die) and text it.
+def request_otp(
+    session: Session,
+    settings: Settings,
+    phone: str,
+    *,
+    sms: SmsSender,
+    purpose: OtpPurpose = "signin",
+) -> OtpCode:
+    """Issue a 6-digit code for this phone and purpose (older unused codes die) and text it.
 
     `sms` comes from the composition root (`get_sms_sender(settings)`); the code goes to it
     and nowhere else: our tables keep only its hash.
@@ -63,7 +79,7 @@ def request_otp(session: Session, settings: Settings, phone: str, *, sms: SmsSen
     code = f"{secrets.randbelow(10**6):06d}"
     row = OtpCode(
         phone_hash=phone_hash,
-        code_hash=_code_hash(settings, phone_hash, code),
+        code_hash=_code_hash(settings, phone_hash, code, purpose),
         created_at=now,
         expires_at=now + timedelta(seconds=settings.otp_ttl_s),
     )
@@ -74,14 +90,43 @@ def request_otp(session: Session, settings: Settings, phone: str, *, sms: SmsSen
 
 
 def verify_otp(session: Session, settings: Settings, phone: str, code: str) -> User:
-    """Spend a code and return the shopper (created on first sign-in).
+    """Spend a sign-in code and return the shopper (created on first sign-in)."""
+    phone = normalise_phone(phone, settings.phone_default_region)
+    cipher = PiiCipher(settings)
+    phone_hash = cipher.blind_index(phone)
+    _spend_code(session, settings, phone_hash, code, "signin")
+    user = user_by_phone(session, cipher, phone)
+    if user is None:
+        user = User(
+            role=Role.SHOPPER,
+            phone_hash=phone_hash,
+            phone_enc=cipher.encrypt(phone, context="phone"),
+        )
+        session.add(user)
+        session.flush()
+    if not user.active:
+        raise InvalidCredentialsError("account disabled")
+    return user
+
+
+def verify_erasure_code(session: Session, settings: Settings, user: User, code: str) -> None:
+    """Spend the erasure code texted to this user's phone (the proof that whoever erases the
+    account holds the phone, not only a token). Wrong, expired, spent or sign-in codes:
+    `ErasureCodeInvalidError`; too many wrong ones: `OtpLockedError`."""
+    try:
+        _spend_code(session, settings, user.phone_hash or "", code, "erasure")
+    except OtpInvalidError as exc:
+        raise ErasureCodeInvalidError(exc.detail, **exc.extra) from None
+
+
+def _spend_code(
+    session: Session, settings: Settings, phone_hash: str, code: str, purpose: OtpPurpose
+) -> None:
+    """Mark the phone's live code spent if `code` is it, for `purpose`.
 
     A wrong code counts against the code even though the request fails, so the attempt
     counter is committed before raising; otherwise rolling back would give unlimited guesses.
     """
-    phone = normalise_phone(phone, settings.phone_default_region)
-    cipher = PiiCipher(settings)
-    phone_hash = cipher.blind_index(phone)
     now = utcnow()
     row = session.scalars(
         select(OtpCode)
@@ -95,23 +140,12 @@ def verify_otp(session: Session, settings: Settings, phone: str, code: str) -> U
     if row.attempts >= settings.otp_max_attempts:
         retry = max(1, int((row.expires_at - now).total_seconds()))
         raise OtpLockedError("too many wrong codes; request a new one", retry_after=retry)
-    if not hmac.compare_digest(row.code_hash, _code_hash(settings, phone_hash, code.strip())):
+    expected = _code_hash(settings, phone_hash, code.strip(), purpose)
+    if not hmac.compare_digest(row.code_hash, expected):
         row.attempts += 1
         session.commit()
         raise OtpInvalidError("wrong code", attempts_left=settings.otp_max_attempts - row.attempts)
     row.consumed_at = now
-    user = user_by_phone(session, cipher, phone)
-    if user is None:
-        user = User(
-            role=Role.SHOPPER,
-            phone_hash=phone_hash,
-            phone_enc=cipher.encrypt(phone, context="phone"),
-        )
-        session.add(user)
-        session.flush()
-    if not user.active:
-        raise InvalidCredentialsError("account disabled")
-    return user
 
 
 def user_by_phone(session: Session, cipher: PiiCipher, phone: str) -> User | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,13 +13,16 @@ from tuanbox.accounts import services as accounts
 from tuanbox.accounts.deps import CurrentUser, Shopper
 from tuanbox.accounts.models import User
 from tuanbox.accounts.revocation import Revocations
-from tuanbox.accounts.schemas import MeOut
+from tuanbox.accounts.schemas import MeOut, OtpSent
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
-from tuanbox.errors import NotFoundError
+from tuanbox.crypto import PiiCipher
+from tuanbox.errors import ConflictError, NotFoundError
+from tuanbox.notifications.deps import SmsSenderDep
 from tuanbox.privacy.erasure import erase
 from tuanbox.privacy.export import export
-from tuanbox.ratelimit import get_redis, rate_limit
+from tuanbox.ratelimit import get_redis, limiter_for, rate_limit
+from tuanbox.ratelimit.deps import client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["privacy"])
 
@@ -78,16 +82,75 @@ def export_me(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> 
     )
 
 
-@router.delete("/me", response_model=ErasedOut, responses=problems(401, 403, 409, 503))
+@router.post(
+    "/me/erasure-code",
+    response_model=OtpSent,
+    status_code=202,
+    responses=problems(401, 403, 409, 429, 503),
+)
+def request_erasure_code(
+    user: Shopper,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    sms: SmsSenderDep,
+) -> OtpSent:
+    """Text a one-time erasure code to your phone; `DELETE /api/v1/me` needs it.
+
+    A token alone cannot erase an account (a stolen one lasts its 15 minutes): the code
+    proves the phone is at hand. It is only for erasure (a sign-in code does not erase, an
+    erasure code does not sign in), dies after `expires_in` seconds, after use, after too
+    many wrong tries, or when another code is texted to the phone. Shares the sign-in codes'
+    limits per phone and per IP (429 with `Retry-After`)."""
+    row = session.get(User, user.id)
+    phone = accounts.phone_of(settings, row) if row is not None else None
+    if row is None or phone is None:
+        raise ConflictError("this account has no phone to text a code to")
+    limiter = limiter_for(request)
+    limiter.check(
+        f"otp:phone:{PiiCipher(settings).blind_index(phone)}", settings.otp_per_phone_per_hour, 3600
+    )
+    limiter.check(f"otp:ip:{client_ip(request)}", settings.otp_per_ip_per_hour, 3600)
+    accounts.request_otp(session, settings, phone, sms=sms, purpose="erasure")
+    session.commit()
+    return OtpSent(expires_in=settings.otp_ttl_s)
+
+
+ErasureCode = Annotated[
+    str,
+    Header(
+        alias="X-Erasure-Code",
+        min_length=1,
+        max_length=16,
+        description="The code texted by `POST /api/v1/me/erasure-code`.",
+        examples=["123456"],
+    ),
+]
+
+
+@router.delete("/me", response_model=ErasedOut, responses=problems(401, 403, 409, 422, 429, 503))
 def erase_me(
-    user: Shopper, request: Request, session: SessionDep, settings: SettingsDep
+    user: Shopper,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: ErasureCode,
 ) -> ErasedOut:
     """Erase your account: phone, name, addresses, notices and sign-in codes are deleted and
     every token stops working; your orders stay, under the account id, for the books.
 
+    Needs the code texted by `POST /api/v1/me/erasure-code` in `X-Erasure-Code`: missing is
+    422; wrong, expired, spent or a sign-in code is 422 `ERASURE_CODE_INVALID` (each wrong
+    try counts; too many kill the code, 429 `OTP_LOCKED`).
+
     Unpaid orders are cancelled. While an order is still in progress (paid, on its way, in a
-    locker, on hold or being returned) this is 409 `ORDERS_IN_FLIGHT`, listing them. The
-    phone number may then sign up again, as a new account."""
+    locker, on hold or being returned) this is 409 `ORDERS_IN_FLIGHT`, listing them (the
+    code stays usable until it expires). The phone number may then sign up again, as a new
+    account."""
+    row = session.get(User, user.id, with_for_update=True)
+    if row is None:
+        raise NotFoundError("user not found")
+    accounts.verify_erasure_code(session, settings, row, code)
     revocations = Revocations(get_redis(request), settings.access_token_ttl_s)
     done = erase(session, settings, revocations, user.actor, user.id)
     session.commit()

@@ -59,6 +59,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/api/v1/openapi.json"): PUBLIC,
     ("GET", "/api/v1/docs"): PUBLIC,
+    ("GET", "/api/v1/docs/assets/{name}"): PUBLIC,
     # accounts
     ("POST", "/api/v1/auth/otp"): PUBLIC,
     ("POST", "/api/v1/auth/token"): PUBLIC,
@@ -69,6 +70,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/me"): SIGNED_IN,
     ("PATCH", "/api/v1/me"): SIGNED_IN,
     ("DELETE", "/api/v1/me"): SHOPPER,
+    ("POST", "/api/v1/me/erasure-code"): SHOPPER,
     ("GET", "/api/v1/me/export"): SIGNED_IN,
     ("GET", "/api/v1/me/addresses"): SIGNED_IN,
     ("POST", "/api/v1/me/addresses"): SIGNED_IN,

@@ -30,7 +30,8 @@ ADDRESS_PARTS = ("莲花路", "Lianhua", "南山区", "Building 5")
 
 
 def last_code(session: Session, settings: Settings, phone: str) -> str:
-    """The sign-in code texted to `phone` (test settings keep it, encrypted, in the inbox)."""
+    """The last code (sign-in or erasure) texted to `phone` (test settings keep it, encrypted,
+    in the inbox)."""
     e164 = normalise_phone(phone, settings.phone_default_region)
     note = session.scalars(
         sa.select(Notification)
@@ -57,3 +58,12 @@ def sign_in(client: TestClient, session: Session, settings: Settings, phone: str
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def erasure_headers(
+    client: TestClient, session: Session, settings: Settings, tokens: dict[str, Any], phone: str
+) -> dict[str, str]:
+    """Ask for an erasure code through the API and return the headers that erase with it."""
+    sent = client.post("/api/v1/me/erasure-code", headers=bearer(tokens))
+    assert sent.status_code == 202, sent.text
+    return {**bearer(tokens), "X-Erasure-Code": last_code(session, settings, phone)}

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.platform.factories import auth_header, make_order, make_product, make_sku, make_user
-from tests.platform.privacy.people import bearer, sign_in
+from tests.platform.privacy.people import bearer, erasure_headers, sign_in
 from tuanbox.accounts.models import Address, OtpCode, User
 from tuanbox.audit.models import AuditEntry
 from tuanbox.audit.services import Actor
@@ -200,7 +200,9 @@ def test_erase_removes_personal_fields_keeps_orders_and_frees_the_phone(
     if "risk_signals" in tables:  # the risk feature keys its signals by account id
         assert db_session.scalar(sa.text(signals), {"u": user_id})
 
-    erased = client.delete("/api/v1/me", headers=bearer(tokens))
+    erased = client.delete(
+        "/api/v1/me", headers=erasure_headers(client, db_session, settings, tokens, PHONE_A)
+    )
     assert erased.status_code == 200, erased.text
     assert erased.json()["orders_kept"] == 3 and erased.json()["orders_cancelled"] == [unpaid.id]
 
@@ -270,7 +272,8 @@ def test_erase_is_refused_while_an_order_is_in_flight(
     paid = _paid(db_session, settings, alice)
     at_locker = _paid(db_session, settings, alice, to="ready_for_pickup")
     _paid(db_session, settings, alice, to="completed")
-    refused = client.delete("/api/v1/me", headers=bearer(tokens))
+    h = erasure_headers(client, db_session, settings, tokens, PHONE_A)
+    refused = client.delete("/api/v1/me", headers=h)
     assert refused.status_code == 409
     problem = refused.json()
     assert problem["code"] == "ORDERS_IN_FLIGHT"
@@ -289,9 +292,15 @@ def test_nobody_erases_someone_else(
 ) -> None:
     tokens_a, alice = _shopper(client, db_session, settings, PHONE_A, "Alice Wu")
     tokens_b, _ = _shopper(client, db_session, settings, PHONE_B, "Bob Ma")
+    # Alice's erasure code with Bob's token erases nothing (it is not Bob's phone's code).
+    alice_code = erasure_headers(client, db_session, settings, tokens_a, PHONE_A)["X-Erasure-Code"]
+    bob = erasure_headers(client, db_session, settings, tokens_b, PHONE_B)
+    mixed = client.delete("/api/v1/me", headers={**bob, "X-Erasure-Code": alice_code})
+    assert mixed.status_code == 422 or alice_code == bob["X-Erasure-Code"], mixed.text
     # There is no account id to aim at: a query or body naming Alice is ignored.
+    bob = erasure_headers(client, db_session, settings, tokens_b, PHONE_B)
     r = client.request(
-        "DELETE", f"/api/v1/me?user_id={alice.id}", json={"id": alice.id}, headers=bearer(tokens_b)
+        "DELETE", f"/api/v1/me?user_id={alice.id}", json={"id": alice.id}, headers=bob
     )
     assert r.status_code == 200
     assert client.get("/api/v1/me", headers=bearer(tokens_a)).json()["phone"] == E164_A
@@ -300,7 +309,9 @@ def test_nobody_erases_someone_else(
         settings, make_user(db_session, "merchant_staff", make_product(db_session).merchant_id)
     )
     assert client.delete("/api/v1/me", headers=staff).status_code == 403
+    assert client.post("/api/v1/me/erasure-code", headers=staff).status_code == 403
     assert client.delete("/api/v1/me").status_code == 401
+    assert client.post("/api/v1/me/erasure-code").status_code == 401
     forged = tokens_a["access_token"][:-4] + "AAAA"
     assert (
         client.delete("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}).status_code
