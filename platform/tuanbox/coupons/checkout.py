@@ -39,7 +39,7 @@ from tuanbox.coupons.models import (
 )
 from tuanbox.db.base import utcnow
 from tuanbox.errors import ConflictError
-from tuanbox.orders.domain import OrderKind, OrderStatus
+from tuanbox.orders.domain import OrderStatus
 from tuanbox.orders.models import Order
 from tuanbox.orders.services import lock_order
 from tuanbox.points import services as points
@@ -144,14 +144,6 @@ def _check_one(
             )
 
 
-def _orderable(order: Order) -> None:
-    if order.kind == OrderKind.GROUP:
-        # A group order is repriced when its group closes (tier refunds): no discount on it.
-        raise CouponNotApplicableError(
-            "discounts do not apply to group-buy orders", reason="GROUP_ORDER"
-        )
-
-
 def quote(
     session: Session,
     order: Order,
@@ -160,8 +152,11 @@ def quote(
     policy: Policy,
     now: datetime,
 ) -> Quote:
-    """Price coupons and points on an order, or raise the first reason they cannot go."""
-    _orderable(order)
+    """Price coupons and points on an order, or raise the first reason they cannot go.
+
+    Every order kind takes them. A group order's discount is priced here on what it pays
+    now (threshold judged now) and settled again at its group's final price when the group
+    closes (`coupons.settlement.settle_group_price`)."""
     if len(pairs) > MAX_COUPONS:
         raise StackingRefusedError(f"at most {MAX_COUPONS} coupons on one order")
     for coupon, template in pairs:
@@ -273,7 +268,6 @@ def apply(
         raise CouponUnavailableError("order not found")
     if order.status != OrderStatus.PENDING_PAYMENT or applied_cents(session, order.id):
         raise DiscountLockedError(f"a {order.status} order's discount cannot change")
-    _orderable(order)
     discount = session.scalars(
         select(OrderDiscount).where(OrderDiscount.order_id == order.id).with_for_update()
     ).one_or_none()
@@ -350,17 +344,43 @@ def apply(
 
 
 def _write_lines(session: Session, order: Order, priced: Quote) -> None:
+    write_lines(session, order, order.unit_price_cents, priced.coupon_cents, priced.points_cents)
+
+
+def write_lines(
+    session: Session, order: Order, unit_cents: int, coupon_cents: int, points_cents: int
+) -> None:
+    """The order's units at `unit_cents` each, coupons then points split over them by
+    largest remainder (replacing the lines it had)."""
     session.execute(delete(OrderDiscountLine).where(OrderDiscountLine.order_id == order.id))
-    amounts = [order.unit_price_cents] * order.qty
-    coupon_shares = split(priced.coupon_cents, amounts)
+    amounts = [unit_cents] * order.qty
+    coupon_shares = split(coupon_cents, amounts)
     points_shares = split(
-        priced.points_cents, [a - c for a, c in zip(amounts, coupon_shares, strict=True)]
+        points_cents, [a - c for a, c in zip(amounts, coupon_shares, strict=True)]
     )
     session.add_all(
         OrderDiscountLine(
             order_id=order.id, line_no=i + 1, amount_cents=a, coupon_cents=c, points_cents=p
         )
         for i, (a, c, p) in enumerate(zip(amounts, coupon_shares, points_shares, strict=True))
+    )
+
+
+def held_pairs(session: Session, order: Order) -> list[tuple[Coupon, CouponTemplate]]:
+    """The coupons an order holds with their templates, in the order `apply` prices them
+    (amounts off before percentages, then by id); coupon rows locked in id order."""
+    coupons = session.scalars(
+        select(Coupon).where(Coupon.order_id == order.id).order_by(Coupon.id).with_for_update()
+    ).all()
+    templates = {
+        t.id: t
+        for t in session.scalars(
+            select(CouponTemplate).where(CouponTemplate.id.in_({c.template_id for c in coupons}))
+        )
+    }
+    return sorted(
+        ((c, templates[c.template_id]) for c in coupons),
+        key=lambda p: (p[1].kind != CouponKind.AMOUNT_OFF, p[0].id),
     )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuanbox.audit.services import Actor
+from tuanbox.coupons.settlement import GROUP_PRICE_KEY, settle_group_price
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import session_scope
 from tuanbox.groupbuy import pool
@@ -90,7 +91,7 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
         order = session.get(Order, member.order_id)
         if order is None:
             continue
-        key = f"gb-close:{group.id}:{order.id}"
+        key = f"{GROUP_PRICE_KEY}{group.id}:{order.id}"
         if order.status == "pending_payment":
             transition(
                 session, order, "cancelled", actor=SYSTEM, reason=f"group {outcome.value} unpaid"
@@ -99,13 +100,16 @@ def close_group(session: Session, group: Group, now: datetime) -> Closed:
         elif order.status != "paid":
             continue  # already moved on (e.g. cancelled by the shopper); nothing to settle
         elif outcome is GroupStatus.CONFIRMED:
-            owed = order.qty * final_unit_price(
+            final = final_unit_price(
                 schedule,
                 group.paid_count,
                 is_leader=member.user_id == group.leader_user_id,
                 leader_price_cents=campaign.leader_price_cents,
             )
-            # The delivery fee decided at join stays owed: the order is still delivered.
+            # The goods at the final price less the order's coupons and points, settled as
+            # checkout would have at that price (`coupons.settlement.settle_group_price`);
+            # the delivery fee decided at join stays owed: the order is still delivered.
+            owed = settle_group_price(session, order, final)
             owed += order.delivery_fee_cents
             back = refund_due(order.paid_cents - order.refunded_cents, owed)
             if back:

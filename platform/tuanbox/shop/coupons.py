@@ -21,7 +21,7 @@ from tuanbox.coupons.models import CouponTemplate, OrderDiscount
 from tuanbox.coupons.views import policy_of
 from tuanbox.db.base import utcnow
 from tuanbox.errors import NotFoundError, TuanboxError
-from tuanbox.orders.domain import OrderKind, OrderStatus
+from tuanbox.orders.domain import OrderStatus
 from tuanbox.points import services as points
 from tuanbox.shop import i18n, orderview
 from tuanbox.shop.i18n import gettext_for
@@ -105,7 +105,7 @@ def checkout_page(
     order = orderview.own_order(db, order_id, shopper.id)
     if order is None:
         raise NotFoundError("no such order")
-    if order.status != OrderStatus.PENDING_PAYMENT or order.kind == OrderKind.GROUP:
+    if order.status != OrderStatus.PENDING_PAYMENT:
         return RedirectResponse(f"/orders/{order.id}", status_code=303)
     _ = gettext_for(i18n.locale_of(request))
     now = utcnow()

@@ -135,3 +135,47 @@ def test_wallet_page_lists_coupons_points_and_buys_once_per_form(
         "/me/coupons/redeem", data=form, headers={"Origin": "https://evil.example"}
     )
     assert forged.status_code == 403
+
+
+def test_a_group_order_is_offered_coupons_and_points_at_checkout(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    """Group-buy orders take coupons and points like any other (coupons README)."""
+    from tests.platform.groupbuy.factories import make_shop, make_shoppers, tiered_spec
+    from tuanbox.db.base import utcnow
+    from tuanbox.groupbuy import services as groupbuy
+    from tuanbox.orders.models import Order
+
+    shop = make_shop(db_session, price_cents=1200)
+    (shopper,) = make_shoppers(db_session, 1)
+    campaign = groupbuy.create_campaign(
+        db_session,
+        merchant_id=shop.merchant_id,
+        actor_id=shop.staff_id,
+        spec=tiered_spec(shop.sku_id),
+    )
+    opened = groupbuy.open_group(
+        db_session, campaign_id=campaign.id, user_id=shopper, qty=2, now=utcnow()
+    )
+    coupon = issue_one(db_session, template(db_session, name="Group treat").id, shopper, "g")
+    points.post(db_session, shopper, "gift", "earn", 100)
+    db_session.commit()
+    _sign_in(client, settings, shopper)
+    order_page = client.get(f"/orders/{opened.order_id}", headers=EN).text
+    assert f'href="/orders/{opened.order_id}/checkout"' in order_page
+    page = client.get(f"/orders/{opened.order_id}/checkout", headers=EN, follow_redirects=False)
+    assert page.status_code == 200
+    assert "Group treat" in page.text and "Saves ¥5.00" in page.text
+    assert f'value="{coupon.id}" disabled' not in page.text
+    done = client.post(
+        f"/orders/{opened.order_id}/checkout",
+        data={"coupon": coupon.id, "points": "100"},
+        headers=SAME,
+        follow_redirects=False,
+    )
+    assert done.headers["location"].endswith("?ok=applied")
+    assert "Pay ¥12.00" in client.get(done.headers["location"], headers=EN).text
+    order = db_session.get(Order, opened.order_id)
+    assert order is not None
+    db_session.refresh(order)
+    assert order.discount_cents == 600
