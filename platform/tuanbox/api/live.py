@@ -40,7 +40,15 @@ def serve(
 
     ``options`` go to ``uvicorn.Config`` (e.g. ``backlog`` for load tests)."""
     port = port or free_port(host)
-    config = {"log_config": None, "log_level": "warning", "timeout_graceful_shutdown": 3}
+    settings = getattr(app.state, "settings", None)
+    config: dict[str, Any] = {
+        "log_config": None,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 3,
+        # As `tuanbox api`: X-Forwarded-For only from TUANBOX_TRUSTED_PROXIES (not uvicorn's
+        # FORWARDED_ALLOW_IPS / 127.0.0.1 default).
+        "forwarded_allow_ips": list(settings.trusted_proxies) if settings is not None else [],
+    }
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **{**config, **options}))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

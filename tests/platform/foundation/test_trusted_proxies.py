@@ -16,10 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
 from tests.conftest import make_settings
 from tests.support import free_port, wait_until
+from tuanbox.api.live import serve
+from tuanbox.ratelimit.deps import client_ip
 
 ACCESS = re.compile(r'(?P<client>[^ ]+):\d+ - "GET /healthz\?probe=(?P<probe>\d+) HTTP/[\d.]+" 200')
 
@@ -116,3 +119,18 @@ def test_trusted_proxies_are_parsed_and_a_wildcard_is_refused() -> None:
     for bad in ("*", "lb.internal", "10.0.0.0/33"):
         with pytest.raises(ValidationError):
             make_settings(trusted_proxies=bad)
+
+
+@pytest.mark.parametrize(("trusted", "client"), [("", "127.0.0.1"), ("127.0.0.1", "203.0.113.9")])
+def test_live_serve_trusts_the_same_proxies(trusted: str, client: str) -> None:
+    """`tuanbox.api.live.serve` (tests, the ops snapshot) applies the same setting."""
+    app = FastAPI()
+    app.state.settings = make_settings(trusted_proxies=trusted)
+
+    @app.get("/ip")
+    def ip(request: Request) -> str:
+        return client_ip(request)
+
+    with serve(app) as base:
+        r = httpx.get(f"{base}/ip", headers={"X-Forwarded-For": "198.51.100.66, 203.0.113.9"})
+    assert r.json() == client
