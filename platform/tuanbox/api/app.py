@@ -48,6 +48,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.coupons.views",
     "tuanbox.growth.views",
     "tuanbox.membership.views",
+    "tuanbox.membership.pages",
     "tuanbox.segments.views",
     "tuanbox.merchant_orders.views",
     "tuanbox.shop.views",

@@ -137,6 +137,33 @@ class Refunded:
     terms: tuple[str, ...]
 
 
+def _refund_of(term: MembershipTerm, now: datetime) -> tuple[int, int]:
+    """(unused whole days, cents back) of one paid term at `now`."""
+    assert term.starts_at is not None and term.ends_at is not None
+    left = days_left(now, aware(term.starts_at), aware(term.ends_at))
+    return left, pro_rata_cents(term.amount_cents, term.days, left)
+
+
+def refund_quote(session: Session, user_id: str, *, now: datetime | None = None) -> Refunded:
+    """What `refund` would give back at `now` (nothing locked or written): shown to ops
+    before they confirm. Terms with no day left are not in it; none at all is cents 0."""
+    now = now or utcnow()
+    terms = session.scalars(
+        select(MembershipTerm)
+        .where(MembershipTerm.user_id == user_id, MembershipTerm.status == "paid")
+        .order_by(MembershipTerm.id)
+    ).all()
+    cents = days = 0
+    ids = []
+    for term in terms:
+        if aware(term.ends_at) <= now:  # type: ignore[arg-type]
+            continue
+        left, amount = _refund_of(term, now)
+        cents, days = cents + amount, days + left
+        ids.append(term.id)
+    return Refunded(cents, days, tuple(ids))
+
+
 def refund(
     session: Session, user_id: str, provider: PaymentProvider, *, now: datetime | None = None
 ) -> Refunded:
@@ -155,9 +182,7 @@ def refund(
         raise NotAMemberError("no paid membership days left to refund")
     cents = days = 0
     for term in open_terms:
-        assert term.starts_at is not None and term.ends_at is not None
-        left = days_left(now, aware(term.starts_at), aware(term.ends_at))
-        amount = pro_rata_cents(term.amount_cents, term.days, left)
+        left, amount = _refund_of(term, now)
         if amount > 0:
             term.provider_refund_id = provider.refund(
                 session,
@@ -230,6 +255,16 @@ def set_member_price(session: Session, sku_id: str, price_cents: int, actor_id: 
     row.price_cents, row.updated_by = price_cents, actor_id
     session.flush()
     return row
+
+
+def clear_member_price(session: Session, sku_id: str) -> bool:
+    """Members pay the SKU's own price again; False when it had no member price."""
+    row = session.get(MemberPrice, sku_id)
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
 
 
 def price_for(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -15,7 +15,7 @@ from tuanbox.accounts.models import User
 from tuanbox.api.deps import SessionDep, SettingsDep
 from tuanbox.api.openapi_problems import problems
 from tuanbox.audit.services import Actor, record
-from tuanbox.bounds import MAX_ORDER_CENTS
+from tuanbox.bounds import MAX_ORDER_CENTS, Id
 from tuanbox.catalog.models import Sku
 from tuanbox.coupons.domain import aware
 from tuanbox.errors import NotFoundError
@@ -173,3 +173,18 @@ def put_member_price(
     )
     session.commit()
     return MemberPriceOut(sku_id=sku_id, price_cents=row.price_cents)
+
+
+@router.delete(
+    "/skus/{sku_id}/member-price", status_code=204, responses=problems(401, 403, 404, 422)
+)
+def delete_member_price(sku_id: Id, user: OpsOrAdmin, session: SessionDep) -> Response:
+    """Ops: members pay this SKU's own price again; a SKU without one is left as it is (the
+    same answer, nothing audited). Audited when a price is cleared."""
+    if session.get(Sku, sku_id) is None:
+        raise NotFoundError("SKU not found")
+    if services.clear_member_price(session, sku_id):
+        actor = Actor(id=user.id, role=user.role)
+        record(session, actor, "membership.member_price.clear", "sku", sku_id)
+        session.commit()
+    return Response(status_code=204)

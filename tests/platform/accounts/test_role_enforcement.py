@@ -130,6 +130,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/me/membership/purchases"): SHOPPER,
     ("POST", "/api/v1/users/{user_id}/membership/refund"): OPS,
     ("PUT", "/api/v1/skus/{sku_id}/member-price"): OPS,
+    ("DELETE", "/api/v1/skus/{sku_id}/member-price"): OPS,
     # segments, pushes and experiments (merchant staff, their own merchant)
     ("GET", "/api/v1/segments"): CONSOLE,
     ("POST", "/api/v1/segments"): CONSOLE,
@@ -292,6 +293,11 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/ops/licences"): OPS,
     ("GET", "/ops/licences/{licence_id}/file"): OPS,
     ("POST", "/ops/licences/{licence_id}/review"): OPS,
+    ("GET", "/ops/membership"): OPS,
+    ("POST", "/ops/users/{user_id}/membership/refund"): OPS,
+    ("GET", "/ops/member-prices"): OPS,
+    ("POST", "/ops/skus/{sku_id}/member-price"): OPS,
+    ("POST", "/ops/skus/{sku_id}/member-price/clear"): OPS,
     # console orders, waves, pre-sale, returns, reviews (tuanbox.console.orders and siblings)
     ("GET", "/console/orders"): CONSOLE,
     ("POST", "/console/orders/bulk"): CONSOLE,

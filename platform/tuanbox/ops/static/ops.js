@@ -59,7 +59,7 @@
     source.onerror = () => live && live.classList.remove("on");
   }
 
-  async function post(url, body) {
+  async function post(url, body, shown) {
     const response = await fetch(url, {
       method: "POST",
       credentials: "same-origin",
@@ -69,7 +69,7 @@
     if (!response.ok) {
       let detail = response.statusText;
       try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
-      alert(detail);
+      if (shown) { shown.textContent = detail; shown.hidden = false; } else { alert(detail); }
       return false;
     }
     return true;
@@ -96,6 +96,22 @@
       const note = prompt(approve ? "What was checked (register, dates)?" : "Why reject (the merchant sees this)?") || "";
       if (!note) return;
       ok = await post(`/ops/licences/${button.dataset.licenceId}/review`, { decision: approve ? "approved" : "rejected", note });
+      if (ok) location.reload();
+      return;
+    } else if (action === "membership-refund" || action === "member-price-set" || action === "member-price-clear") {
+      // The membership pages: the problem's words go under the heading, not in a dialog.
+      const shown = document.getElementById("action-error");
+      if (shown) shown.hidden = true;
+      if (action === "membership-refund") {
+        if (!confirm(`Refund ${button.dataset.amount} and end this membership now?`)) return;
+        ok = await post(`/ops/users/${button.dataset.userId}/membership/refund`, { expected_cents: Number(button.dataset.cents) }, shown);
+      } else if (action === "member-price-set") {
+        const input = document.querySelector(`[data-price-for="${button.dataset.skuId}"]`);
+        ok = await post(`/ops/skus/${button.dataset.skuId}/member-price`, { price: input ? input.value : "" }, shown);
+      } else {
+        if (!confirm("Clear the member price? Members pay the price again.")) return;
+        ok = await post(`/ops/skus/${button.dataset.skuId}/member-price/clear`, {}, shown);
+      }
       if (ok) location.reload();
       return;
     } else if (action === "risk-approve" || action === "risk-reject") {
