@@ -6,7 +6,13 @@ same step, and answers 202 with the reservation. This consumer reads the stream 
 consumer group and writes each batch in one DB transaction: per join (a SAVEPOINT each) the
 risk screen, the same `services.join_group` use case as the request path (guarded seat
 UPDATE, quota, stock pool, order, member, transition) and the stored answer under the
-shopper's Idempotency-Key; then it acknowledges and deletes the entries. A join the
+shopper's Idempotency-Key; then it acknowledges and deletes the entries. What every join
+would read on its own is read once for the batch (its groups and campaigns, the accounts'
+sticky risk keys) and the stored answers go in one multi-row INSERT at the end; a seat
+refusal on a group read at the batch's start is decided again on a fresh read, so the
+answers are those of writing the joins one by one (`tests/.../test_join_batch.py`). A
+campaign paused during a batch is seen by the next batch (as before: its first join
+cached it for the batch). A join the
 database refuses (group closed meanwhile, quota, risk block) stores its refusal as the
 key's answer and gives its seat back in Redis after the commit.
 
@@ -32,9 +38,10 @@ from typing import Any
 
 import redis
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
@@ -81,15 +88,20 @@ class Written:
     to_release: list[Join] | None = None
 
 
-def _screen(session: Session, settings: Settings, join: Join) -> Any:
+Sticky = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _screen(session: Session, settings: Settings, join: Join, sticky: Sticky | None) -> Any:
     """`risk.services.before_order` for a queued join (its IP and device arrive as blind
-    indexes); returns (screening, refusal). A block is filed and refuses the join."""
+    indexes); returns (screening, refusal). A block is filed and refuses the join.
+    `sticky`: the account's addresses and payers as read for the batch (a join records
+    only keys the account already has, so the batch's own joins do not change them)."""
     from tuanbox.risk import signals
     from tuanbox.risk.decisions import file_review, screen, user_key
     from tuanbox.risk.errors import RiskBlockedError
     from tuanbox.risk.rules import Action, Event
 
-    addresses, payers = signals.sticky_keys(session, join.user_id)
+    addresses, payers = sticky if sticky is not None else signals.sticky_keys(session, join.user_id)
     keys = signals.Keys(
         join.user_id, ip=join.ip, device=join.device, addresses=addresses, payers=payers
     )
@@ -112,16 +124,29 @@ def _screen(session: Session, settings: Settings, join: Join) -> Any:
     return screening, refusal
 
 
-def write_one(session: Session, settings: Settings, join: Join) -> tuple[int, Any]:
+def write_one(
+    session: Session,
+    settings: Settings,
+    join: Join,
+    sticky: Sticky | None = None,
+    *,
+    prefetched: bool = False,
+) -> tuple[int, Any]:
     """One join in its own SAVEPOINT: (status, answer). A refusal rolls the join back (a
-    risk block keeps its signals and review, as the request path commits them)."""
+    risk block keeps its signals and review, as the request path commits them).
+
+    `prefetched`: the join's group was read with the batch's, before this join; a seat
+    refusal (full or closed) is then decided again on a fresh read of the group, so a
+    group closed since the batch began is refused as the per-join path refuses it."""
+    from tuanbox.groupbuy.domain import GroupClosedError, GroupFullError
+    from tuanbox.groupbuy.models import Group
     from tuanbox.groupbuy.views import joined_out
     from tuanbox.orders.models import Order
     from tuanbox.risk.services import after_order
 
     savepoint = session.begin_nested()
     try:
-        screening, refusal = _screen(session, settings, join)
+        screening, refusal = _screen(session, settings, join, sticky)
         if refusal is not None:
             savepoint.commit()
             return refusal.status, refusal.problem(PATH.format(group_id=join.group_id))
@@ -145,6 +170,10 @@ def write_one(session: Session, settings: Settings, join: Join) -> tuple[int, An
         savepoint.rollback()
         if exc.status >= 500:
             raise
+        group = session.identity_map.get(identity_key(Group, join.group_id))
+        if prefetched and isinstance(exc, GroupFullError | GroupClosedError) and group:
+            session.expire(group)
+            return write_one(session, settings, join, sticky)
         return exc.status, exc.problem(PATH.format(group_id=join.group_id))
     except IntegrityError as exc:
         # A constraint the use case does not translate (say the account is gone): this join
@@ -171,8 +200,14 @@ def write_batch(session: Session, settings: Settings, batch: list[Join]) -> Writ
         )
     ).all()
     stored = {(principal, key): status for principal, key, status in rows}
+    fresh = [j for j in batch if (j.user_id, j.key) not in stored]
+    # Read once for the batch what each join would read on its own: the groups and their
+    # campaigns (into the identity map: `join_group` finds them there) and the accounts'
+    # sticky risk keys. `loaded` keeps the objects referenced (the map holds them weakly).
+    loaded, sticky = _prefetch(session, fresh)
     cipher = PiiCipher(settings)
     seen: set[tuple[str, str]] = set()
+    answers: list[dict[str, Any]] = []
     for join in batch:
         marker = (join.user_id, join.key)
         if marker in stored or marker in seen:
@@ -182,22 +217,28 @@ def write_batch(session: Session, settings: Settings, batch: list[Join]) -> Writ
                 out.to_release.append(join)
             continue
         seen.add(marker)
-        status, body = write_one(session, settings, join)
+        status, body = write_one(
+            session,
+            settings,
+            join,
+            sticky.get(join.user_id),
+            prefetched=join.group_id in loaded,
+        )
         body = jsonable_encoder(body)
         now = utcnow()
-        session.add(
-            IdempotencyKey(
-                principal=join.user_id,
-                key=join.key,
-                method="POST",
-                path=PATH.format(group_id=join.group_id),
-                request_hash=join.digest,
-                state="done",
-                response_status=status,
-                response_enc=seal(cipher, join.user_id, join.key, body),
-                created_at=now,
-                claimed_at=now,
-            )
+        answers.append(
+            {
+                "principal": join.user_id,
+                "key": join.key,
+                "method": "POST",
+                "path": PATH.format(group_id=join.group_id),
+                "request_hash": join.digest,
+                "state": "done",
+                "response_status": status,
+                "response_enc": seal(cipher, join.user_id, join.key, body),
+                "created_at": now,
+                "claimed_at": now,
+            }
         )
         if status >= 400:
             out.refused += 1
@@ -205,7 +246,27 @@ def write_batch(session: Session, settings: Settings, batch: list[Join]) -> Writ
         else:
             out.written += 1
     session.flush()
+    if answers:
+        # The stored answers in one multi-row INSERT; a key another consumer stored first
+        # fails the batch here (UNIQUE principal, key), which is then retried.
+        session.execute(insert(IdempotencyKey), answers)
+    del loaded
     return out
+
+
+def _prefetch(session: Session, batch: list[Join]) -> tuple[dict[str, Any], dict[str, Sticky]]:
+    from tuanbox.groupbuy.models import Campaign, Group
+    from tuanbox.risk.signals import sticky_keys_of
+
+    if not batch:
+        return {}, {}
+    groups = session.scalars(select(Group).where(Group.id.in_({j.group_id for j in batch}))).all()
+    campaigns = session.scalars(
+        select(Campaign).where(Campaign.id.in_({g.campaign_id for g in groups}))
+    ).all()
+    loaded: dict[str, Any] = {g.id: g for g in groups}
+    loaded.update({c.id: c for c in campaigns})
+    return loaded, sticky_keys_of(session, [j.user_id for j in batch])
 
 
 class JoinStreamConsumer:

@@ -83,6 +83,34 @@ def sticky_keys(session: Session, user_id: str) -> tuple[tuple[str, ...], tuple[
     return addresses, payers
 
 
+def sticky_keys_of(
+    session: Session, user_ids: Iterable[str]
+) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """`sticky_keys` for several accounts in one query (a batch of queued joins): each
+    account's first MAX_STICKY distinct (kind, value) pairs in order; an account without
+    any maps to two empty tuples."""
+    wanted = list(dict.fromkeys(user_ids))
+    rows = session.execute(
+        select(RiskSignal.user_id, RiskSignal.kind, RiskSignal.value)
+        .where(RiskSignal.user_id.in_(wanted), RiskSignal.kind.in_((Key.ADDRESS, Key.PAYER)))
+        .distinct()
+        .order_by(RiskSignal.user_id, RiskSignal.kind, RiskSignal.value)
+    ).all()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for user_id, kind, value in rows:
+        kept = found.setdefault(user_id, [])
+        if len(kept) < MAX_STICKY:
+            kept.append((kind, value))
+    out = {}
+    for user_id in wanted:
+        kept = found.get(user_id, [])
+        out[user_id] = (
+            tuple(sorted(v for k, v in kept if k == Key.ADDRESS)),
+            tuple(sorted(v for k, v in kept if k == Key.PAYER)),
+        )
+    return out
+
+
 def order_keys(session: Session, order_id: str) -> tuple[str | None, str | None]:
     """The IP and device an order was placed or checked out from (latest), if recorded."""
     rows = session.execute(
