@@ -187,6 +187,9 @@ class ServiceManager:
                 ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
                 cwd=self.project_dir,
                 check=True,
+                # swagger-ui-dist's dependency @scarf/scarf pings an analytics service on
+                # install unless told not to (package.json's scarfSettings says so too).
+                env={**os.environ, "SCARF_ANALYTICS": "false"},
             )
 
     # -- lifecycle -------------------------------------------------------------------------
