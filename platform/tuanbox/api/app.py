@@ -47,6 +47,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "tuanbox.trace.views",
     "tuanbox.coupons.views",
     "tuanbox.growth.views",
+    "tuanbox.growth.pages",
     "tuanbox.membership.views",
     "tuanbox.membership.pages",
     "tuanbox.segments.views",

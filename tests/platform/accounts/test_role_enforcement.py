@@ -298,6 +298,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/ops/member-prices"): OPS,
     ("POST", "/ops/skus/{sku_id}/member-price"): OPS,
     ("POST", "/ops/skus/{sku_id}/member-price/clear"): OPS,
+    ("GET", "/ops/invites"): OPS,
+    ("POST", "/ops/leaderboard-rewards/{kind}"): OPS,
+    ("POST", "/ops/invite-tasks"): OPS,
     # console orders, waves, pre-sale, returns, reviews (tuanbox.console.orders and siblings)
     ("GET", "/console/orders"): CONSOLE,
     ("POST", "/console/orders/bulk"): CONSOLE,

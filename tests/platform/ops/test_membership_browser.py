@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from telemetry.settings import TelemetrySettings
 from tests.conftest import make_settings
+from tests.platform.coupons.support import template
 from tests.platform.factories import make_merchant, make_product, make_sku, make_user
 from tests.platform.ops.test_ops_browser import live_api
 from tests.platform.shop.test_pages_browser import AXE, AXE_RUN, PHONE, SMALL_TARGETS
@@ -23,6 +24,7 @@ from tuanbox.accounts.tokens import issue_access_token
 from tuanbox.api.live import CHROMIUM_ARGS, CHROMIUM_PATH
 from tuanbox.audit.models import AuditEntry
 from tuanbox.db.engine import make_engine, make_session_factory
+from tuanbox.growth.models import LeaderboardReward
 from tuanbox.membership import services as membership
 from tuanbox.membership.models import MemberPrice, MembershipTerm
 from tuanbox.payments.services import handle_event
@@ -58,8 +60,10 @@ def test_ops_refund_a_membership_and_set_a_member_price_on_a_phone(
         assert handle_event(session, sim.verify_webhook(headers, body)) == "applied"
         product = make_product(session, make_merchant(session))
         sku = make_sku(session, product, price_cents=2000)
+        free = template(session, name="Free order", merchant_id=None)
         ops = make_user(session, "ops")
         shopper_id, term_id, sku_id, product_name = shopper.id, term.id, sku.id, product.name
+        free_id = free.id
         session.commit()
         token = issue_access_token(settings, Principal(ops.id, "ops"))
     expected = settings.membership_price_cents * 364 // 365
@@ -104,6 +108,17 @@ def test_ops_refund_a_membership_and_set_a_member_price_on_a_phone(
             card.get_by_role("button", name="Save").click()
             expect(card.locator("[data-member-price]")).to_have_text("member ¥18.50")
             _checked(page, refused, page.url)
+
+            # The invites page: the week's leaderboard reward chosen on the phone.
+            _checked(page, refused, f"{base}/ops/invites")
+            reward = page.locator('article[data-reward="week"]')
+            reward.get_by_label("Top places").fill("500")
+            reward.get_by_role("button", name="Save").click()
+            expect(page.locator("#action-error")).to_contain_text("less than or equal to 100")
+            reward.get_by_label("Top places").fill("10")
+            reward.get_by_role("button", name="Save").click()
+            expect(reward.locator("[data-reward-now]")).to_have_text("top 10 get “Free order”")
+            _checked(page, refused, page.url)
         finally:
             browser.close()
 
@@ -118,4 +133,6 @@ def test_ops_refund_a_membership_and_set_a_member_price_on_a_phone(
             )
         )
         assert actions == {"membership.refund", "membership.member_price"}
+        reward = session.get(LeaderboardReward, "week")
+        assert reward is not None and (reward.template_id, reward.top_n) == (free_id, 10)
     engine.dispose()

@@ -114,6 +114,29 @@
       }
       if (ok) location.reload();
       return;
+    } else if (action === "reward-set" || action === "task-create") {
+      // The invites page: leaderboard reward per period kind, platform invite tasks.
+      const shown = document.getElementById("action-error");
+      if (shown) shown.hidden = true;
+      if (action === "reward-set") {
+        const kind = button.dataset.kind;
+        const value = (attr) => document.querySelector(`[${attr}="${kind}"]`);
+        ok = await post(`/ops/leaderboard-rewards/${kind}`, {
+          template_id: value("data-reward-template").value,
+          top_n: value("data-reward-top").value,
+          active: value("data-reward-active").checked,
+        }, shown);
+      } else {
+        const form = document.getElementById("task-form");
+        const field = (name) => form.querySelector(`[name="${name}"]`).value;
+        const when = (name) => { const v = field(name); return v ? new Date(v).toISOString() : ""; };
+        ok = await post("/ops/invite-tasks", {
+          name: field("name"), goal: field("goal"), template_id: field("template_id"),
+          starts_at: when("starts_at"), ends_at: when("ends_at"),
+        }, shown);
+      }
+      if (ok) location.reload();
+      return;
     } else if (action === "risk-approve" || action === "risk-reject") {
       const approve = action === "risk-approve";
       const note = prompt(approve ? "Why is this a false alarm?" : "Why reject (held orders are cancelled and refunded)?") || "";
