@@ -45,7 +45,6 @@ def _words(_: Gettext) -> dict[str, str]:
         "COUPON_NOT_APPLICABLE": _("This coupon cannot be used on this order."),
         "NOT_A_NEW_USER": _("This coupon is for a first order only."),
         "NEW_USER_TAKEN": _("One new-user coupon per person: another account of yours had one."),
-        "GROUP_ORDER": _("Coupons cannot be used on group-buy orders."),
         "COUPON_UNAVAILABLE": _("This coupon is already in use."),
         "COUPON_LIMIT_REACHED": _("You already have as many of these as allowed."),
         "STACKING_REFUSED": _("These discounts cannot be combined."),
