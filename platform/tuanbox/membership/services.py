@@ -257,14 +257,15 @@ def set_member_price(session: Session, sku_id: str, price_cents: int, actor_id: 
     return row
 
 
-def clear_member_price(session: Session, sku_id: str) -> bool:
-    """Members pay the SKU's own price again; False when it had no member price."""
+def clear_member_price(session: Session, sku_id: str) -> int | None:
+    """Members pay the SKU's own price again; returns the member price it had (None: none)."""
     row = session.get(MemberPrice, sku_id)
     if row is None:
-        return False
+        return None
+    before = row.price_cents
     session.delete(row)
     session.flush()
-    return True
+    return before
 
 
 def price_for(

@@ -180,11 +180,17 @@ def put_member_price(
 )
 def delete_member_price(sku_id: Id, user: OpsOrAdmin, session: SessionDep) -> Response:
     """Ops: members pay this SKU's own price again; a SKU without one is left as it is (the
-    same answer, nothing audited). Audited when a price is cleared."""
+    same answer). Audited, with the member price it had (null: none)."""
     if session.get(Sku, sku_id) is None:
         raise NotFoundError("SKU not found")
-    if services.clear_member_price(session, sku_id):
-        actor = Actor(id=user.id, role=user.role)
-        record(session, actor, "membership.member_price.clear", "sku", sku_id)
-        session.commit()
+    before = services.clear_member_price(session, sku_id)
+    record(
+        session,
+        Actor(id=user.id, role=user.role),
+        "membership.member_price.clear",
+        "sku",
+        sku_id,
+        before={"price_cents": before},
+    )
+    session.commit()
     return Response(status_code=204)

@@ -161,10 +161,12 @@ def test_ops_list_set_and_clear_member_prices_audited(
     assert cleared.status_code == 204, cleared.text
     db_session.expire_all()
     assert db_session.get(MemberPrice, sku.id) is None
-    assert len(_audits(db_session, "membership.member_price.clear", sku.id)) == 1
+    [entry] = _audits(db_session, "membership.member_price.clear", sku.id)
+    assert entry.before == {"price_cents": 1850}
     twice = client.post(f"{url}/clear", json={}, headers=ops)
-    assert twice.status_code == 204  # nothing to clear: the same answer, no second audit
-    assert len(_audits(db_session, "membership.member_price.clear", sku.id)) == 1
+    assert twice.status_code == 204  # nothing to clear: the same answer, audited as such
+    befores = [e.before for e in _audits(db_session, "membership.member_price.clear", sku.id)]
+    assert sorted(befores, key=str) == [{"price_cents": 1850}, {"price_cents": None}]
     gone = client.post(f"/ops/skus/{uuid.uuid4()}/member-price/clear", json={}, headers=ops)
     assert gone.status_code == 404
     bad_q = client.get("/ops/member-prices", params={"q": "x" * 150}, headers=ops)
