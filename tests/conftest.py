@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -19,6 +21,14 @@ from tuanbox.devservices import probes
 from tuanbox.devservices.mqtt import clear_retained
 from tuanbox.settings import Settings
 from tuanbox.worker.db import dispose_all
+
+# Property tests judge inputs, not speed: on two cores shared with a load of 15-25 (CI beside
+# other jobs) Hypothesis's "too slow" health check and its 200 ms deadline failed tests whose
+# properties held. Examples stay as many, and a test's own settings still win.
+hypothesis_settings.register_profile(
+    "tuanbox", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("tuanbox")
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
