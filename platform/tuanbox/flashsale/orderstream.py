@@ -364,24 +364,10 @@ class OrderStreamConsumer:
 
 def run_consumer(settings: Settings, *, name: str | None = None) -> None:
     """`tuanbox flash-orders`: consume until SIGTERM or SIGINT, finishing the current batch."""
-    import signal
-    import threading
+    from tuanbox.worker.streams import run_until_signalled
 
-    from tuanbox.db.engine import make_engine, make_session_factory
-
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    engine = make_engine(settings.database_url)
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=10.0, socket_connect_timeout=5.0
+    run_until_signalled(
+        settings,
+        lambda client, sessions: OrderStreamConsumer(client, sessions, settings, name=name),
+        what="flash-sale order stream consumer",
     )
-    consumer = OrderStreamConsumer(
-        client, make_session_factory(engine, settings), settings, name=name
-    )
-    log.info("flash-sale order stream consumer started", extra={"consumer": consumer.name})
-    try:
-        consumer.run(stopping.is_set)
-    finally:
-        client.close()
-        engine.dispose()

@@ -1,0 +1,48 @@
+"""A Redis Stream consumer as a process of its own (`tuanbox flash-orders`,
+`tuanbox group-joins`): its engine and Redis client, stopped by SIGTERM or SIGINT after the
+batch in hand."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+from sqlalchemy.orm import Session
+
+from tuanbox.settings import Settings
+
+log = logging.getLogger("tuanbox.worker.streams")
+
+
+class StreamConsumer(Protocol):
+    name: str
+
+    def run(self, stop: Callable[[], bool]) -> None: ...
+
+
+# (Redis client, session factory) -> the consumer
+Build = Callable[[redis.Redis, Callable[[], Session]], StreamConsumer]
+
+
+def run_until_signalled(settings: Settings, build: Build, *, what: str) -> None:
+    """Consume until SIGTERM or SIGINT, finishing the current batch."""
+    from tuanbox.db.engine import make_engine, make_session_factory
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    engine = make_engine(settings.database_url)
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10.0, socket_connect_timeout=5.0
+    )
+    consumer = build(client, make_session_factory(engine, settings))
+    log.info(f"{what} started", extra={"consumer": consumer.name})
+    try:
+        consumer.run(stopping.is_set)
+    finally:
+        client.close()
+        engine.dispose()
