@@ -17,20 +17,19 @@ Counting is best effort: with Redis down the page still renders, uncounted.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from typing import Any
 
 import redis
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tuanbox.db.hooks import after_commit
-from tuanbox.errors import TuanboxError
+from tuanbox.db.bump import BumpOnCommit, redis_client
 from tuanbox.experiments.models import Experiment, ExperimentExposure, ExperimentFlush
 from tuanbox.reports.pageviews import SessionOpener
+from tuanbox.settings import Settings
 
 log = logging.getLogger(__name__)
 # How long a page process trusts what it knows of a campaign's running experiment when it
@@ -110,58 +109,24 @@ def bump(client: redis.Redis, prefix: str) -> int:
 
 # --- invalidation: any committed change of an experiment row bumps the version ------------
 
-_PENDING = "tuanbox_experiments_bump"
-_installed = False
-_warned = False
-_lock = threading.Lock()
-_clients: dict[str, redis.Redis] = {}
 
-
-def _client_for(url: str) -> redis.Redis:
-    with _lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2.0)
-        return client
-
-
-def _after_flush(session: Session, _context: object) -> None:
-    if session.info.get(_PENDING):
-        return
-    touched = (*session.new, *session.dirty, *session.deleted)
-    if not any(isinstance(o, Experiment) for o in touched):
-        return
+def _bump(settings: Settings) -> None:
     try:
-        from tuanbox.db.engine import settings_of
+        bump(redis_client(settings.redis_url), settings.experiments_prefix)
+    except redis.RedisError as exc:
+        log.warning("experiments version not bumped (%s): caches refresh by their TTL", exc)
 
-        settings = settings_of(session)
-    except (ImportError, TuanboxError) as exc:  # no settings bound to this session
-        global _warned
-        if not _warned:  # once per process: the writer that forgot them is the one to fix
-            _warned = True
-            log.warning("experiments version not bumped (%s): caches refresh by their TTL", exc)
-        return
-    session.info[_PENDING] = True
 
-    def run() -> None:
-        session.info.pop(_PENDING, None)
-        try:
-            bump(_client_for(settings.redis_url), settings.experiments_prefix)
-        except redis.RedisError as exc:
-            log.warning("experiments version not bumped (%s): caches refresh by their TTL", exc)
-
-    after_commit(session, run)
+_invalidation = BumpOnCommit(
+    "experiments version",
+    lambda touched: any(isinstance(o, Experiment) for o in touched),
+    _bump,
+)
 
 
 def install() -> None:
     """Watch every session of this process (API, worker) for committed experiment changes."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        event.listen(Session, "after_flush", _after_flush)
-        event.listen(Session, "after_soft_rollback", lambda s, _t: s.info.pop(_PENDING, None))
-        _installed = True
+    _invalidation.install()
 
 
 def count_command(prefix: str, experiment_id: str, arm: str) -> tuple[str, ...]:

@@ -15,21 +15,17 @@ Redis trouble never fails a page: the page is rendered from the database instead
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
-from tuanbox.db.hooks import after_commit
-from tuanbox.errors import TuanboxError
+from tuanbox.db.bump import BumpOnCommit, redis_client
 
 log = logging.getLogger("tuanbox.shop.cache")
 VERSION = "version"
 PAGE = "page:"
-_PENDING = "tuanbox_shop_bump"
 
 
 class PageCache:
@@ -80,11 +76,6 @@ def bump(client: redis.Redis, prefix: str) -> int:
 
 # --- invalidation ------------------------------------------------------------------------
 
-_installed = False
-_warned = False
-_lock = threading.Lock()
-_clients: dict[str, redis.Redis] = {}
-
 
 def _watched() -> tuple[type, ...]:
     from tuanbox.catalog.models import Merchant, Product, ProductImage, Sku
@@ -110,52 +101,18 @@ def _stock_only(obj: Any) -> bool:
     return changed <= {"remaining", "updated_at"}
 
 
-def _client_for(url: str) -> redis.Redis:
-    with _lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2.0)
-        return client
-
-
-def _after_flush(session: Session, _context: object) -> None:
-    if session.info.get(_PENDING):
-        return
+def _shown(touched: Sequence[object]) -> bool:
     watched = _watched()
-    touched = [
-        o for o in (*session.new, *session.dirty, *session.deleted) if isinstance(o, watched)
-    ]
-    if not any(not _stock_only(o) for o in touched):
-        return
-    try:
-        from tuanbox.db.engine import settings_of
-
-        settings = settings_of(session)
-    except (ImportError, TuanboxError) as exc:  # no settings bound to this session
-        global _warned
-        if not _warned:  # once per process: the writer that forgot them is the one to fix
-            _warned = True
-            log.warning("page cache not invalidated (%s); pages refresh within their TTL", exc)
-        return
-    session.info[_PENDING] = True
-
-    def run() -> None:
-        session.info.pop(_PENDING, None)
-        bump(_client_for(settings.redis_url), settings.shop_cache_prefix)
-
-    after_commit(session, run)
+    return any(isinstance(o, watched) and not _stock_only(o) for o in touched)
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+_invalidation = BumpOnCommit(
+    "page cache",
+    _shown,
+    lambda settings: bump(redis_client(settings.redis_url), settings.shop_cache_prefix),
+)
 
 
 def install() -> None:
     """Watch every session of this process (API, worker) for changes the pages show."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        event.listen(Session, "after_flush", _after_flush)
-        event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
-        _installed = True
+    _invalidation.install()
