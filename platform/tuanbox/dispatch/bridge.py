@@ -112,6 +112,7 @@ DEAD_LETTER_NEXT_STEP = (
 @dataclass
 class BridgeStats:
     published: int = 0
+    received: int = 0  # messages the broker handed over (counted on paho's one thread)
     applied: int = 0
     duplicates: int = 0
     unknown: int = 0  # messages of lockers this platform does not know
@@ -417,6 +418,7 @@ class Bridge:
         # Bounded hand-over to the locker's inbound worker. When its inbox is full, paho's
         # thread waits (and the broker holds further QoS 1 messages): backpressure, never a
         # dropped message.
+        self.stats.received += 1
         self._inboxes[self._worker_of(msg.topic)].put(msg)
 
     def _worker_of(self, name: str) -> int:
