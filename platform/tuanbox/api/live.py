@@ -40,7 +40,8 @@ def serve(
 
     ``options`` go to ``uvicorn.Config`` (e.g. ``backlog`` for load tests)."""
     port = port or free_port(host)
-    settings = getattr(app.state, "settings", None)
+    # An ASGI wrapper around the app (a test counting requests, say) has no state.
+    settings = getattr(getattr(app, "state", None), "settings", None)
     config: dict[str, Any] = {
         "log_config": None,
         "log_level": "warning",
