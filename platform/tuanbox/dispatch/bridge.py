@@ -30,10 +30,9 @@ Outbound, a commit that queues commands NOTIFYs the bridges (PostgreSQL), which 
 connection of their own and claim at once; they also poll, every ``bridge_poll_s`` or at the
 next retry or timeout if sooner, and every 50 ms while no notification can reach them
 (SQLite, or the LISTEN connection is being re-established). Every bridge claims due outbox
-rows with ``FOR UPDATE SKIP LOCKED``, commits the claim (without waiting for the WAL flush,
-like a batch of pure acks: see `no_wal_flush`), then publishes at QoS 1; unacked commands
-come due again with backoff until they expire, and expiry hands the command to fulfilment
-for the ops exception queue. A command acked ``accepted`` that is not finished
+rows with ``FOR UPDATE SKIP LOCKED``, commits the claim, then publishes at QoS 1; unacked
+commands come due again with backoff until they expire, and expiry hands the command to
+fulfilment for the ops exception queue. A command acked ``accepted`` that is not finished
 within ``command_accepted_timeout_s`` is stalled: fulfilment syncs the locker and alerts
 ops, and the bridge re-sends it once (the locker answers a known id with its recorded final
 ack, or ``failed INTERRUPTED``).
@@ -66,7 +65,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -328,7 +327,6 @@ class Bridge:
         """Claim due commands (committed), then publish them; first in a pass, since a
         notified commit waits on it."""
         with session_scope(self.session_factory) as session:
-            no_wal_flush(session)  # a claim lost in a DB crash is sent again: see no_wal_flush
             # A window over all bridges: more unacked commands than the broker queues for a
             # slow consumer (Mosquitto drops beyond max_queued_messages) would only come back
             # as retries after the ack timeout. Counted in the claiming statement itself.
@@ -518,22 +516,12 @@ class Bridge:
                 command = session.get(OutboxCommand, failed, populate_existing=True)
                 if command is not None:
                     inbound.command_settled(session, command)
-            revived = inbound.heard_from_many(
+            inbound.heard_from_many(
                 session,
                 [locker for locker, _ in acks],
                 now=now,
                 grain_s=last_seen_grain_s(self.settings),
             )
-            # Only command statuses (and last_seen_at) written: a crash may lose this commit,
-            # and the stall/resend path recovers it (see no_wal_flush). Events, states,
-            # statuses, refusals, failed or rejected acks (fulfilment settles those: alerts,
-            # bookings) and a locker coming online keep the synchronous commit.
-            if (
-                set(counts) == {"acks"}
-                and not revived
-                and not any(m.status in inbound.SETTLED_WITH_ALERT for m in moved)
-            ):
-                no_wal_flush(session)
         with self._stats_lock:  # several inbound workers count into one set of figures
             for key, value in counts.items():
                 setattr(self.stats, key, getattr(self.stats, key) + value)
@@ -671,22 +659,6 @@ def last_seen_grain_s(settings: Settings) -> float:
     """How stale a locker's ``last_seen_at`` may get before an ack moves it again: a tenth of
     the time after which a silent locker counts as offline, at most LAST_SEEN_GRAIN_S."""
     return min(LAST_SEEN_GRAIN_S, settings.locker_offline_after_s / 10)
-
-
-def no_wal_flush(session: Session) -> None:
-    """Commit this transaction without waiting for its WAL flush (``SET LOCAL
-    synchronous_commit = off``; about 10 ms a commit on a disk that fsyncs honestly). Only
-    for the claim and for batches of pure acks: a PostgreSQL crash (not a clean stop, not a
-    client crash) may then lose the last ~``wal_writer_delay`` × 3 of them, which the
-    protocol absorbs. A lost claim leaves the command due, and it is sent again with the
-    same id (the locker answers a known id from its ledger and never runs it twice); a lost
-    ack, already PUBACKed, leaves the command sent (re-sent after the ack timeout, answered
-    from the ledger) or accepted (stalled after ``command_accepted_timeout_s``: a spurious
-    stall alert, then the re-send settles it). Never for money, stock, bookings or events:
-    a later synchronous commit flushes the WAL up to itself, so no durable transaction can
-    depend on a lost one."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 def no_delay(client: mqtt.Client) -> None:

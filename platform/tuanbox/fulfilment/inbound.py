@@ -64,19 +64,17 @@ def heard_from(session: Session, locker: Locker, *, now: datetime) -> None:
 
 def heard_from_many(
     session: Session, locker_ids: Iterable[str], *, now: datetime, grain_s: float = 0.0
-) -> int:
+) -> None:
     """`heard_from` for many lockers (a batch of acks): one locking read in id order (so
     concurrent bridges never deadlock), then one UPDATE of the rows it holds, rather than one
     per locker; those found offline come online as `heard_from` brings them.
 
     With ``grain_s``, a locker marked online whose ``last_seen_at`` is less than that old is
     left alone (neither locked nor written): in a burst, the same lockers ack again and again,
-    and their last_seen_at needs to be fresh only against locker_offline_after_s.
-
-    Returns how many of them it found offline (and so brought online)."""
+    and their last_seen_at needs to be fresh only against locker_offline_after_s."""
     ids = sorted(set(locker_ids))
     if not ids:
-        return 0
+        return
     query = select(Locker.id, Locker.online).where(Locker.id.in_(ids))
     if grain_s > 0:
         cutoff = now - timedelta(seconds=grain_s)
@@ -89,21 +87,18 @@ def heard_from_many(
         )
     found = session.execute(query.order_by(Locker.id).with_for_update()).all()
     if not found:
-        return 0
+        return
     session.execute(
         update(Locker)
         .where(Locker.id.in_([locker_id for locker_id, _ in found]))
         .values(last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
-    revived = 0
     for locker_id, online in found:
         if not online:
-            revived += 1
             locker = session.get(Locker, locker_id, populate_existing=True)
             if locker is not None:
                 heard_from(session, locker, now=now)
-    return revived
 
 
 def locker_heard(session: Session, locker_id: str, *, now: datetime) -> None:
