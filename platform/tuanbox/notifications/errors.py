@@ -5,7 +5,10 @@
     ├── SmsGatewayRefusedError  503 SMS_GATEWAY_REFUSED  our request was refused (signature,
     │                                                    template, sign name)
     ├── SmsNumberRejectedError  422 SMS_NUMBER_REJECTED  the gateway will not text this number
-    └── SmsRateLimitedError     429 SMS_RATE_LIMITED     the gateway's per-number limit
+    ├── SmsRateLimitedError     429 SMS_RATE_LIMITED     the gateway's per-number limit
+    └── SmsOutcomeUnknownError  503 SMS_OUTCOME_UNKNOWN  a text sent at most once got no answer
+                                                         after its request went out: it may
+                                                         have been sent, so it is not repeated
 
 SmsError is a DependencyUnavailableError; the 422 and 429 ones are also InvalidInputError and
 RateLimitedError (so they get a Retry-After header). Details name at most the gateway's own
@@ -38,3 +41,10 @@ class SmsRateLimitedError(SmsError, RateLimitedError):
     code = "SMS_RATE_LIMITED"
     status = 429
     title = "Too many text messages to this number"
+
+
+class SmsOutcomeUnknownError(SmsError):
+    """A text that must go out at most once (an outbox row) may have reached the gateway: the
+    request was written and no answer came back (read timeout, reset). Not retried."""
+
+    code = "SMS_OUTCOME_UNKNOWN"

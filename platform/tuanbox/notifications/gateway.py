@@ -6,6 +6,14 @@ a nonce and the time are signed with the access key secret. The gateway answers 
 `Code` (`OK` or an error code) and, on success, a `BizId` (the message id). Timeouts and 5xx
 answers are retried a bounded number of times, each attempt freshly signed; every failure
 becomes one of our `SmsError`s. Nothing here logs or raises the phone or the parameters.
+
+SendSms has no idempotency key (Aliyun's SendSms reference: "does not support idempotence
+... implement your own idempotence controls"): a request repeated after the gateway accepted
+it is a second text. A text sent with a `key` (the outbox's unique key) therefore goes at most
+once: the key travels as `OutId` (echoed in delivery receipts, so ops can match a text to its
+row), and an attempt that may have reached the gateway (the request was written, then a read
+timeout or a reset) is not repeated but raises `SmsOutcomeUnknownError`. Without a key (the
+sign-in code, which the shopper can ask for again) every transport failure is retried.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from tuanbox.notifications.errors import (
     SmsError,
     SmsGatewayRefusedError,
     SmsNumberRejectedError,
+    SmsOutcomeUnknownError,
     SmsRateLimitedError,
 )
 from tuanbox.settings import Settings
@@ -41,6 +50,15 @@ FORM = "application/x-www-form-urlencoded"
 NUMBER_REJECTED = frozenset({"isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_COUNT_OVER_LIMIT"})
 RATE_LIMITED = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "isv.DAY_LIMIT_CONTROL"})
 RATE_LIMIT_RETRY_AFTER_S = 60
+# Transport failures that happen before the request can have reached the gateway; any other
+# one (read timeout, reset, broken answer) may follow a text the gateway accepted.
+NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.LocalProtocolError,
+    httpx.UnsupportedProtocol,
+)
 
 
 @dataclass(frozen=True)
@@ -138,15 +156,22 @@ class SmsGateway:
         )
         return headers
 
-    def send(self, phone: str, template: str, params: Mapping[str, str]) -> str:
-        body = urlencode(
-            {
-                "PhoneNumbers": phone,
-                "SignName": self.config.sign_name,
-                "TemplateCode": self.template_code(template),
-                "TemplateParam": json.dumps(dict(params), ensure_ascii=False),
-            }
-        ).encode()
+    def send(
+        self, phone: str, template: str, params: Mapping[str, str], *, key: str | None = None
+    ) -> str:
+        """Text `phone` and return the gateway's message id.
+
+        With `key` the text goes at most once: `key` is sent as `OutId` and an attempt that may
+        have reached the gateway is not repeated (`SmsOutcomeUnknownError`)."""
+        form = {
+            "PhoneNumbers": phone,
+            "SignName": self.config.sign_name,
+            "TemplateCode": self.template_code(template),
+            "TemplateParam": json.dumps(dict(params), ensure_ascii=False),
+        }
+        if key is not None:
+            form["OutId"] = key
+        body = urlencode(form).encode()
         attempts = self.config.max_attempts
         with httpx.Client(transport=self._transport, timeout=self.config.timeout_s) as client:
             for attempt in range(1, attempts + 1):
@@ -158,6 +183,14 @@ class SmsGateway:
                     )
                 except httpx.TransportError as exc:  # timeouts, refused connections, resets
                     reason = type(exc).__name__
+                    if key is not None and not isinstance(exc, NOT_SENT):
+                        log.warning(
+                            "sms gateway outcome unknown, not repeated",
+                            extra={"template": template, "attempt": attempt, "reason": reason},
+                        )
+                        raise SmsOutcomeUnknownError(
+                            f"the SMS gateway may have sent the text ({reason}); not repeated"
+                        ) from exc
                 else:
                     if response.status_code < 500:
                         return self._answer(template, response)

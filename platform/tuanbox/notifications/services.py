@@ -37,7 +37,14 @@ class SmsSender(Protocol):
         phone_hash: str,
         template: str,
         payload: Mapping[str, Any],
-    ) -> Notification: ...
+        *,
+        key: str | None = None,
+    ) -> Notification:
+        """Text one message and add its `notifications` row to the session.
+
+        `key` (an outbox row's unique key) asks for at most once: a gateway that may have
+        sent the text is not asked again (see `tuanbox.notifications.gateway`)."""
+        ...
 
 
 class Notifier(Protocol):
@@ -78,6 +85,8 @@ class InboxSmsSender:
         phone_hash: str,
         template: str,
         payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
     ) -> Notification:
         row = record(
             session,
@@ -105,8 +114,10 @@ class GatewaySmsSender:
         phone_hash: str,
         template: str,
         payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
     ) -> Notification:
-        message_id = self.gateway.send(phone, template, template_params(payload))
+        message_id = self.gateway.send(phone, template, template_params(payload), key=key)
         log.info("sms sent", extra={"template": template, "message_id": message_id})
         return record(
             session,

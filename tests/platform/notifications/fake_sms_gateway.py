@@ -1,6 +1,11 @@
 """A local stand-in for Aliyun Dysms `SendSms` on a real socket: checks the ACS3-HMAC-SHA256
 signature the way the service documents it (written here independently of our client),
-records what it accepted, and can answer 5xx, hang past the client's timeout, or refuse."""
+records what it accepted, and can answer 5xx, hang past the client's timeout, or refuse.
+
+Like the real service it has no idempotency: `OutId` is recorded (the real one echoes it in
+delivery receipts) but a request repeated with the same `OutId` is a second text (Aliyun's
+SendSms reference: "does not support idempotence"), so a test cannot pass by the gateway
+deduplicating what our outbox must not repeat."""
 
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ class Received:
     sign_name: str
     template_code: str
     params: dict[str, Any]
+    out_id: str | None = None
 
 
 @dataclass
@@ -128,6 +134,7 @@ class FakeSmsGateway:
                     sign_name=form["SignName"],
                     template_code=form["TemplateCode"],
                     params=json.loads(form["TemplateParam"]),
+                    out_id=form.get("OutId"),
                 )
             )
             biz_id = f"{len(self.received):06d}^0"

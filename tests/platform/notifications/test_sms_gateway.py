@@ -18,6 +18,7 @@ from tuanbox.notifications.errors import (
     SmsError,
     SmsGatewayRefusedError,
     SmsNumberRejectedError,
+    SmsOutcomeUnknownError,
     SmsRateLimitedError,
 )
 from tuanbox.notifications.gateway import GatewayConfig, SmsGateway
@@ -119,3 +120,38 @@ def test_a_template_without_gateway_code_is_refused_before_any_request(
     with pytest.raises(SmsGatewayRefusedError, match="pickup_reminder"):
         client_for(fake).send(PHONE, "pickup_reminder", {})
     assert fake.attempts == 0
+
+
+def test_a_keyed_text_carries_its_key_as_out_id_and_the_gateway_does_not_dedupe(
+    fake: FakeSmsGateway,
+) -> None:
+    """SendSms has no idempotency: a repeated OutId is a second text (as the real service);
+    which is why a keyed text must not be repeated by us (see the next test and the outbox)."""
+    gateway = client_for(fake)
+    gateway.send(PHONE, "pickup_ready", {"fallback_code": "1"}, key="pickup_ready:o1:t1")
+    gateway.send(PHONE, "pickup_ready", {"fallback_code": "1"}, key="pickup_ready:o1:t1")
+    assert [r.out_id for r in fake.received] == ["pickup_ready:o1:t1"] * 2
+    gateway.send(PHONE, "otp", {"code": "1"})
+    assert fake.received[-1].out_id is None
+
+
+def test_a_keyed_text_whose_answer_was_lost_is_not_repeated(fake: FakeSmsGateway) -> None:
+    """The request went out and no answer came back: it may have been sent, so at most once
+    means no second attempt (an unkeyed one retries, see above)."""
+    fake.hang = 1
+    gateway = client_for(fake, sms_timeout_s=0.3, sms_max_attempts=3)
+    with pytest.raises(SmsOutcomeUnknownError) as caught:
+        gateway.send(PHONE, "pickup_ready", {"fallback_code": "1"}, key="k")
+    assert caught.value.code == "SMS_OUTCOME_UNKNOWN" and fake.attempts == 1
+
+
+def test_a_keyed_text_is_retried_when_it_surely_did_not_leave(fake: FakeSmsGateway) -> None:
+    """No connection, or a 5xx answer: nothing was sent, so another attempt is safe."""
+    gateway = SmsGateway(
+        GatewayConfig.from_settings(gateway_settings("http://127.0.0.1:9/", sms_max_attempts=2))
+    )
+    with pytest.raises(SmsError, match="after 2 attempts"):
+        gateway.send(PHONE, "otp", {"code": "1"}, key="k")
+    fake.fail_with = [503]
+    assert client_for(fake, sms_max_attempts=2).send(PHONE, "otp", {"code": "1"}, key="k")
+    assert fake.attempts == 2 and len(fake.received) == 1

@@ -5,8 +5,9 @@ seen. Each step runs in its own session on a fresh PostgreSQL database, as proce
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from tuanbox.fulfilment.models import Booking, OpsAlert
 from tuanbox.lockers.services import CompartmentSpec
 from tuanbox.notifications import outbox
 from tuanbox.notifications.models import Notification, SmsOutbox
+from tuanbox.notifications.services import SmsSender, get_sms_sender
 from tuanbox.privacy import rotation
 from tuanbox.settings import Settings
 from tuanbox.worker.app import BEAT_SCHEDULE, create_celery
@@ -338,3 +340,45 @@ def test_a_queued_text_survives_a_key_rotation(
     new_only = rotated.model_copy(update={"pii_keys": {}})
     assert outbox.deliver_due(factory, new_only, now=T0 + timedelta(minutes=1)) == 1
     assert [r.params["fallback_code"] for r in fake.received] == ["123456"]
+
+
+class _KilledAfterSend:
+    """A worker killed right after the gateway accepted: the text is out, nothing committed."""
+
+    def __init__(self, real: SmsSender) -> None:
+        self.real = real
+
+    def send(self, session: Session, phone: str, phone_hash: str, template: str,
+             payload: Mapping[str, Any], *, key: str | None = None) -> Notification:  # fmt: skip
+        self.real.send(session, phone, phone_hash, template, payload, key=key)
+        raise SystemExit("killed after the gateway accepted")
+
+
+def test_a_worker_killed_after_the_gateway_accepted_does_not_text_twice(
+    world: tuple[Settings, sessionmaker[Session]], fake: FakeSmsGateway
+) -> None:
+    settings, factory = world
+    with _session(factory, settings) as session:
+        user_id = make_user(session, phone=PHONE, settings=settings).id
+        session.commit()
+    _queue(factory, settings, "pickup_ready:o:t", user_id)
+    with pytest.raises(SystemExit):
+        outbox.deliver_due(factory, settings, sms=_KilledAfterSend(get_sms_sender(settings)),
+                           now=T0)  # fmt: skip
+    assert [r.out_id for r in fake.received] == ["pickup_ready:o:t"]  # the key, as OutId
+    # Ops can see the text in flight: pending, marked sending since T0.
+    [row] = _rows(factory)
+    assert (row.state, row.last_error, row.attempts, row.next_attempt_at) == (
+        "pending", "SMS_SENDING", 1, T0)  # fmt: skip
+    # The next rounds (a fresh worker): the phone gets no second text.
+    assert outbox.deliver_due(factory, settings, now=T0 + timedelta(seconds=30)) == 0
+    assert len(fake.received) == 1 and fake.attempts == 1
+    # Older than any send can take: failed for ops (it may or may not have gone out), alerted.
+    later = T0 + outbox.sending_stale_after(settings)
+    assert outbox.deliver_due(factory, settings, now=later) == 0
+    [row] = _rows(factory)
+    assert (row.state, row.last_error, row.payload_enc) == ("failed", "SMS_OUTCOME_UNKNOWN", None)
+    [alert] = _sms_alerts(factory)
+    assert alert.detail.startswith("texts given up: template pickup_ready, error SMS_OUTCOME_")
+    assert outbox.deliver_due(factory, settings, now=later + timedelta(days=1)) == 0
+    assert len(fake.received) == 1
