@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuanbox.db.base import Base, BigInt, TimestampMixin, utcnow
@@ -47,6 +56,10 @@ class OutboxCommand(TimestampMixin, Base):
     acked_at: Mapped[datetime | None] = mapped_column()
     ack_code: Mapped[str | None] = mapped_column(String(64))
     ack_detail: Mapped[str | None] = mapped_column(String(500))
+    # Enqueue order, from a PostgreSQL identity: commands due at the same instant (several
+    # queued by one transaction share its clock) go out in the order they were queued.
+    # SQLite (development) leaves it empty and ties fall to the row order.
+    seq: Mapped[int | None] = mapped_column(BigInt, Identity(always=False), nullable=True)
 
 
 class AppliedEvent(Base):

@@ -199,7 +199,8 @@ def claim_window(
             execution_options={"synchronize_session": False},
         ).all()
         taken = sorted(
-            (r for r in result if r.id is not None), key=lambda r: (r.due_at, r.created_at)
+            (r for r in result if r.id is not None),
+            key=lambda r: (r.due_at, r.created_at, r.seq or 0),
         )
         claimed = [Claimed(r.id, r.locker_id, r.body.encode(), r.attempts) for r in taken]
         return claimed, int(result[0].n)
@@ -223,8 +224,8 @@ def claim_window(
 
 
 def _due(now: Any) -> Select[Any]:
-    """Due commands of online lockers, oldest due first, locked (skipping those another
-    bridge holds)."""
+    """Due commands of online lockers, oldest due first (then in the order they were queued),
+    locked (skipping those another bridge holds)."""
     return (
         select(OutboxCommand)
         .join(Locker, Locker.id == OutboxCommand.locker_id)
@@ -234,7 +235,7 @@ def _due(now: Any) -> Select[Any]:
             OutboxCommand.expires_at > now,
             Locker.online.is_(True),
         )
-        .order_by(OutboxCommand.next_attempt_at, OutboxCommand.created_at)
+        .order_by(OutboxCommand.next_attempt_at, OutboxCommand.created_at, OutboxCommand.seq)
         .with_for_update(skip_locked=True, of=OutboxCommand)
     )
 
@@ -263,6 +264,7 @@ def _claim_statement(*, windowed: bool) -> Select[Any]:
             OutboxCommand.id.label("id"),
             OutboxCommand.next_attempt_at.label("due_at"),
             OutboxCommand.created_at.label("created_at"),
+            OutboxCommand.seq.label("seq"),
         )
         .limit(room)
     ).cte("due")
@@ -288,6 +290,7 @@ def _claim_statement(*, windowed: bool) -> Select[Any]:
             OutboxCommand.attempts,
             picked.c.due_at,
             picked.c.created_at,
+            picked.c.seq,
         )
     ).cte("claimed")
     return select(window.c.n, *claimed.c).select_from(window.outerjoin(claimed, true()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from edge.protocol.envelopes import Ack, SyncPayload
@@ -42,6 +43,30 @@ def test_claim_respects_online_window_backoff_and_expiry(db_session: Session) ->
     assert outbox.backoff(3, base_s=10, max_s=40) >= timedelta(seconds=40)
     expired = outbox.expire_due(db_session, now=now + timedelta(seconds=61), limit=100)
     assert len(expired) == 6 and {e.status for e in expired} == {"expired"}
+
+
+def test_commands_queued_at_one_instant_go_out_in_the_order_they_were_queued(
+    db_session: Session,
+) -> None:
+    # One transaction's commands share its clock: the claim must not reorder them (a sort on
+    # equal times alone hands them out in whatever order the plan gives).
+    now = datetime.now(UTC)
+    lockers = [_locker(db_session) for _ in range(3)]
+    queued = [
+        outbox.enqueue(db_session, lockers[i % 3], "sync", SyncPayload(), now=now, ttl_s=60).id
+        for i in range(60)
+    ]
+    # Rows written since (here a change to the first half) move in the heap and the index:
+    # on equal times PostgreSQL returns them in whatever order it stored them.
+    db_session.execute(
+        update(OutboxCommand).where(OutboxCommand.id.in_(queued[:30])).values(ref="touched")
+    )
+    claim = {"limit": 100, "ack_timeout_s": 10.0, "retry_max_s": 40.0}
+    assert [c.id for c in outbox.claim_due(db_session, now=now, **claim)] == queued
+    # Sent again after the ack timeout: still in that order (their next attempts differ by
+    # their jitter, so only the first claim's order is the queue's).
+    taken = outbox.claim_due(db_session, now=now + timedelta(seconds=12), **claim)
+    assert sorted(c.id for c in taken) == sorted(queued)
 
 
 def test_acks_move_forward_only_and_only_for_their_locker(db_session: Session) -> None:
