@@ -150,11 +150,29 @@ class AsyncRedis:
             return proto
 
     def _arm_watchdog(self, proto: _Protocol) -> None:
-        """Every half timeout: a connection whose oldest call waits too long is closed."""
+        """Every half timeout: a connection whose oldest call waits too long is closed.
+
+        Overdue is judged twice, the second time after the loop has read its sockets: when
+        the loop itself was held (a thread holding the GIL, a busy box), the answer may be
+        sitting unread in the socket, and uvloop runs due timers before it polls for I/O.
+        Failing that call would turn a slow loop into a 503 that Redis never caused."""
         loop = asyncio.get_running_loop()
 
-        def check() -> None:
+        def overdue() -> asyncio.Future[Any] | None:
             if proto.waiting and time.monotonic() - proto.waiting[0][0] > self._timeout_s:
+                return proto.waiting[0][1]
+            return None
+
+        def check() -> None:
+            suspect = overdue()
+            if suspect is not None:
+                # A timer, not call_soon: it runs after the loop's next poll for I/O.
+                self._watchdog = loop.call_later(self._timeout_s / 10, confirm, suspect)
+            elif not proto.lost:
+                self._watchdog = loop.call_later(self._timeout_s / 2, check)
+
+        def confirm(suspect: asyncio.Future[Any]) -> None:
+            if overdue() is suspect:
                 waiting = list(proto.waiting)
                 proto.waiting.clear()
                 for _, fut in waiting:
