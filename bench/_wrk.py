@@ -114,7 +114,9 @@ def production_env(database_url: str, port: int, **extra: str) -> dict[str, str]
         "TUANBOX_SMS_ACCESS_KEY_ID": "bench",
         "TUANBOX_SMS_ACCESS_KEY_SECRET": secrets.token_urlsafe(24),
         "TUANBOX_SMS_SIGN_NAME": "Tuanbox",
-        "TUANBOX_SMS_TEMPLATES": json.dumps({"otp": "SMS_0001", "pickup_ready": "SMS_0002"}),
+        "TUANBOX_SMS_TEMPLATES": json.dumps(
+            {"otp": "SMS_0001", "erasure_code": "SMS_0003", "pickup_ready": "SMS_0002"}
+        ),
     }
     env.update(extra)
     return env

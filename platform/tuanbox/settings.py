@@ -26,7 +26,7 @@ PAYMENT_PROVIDERS = ("sim", "wechat")
 MIN_SECRET_BYTES = 32
 
 # Messages that carry a code the recipient must receive: the gateway needs a template for each.
-SMS_REQUIRED_TEMPLATES = ("otp", "pickup_ready")
+SMS_REQUIRED_TEMPLATES = ("otp", "erasure_code", "pickup_ready")
 
 
 class Settings(BaseSettings):
@@ -177,7 +177,8 @@ class Settings(BaseSettings):
     # The approved signature (签名) printed at the start of every text.
     sms_sign_name: str | None = Field(default=None, max_length=64)
     # Our template name -> the gateway's approved template code (JSON), e.g.
-    # {"otp": "SMS_001", "pickup_ready": "SMS_002"}; both of those are required.
+    # {"otp": "SMS_001", "erasure_code": "SMS_003", "pickup_ready": "SMS_002"}; those three
+    # are required (wording to register: tuanbox.notifications.wording).
     sms_templates: dict[str, str] = Field(default_factory=dict)
     sms_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # Attempts per message when the gateway times out or answers 5xx (then SMS_UNAVAILABLE).

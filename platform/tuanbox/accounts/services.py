@@ -46,6 +46,9 @@ def normalise_phone(phone: str, default_region: str) -> str:
 # What a texted code is for. The purpose is bound into the code's hash, so a sign-in code
 # never matches at erasure and an erasure code never signs anyone in.
 OtpPurpose = Literal["signin", "erasure"]
+# Each purpose has its own SMS template (TUANBOX_SMS_TEMPLATES), so an erasure code never
+# reads like a sign-in code (wording: tuanbox.notifications.wording).
+OTP_SMS_TEMPLATES: dict[OtpPurpose, str] = {"signin": "otp", "erasure": "erasure_code"}
 
 
 def _code_hash(settings: Settings, phone_hash: str, code: str, purpose: OtpPurpose) -> str:
@@ -84,7 +87,8 @@ def request_otp(
         expires_at=now + timedelta(seconds=settings.otp_ttl_s),
     )
     session.add(row)
-    sms.send(session, phone, phone_hash, "otp", {"code": code, "ttl_s": settings.otp_ttl_s})
+    params = {"code": code, "ttl_s": settings.otp_ttl_s}
+    sms.send(session, phone, phone_hash, OTP_SMS_TEMPLATES[purpose], params)
     session.flush()
     return row
 

@@ -20,6 +20,7 @@ from tuanbox.crypto import PiiCipher, PiiDecryptError
 from tuanbox.errors import NotFoundError
 from tuanbox.notifications.models import Notification
 from tuanbox.notifications.records import REDACTED, secrets_of
+from tuanbox.notifications.wording import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 _templates: Jinja2Templates | None = None
@@ -40,6 +41,8 @@ class Message:
     codes: dict[str, Any]
     fields: dict[str, Any]
     unreadable: bool = False
+    # The text as the gateway template reads (None for notices without wording).
+    text: str | None = None
 
 
 def _message(cipher: PiiCipher, row: Notification) -> Message:
@@ -49,7 +52,7 @@ def _message(cipher: PiiCipher, row: Notification) -> Message:
     except PiiDecryptError:  # written under a PII key these settings no longer hold
         return Message(row, row.user_id or "", {}, fields, unreadable=True)
     to = str(kept.pop("to", "") or (f"user {row.user_id}" if row.user_id else ""))
-    return Message(row, to, kept, fields)
+    return Message(row, to, kept, fields, text=render(row.template, {**fields, **kept}))
 
 
 @router.get("/dev/inbox", response_class=HTMLResponse)

@@ -25,7 +25,7 @@ from tests.support import free_port
 KEY_ID = "LTAI-test-key-id"
 SECRET = "test-access-key-secret-" + "s" * 16
 SIGN_NAME = "团盒"
-TEMPLATES = {"otp": "SMS_0001", "pickup_ready": "SMS_0002"}
+TEMPLATES = {"otp": "SMS_0001", "pickup_ready": "SMS_0002", "erasure_code": "SMS_0003"}
 REQUIRED_SIGNED = {
     "host", "content-type", "x-acs-action", "x-acs-version", "x-acs-date",
     "x-acs-signature-nonce", "x-acs-content-sha256",

@@ -43,7 +43,7 @@ def _production(gateway: FakeWeChatPay, tmp_path: Path, **overrides: object) -> 
         "sms_access_key_id": "LTAI-test",
         "sms_access_key_secret": "x" * 40,
         "sms_sign_name": "团盒",
-        "sms_templates": {"otp": "SMS_1", "pickup_ready": "SMS_2"},
+        "sms_templates": {"otp": "SMS_1", "pickup_ready": "SMS_2", "erasure_code": "SMS_3"},
         "payment_providers": "wechat",
         "wechatpay_mchid": gateway.mchid,
         "wechatpay_appid": gateway.appid,

@@ -37,7 +37,7 @@ def last_code(session: Session, settings: Settings, phone: str) -> str:
         sa.select(Notification)
         .where(
             Notification.recipient_hash == PiiCipher(settings).blind_index(e164),
-            Notification.template == "otp",
+            Notification.template.in_(("otp", "erasure_code")),
         )
         .order_by(Notification.id.desc())
     ).first()

@@ -11,9 +11,17 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from tests.platform.notifications.fake_sms_gateway import TEMPLATES, FakeSmsGateway
+from tests.platform.notifications.test_sms_gateway import gateway_settings
 from tests.platform.privacy.people import bearer, erasure_headers, last_code, sign_in
+from tuanbox.accounts import services as accounts
 from tuanbox.accounts.models import OtpCode, User
+from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
+from tuanbox.notifications.models import Notification
+from tuanbox.notifications.records import secrets_of
+from tuanbox.notifications.services import get_sms_sender
+from tuanbox.notifications.wording import render
 from tuanbox.settings import Settings
 
 PHONE = "+86 137 5555 6666"
@@ -117,3 +125,34 @@ def test_asking_for_erasure_codes_shares_the_sign_in_limit_per_phone(
     assert statuses == [202] * (settings.otp_per_phone_per_hour - 1) + [429], statuses
     # And the sign-in endpoint sees the same quota spent.
     assert client.post("/api/v1/auth/otp", json={"phone": PHONE}).status_code == 429
+
+
+def test_the_erasure_code_is_texted_as_an_erasure_code_not_a_sign_in_code(
+    client: TestClient, db_session: Session, settings: Settings
+) -> None:
+    tokens = sign_in(client, db_session, settings, PHONE)
+    code = erasure_headers(client, db_session, settings, tokens, PHONE)["X-Erasure-Code"]
+    note = db_session.scalars(
+        sa.select(Notification)
+        .where(Notification.channel == "sms")
+        .order_by(Notification.id.desc())
+    ).first()
+    assert note is not None and note.template == "erasure_code"
+    text = render(note.template, {**note.payload, **secrets_of(PiiCipher(settings), note)})
+    assert text is not None and code in text
+    assert "erasure code" in text and "erases your account" in text and "sign-in" not in text
+    zh = render(note.template, {"code": code}, lang="zh")
+    assert zh is not None and "注销" in zh and "登录" not in zh
+
+
+def test_through_the_gateway_the_erasure_code_has_its_own_template(
+    db_session: Session, settings: Settings
+) -> None:
+    with FakeSmsGateway() as fake:
+        gateway = gateway_settings(fake.url, rate_limit_prefix=settings.rate_limit_prefix)
+        sms = get_sms_sender(gateway)
+        accounts.request_otp(db_session, gateway, PHONE, sms=sms, purpose="erasure")
+        accounts.request_otp(db_session, gateway, PHONE, sms=sms)
+    assert [r.template_code for r in fake.received] == [
+        TEMPLATES["erasure_code"], TEMPLATES["otp"]]  # fmt: skip
+    assert TEMPLATES["erasure_code"] != TEMPLATES["otp"]
