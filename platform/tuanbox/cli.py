@@ -48,10 +48,20 @@ def api(
     port: int | None = typer.Option(None, help="Port (default TUANBOX_API_PORT)."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
-    """Serve the REST API and web pages with uvicorn."""
+    """Serve the REST API and web pages with uvicorn.
+
+    In production with stream writes it refuses to start unless Redis keeps every write
+    (appendonly yes, appendfsync always): see tuanbox.api.redis_durability."""
     import uvicorn
 
+    from tuanbox.api.redis_durability import RedisNotDurableError, require_durable_redis
+
     settings = get_settings()
+    try:
+        require_durable_redis(settings)
+    except RedisNotDurableError as exc:
+        typer.echo(f"tuanbox api: not starting: {exc}", err=True)
+        raise typer.Exit(2) from exc
     uvicorn.run(
         "tuanbox.api.app:app_from_env",
         factory=True,

@@ -264,6 +264,10 @@ class Settings(BaseSettings):
     # script holding the group's seats, answered 202 at once and written in batches by
     # `tuanbox group-joins`; until then it lives only in Redis). bench/group_join.py.
     group_join_writes: Literal["request", "stream"] = "request"
+    # Production with either stream writes: `tuanbox api` refuses to start unless Redis reports
+    # appendonly yes and appendfsync always (tuanbox.api.redis_durability). True lets it start
+    # when Redis refuses CONFIG GET (renamed or denied): the operator vouches for its config.
+    stream_redis_durability_assumed: bool = False
     group_join_stream_batch: int = Field(default=200, gt=0, le=10000)
     group_join_claim_idle_s: float = Field(default=30.0, gt=0, le=3600)
     # A shopper who pressed "remind me" on an upcoming sale is told this many minutes before

@@ -58,6 +58,16 @@ def test_compose_has_the_whole_stack_with_health_and_volumes() -> None:
     assert services["influxdb"]["image"].startswith("influxdb:2")
 
 
+def test_stream_order_writes_have_their_consumer_and_a_redis_that_fsyncs_each_write() -> None:
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = spec["services"]
+    assert services["api"]["environment"]["TUANBOX_FLASH_ORDER_WRITES"] == "stream"
+    assert services["flash-orders"]["command"][:2] == ["tuanbox", "flash-orders"]
+    assert services["flash-orders"]["environment"] == services["api"]["environment"]
+    redis_cmd = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--appendfsync always" in redis_cmd
+
+
 def test_broker_refuses_anonymous_and_uses_acls() -> None:
     conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf
