@@ -273,6 +273,43 @@ return {0}
 _CHECKS_SHA = hashlib.sha1(CHECKS.encode()).hexdigest()  # noqa: S324 - how Redis names scripts
 
 
+def caller_checks(
+    request: Request,
+    principal: Principal,
+    name: str,
+    *,
+    per_user: tuple[int, float],
+    per_ip: tuple[int, float],
+) -> tuple[tuple[str, str, str], tuple[int, int, int, int, int, str]]:
+    """CHECKS' KEYS and ARGV for this caller and the windows of `name` (limit, seconds); the
+    group seats' admission script reads the same ones (`groupbuy.seatlua.ADMIT`)."""
+    prefix = request.app.state.settings.rate_limit_prefix
+    keys = (
+        REVOKED_PREFIX + principal.id,
+        f"{prefix}{name}:user:{principal.id}",
+        f"{prefix}{name}:ip:{client_ip(request)}",
+    )
+    args = (
+        principal.token_version,
+        per_user[0],
+        int(per_user[1] * 1_000_000),
+        per_ip[0],
+        int(per_ip[1] * 1_000_000),
+        secrets.token_hex(8),
+    )
+    return keys, args
+
+
+def caller_refused(name: str, *, revoked: bool, wait_us: int = 0) -> TuanboxError:
+    """401 TOKEN_REVOKED, or 429 with `Retry-After` in whole seconds (at least 1)."""
+    if revoked:
+        return TokenRevokedError("this account's access was revoked; sign in again")
+    retry_after = max(1, -(-wait_us // 1_000_000))
+    return RateLimitedError(
+        f"rate limit exceeded for {name}; retry in {retry_after} s", retry_after=retry_after
+    )
+
+
 async def check_caller(
     request: Request,
     client: AsyncRedis,
@@ -284,21 +321,7 @@ async def check_caller(
 ) -> None:
     """401 TOKEN_REVOKED for a revoked token, 429 past the per-user then per-IP window of
     `name` (limit, seconds): one Redis round trip, on the loop."""
-    settings = request.app.state.settings
-    prefix = settings.rate_limit_prefix
-    keys = [
-        REVOKED_PREFIX + principal.id,
-        f"{prefix}{name}:user:{principal.id}",
-        f"{prefix}{name}:ip:{client_ip(request)}",
-    ]
-    args: list[str | int] = [
-        principal.token_version,
-        per_user[0],
-        int(per_user[1] * 1_000_000),
-        per_ip[0],
-        int(per_ip[1] * 1_000_000),
-        secrets.token_hex(8),
-    ]
+    keys, args = caller_checks(request, principal, name, per_user=per_user, per_ip=per_ip)
     try:
         try:
             raw = await client.call("EVALSHA", _CHECKS_SHA, 3, *keys, *args)
@@ -309,9 +332,6 @@ async def check_caller(
     except redis.RedisError as exc:
         raise DependencyUnavailableError("rate limiter unavailable") from exc
     if int(raw[0]) == -6:
-        raise TokenRevokedError("this account's access was revoked; sign in again")
+        raise caller_refused(name, revoked=True)
     if int(raw[0]) == -4:
-        retry_after = max(1, -(-int(raw[2]) // 1_000_000))
-        raise RateLimitedError(
-            f"rate limit exceeded for {name}; retry in {retry_after} s", retry_after=retry_after
-        )
+        raise caller_refused(name, revoked=False, wait_us=int(raw[2]))

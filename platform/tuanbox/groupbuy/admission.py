@@ -2,9 +2,12 @@
 answer (202 with the reservation) goes out before any row is written.
 
 Used with TUANBOX_GROUP_JOIN_WRITES=stream for a join that carries an Idempotency-Key (the
-key is how the shopper later gets the written answer). The database is reached, in a
-thread, only to load a group Redis does not hold yet and to replay a key whose join the
-consumer has written (`groupbuy.joinstream`).
+key is how the shopper later gets the written answer). The same script first checks the
+caller (token revocation, per-shopper and per-IP windows), so a join is one round trip. The
+database is reached, in a thread, only to load a group Redis does not hold (groups are
+loaded when their opening commits, `seats.hold_after_commit`; this is for the others and
+after a Redis loss) and to replay a key whose join the consumer has written
+(`groupbuy.joinstream`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from tuanbox.accounts.deps import Principal
+from tuanbox.api.burst import caller_checks, caller_refused
 from tuanbox.api.deps import SessionSource, session_source_for
 from tuanbox.crypto import PiiCipher
 from tuanbox.errors import DependencyUnavailableError
 from tuanbox.flashsale.counters import CallsRedis
+from tuanbox.groupbuy import seatlua
 from tuanbox.groupbuy.domain import AlreadyMemberError, GroupClosedError, GroupFullError
 from tuanbox.groupbuy.schemas import JoinIn
 from tuanbox.groupbuy.seatlua import Entry, SeatStatus
@@ -80,19 +86,34 @@ def _accepted(join: Join, seats_left: int) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
+# The caller's windows (`name` of `api.burst.caller_checks`), shared with group openings.
+LIMIT_NAME = "group-join"
+
+
 async def join(
     request: Request,
     client: CallsRedis,
-    user_id: str,
+    user: Principal,
     group_id: str,
     body: JoinIn,
     key: str,
     device_id: str | None,
 ) -> Response:
-    """Admit or turn away one joiner (raises the refusal as a TuanboxError)."""
+    """Admit or turn away one joiner (raises the refusal as a TuanboxError): the token's
+    revocation, the per-shopper and per-IP windows and the seat in one script call."""
     from tuanbox.risk.signals import Hasher
 
     settings: Settings = request.app.state.settings
+    user_id = user.id
+    checks = seatlua.Checks(
+        *caller_checks(
+            request,
+            user,
+            LIMIT_NAME,
+            per_user=(settings.group_join_per_user_per_min, 60),
+            per_ip=(settings.group_join_per_ip_per_min, 60),
+        )
+    )
     url_path = request.scope["path"]
     digest = idempotency.request_hash("POST", url_path, {"group_id": group_id, **body.model_dump()})
     hasher: Hasher | None = None
@@ -117,8 +138,14 @@ async def join(
     if cached is None or cached.client is not client:
         cached = AsyncGroupSeats(client, prefix_of(settings))
         request.app.state.group_seats_async = cached
-    result = await cached.admit(new)
+    result = await cached.admit(new, checks)
+    if result.status is SeatStatus.REVOKED:
+        raise caller_refused(LIMIT_NAME, revoked=True)
+    if result.status is SeatStatus.RATE_LIMITED:
+        raise caller_refused(LIMIT_NAME, revoked=False, wait_us=result.wait_us)
     if result.status is SeatStatus.NOT_LOADED:
+        # Only a group opened without stream writes' loading (or lost by Redis): load it,
+        # then admit without the checks, which the first call made (and logged).
         source = session_source_for(request)
         await run_in_threadpool(_load, source, _blocking_seats(request), group_id)
         result = await cached.admit(new)

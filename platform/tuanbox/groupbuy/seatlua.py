@@ -9,8 +9,9 @@ consumer (`groupbuy.joinstream`) writes the rows; the database stays the record 
 guarded seat UPDATE and CHECK still refuse overfill whatever Redis says).
 
 A group's keys share one hash tag (`{gb:<id>}`); the joins stream is one key for all groups,
-outside their slots, which one Redis (or a primary with replicas) allows and a Redis Cluster
-would not (the flash-sale script reads its rate-limit keys the same way).
+and the caller's revocation marker and rate-limit windows are the caller's, all outside the
+group's slot, which one Redis (or a primary with replicas) allows and a Redis Cluster would
+not (the flash-sale script reads its rate-limit keys the same way).
 """
 
 from __future__ import annotations
@@ -18,14 +19,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+# First the caller's checks, as the join route's `api.burst.check_caller` makes them (same
+# keys, same sliding windows over Redis TIME, same order), so a join costs one round trip:
+# the token's revocation marker, then the per-shopper and per-IP windows of "group-join"
+# (shared with openings, whose `rate_limit` dependency logs into the same sorted sets); only
+# a request a window admits is logged in it, so a request refused per shopper spends nothing
+# of the IP's window. A refused caller takes no seat. Token version -1 skips the checks
+# (the second call after loading a group, whose first call made them).
 # KEYS: 1 seat hash (left, until, ver), 2 members hash (user -> request id),
-#       3 requests hash (request id -> entry), 4 joins stream
+#       3 requests hash (request id -> entry), 4 joins stream, 5 revocation marker,
+#       6 per-shopper window, 7 per-IP window
 # ARGV: 1 user id, 2 request id, 3 qty, 4 reservation id, 5 group id, 6 station id ("" none),
 #       7 IP blind index ("" none), 8 device blind index ("" none), 9 Idempotency-Key,
-#       10 request digest
-# Returns {status[, seats left | entry]}.
+#       10 request digest, 11 token version (-1: no checks), 12 per-shopper limit,
+#       13 its window (us), 14 per-IP limit, 15 its window (us), 16 nonce
+# Returns {status[, seats left | entry]}; REVOKED {-6}; RATE_LIMITED {-5, window (1 shopper,
+# 2 IP), microseconds until it admits again}.
 ADMIT = """
 local t = redis.call('TIME')
+if tonumber(ARGV[11]) >= 0 then
+  local floor = redis.call('GET', KEYS[5])
+  if floor and (tonumber(floor) == nil or tonumber(ARGV[11]) < tonumber(floor)) then
+    return {-6}
+  end
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  for i = 1, 2 do
+    local limit, span = tonumber(ARGV[10 + 2 * i]), tonumber(ARGV[11 + 2 * i])
+    local key = KEYS[5 + i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
+    if redis.call('ZCARD', key) >= limit then
+      local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      return {-5, i, tonumber(oldest[2]) + span - now}
+    end
+    redis.call('ZADD', key, now, now .. ':' .. ARGV[16])
+    redis.call('PEXPIRE', key, math.ceil(span / 1000))
+  end
+end
 local prior = redis.call('HGET', KEYS[3], ARGV[2])
 if prior then return {2, prior} end
 local left = redis.call('HGET', KEYS[1], 'left')
@@ -86,7 +115,29 @@ return 1
 """
 
 
+# A seat the database took (1) or freed (0) outside the stream, told to a loaded group once
+# its transaction committed; idempotent by the member: a shopper already counted (or
+# already gone, say by a reconciliation that ran first) changes nothing. `left` may go below
+# zero when the database seated someone while Redis had admitted the last seat to a queued
+# join: that join is then refused by the database and its release brings `left` back.
+# KEYS: seat, members. ARGV: 1 or 0, user id. Returns 1 when changed, 0 otherwise.
+MARK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '1' then
+  if redis.call('HSETNX', KEYS[2], ARGV[2], 'db') == 0 then return 0 end
+  redis.call('HINCRBY', KEYS[1], 'left', -1)
+else
+  if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then return 0 end
+  redis.call('HINCRBY', KEYS[1], 'left', 1)
+end
+redis.call('HINCRBY', KEYS[1], 'ver', 1)
+return 1
+"""
+
+
 class SeatStatus(IntEnum):
+    REVOKED = -6  # the caller's token was revoked (401)
+    RATE_LIMITED = -5  # past the per-shopper or per-IP window (429)
     CLOSED = -4  # past the group's deadline, or no longer open
     NOT_LOADED = -3
     ALREADY_MEMBER = -2
@@ -119,10 +170,29 @@ class SeatResult:
     status: SeatStatus
     seats_left: int = 0
     prior: Entry | None = None
+    window: int = 0  # RATE_LIMITED: 1 per shopper, 2 per IP
+    wait_us: int = 0  # RATE_LIMITED: until that window admits again
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The caller's checks the script makes before the seat: KEYS 5-7 (revocation marker,
+    per-shopper and per-IP windows) and ARGV 11-16 (token version, limit and window in
+    microseconds of each, nonce), as `api.burst.caller_checks` builds them."""
+
+    keys: tuple[str, str, str]
+    args: tuple[int, int, int, int, int, str]
+
+
+def no_checks(seat_key: str) -> Checks:
+    """No caller checks (token version -1); the seat key stands in for the unused keys."""
+    return Checks((seat_key, seat_key, seat_key), (-1, 0, 0, 0, 0, ""))
 
 
 def parse(raw: list[int | bytes]) -> SeatResult:
     status = SeatStatus(int(raw[0]))
+    if status is SeatStatus.RATE_LIMITED:
+        return SeatResult(status, window=int(raw[1]), wait_us=int(raw[2]))
     if status is SeatStatus.DUPLICATE:
         value = raw[1]
         text = value.decode() if isinstance(value, bytes) else str(value)

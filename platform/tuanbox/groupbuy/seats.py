@@ -11,7 +11,9 @@ loss the groups are loaded again from the database plus the joins still queued.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,6 +29,8 @@ from tuanbox.groupbuy import seatlua
 from tuanbox.groupbuy.domain import GroupStatus
 from tuanbox.groupbuy.models import Group, Member
 from tuanbox.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # A group's keys outlive its deadline by a day: late retries of a key still replay.
 KEEP_AFTER_DEADLINE_S = 86_400
@@ -83,14 +87,15 @@ class GroupSeats:
         self._admit = client.register_script(seatlua.ADMIT)
         self._release = client.register_script(seatlua.RELEASE)
         self._reload = client.register_script(seatlua.RELOAD)
+        self._mark = client.register_script(seatlua.MARK)
 
     def keys(self, group_id: str) -> list[str]:
         return seatlua.keys(group_id, self.prefix)
 
-    def admit(self, join: Join) -> seatlua.SeatResult:
-        keys = [*self.keys(join.group_id), seatlua.stream_key(self.prefix)]
+    def admit(self, join: Join, checks: seatlua.Checks | None = None) -> seatlua.SeatResult:
+        keys, args = _script_input(join, self.prefix, checks)
         try:
-            return seatlua.parse(self._admit(keys=keys, args=join.args()))
+            return seatlua.parse(self._admit(keys=keys, args=args))
         except redis.RedisError as exc:
             raise DependencyUnavailableError(f"group seats unavailable: {exc}") from exc
 
@@ -98,6 +103,14 @@ class GroupSeats:
         """Give a refused join's seat back; a second call frees nothing."""
         try:
             return bool(self._release(keys=self.keys(group_id), args=[req]))
+        except redis.RedisError as exc:
+            raise DependencyUnavailableError(f"group seats unavailable: {exc}") from exc
+
+    def mark(self, group_id: str, user_id: str, *, taken: bool) -> bool:
+        """A seat the database took or freed for this shopper (see MARK); True if Redis
+        changed."""
+        try:
+            return bool(self._mark(keys=self.keys(group_id)[:2], args=[int(taken), user_id]))
         except redis.RedisError as exc:
             raise DependencyUnavailableError(f"group seats unavailable: {exc}") from exc
 
@@ -162,9 +175,9 @@ class AsyncGroupSeats:
         self.client = client
         self.prefix = prefix
 
-    async def admit(self, join: Join) -> seatlua.SeatResult:
-        keys = [*seatlua.keys(join.group_id, self.prefix), seatlua.stream_key(self.prefix)]
-        args = join.args()
+    async def admit(self, join: Join, checks: seatlua.Checks | None = None) -> seatlua.SeatResult:
+        """The caller's checks (revocation, windows; none if `checks` is None), then the seat."""
+        keys, args = _script_input(join, self.prefix, checks)
         try:
             try:
                 raw = await self.client.call("EVALSHA", _sha(), len(keys), *keys, *args)
@@ -175,6 +188,17 @@ class AsyncGroupSeats:
         except redis.RedisError as exc:
             raise DependencyUnavailableError(f"group seats unavailable: {exc}") from exc
         return seatlua.parse(raw)
+
+
+def _script_input(
+    join: Join, prefix: str, checks: seatlua.Checks | None
+) -> tuple[list[str], list[str | int]]:
+    seat_keys = seatlua.keys(join.group_id, prefix)
+    checks = checks or seatlua.no_checks(seat_keys[0])
+    return (
+        [*seat_keys, seatlua.stream_key(prefix), *checks.keys],
+        [*join.args(), *checks.args],
+    )
 
 
 @lru_cache(maxsize=1)
@@ -214,6 +238,68 @@ def load_group(session: Session, seats: GroupSeats, group_id: str) -> None:
     group, in_db = db_view(session, group_id)
     left, until, members = expected(group, in_db, queued)
     seats.load(group_id, left=left, until=until, members=members)
+
+
+def _after_commit(session: Session, what: str, change: Callable[[GroupSeats], object]) -> None:
+    """Stream join writes: `change` the seats in Redis once this transaction commits (never
+    after a rollback). Best effort: without settings bound to the session (a seed or script:
+    nothing is guessed), in request mode, or with Redis unreachable, nothing is written, and
+    the first join (`load_group`) or the next reconciliation brings Redis to the database."""
+    from tuanbox.db.bump import redis_client
+    from tuanbox.db.engine import SettingsNotBoundError, settings_of
+    from tuanbox.db.hooks import after_commit
+
+    try:
+        settings = settings_of(session)
+    except SettingsNotBoundError:
+        return
+    if settings.group_join_writes != "stream":
+        return
+
+    def run() -> None:
+        try:
+            change(GroupSeats(redis_client(settings.redis_url), prefix_of(settings)))
+        except DependencyUnavailableError as exc:
+            log.warning("%s not told to Redis (%s): reconciliation will", what, exc)
+
+    after_commit(session, run)
+
+
+def hold_after_commit(session: Session, group: Group) -> None:
+    """A group opened in this transaction: its seats in Redis once it commits, so the first
+    join to it is one script call with no database hop. Its seats are taken from `group` now
+    (the opener's seat just taken; after the commit its attributes may not be readable), and
+    loaded only if still missing: a join that met the group first loaded it from the DB."""
+    group_id, leader = group.id, group.leader_user_id
+    is_open = group.status == GroupStatus.OPEN.value
+    left = group.max_size - group.seats_taken if is_open else 0
+    until = _epoch(group.deadline_at) if is_open else 0
+    members = dict.fromkeys([leader] if leader else [], "db")
+    _after_commit(
+        session,
+        f"group {group_id} opened",
+        lambda seats: seats.load(group_id, left=left, until=until, members=members),
+    )
+
+
+def taken_after_commit(session: Session, group_id: str, user_id: str) -> None:
+    """A seat taken in the database outside the stream (a join without an Idempotency-Key,
+    the shop's form): Redis counts it once this commits, if it holds the group."""
+    _after_commit(
+        session,
+        f"seat taken in group {group_id}",
+        lambda seats: seats.mark(group_id, user_id, taken=True),
+    )
+
+
+def freed_after_commit(session: Session, group_id: str, user_id: str) -> None:
+    """A seat freed in the database (a member left, an unpaid order lapsed): free in Redis
+    once this commits, not at the next reconciliation."""
+    _after_commit(
+        session,
+        f"seat freed in group {group_id}",
+        lambda seats: seats.mark(group_id, user_id, taken=False),
+    )
 
 
 def reconcile_group(

@@ -150,7 +150,7 @@ def open_group(
         )
     session.add(group)
     session.flush()
-    return _take_seat(
+    joined = _take_seat(
         session,
         campaign,
         group,
@@ -161,6 +161,11 @@ def open_group(
         pay_timeout_s=pay_timeout_s,
         delivery=delivery,
     )
+    # Stream join writes: its seats are in Redis once this commits (no DB hop at a first join).
+    from tuanbox.groupbuy.seats import hold_after_commit
+
+    hold_after_commit(session, group)
+    return joined
 
 
 def join_group(
@@ -362,6 +367,9 @@ def release_seat(session: Session, group: Group, member: Member) -> bool:
     ).one_or_none()
     if freed is None:
         return False
+    from tuanbox.groupbuy.seats import freed_after_commit
+
+    freed_after_commit(session, group.id, member.user_id)  # stream join writes' seats
     session.execute(delete(Member).where(Member.id == member.id))
     session.execute(
         update(UserQuota)

@@ -19,7 +19,7 @@ from tuanbox.audit.services import record
 from tuanbox.crypto import PiiCipher
 from tuanbox.db.base import utcnow
 from tuanbox.errors import PermissionDeniedError, TuanboxError
-from tuanbox.groupbuy import admission, services
+from tuanbox.groupbuy import admission, seats, services
 from tuanbox.groupbuy.domain import Tier
 from tuanbox.groupbuy.models import Campaign, Group
 from tuanbox.groupbuy.schemas import (
@@ -243,7 +243,8 @@ async def join_group(request: Request) -> Response:
     event loop, then the seat, the order and the stored answer are one DB transaction in one
     thread hop (`idempotency.services.run_in_transaction`). With stream writes
     (`TUANBOX_GROUP_JOIN_WRITES=stream`) a join with an `Idempotency-Key` is instead admitted
-    by one Redis script holding the group's seats and answered 202 `JoinAcceptedOut` at once
+    by one Redis script (the same revocation and windows, then the group's seats: one round
+    trip) and answered 202 `JoinAcceptedOut` at once
     (seat held, order being written by `tuanbox group-joins`); the same request repeated
     with the same key then answers 201 `JoinedOut`, or the refusal the database gave (409
     `GROUP_CLOSED`, 403 `RISK_BLOCKED`, ...; the seat is given back), once written.
@@ -254,19 +255,20 @@ async def join_group(request: Request) -> Response:
     key = headers.get("Idempotency-Key")
     try:
         async with redis_for(request) as client:
+            if key and settings.group_join_writes == "stream":
+                # The caller's checks are in the seat script: one round trip.
+                return await admission.join(
+                    request, client, user, path["group_id"], body, key,
+                    headers.get("X-Device-ID"),
+                )  # fmt: skip
             await check_caller(
                 request,
                 client,
                 user,
-                "group-join",
+                admission.LIMIT_NAME,
                 per_user=(settings.group_join_per_user_per_min, 60),
                 per_ip=(settings.group_join_per_ip_per_min, 60),
             )
-            if key and settings.group_join_writes == "stream":
-                return await admission.join(
-                    request, client, user.id, path["group_id"], body, key,
-                    headers.get("X-Device-ID"),
-                )  # fmt: skip
         stored = await run_in_threadpool(
             join_in_transaction,
             session_source_for(request),
@@ -312,6 +314,7 @@ def join_in_transaction(
                 delivery=DeliveryTerms.of(settings),
             )
             risk.after_order(session, screening, _order(session, joined))
+            seats.taken_after_commit(session, group_id, user_id)  # stream writes' seats
             return 201, joined_out(session, settings, joined)
 
         return idempotency.run_in_transaction(
