@@ -174,6 +174,24 @@ def _lockers_online(settings: Settings, locker_ids: list[str]) -> bool:
     return len(online) == len(locker_ids)
 
 
+def run_settings(settings: Settings) -> Settings:
+    """The settings `make run` runs on: Redis is `run_redis_url` (database 1 by default), never
+    the tests' database, so a `make test` beside it takes none of its tasks or keys."""
+    return settings.model_copy(update={"redis_url": settings.run_redis_url})
+
+
+def child_env(settings: Settings, *, host: str, port: int) -> dict[str, str]:
+    """The environment of every child: ours, with the run's Redis, address and base URL."""
+    base = f"http://{host}:{port}"
+    return {
+        **os.environ,
+        "TUANBOX_REDIS_URL": settings.redis_url,
+        "TUANBOX_API_HOST": host,
+        "TUANBOX_API_PORT": str(port),
+        "TUANBOX_PUBLIC_BASE_URL": os.environ.get("TUANBOX_PUBLIC_BASE_URL", base),
+    }
+
+
 def prepare(settings: Settings, name: str) -> Any:
     """Migrate the database and load the demo catalogue (run_catalogue)."""
     from tuanbox.db.engine import make_engine, make_session_factory
@@ -207,12 +225,13 @@ def run(settings: Settings, *, host: str, port: int, name: str = "run") -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    settings = run_settings(settings)
     base = f"http://{host}:{port}"
     typer.secho("Tuanbox: starting the platform locally", bold=True)
-    typer.echo(f"  database {settings.database_url.split('@')[-1]}; loading the demo catalogue …")
+    typer.echo(f"  database {settings.database_url.split('@')[-1]}; redis "
+               f"{settings.redis_url.split('@')[-1]}; loading the demo catalogue …")  # fmt: skip
     loaded = prepare(settings, name)
-    env = {**os.environ, "TUANBOX_API_HOST": host, "TUANBOX_API_PORT": str(port),
-           "TUANBOX_PUBLIC_BASE_URL": os.environ.get("TUANBOX_PUBLIC_BASE_URL", base)}  # fmt: skip
+    env = child_env(settings, host=host, port=port)
     public_key = pickup.public_key_b64(pickup.load_signing_key(settings))
     supervisor = Supervisor(
         children(settings, host=host, port=port, public_key=public_key, name=name),

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # /ops warns when the replica is this far behind (catalog pages and reports that old).
     replica_lag_warn_s: float = Field(default=5.0, gt=0, le=3600)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # `tuanbox run` (`make run`) gives every process it starts this Redis instead of
+    # redis_url: its own database, so a `make test` at the same time (database 0) shares no
+    # Celery queue, cache, counter or rate-limit key with it.
+    run_redis_url: str = Field(default="redis://127.0.0.1:6379/1", max_length=500)
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_username: str | None = None

@@ -75,7 +75,7 @@ def test_make_run_serves_the_demo_shop_and_ctrl_c_stops_every_process(tmp_path: 
         **os.environ,
         "TUANBOX_ENV": "development",
         "TUANBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
-        "TUANBOX_REDIS_URL": f"{REDIS_URL.rsplit('/', 1)[0]}/{RUN_REDIS_DB}",
+        "TUANBOX_RUN_REDIS_URL": f"{REDIS_URL.rsplit('/', 1)[0]}/{RUN_REDIS_DB}",
         "TUANBOX_MQTT_HOST": MQTT_HOST,
         "TUANBOX_MQTT_PORT": str(MQTT_PORT),
         "TUANBOX_SHOP_CACHE_PREFIX": f"{name}:shop:",
