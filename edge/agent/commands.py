@@ -15,8 +15,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from edge.agent.errors import CommandRejectedError, UnlockFailedError
+from edge.agent.ledger import ArmedPickup, Reservation
 from edge.agent.messages import Purpose
-from edge.agent.store import ArmedPickup, Reservation
 from edge.protocol.envelopes import (
     Ack,
     ArmPickupPayload,

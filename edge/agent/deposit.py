@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from edge.agent.store import Reservation
+from edge.agent.ledger import Reservation
 from edge.protocol.envelopes import codes_match
 
 

@@ -19,7 +19,7 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.agent.errors import PickupRejectedError
-from edge.agent.store import ArmedPickup
+from edge.agent.ledger import ArmedPickup
 from edge.protocol.envelopes import codes_match
 from edge.protocol.errors import TokenError
 from edge.protocol.token import TOKEN_PREFIX, PickupToken, verify_token

@@ -14,22 +14,23 @@ still gets out), then the oldest events of the kinds in ``SHEDDABLE_EVENTS``
 (``dropped_events``); pickups, door events, tamper, unlock failures and acks are never
 dropped. Only a person at a door makes those, so they cannot flood the disk; a scanner fed
 junk or a flapping probe can.
+
+Modules: ``statedb`` (the connection, schema, transactions, meta values), ``ledger`` (tokens,
+reservations, armed pickups) and this one (boot, outbox, commands, telemetry, housekeeping);
+``Store`` is the one the agent uses.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from edge.agent.errors import StoreError
+from edge.agent.ledger import Ledger
 from edge.agent.telemetry_db import (
     TELEMETRY_ROW_POINTS,
     TelemetryDb,
@@ -37,37 +38,6 @@ from edge.agent.telemetry_db import (
     telemetry_path,
 )
 from edge.protocol.envelopes import Ack, Event, EventType, decode_ack, encode
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS commands (
-    id TEXT PRIMARY KEY, type TEXT NOT NULL, final INTEGER NOT NULL,
-    ack TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, seq INTEGER,
-    payload BLOB NOT NULL, shed INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS used_tokens (
-    token_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, compartment TEXT NOT NULL,
-    used_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'used', item_seen INTEGER);
-CREATE TABLE IF NOT EXISTS reservations (
-    compartment TEXT PRIMARY KEY, order_id TEXT NOT NULL, code_hash TEXT NOT NULL,
-    expires_at TEXT, deposited INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS pickups (
-    compartment TEXT PRIMARY KEY, order_id TEXT NOT NULL, token_id TEXT NOT NULL,
-    code_hash TEXT NOT NULL, valid_until TEXT NOT NULL);
-"""
-# Columns added after the first lockers shipped: (table, column, definition). The telemetry
-# table of earlier releases is brought up to date, then moved to the telemetry database.
-ADDED_COLUMNS = (
-    ("telemetry", "points", "INTEGER NOT NULL DEFAULT 1"),
-    ("outbox", "shed", "INTEGER NOT NULL DEFAULT 0"),
-    ("used_tokens", "state", "TEXT NOT NULL DEFAULT 'used'"),
-    ("used_tokens", "item_seen", "INTEGER"),
-)
-# Counting the outbox reads this small index instead of every payload.
-INDEXES = """
-CREATE INDEX IF NOT EXISTS outbox_shed ON outbox (shed, id);
-"""
 
 # Events that may be dropped, oldest first, once telemetry is gone and the bound is still hit.
 SHEDDABLE_EVENTS: frozenset[str] = frozenset({"pickup_rejected", "sensor_fault"})
@@ -83,63 +53,18 @@ class OutboxRow:
     payload: bytes
 
 
-@dataclass(frozen=True)
-class Reservation:
-    compartment: str
-    order_id: str
-    code_hash: str
-    expires_at: datetime | None
-    deposited: bool
-
-
-@dataclass(frozen=True)
-class PendingToken:
-    """A QR token recorded before its unlock and not yet confirmed by the board."""
-
-    token_id: str
-    order_id: str
-    compartment: str
-    item_seen: bool  # the infrared bit said a parcel was there when the QR was scanned
-
-
-@dataclass(frozen=True)
-class ArmedPickup:
-    compartment: str
-    order_id: str
-    token_id: str
-    code_hash: str
-    valid_until: datetime
-
-
-class Store:
+class Store(Ledger):
     """SQLite in WAL mode with ``synchronous=FULL``: a committed event survives a power cut.
 
     ``outbox_max_rows`` bounds events, acks and telemetry points together (None: unbounded).
     """
 
     def __init__(self, path: Path | str, *, outbox_max_rows: int | None = None) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.outbox_max_rows = outbox_max_rows
         # Telemetry keeps its newest tenth of the bound (at most 500 points) even when events
         # fill the rest, so the bound is soft by that much.
         self.telemetry_floor = min(500, outbox_max_rows // 10) if outbox_max_rows else 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-            for table, column, definition in ADDED_COLUMNS:
-                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if have and column not in have:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-            self._db.executescript(INDEXES)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
-        self._lock = threading.RLock()
-        self._depth = 0
         self.telemetry = TelemetryDb(telemetry_path(self.path), floor=self.telemetry_floor)
         self._move_old_telemetry()
 
@@ -160,43 +85,7 @@ class Store:
             self._db.close()
         self.telemetry.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Atomic unit of work; nested calls join the outer transaction."""
-        with self._lock:
-            outer = self._depth == 0
-            try:
-                if outer:
-                    self._db.execute("BEGIN IMMEDIATE")
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                if outer:
-                    self._db.execute("COMMIT")
-            except BaseException as exc:
-                if outer and self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if outer and isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"state database: {exc}") from exc
-                raise
-
-    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"state database: {exc}") from exc
-
-    # --- meta and boot ---------------------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        rows = self._q("SELECT value FROM meta WHERE key = ?", (key,))
-        return rows[0][0] if rows else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._q("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+    # --- boot -------------------------------------------------------------------------
 
     def new_boot(self) -> str:
         """A fresh boot id, counted so ops can see restart loops."""
@@ -252,10 +141,6 @@ class Store:
                 (over - points,),
             ).rowcount
         self._count("dropped_events", shed)
-
-    def _count(self, key: str, n: int) -> None:
-        if n > 0:
-            self.set_meta(key, str(int(self.get_meta(key) or 0) + n))
 
     def outbox_after(self, after_id: int, limit: int) -> list[OutboxRow]:
         rows = self._q(
@@ -332,106 +217,6 @@ class Store:
         # Drops counted here by releases before the telemetry database, then there.
         return int(self.get_meta("dropped_points") or 0) + self.telemetry.dropped()
 
-    # --- token ledger ------------------------------------------------------------------
-    # A QR token is ``pending`` from just before its unlock until the board confirms the door
-    # released, then ``used``. Either state refuses the token a second time. A ``pending`` row
-    # found at start-up is an unlock cut short by a crash: the agent settles it against what
-    # the board reads (see ``LockerAgent``), so a crash neither burns the token nor lets it
-    # open the door twice.
-
-    def use_token(self, token_id: str, order_id: str, compartment: str, at: datetime) -> bool:
-        """Record a token as used; False if it already was (single use)."""
-        return self._insert_token(token_id, order_id, compartment, at, "used", None)
-
-    def reserve_token(
-        self, token_id: str, order_id: str, compartment: str, at: datetime, *, item_seen: bool
-    ) -> bool:
-        """Record a token as ``pending`` before its unlock; False if it is already in the ledger."""
-        return self._insert_token(token_id, order_id, compartment, at, "pending", item_seen)
-
-    def _insert_token(
-        self,
-        token_id: str,
-        order_id: str,
-        compartment: str,
-        at: datetime,
-        state: str,
-        item_seen: bool | None,
-    ) -> bool:
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO used_tokens"
-                    " (token_id, order_id, compartment, used_at, state, item_seen)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (token_id, order_id, compartment, at.isoformat(), state, item_seen),
-                )
-            except sqlite3.IntegrityError:
-                return False
-            except sqlite3.Error as exc:
-                raise StoreError(f"state database: {exc}") from exc
-        return True
-
-    def confirm_token(self, token_id: str) -> None:
-        """The board confirmed the unlock: the token is spent for good."""
-        self._q("UPDATE used_tokens SET state = 'used' WHERE token_id = ?", (token_id,))
-
-    def pending_tokens(self) -> list[PendingToken]:
-        rows = self._q(
-            "SELECT token_id, order_id, compartment, item_seen FROM used_tokens"
-            " WHERE state = 'pending' ORDER BY used_at"
-        )
-        return [PendingToken(r[0], r[1], r[2], bool(r[3])) for r in rows]
-
-    def token_used(self, token_id: str) -> bool:
-        """In the ledger at all, ``pending`` or ``used``."""
-        return bool(self._q("SELECT 1 FROM used_tokens WHERE token_id = ?", (token_id,)))
-
-    def release_token(self, token_id: str) -> None:
-        """Forget a token whose door never opened, so the shopper can try again."""
-        self._q("DELETE FROM used_tokens WHERE token_id = ?", (token_id,))
-
-    # --- reservations and armed pickups ----------------------------------------------
-
-    def put_reservation(self, r: Reservation) -> None:
-        self._q(
-            "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?, ?)",
-            (
-                r.compartment,
-                r.order_id,
-                r.code_hash,
-                r.expires_at.isoformat() if r.expires_at else None,
-                int(r.deposited),
-            ),
-        )
-
-    def reservations(self) -> dict[str, Reservation]:
-        rows = self._q("SELECT * FROM reservations")
-        return {
-            r[0]: Reservation(
-                r[0], r[1], r[2], datetime.fromisoformat(r[3]) if r[3] else None, bool(r[4])
-            )
-            for r in rows
-        }
-
-    def delete_reservation(self, compartment: str) -> None:
-        self._q("DELETE FROM reservations WHERE compartment = ?", (compartment,))
-
-    def put_pickup(self, p: ArmedPickup) -> None:
-        self._q(
-            "INSERT OR REPLACE INTO pickups VALUES (?, ?, ?, ?, ?)",
-            (p.compartment, p.order_id, p.token_id, p.code_hash, p.valid_until.isoformat()),
-        )
-
-    def pickups(self) -> dict[str, ArmedPickup]:
-        rows = self._q("SELECT * FROM pickups")
-        return {
-            r[0]: ArmedPickup(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4])) for r in rows
-        }
-
-    def delete_pickup(self, compartment: str) -> None:
-        self._q("DELETE FROM pickups WHERE compartment = ?", (compartment,))
-
     # --- housekeeping ---------------------------------------------------------------
 
     def prune(self, now: datetime, *, commands_days: int = 30, tokens_days: int = 180) -> int:
@@ -451,12 +236,3 @@ class Store:
                     cursor = self._db.execute(sql, ((now - timedelta(days=days)).isoformat(),))
                 removed += cursor.rowcount
         return removed
-
-    # --- small JSON values (runtime config overrides) --------------------------------
-
-    def get_json(self, key: str) -> Any:
-        raw = self.get_meta(key)
-        return json.loads(raw) if raw is not None else None
-
-    def set_json(self, key: str, value: Any) -> None:
-        self.set_meta(key, json.dumps(value))
