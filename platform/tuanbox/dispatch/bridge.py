@@ -56,7 +56,8 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -75,6 +76,7 @@ from edge.protocol.topics import Kind, parse_topic, shared_subscription, subscri
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import bind_settings, session_scope
 from tuanbox.dispatch import mqtt5, outbox
+from tuanbox.dispatch.acks import PLAIN, apply_acks_at_once
 from tuanbox.dispatch.failures import record_failure
 from tuanbox.dispatch.listen import OutboxListener
 from tuanbox.dispatch.models import InboundFailure, OutboxCommand
@@ -179,8 +181,14 @@ class Bridge:
         self._due_at: datetime | None = None
         bind = session_factory.kw.get("bind")
         self.listener: OutboxListener | None = None
+        # PostgreSQL: statements that are a whole transaction by themselves (the claim, the
+        # housekeeping's read, a batch of plain acks) run in autocommit, one round trip each
+        # instead of three (BEGIN, the statement, COMMIT): on a loaded box every round trip
+        # waits for the bridge's thread and its backend to be scheduled again.
+        self._autocommit: Engine | None = None
         if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
             self.listener = OutboxListener(bind, self._wake, self._stop)
+            self._autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
         # Persistent session (no clean start, a session that never expires) under an id that
         # comes back: QoS 1 messages for a restarting bridge wait at the broker. A generated
         # one-off id keeps no session. manual_ack: PUBACK only after our commit.
@@ -300,9 +308,16 @@ class Bridge:
         One read tells whether anything is to expire or stall; only then are those rows
         locked and moved (a pass of a busy bridge is one round trip, not three)."""
         limit = self.settings.bridge_batch
+        with self._statement() as session:
+            times = outbox.due_times(session)
+        if not (
+            (times.expiry is not None and times.expiry <= now)
+            or (times.stall is not None and times.stall <= now)
+        ):
+            self._due_at = times.due
+            return
         with session_scope(self.session_factory) as session:
             bind_settings(session, self.settings)
-            times = outbox.due_times(session)
             expired = []
             if times.expiry is not None and times.expiry <= now:
                 expired = outbox.expire_due(session, now=now, limit=limit)
@@ -323,10 +338,21 @@ class Bridge:
             for locker_id, body in resend:
                 self.client.publish(topic(locker_id, "cmd"), body, qos=1)
 
+    @contextmanager
+    def _statement(self) -> Iterator[Session]:
+        """A session for one statement that is a transaction by itself: in autocommit on
+        PostgreSQL (the claim is one statement there); elsewhere a transaction of its own."""
+        if self._autocommit is None:
+            with session_scope(self.session_factory) as session:
+                yield session
+            return
+        with self._autocommit.connect() as conn, Session(bind=conn) as session:
+            yield session
+
     def _publish_due(self, now: datetime) -> int:
         """Claim due commands (committed), then publish them; first in a pass, since a
         notified commit waits on it."""
-        with session_scope(self.session_factory) as session:
+        with self._statement() as session:
             # A window over all bridges: more unacked commands than the broker queues for a
             # slow consumer (Mosquitto drops beyond max_queued_messages) would only come back
             # as retries after the ack timeout. Counted in the claiming statement itself.
@@ -499,29 +525,23 @@ class Bridge:
         """Apply messages in one transaction, then acknowledge each of them."""
         counts: Counter[str] = Counter()
         kinds: Counter[str] = Counter()
-        with session_scope(self.session_factory) as session:
-            bind_settings(session, self.settings)
-            now = self.clock()
-            acks: list[tuple[str, Ack]] = []
-            for msg in batch:
-                counts[self._apply_one(session, msg, now, acks, kinds)] += 1
-            # Acks of the whole batch in one locking read (they commute with the rest).
-            moved = outbox.apply_acks(
-                session,
-                acks,
-                now=now,
-                accepted_timeout_s=self.settings.command_accepted_timeout_s,
-            )
-            for failed in (m.id for m in moved if m.status in inbound.SETTLED_WITH_ALERT):
-                command = session.get(OutboxCommand, failed, populate_existing=True)
-                if command is not None:
-                    inbound.command_settled(session, command)
-            inbound.heard_from_many(
-                session,
-                [locker for locker, _ in acks],
-                now=now,
-                grain_s=last_seen_grain_s(self.settings),
-            )
+        plain = self._plain_acks(batch)
+        if plain is not None:
+            moved = self._commit_plain_acks(plain)
+            counts["acks"] = kinds["ack"] = len(plain)
+        else:
+            with session_scope(self.session_factory) as session:
+                bind_settings(session, self.settings)
+                now = self.clock()
+                acks: list[tuple[str, Ack]] = []
+                for msg in batch:
+                    counts[self._apply_one(session, msg, now, acks, kinds)] += 1
+                # Acks of the whole batch at once (they commute with the rest).
+                moved = self._apply_acks(session, acks, now)
+                for failed in (m.id for m in moved if m.status in inbound.SETTLED_WITH_ALERT):
+                    command = session.get(OutboxCommand, failed, populate_existing=True)
+                    if command is not None:
+                        inbound.command_settled(session, command)
         with self._stats_lock:  # several inbound workers count into one set of figures
             for key, value in counts.items():
                 setattr(self.stats, key, getattr(self.stats, key) + value)
@@ -532,6 +552,64 @@ class Bridge:
             self.client.ack(msg.mid, msg.qos)
         if moved and self._held_back:
             self._wake.set()  # settled commands opened the in-flight window
+
+    def _plain_acks(self, batch: list[mqtt.MQTTMessage]) -> list[tuple[str, Ack]] | None:
+        """The batch's acks when it holds nothing else, all valid, all `accepted` or `done`
+        (they settle nothing beyond their commands' rows), on PostgreSQL; None otherwise."""
+        if self._autocommit is None:
+            return None
+        plain: list[tuple[str, Ack]] = []
+        try:
+            for msg in batch:
+                locker_id, kind = parse_topic(msg.topic)
+                if kind != "ack":
+                    return None
+                ack = decode_ack(bytes(msg.payload))
+                if ack.status not in PLAIN:
+                    return None
+                plain.append((locker_id, ack))
+        except ProtocolError:
+            return None  # refused in the batch's transaction, as any message is
+        return plain
+
+    def _commit_plain_acks(self, plain: list[tuple[str, Ack]]) -> list[outbox.Moved]:
+        """A batch of plain acks: one statement in autocommit (its own transaction), and the
+        lockers it found offline brought back in a transaction after it, before any PUBACK
+        (a crash in between redelivers the acks: they move nothing again, and the lockers
+        are found offline again)."""
+        assert self._autocommit is not None
+        now = self.clock()
+        with self._autocommit.connect() as conn:
+            applied = apply_acks_at_once(
+                conn,
+                plain,
+                now=now,
+                accepted_timeout_s=self.settings.command_accepted_timeout_s,
+                grain_s=last_seen_grain_s(self.settings),
+            )
+        if applied.offline:
+            with session_scope(self.session_factory) as session:
+                bind_settings(session, self.settings)
+                inbound.heard_from_many(session, applied.offline, now=now)
+        return applied.moved
+
+    def _apply_acks(
+        self, session: Session, batch: list[tuple[str, Ack]], now: datetime
+    ) -> list[outbox.Moved]:
+        """A batch's acks in its transaction, and their lockers heard from: one statement on
+        PostgreSQL, `outbox.apply_acks` and `inbound.heard_from_many` elsewhere."""
+        grain_s = last_seen_grain_s(self.settings)
+        timeout_s = self.settings.command_accepted_timeout_s
+        if self._autocommit is None:
+            moved = outbox.apply_acks(session, batch, now=now, accepted_timeout_s=timeout_s)
+            lockers = [locker for locker, _ in batch]
+            inbound.heard_from_many(session, lockers, now=now, grain_s=grain_s)
+            return moved
+        applied = apply_acks_at_once(
+            session, batch, now=now, accepted_timeout_s=timeout_s, grain_s=grain_s
+        )
+        inbound.heard_from_many(session, applied.offline, now=now)
+        return applied.moved
 
     def _record_failure(self, msg: mqtt.MQTTMessage, exc: Exception) -> bool:
         """Count one failure in a transaction of its own (the message's was rolled back);
