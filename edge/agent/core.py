@@ -14,16 +14,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, replace
-from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.agent import schema
 from edge.agent.commands import CommandProcessor
-from edge.agent.deposit import match_deposit_code
 from edge.agent.doors import DoorFact, DoorTracker
 from edge.agent.errors import PickupRejectedError, StoreError, UnlockFailedError
+from edge.agent.keypad import code_target, load_limiter, save_limiter
 from edge.agent.lockboard import LockBoard
 from edge.agent.messages import (
     BoardPolled,
@@ -34,13 +33,14 @@ from edge.agent.messages import (
     ScannerLine,
     UnlockDone,
 )
-from edge.agent.pickup import KeypadLimiter, armed_doors, check_qr, classify, match_pickup_code
+from edge.agent.pickup import armed_doors, check_qr, classify
 from edge.agent.ports import Clock, Publisher, utc_now
 from edge.agent.settings import EdgeSettings
+from edge.agent.snapshot import build_snapshot, runtime_config
 from edge.agent.store import Store
 from edge.agent.telemetry import TelemetryBuffer
 from edge.protocol.compartments import parse_compartment
-from edge.protocol.envelopes import CompartmentState, Event, EventType, StateSnapshot
+from edge.protocol.envelopes import Event, EventType, StateSnapshot
 from edge.protocol.kerong import BoardStatus
 from edge.protocol.token import public_key_from_b64
 
@@ -90,17 +90,7 @@ class LockerAgent:
     # --- runtime config --------------------------------------------------------------
 
     def _load_runtime(self) -> RuntimeConfig:
-        saved = self.store.get_json("runtime_config") or {}
-        s = self.settings
-        return RuntimeConfig(
-            door_left_open_seconds=saved.get("door_left_open_seconds", s.door_left_open_seconds),
-            unlock_confirm_s=saved.get("unlock_confirm_seconds", s.serial_unlock_confirm_s),
-            fallback_max_attempts=saved.get(
-                "fallback_max_attempts", s.pickup_fallback_max_attempts
-            ),
-            pickup_public_key=saved.get("pickup_public_key", s.pickup_public_key),
-            extra={k: v for k, v in saved.items() if k not in RuntimeConfig.__annotations__},
-        )
+        return runtime_config(self.store.get_json("runtime_config") or {}, self.settings)
 
     def save_runtime(self, changes: dict[str, Any]) -> None:
         saved = self.store.get_json("runtime_config") or {}
@@ -159,24 +149,14 @@ class LockerAgent:
         return event
 
     def snapshot(self) -> StateSnapshot:
-        reservations, pickups = self.store.reservations(), self.store.pickups()
-        items = []
-        for cid, conf in self.compartments.items():
-            view = self.doors.views.get(cid)
-            is_open = view.is_open if view else False
-            items.append(
-                CompartmentState(
-                    compartment=cid,
-                    door="open" if is_open else "closed",
-                    locked=not is_open,
-                    item_present=view.item_present if view else False,
-                    reserved_for=reservations[cid].order_id if cid in reservations else None,
-                    armed_order=pickups[cid].order_id if cid in pickups else None,
-                    out_of_service=conf.out_of_service,
-                )
-            )
-        return StateSnapshot(
-            locker_id=self.locker_id, boot_id=self.boot_id, at=self.clock(), compartments=items
+        return build_snapshot(
+            locker_id=self.locker_id,
+            boot_id=self.boot_id,
+            at=self.clock(),
+            compartments=self.compartments,
+            views=self.doors.views,
+            reservations=self.store.reservations(),
+            pickups=self.store.pickups(),
         )
 
     def publish_state(self) -> None:
@@ -349,20 +329,6 @@ class LockerAgent:
 
     # --- scanner and keypad ----------------------------------------------------------
 
-    def _limiter(self) -> KeypadLimiter:
-        saved = self.store.get_json("keypad") or {}
-        return KeypadLimiter(
-            self.runtime.fallback_max_attempts,
-            self.settings.pickup_fallback_lockout_s,
-            failures=saved.get("failures", 0),
-            locked_until=saved.get("locked_until", 0.0),
-        )
-
-    def _save_limiter(self, limiter: KeypadLimiter) -> None:
-        self.store.set_json(
-            "keypad", {"failures": limiter.failures, "locked_until": limiter.locked_until}
-        )
-
     def on_scan(self, line: str) -> None:
         try:
             self._scan(line)
@@ -408,30 +374,21 @@ class LockerAgent:
                 raise
             self.open_doors(targets)
             return
-        limiter = self._limiter()
+        limiter = load_limiter(
+            self.store, self.runtime.fallback_max_attempts, self.settings.pickup_fallback_lockout_s
+        )
         limiter.check(time.time())
-        target = self._code_target(scanned.kind, scanned.text, now)
+        target = code_target(
+            self.store, scanned.kind, scanned.text, locker_id=self.locker_id, now=now
+        )
         if target is None:
             limiter.failed(time.time())
-            self._save_limiter(limiter)
+            save_limiter(self.store, limiter)
             raise PickupRejectedError("code does not match", code="CODE_WRONG")
         limiter.succeeded()
-        self._save_limiter(limiter)
+        save_limiter(self.store, limiter)
         self._check_door_free(target[0])
         self.open_door(*target)
-
-    def _code_target(self, kind: str, code: str, now: datetime) -> tuple[str, Purpose] | None:
-        if kind == "pickup_code":
-            pickup = match_pickup_code(
-                code, locker_id=self.locker_id, now=now, pickups=self.store.pickups()
-            )
-            if pickup is None:
-                return None
-            return pickup.compartment, Purpose("pickup", pickup.order_id, pickup.token_id, "code")
-        res = match_deposit_code(
-            code, locker_id=self.locker_id, now=now, reservations=self.store.reservations()
-        )
-        return (res.compartment, Purpose("deposit", res.order_id)) if res else None
 
     def _check_door_free(self, compartment: str) -> None:
         if compartment in self.unlocking:
