@@ -21,7 +21,9 @@ one reservation and one order, Redis stock = DB remaining.
 
 Run: ``.venv/bin/python bench/flash_sale.py [--writes request,stream] [--duration 15]
 [--durable-redis]``; the last runs against a redis-server of the bench's own with
-`appendfsync always`, the Redis durability the stream path needs to keep its 201s.
+`appendfsync always`, the Redis durability the stream path needs to keep its 201s. It is
+implied whenever `stream` is among the modes (all modes then share that Redis): in production
+`tuanbox api` refuses stream writes on a Redis without it (tuanbox.api.redis_durability).
 """
 
 from __future__ import annotations
@@ -295,6 +297,9 @@ def main() -> None:
         help="run against a redis-server of the bench's own with appendfsync always",
     )
     args = parser.parse_args()
+    if "stream" in args.writes and not args.durable_redis:
+        print("stream writes: the API refuses a Redis without appendfsync always in production")
+        args.durable_redis = True
     if args.durable_redis:
         with durable_redis() as args.redis_url:
             print(f"Redis: the bench's own, appendonly yes, appendfsync always ({args.redis_url})")
