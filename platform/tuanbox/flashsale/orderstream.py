@@ -38,6 +38,7 @@ from tuanbox.flashsale.models import FlashSale, Reservation
 from tuanbox.membership.models import Membership
 from tuanbox.membership.pricing import NO_FEE, DeliveryTerms, needs_membership
 from tuanbox.settings import Settings
+from tuanbox.worker.streams import poll_until
 
 log = logging.getLogger("tuanbox.flashsale.orders")
 
@@ -205,16 +206,16 @@ class OrderStreamConsumer:
 
     def run(self, stop: Callable[[], bool]) -> None:
         """Poll until `stop()`; a failing step is logged and retried (supervisor loop)."""
-        backoff = 0.1
-        while not stop():
-            try:
-                self.poll()
-                backoff = 0.1
-            except Exception:  # the supervisor loop: logged, and it goes on
-                log.exception("flash-sale order stream step failed; retrying")
-                self._own_pending = True
-                time.sleep(backoff)  # a failing dependency is not hammered
-                backoff = min(backoff * 2, 5.0)
+        poll_until(
+            stop,
+            self.poll,
+            what="flash-sale order stream",
+            after_failure=self._reread_own,
+            logger=log,
+        )
+
+    def _reread_own(self) -> None:
+        self._own_pending = True  # after a failure, this consumer's own pending entries first
 
     # -- reading -----------------------------------------------------------------------------
     def _key(self, sale_id: str) -> str:

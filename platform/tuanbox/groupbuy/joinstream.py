@@ -52,6 +52,7 @@ from tuanbox.idempotency.models import IdempotencyKey
 from tuanbox.idempotency.services import seal
 from tuanbox.membership.pricing import DeliveryTerms
 from tuanbox.settings import Settings
+from tuanbox.worker.streams import poll_until
 
 log = logging.getLogger("tuanbox.groupbuy.joins")
 
@@ -311,16 +312,12 @@ class JoinStreamConsumer:
 
     def run(self, stop: Callable[[], bool]) -> None:
         """Poll until `stop()`; a failing step is logged and retried (supervisor loop)."""
-        backoff = 0.1
-        while not stop():
-            try:
-                self.poll()
-                backoff = 0.1
-            except Exception:  # the supervisor loop: logged, and it goes on
-                log.exception("group joins stream step failed; retrying")
-                self._own_pending = True
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        poll_until(
+            stop, self.poll, what="group joins stream", after_failure=self._reread_own, logger=log
+        )
+
+    def _reread_own(self) -> None:
+        self._own_pending = True  # after a failure, this consumer's own pending entries first
 
     def _ensure_group(self) -> None:
         try:

@@ -1,12 +1,13 @@
 """A Redis Stream consumer as a process of its own (`tuanbox flash-orders`,
 `tuanbox group-joins`): its engine and Redis client, stopped by SIGTERM or SIGINT after the
-batch in hand."""
+batch in hand, and the supervisor loop both consumers' `run` is (`poll_until`)."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,6 +23,30 @@ class StreamConsumer(Protocol):
     name: str
 
     def run(self, stop: Callable[[], bool]) -> None: ...
+
+
+def poll_until(
+    stop: Callable[[], bool],
+    step: Callable[[], object],
+    *,
+    what: str,
+    after_failure: Callable[[], None],
+    logger: logging.Logger = log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Call `step` until `stop()`. A failing step is logged, `after_failure` runs (a
+    consumer then re-reads its own pending entries first) and the step is retried after a
+    pause, 0.1 s doubled per failure up to 5 s, so a failing dependency is not hammered."""
+    backoff = 0.1
+    while not stop():
+        try:
+            step()
+            backoff = 0.1
+        except Exception:  # the supervisor loop: logged, and it goes on
+            logger.exception("%s step failed; retrying", what)
+            after_failure()
+            sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
 
 # (Redis client, session factory) -> the consumer
