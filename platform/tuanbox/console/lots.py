@@ -1,4 +1,5 @@
-"""A lot (batch) of the merchant's: its provenance events, its product QR and label sheet."""
+"""A lot (batch) of the merchant's: recorded from its product's page, then its provenance
+events, its product QR and label sheet."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tuanbox.api.deps import SessionDep, SettingsDep
+from tuanbox.bounds import MAX_STOCK
+from tuanbox.catalog import services
 from tuanbox.catalog.models import Lot, Product
 from tuanbox.console import labels
 from tuanbox.console.auth import ConsoleStaff, StaffDep
 from tuanbox.console.forms import Problems
 from tuanbox.console.i18n import gettext_for, locale_of
+from tuanbox.console.products import Text200, detail_page, owned_product, request_gettext
 from tuanbox.console.render import page
 from tuanbox.errors import NotFoundError
 from tuanbox.settings import Settings
@@ -276,4 +280,78 @@ def lot_labels(
             "Content-Disposition": f'inline; filename="labels-{row.gtin}-{row.lot_code}.pdf"',
             "Cache-Control": "private, no-store",
         },
+    )
+
+
+@router.post("/console/products/{product_id}/lots", response_model=None)
+def add_lot(
+    product_id: str,
+    request: Request,
+    staff: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    lot_code: Short = "",
+    harvested_at: Short = "",
+    best_before: Short = "",
+    farm: Text200 = "",
+    origin: Text200 = "",
+    quantity: Short = "",
+) -> HTMLResponse | RedirectResponse:
+    from traceability.errors import IdentifierError
+    from traceability.identifiers import validate_lot
+    from tuanbox.catalog.errors import DuplicateLotError
+
+    product = owned_product(session, staff, product_id)
+    _ = request_gettext(request)
+    problems = Problems(_)
+    code = lot_code.strip()
+    try:
+        validate_lot(code)
+    except IdentifierError:
+        problems.add(_("Lot code: 1 to 20 letters, digits, dots, dashes or underscores."))
+    if product.gtin is None:
+        problems.add(_("Lots need the product's GTIN: this product has none."))
+    harvested = (
+        problems.when(harvested_at, _("Harvested"), settings.station_timezone)
+        if harvested_at.strip()
+        else None
+    )
+    best = (
+        problems.when(best_before, _("Best before"), settings.station_timezone)
+        if best_before.strip()
+        else None
+    )
+    if harvested and best and best <= harvested:
+        problems.add(_("Best before: must be after the harvest."))
+    units = problems.whole(quantity, _("Quantity"), 1, MAX_STOCK, required=False)
+    form = {
+        "lot_code": lot_code,
+        "harvested_at": harvested_at,
+        "best_before": best_before,
+        "farm": farm,
+        "origin": origin,
+        "quantity": quantity,
+    }
+    if not problems:
+        try:
+            services.add_lot(
+                session,
+                staff.principal.actor,
+                product.id,
+                lot_code=code,
+                harvested_at=harvested,
+                best_before=best,
+                farm=farm.strip() or None,
+                origin=origin.strip() or None,
+                quantity=units,
+            )
+        except DuplicateLotError:
+            problems.add(_("Lot code: %(lot)s is already recorded for this GTIN.") % {"lot": code})
+        else:
+            session.commit()
+            return RedirectResponse(
+                f"/console/products/{product.id}?done=lot#lots", status_code=303
+            )
+    return detail_page(
+        request, staff, session, product, status=422, problems=problems.items, form=form
     )

@@ -1,17 +1,20 @@
-"""Products, SKUs, stock and restock, photos and lots of the signed-in staff's merchant."""
+"""Products of the signed-in staff's merchant: the list, a new product, one product's page.
+
+What the product page's forms post lives beside it: `skus` (add, restock, price and sale),
+`photos` and `lots` (recording a lot, and the lot's own pages)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tuanbox.api.deps import SessionDep, SettingsDep
-from tuanbox.bounds import MAX_RESTOCK, MAX_STOCK
+from tuanbox.api.deps import SessionDep
+from tuanbox.bounds import MAX_RESTOCK
 from tuanbox.catalog import media, services
 from tuanbox.catalog.models import Lot, Product, ProductImage, SizeClass, Sku, Zone
 from tuanbox.console.auth import ConsoleStaff, StaffDep
@@ -21,7 +24,6 @@ from tuanbox.console.render import page
 from tuanbox.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)
-MAX_PHOTOS = 12
 Text200 = Annotated[str, Form(max_length=200)]
 Short = Annotated[str, Form(max_length=40)]
 
@@ -43,7 +45,8 @@ def owned_product(session: Session, staff: ConsoleStaff, product_id: str) -> Pro
     return product
 
 
-def _gettext(request: Request) -> Any:
+def request_gettext(request: Request) -> Any:
+    """The console's gettext for this request's language."""
     return gettext_for(locale_of(request))
 
 
@@ -116,7 +119,7 @@ def create_product(
     gtin: Short = "",
     returnable: Short = "",
 ) -> HTMLResponse | RedirectResponse:
-    _ = _gettext(request)
+    _ = request_gettext(request)
     problems = Problems(_)
     form = {
         "name": name,
@@ -202,7 +205,7 @@ def product_page(
 ) -> HTMLResponse:
     product = owned_product(session, staff, product_id)
     done = request.query_params.get("done", "")
-    _ = _gettext(request)
+    _ = request_gettext(request)
     notices = {
         "sku": _("The SKU was added."),
         "restock": _("Stock was added."),
@@ -211,245 +214,3 @@ def product_page(
         "sku_saved": _("The SKU was saved."),
     }
     return detail_page(request, staff, session, product, notice=notices.get(done))
-
-
-@router.post("/console/products/{product_id}/skus", response_model=None)
-def add_sku(
-    product_id: str,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    name: Text200 = "",
-    price: Short = "",
-    stock: Short = "",
-) -> HTMLResponse | RedirectResponse:
-    product = owned_product(session, staff, product_id)
-    _ = _gettext(request)
-    problems = Problems(_)
-    if not name.strip():
-        problems.add(_('SKU name: say what the shopper gets, such as "500 g box".'))
-    cents = problems.money(price, _("Price"))
-    units = problems.whole(stock or "0", _("Stock on hand"), 0, MAX_STOCK)
-    if problems or cents is None or units is None:
-        form = {"sku_name": name, "sku_price": price, "sku_stock": stock}
-        return detail_page(
-            request, staff, session, product, status=422, problems=problems.items, form=form
-        )
-    services.add_sku(
-        session,
-        staff.principal.actor,
-        product.id,
-        name=name.strip(),
-        price_cents=cents,
-        stock_on_hand=units,
-    )
-    session.commit()
-    return RedirectResponse(f"/console/products/{product.id}?done=sku#skus", status_code=303)
-
-
-@router.post("/console/skus/{sku_id}/restock", response_model=None)
-def restock(
-    sku_id: str,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    add: Short = "",
-    note: Text200 = "",
-) -> HTMLResponse | RedirectResponse:
-    """Add units on hand: one guarded UPDATE and its audit entry, committed together."""
-    from tuanbox.audit.services import record
-    from tuanbox.catalog.errors import StockLimitError
-
-    sku = session.get(Sku, sku_id) if len(sku_id) <= 36 else None
-    if sku is None:
-        raise NotFoundError("no such SKU")
-    product = owned_product(session, staff, sku.product_id)
-    _ = _gettext(request)
-    problems = Problems(_)
-    units = problems.whole(add, _("Units to add"), 1, MAX_RESTOCK)
-    if units is not None:
-        before = sku.stock_on_hand
-        try:
-            services.restock(session, sku.id, units)
-        except StockLimitError:  # the guarded UPDATE changed nothing
-            problems.add(
-                _("Units to add: the SKU would hold more than %(max)s units.") % {"max": MAX_STOCK}
-            )
-        else:
-            session.refresh(sku)
-            record(
-                session,
-                staff.principal.actor,
-                "sku.restock",
-                "sku",
-                sku.id,
-                reason=note.strip() or None,
-                details={"add": units},
-                before={"stock_on_hand": before},
-                after={"stock_on_hand": sku.stock_on_hand},
-            )
-            session.commit()
-            return RedirectResponse(
-                f"/console/products/{product.id}?done=restock#skus", status_code=303
-            )
-    return detail_page(
-        request,
-        staff,
-        session,
-        product,
-        status=422,
-        problems=problems.items,
-        form={"restock_sku": sku.id, "restock_add": add},
-    )
-
-
-@router.post("/console/products/{product_id}/photos", response_model=None)
-def add_photo(
-    product_id: str,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    photo: UploadFile | None = None,
-) -> HTMLResponse | RedirectResponse:
-    """A photo (PNG, JPEG, GIF or WebP by its bytes, at most 5 MB), served from /media/."""
-    from tuanbox.catalog.errors import ImageRejectedError
-
-    product = owned_product(session, staff, product_id)
-    _ = _gettext(request)
-    data = photo.file.read(media.MAX_IMAGE_BYTES + 1) if photo is not None else b""
-    count = (
-        session.scalar(
-            select(func.count())
-            .select_from(ProductImage)
-            .where(ProductImage.product_id == product.id)
-        )
-        or 0
-    )
-    problem = None
-    if not data:
-        problem = _("Photo: choose a picture file first.")
-    elif len(data) > media.MAX_IMAGE_BYTES:
-        problem = _("Photo: the file is larger than %(mb)s MB. Please send a smaller picture.") % {
-            "mb": media.MAX_IMAGE_BYTES // (1024 * 1024)
-        }
-    elif count >= MAX_PHOTOS:
-        problem = _("Photo: a product has at most %(n)s photos.") % {"n": MAX_PHOTOS}
-    else:
-        try:
-            media.sniff(data)
-        except ImageRejectedError:
-            problem = _("Photo: this file is not a PNG, JPEG, GIF or WebP picture.")
-    if problem is not None:
-        return detail_page(request, staff, session, product, status=422, problems=[problem])
-    media.store_image(session, staff.principal.actor, settings.media_dir, product.id, data)
-    session.commit()
-    return RedirectResponse(f"/console/products/{product.id}?done=photo#photos", status_code=303)
-
-
-@router.post("/console/products/{product_id}/lots", response_model=None)
-def add_lot(
-    product_id: str,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    lot_code: Short = "",
-    harvested_at: Short = "",
-    best_before: Short = "",
-    farm: Text200 = "",
-    origin: Text200 = "",
-    quantity: Short = "",
-) -> HTMLResponse | RedirectResponse:
-    from traceability.errors import IdentifierError
-    from traceability.identifiers import validate_lot
-    from tuanbox.catalog.errors import DuplicateLotError
-
-    product = owned_product(session, staff, product_id)
-    _ = _gettext(request)
-    problems = Problems(_)
-    code = lot_code.strip()
-    try:
-        validate_lot(code)
-    except IdentifierError:
-        problems.add(_("Lot code: 1 to 20 letters, digits, dots, dashes or underscores."))
-    if product.gtin is None:
-        problems.add(_("Lots need the product's GTIN: this product has none."))
-    harvested = (
-        problems.when(harvested_at, _("Harvested"), settings.station_timezone)
-        if harvested_at.strip()
-        else None
-    )
-    best = (
-        problems.when(best_before, _("Best before"), settings.station_timezone)
-        if best_before.strip()
-        else None
-    )
-    if harvested and best and best <= harvested:
-        problems.add(_("Best before: must be after the harvest."))
-    units = problems.whole(quantity, _("Quantity"), 1, MAX_STOCK, required=False)
-    form = {
-        "lot_code": lot_code,
-        "harvested_at": harvested_at,
-        "best_before": best_before,
-        "farm": farm,
-        "origin": origin,
-        "quantity": quantity,
-    }
-    if not problems:
-        try:
-            services.add_lot(
-                session,
-                staff.principal.actor,
-                product.id,
-                lot_code=code,
-                harvested_at=harvested,
-                best_before=best,
-                farm=farm.strip() or None,
-                origin=origin.strip() or None,
-                quantity=units,
-            )
-        except DuplicateLotError:
-            problems.add(_("Lot code: %(lot)s is already recorded for this GTIN.") % {"lot": code})
-        else:
-            session.commit()
-            return RedirectResponse(
-                f"/console/products/{product.id}?done=lot#lots", status_code=303
-            )
-    return detail_page(
-        request, staff, session, product, status=422, problems=problems.items, form=form
-    )
-
-
-@router.post("/console/skus/{sku_id}", response_model=None)
-def update_sku(
-    sku_id: str,
-    request: Request,
-    staff: StaffDep,
-    session: SessionDep,
-    price: Short = "",
-    active: Short = "1",
-) -> HTMLResponse | RedirectResponse:
-    """A SKU's everyday price, and whether it is on sale (audited). Running campaigns and
-    sales keep their own prices; an SKU taken off sale takes no new reservation."""
-    from tuanbox.audit.services import record
-
-    sku = session.get(Sku, sku_id) if len(sku_id) <= 36 else None
-    if sku is None:
-        raise NotFoundError("no such SKU")
-    product = owned_product(session, staff, sku.product_id)
-    _ = _gettext(request)
-    problems = Problems(_)
-    cents = problems.money(price, _("Price"))
-    if problems or cents is None:
-        return detail_page(request, staff, session, product, status=422, problems=problems.items)
-    before = {"price_cents": sku.price_cents, "active": sku.active}
-    sku.price_cents = cents
-    sku.active = active == "1"
-    after = {"price_cents": sku.price_cents, "active": sku.active}
-    if after != before:
-        record(
-            session, staff.principal.actor, "sku.update", "sku", sku.id, before=before, after=after
-        )
-    session.commit()
-    return RedirectResponse(f"/console/products/{product.id}?done=sku_saved#skus", status_code=303)

@@ -18,8 +18,11 @@ from tuanbox.errors import TuanboxError
 # Each name is a module of this package exposing `router`; routing tries them in this order.
 MODULES: tuple[str, ...] = (
     "signin",
-    # products, lots, campaigns (list and create; pause, resume, end, cancel), credentials
+    # products (their SKUs and photos), lots, campaigns (list and create; pause, resume, end,
+    # cancel), credentials
     "products",
+    "skus",
+    "photos",
     "lots",
     "campaigns",
     "campaign_actions",
