@@ -232,8 +232,10 @@ class Settings(BaseSettings):
     # Mosquitto's default of 20 made a burst of 4,000 acks 200 transactions.
     bridge_mqtt_inflight: int = Field(default=1000, gt=0, le=65535)
     # Inbound workers of one bridge, each with its own transactions; a locker's messages all go
-    # to the same worker (by its id), so they are applied in the order they arrived.
-    bridge_inbound_workers: int = Field(default=4, gt=0, le=64)
+    # to the same worker (by its id), so they are applied in the order they arrived. Since a
+    # batch of acks is one statement, more workers mostly mean smaller batches and more
+    # commits: a 2,000-command burst ran fastest with 1-2 (bench/RESULTS.md, 08:35-08:41).
+    bridge_inbound_workers: int = Field(default=2, gt=0, le=64)
     # Outbox poll of a bridge that PostgreSQL LISTEN/NOTIFY wakes on every commit that queues
     # commands (it wakes sooner for a due retry); on SQLite, or while its LISTEN connection is
     # down, a bridge polls every 50 ms instead.
