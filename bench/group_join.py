@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / "platform"))
 
 import sqlalchemy as sa  # noqa: E402
 from _wrk import (  # noqa: E402
+    CpuClock,
     api_server,
     durable_redis,
     free_port,
@@ -68,11 +69,13 @@ from tuanbox.orders.models import Order  # noqa: E402
 
 
 def seed(
-    url: str, shoppers: int, groups: int, size: int, *, capped: bool
+    url: str, shoppers: int, groups: int, size: int, *, capped: bool, settings: Any = None
 ) -> tuple[list[str], list[str], str]:
-    """A campaign with `groups` open groups (leaders seated) and `shoppers` shoppers."""
+    """A campaign with `groups` open groups (leaders seated) and `shoppers` shoppers. With
+    the server's `settings` bound (stream writes), the openings commit as the API's do, so
+    their groups' seats are put into Redis then (`groupbuy.seats.hold_after_commit`)."""
     engine = make_engine(url)
-    with session_scope(make_session_factory(engine)) as s:
+    with session_scope(make_session_factory(engine, settings)) as s:
         merchant = Merchant(name="Bench Orchard", licence_number=f"B-{uuid.uuid4().hex[:8]}")
         s.add(merchant)
         s.flush()
@@ -154,6 +157,28 @@ def check_database(url: str, group_ids: list[str], size: int, sku_id: str) -> di
     }
 
 
+def groups_in_redis(redis_url: str) -> int:
+    """Stream writes: how many groups' seats Redis holds (loaded when they opened)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return sum(1 for _ in client.scan_iter(match="*:gb:{gb:*}:seat", count=1000))
+    finally:
+        client.close()
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (0 once it is gone)."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_members(url: str, group_ids: list[str], want: int, timeout_s: float = 300) -> float:
     """Stream writes: seconds until the consumer has written `want` members."""
     engine = make_engine(url)
@@ -209,15 +234,22 @@ def main() -> None:
         throwaway_database() as url,
         durable_redis() if stream else contextlib.nullcontext(None) as redis_url,
     ):
-        group_ids, users, sku_id = seed(
-            url, args.shoppers, args.groups, args.size, capped=not args.uncapped
-        )
         port = free_port()
         extra = dict(kv.split("=", 1) for kv in args.set)
         if stream:
             extra |= {"TUANBOX_GROUP_JOIN_WRITES": "stream", "TUANBOX_REDIS_URL": redis_url}
         env = production_env(url, port, TUANBOX_GROUP_JOIN_PER_IP_PER_MIN=str(10**7), **extra)
         settings = settings_from(env)
+        group_ids, users, sku_id = seed(
+            url,
+            args.shoppers,
+            args.groups,
+            args.size,
+            capped=not args.uncapped,
+            settings=settings if stream else None,
+        )
+        if redis_url is not None:
+            print(f"  groups in Redis before the first join: {groups_in_redis(redis_url)}")
         lines = [
             f"{issue_access_token(settings, Principal(u, 'shopper'))} "
             f"{group_ids[i % len(group_ids)]} join-{i:06d}-{uuid.uuid4().hex[:8]}"
@@ -226,6 +258,7 @@ def main() -> None:
         wrk = {"threads": args.threads, "connections": args.connections}
         consumer = start(["group-joins"], env) if stream else None
         drained = 0.0
+        cpu_line = ""
         with (
             contextlib.ExitStack() as stack,
             api_server(env, args.workers) as (base, api),
@@ -237,6 +270,10 @@ def main() -> None:
             joins.flush()
             before = memory_kib(api.workers())
             health1 = run_wrk(base, "healthz.lua", duration_s=args.duration, **wrk)
+            pids = api.workers()
+            cpu_start = CpuClock.now(pids, redis_url) if redis_url else None
+            consumer_start = process_cpu_s(consumer.popen.pid) if consumer else 0.0
+            wall_start = time.monotonic()
             join = run_wrk(
                 base,
                 "group_join.lua",
@@ -246,6 +283,21 @@ def main() -> None:
                 **wrk,
             )
             ended = time.monotonic()
+            if cpu_start is not None and consumer is not None and redis_url:
+                workers_us, redis_us, wrk_us = cpu_start.per_answer_us(
+                    CpuClock.now(pids, redis_url), join.responses
+                )
+                consumer_us = (
+                    (process_cpu_s(consumer.popen.pid) - consumer_start)
+                    / max(join.responses, 1)
+                    * 1e6
+                )
+                cpu_line = (
+                    f"  CPU per join answer during the joins' run ({ended - wall_start:.1f} s "
+                    f"wall, wrk's start and end included): API workers {workers_us:,.0f} "
+                    f"us, consumer {consumer_us:,.0f} us, Redis {redis_us:,.0f} us, wrk "
+                    f"{wrk_us:,.0f} us"
+                )
             health2 = run_wrk(base, "healthz.lua", duration_s=args.duration, **wrk)
             after = memory_kib(api.workers())
             if consumer is not None:
@@ -268,6 +320,8 @@ def main() -> None:
                 f"  API worker {pid}: RSS {rss / 1024:.1f} MiB before, "
                 f"{rss_after / 1024:.1f} MiB after (peak {peak / 1024:.1f} MiB)"
             )
+        if cpu_line:
+            print(cpu_line)
         if consumer is not None:
             print(
                 f"  consumer: every admitted join written {drained:.1f} s after the joins' "
