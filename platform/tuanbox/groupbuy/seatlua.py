@@ -1,10 +1,11 @@
 """The group-join Redis scripts: one atomic admission step, its compensation and a reload.
 
-With TUANBOX_GROUP_JOIN_WRITES=stream a group's free seats are held in Redis (loaded from
-the database the first time a join meets the group) and a join is admitted by one script:
-a repeated Idempotency-Key, the group's deadline, one seat per shopper, a free seat; the
-winner's seat is taken and its join queued on the joins stream in the same step, so a seat
-never exists in Redis without its queued join, nor the other way round. The stream's
+With TUANBOX_GROUP_JOIN_WRITES=stream a group's free seats are held in Redis (loaded when
+its opening commits, or from the database the first time a join meets the group) and a join
+is admitted by one script: the caller's revocation and windows, a repeated Idempotency-Key,
+the group's deadline, one seat per shopper, a free seat; the winner's seat is taken and its
+join queued on the joins stream in the same step, so a seat never exists in Redis without
+its queued join, nor the other way round. The stream's
 consumer (`groupbuy.joinstream`) writes the rows; the database stays the record (its
 guarded seat UPDATE and CHECK still refuse overfill whatever Redis says).
 

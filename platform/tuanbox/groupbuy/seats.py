@@ -2,10 +2,13 @@
 from the database, and reconciling Redis with it (DB wins).
 
 Redis only admits or turns away joiners fast; the database is the record. A group is loaded
-the first time a join meets it (free seats = size − seats taken, its members, its deadline)
-and reconciled by the joins consumer every few seconds: seats freed in the database (a
-shopper left, an unpaid order expired) come back, a closed group closes, and after a Redis
-loss the groups are loaded again from the database plus the joins still queued.
+when its opening commits (free seats = size − seats taken, its members, its deadline;
+`hold_after_commit`), or else the first time a join meets it (`load_group`: a group opened
+by a session without the process's settings, or lost by Redis); seats the database takes
+or frees outside the stream are told to Redis after their commit (`taken_after_commit`,
+`freed_after_commit`). The joins consumer reconciles every few seconds whatever was missed:
+seats freed in the database come back, a closed group closes, and after a Redis loss the
+groups are loaded again from the database plus the joins still queued.
 """
 
 from __future__ import annotations
