@@ -103,7 +103,7 @@ def test_sign_in_inbox_order_payment_pickup_and_review_pages_pass_axe(
         code = wait_until(sent_code, what="the sign-in code")
         inbox = page.context.new_page()  # as a person would: another tab
         check_page(inbox, Weigher(inbox), watch_csp(inbox), f"{base}/dev/inbox")
-        expect(inbox.get_by_text(code)).to_be_visible()
+        expect(inbox.get_by_text(code, exact=True)).to_be_visible()
         inbox.close()
         page.get_by_label("6位验证码").fill(code)
         page.get_by_role("button", name="登录").last.click()
