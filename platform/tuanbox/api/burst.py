@@ -48,6 +48,7 @@ from tuanbox.errors import (
     RateLimitedError,
     TuanboxError,
 )
+from tuanbox.ratelimit import lua as ratelimit_lua
 from tuanbox.ratelimit.deps import client_ip
 
 
@@ -248,28 +249,15 @@ def _error(loc: tuple[str, ...], kind: str, msg: str, value: Any) -> dict[str, A
 
 # Token revocation, then the per-user and per-IP sliding windows (the same algorithm and
 # keys as `tuanbox.ratelimit`, clocked by Redis TIME; only admitted requests are logged), in
-# one round trip. The flash-sale admission script does the same inside its own step.
+# one round trip (`ratelimit.lua`; the group seats' admission script runs the same Lua first).
 # KEYS: revocation marker, per-user window, per-IP window.
 # ARGV: token version, user limit, user window (us), IP limit, IP window (us), nonce.
 # Returns {0} admitted, {-6} revoked, {-4, window (1 user, 2 IP), microseconds to wait}.
-CHECKS = """
-local t = redis.call('TIME')
-local floor = redis.call('GET', KEYS[1])
-if floor and (tonumber(floor) == nil or tonumber(ARGV[1]) < tonumber(floor)) then return {-6} end
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-for i = 1, 2 do
-  local limit, span = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local key = KEYS[1 + i]
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
-  if redis.call('ZCARD', key) >= limit then
-    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    return {-4, i, tonumber(oldest[2]) + span - now}
-  end
-  redis.call('ZADD', key, now, now .. ':' .. ARGV[6])
-  redis.call('PEXPIRE', key, math.ceil(span / 1000))
-end
-return {0}
-"""
+CHECKS = (
+    "local t = redis.call('TIME')"
+    + ratelimit_lua.caller_checks(key=1, arg=1, limited=-4)
+    + "return {0}\n"
+)
 _CHECKS_SHA = hashlib.sha1(CHECKS.encode()).hexdigest()  # noqa: S324 - how Redis names scripts
 
 

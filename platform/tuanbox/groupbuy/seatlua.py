@@ -20,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-# First the caller's checks, as the join route's `api.burst.check_caller` makes them (same
-# keys, same sliding windows over Redis TIME, same order), so a join costs one round trip:
+from tuanbox.ratelimit import lua as ratelimit_lua
+
+# First the caller's checks, the Lua of the join route's `api.burst.check_caller`
+# (`ratelimit.lua.caller_checks`: same keys, windows and order), so a join costs one round trip:
 # the token's revocation marker, then the per-shopper and per-IP windows of "group-join"
 # (shared with openings, whose `rate_limit` dependency logs into the same sorted sets); only
 # a request a window admits is logged in it, so a request refused per shopper spends nothing
@@ -36,26 +38,12 @@ from enum import IntEnum
 #       13 its window (us), 14 per-IP limit, 15 its window (us), 16 nonce
 # Returns {status[, seats left | entry]}; REVOKED {-6}; RATE_LIMITED {-5, window (1 shopper,
 # 2 IP), microseconds until it admits again}.
-ADMIT = """
+ADMIT = (
+    """
 local t = redis.call('TIME')
-if tonumber(ARGV[11]) >= 0 then
-  local floor = redis.call('GET', KEYS[5])
-  if floor and (tonumber(floor) == nil or tonumber(ARGV[11]) < tonumber(floor)) then
-    return {-6}
-  end
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  for i = 1, 2 do
-    local limit, span = tonumber(ARGV[10 + 2 * i]), tonumber(ARGV[11 + 2 * i])
-    local key = KEYS[5 + i]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
-    if redis.call('ZCARD', key) >= limit then
-      local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-      return {-5, i, tonumber(oldest[2]) + span - now}
-    end
-    redis.call('ZADD', key, now, now .. ':' .. ARGV[16])
-    redis.call('PEXPIRE', key, math.ceil(span / 1000))
-  end
-end
+if tonumber(ARGV[11]) >= 0 then"""
+    + ratelimit_lua.caller_checks(key=5, arg=11, limited=-5)
+    + """end
 local prior = redis.call('HGET', KEYS[3], ARGV[2])
 if prior then return {2, prior} end
 local left = redis.call('HGET', KEYS[1], 'left')
@@ -73,6 +61,7 @@ redis.call('XADD', KEYS[4], '*', 'group', ARGV[5], 'req', ARGV[2], 'user', ARGV[
   'key', ARGV[9], 'digest', ARGV[10])
 return {1, left}
 """
+)
 
 # Gives a refused join's seat back, exactly once: the request's entry is marked released
 # (kept, so a retry of the same key is a replay, not a new seat) and the seat is freed only
