@@ -47,7 +47,7 @@ compose-check: deps  ## Validate docker-compose.yml (no engine runs here)
 	$(BIN)/pytest -q tests/platform/foundation/test_compose.py
 
 pytest: services  ## The test suite against the real services
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 # The drills live under tests/, so `make pytest` (and with it `make test` and CI) runs them too,
 # with InfluxDB down for 30 s; `make drills` keeps it down for minutes (DRILL_INFLUX_OUTAGE_S).
