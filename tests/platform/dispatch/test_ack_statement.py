@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,7 +40,25 @@ def _rows(db_session: Session, ids: list[str]) -> dict[str, tuple[Any, ...]]:
     return {r[0]: tuple(r[1:]) for r in found}
 
 
-def test_a_batch_of_acks_folds_per_command_as_one_by_one_would(db_session: Session) -> None:
+Batch = list[tuple[str, Ack]]
+
+
+def _one_by_one(session: Session, batch: Batch, now: datetime) -> list[OutboxCommand]:
+    return outbox.apply_acks(session, batch, now=now, accepted_timeout_s=60)
+
+
+def _at_once(session: Session, batch: Batch, now: datetime) -> list[OutboxCommand]:
+    applied = acks.apply_acks_at_once(session, batch, now=now, accepted_timeout_s=60, grain_s=0)
+    assert applied.offline == []
+    return applied.moved
+
+
+@pytest.mark.parametrize("apply", [_one_by_one, _at_once], ids=["one_by_one", "at_once"])
+def test_a_batch_of_acks_folds_per_command_as_one_by_one_would(
+    db_session: Session, apply: Callable[[Session, Batch, datetime], list[OutboxCommand]]
+) -> None:
+    # The reference (`outbox.apply_acks`, applying each ack to its locked row) and the
+    # bridge's one statement (`acks.apply_acks_at_once`) on the same scenario.
     now = datetime.now(UTC)
     locker, other = _locker(db_session), _locker(db_session)
     fresh, accepted, stale, expired, stalled = (
@@ -53,7 +73,7 @@ def test_a_batch_of_acks_folds_per_command_as_one_by_one_would(db_session: Sessi
     def ack(command: OutboxCommand, status: str, code: str | None = None) -> Ack:
         return Ack(command_id=command.id, status=status, code=code, at=later)
 
-    applied = acks.apply_acks_at_once(
+    moved = apply(
         db_session,
         [
             (other, ack(fresh, "failed", "FORGED")),  # another locker's: ignored
@@ -66,16 +86,13 @@ def test_a_batch_of_acks_folds_per_command_as_one_by_one_would(db_session: Sessi
             (locker, ack(expired, "done")),
             (locker, ack(stalled, "failed", "INTERRUPTED")),
         ],
-        now=now,
-        accepted_timeout_s=60,
-        grain_s=0,
+        now,
     )
-    assert {(m.id, m.status) for m in applied.moved} == {
+    assert {(m.id, m.status) for m in moved} == {
         (fresh.id, "done"),
         (accepted.id, "done"),
         (stalled.id, "failed"),
     }
-    assert applied.offline == []
     for row in (fresh, accepted, stale, expired, stalled):
         db_session.refresh(row)
     assert (fresh.status, fresh.ack_code) == ("done", None)
@@ -83,8 +100,7 @@ def test_a_batch_of_acks_folds_per_command_as_one_by_one_would(db_session: Sessi
     assert fresh.acked_at == later
     assert (accepted.status, stale.status, expired.status) == ("done", "done", "expired")
     assert (stalled.status, stalled.ack_code) == ("failed", "INTERRUPTED")
-    empty = acks.apply_acks_at_once(db_session, [], now=now, accepted_timeout_s=60, grain_s=0)
-    assert empty == acks.Applied([], [])
+    assert apply(db_session, [], now) == []
 
 
 def test_random_batches_leave_what_outbox_apply_acks_leaves(db_session: Session) -> None:
