@@ -19,6 +19,7 @@ from tuanbox.catalog.models import Merchant, Product, Sku
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_engine
 from tuanbox.groupbuy.domain import CampaignKind, Tier
+from tuanbox.groupbuy.seats import Join, request_id
 from tuanbox.groupbuy.spec import CampaignSpec
 from tuanbox.settings import Settings
 
@@ -127,3 +128,20 @@ def engines() -> Iterator[Callable[..., Engine]]:
     yield make
     for engine in made:
         engine.dispose()
+
+
+def queued_join(group_id: str, user_id: str, key: str, device: str | None = None) -> Join:
+    """A join as the seat script queues it (one seat, no station or IP), for the stream
+    tests that drive the seats and the consumer without HTTP."""
+    return Join(
+        group_id=group_id,
+        user_id=user_id,
+        request_id=request_id(user_id, key),
+        qty=1,
+        reservation_id=str(uuid.uuid4()),
+        station_id=None,
+        ip=None,
+        device=device,
+        key=key,
+        digest="d" * 64,
+    )

@@ -7,19 +7,18 @@ read it is refused as closed, as the per-join path refuses it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_settings
-from tests.platform.groupbuy.factories import fixed_spec, make_shop, make_shoppers
+from tests.platform.groupbuy.factories import fixed_spec, make_shop, make_shoppers, queued_join
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
 from tuanbox.groupbuy import joinstream, services
 from tuanbox.groupbuy.models import Group, Member
-from tuanbox.groupbuy.seats import Join, request_id
+from tuanbox.groupbuy.seats import Join
 from tuanbox.idempotency.models import IdempotencyKey
 from tuanbox.orders.models import Order
 from tuanbox.risk.models import RiskSignal
@@ -28,21 +27,6 @@ from tuanbox.risk.signals import Hasher, sticky_keys, sticky_keys_of
 from tuanbox.settings import Settings
 
 SIZE = 3  # the leader and two seats
-
-
-def _join(group_id: str, user_id: str, key: str, device: str | None) -> Join:
-    return Join(
-        group_id=group_id,
-        user_id=user_id,
-        request_id=request_id(user_id, key),
-        qty=1,
-        reservation_id=str(uuid.uuid4()),
-        station_id=None,
-        ip=None,
-        device=device,
-        key=key,
-        digest="d" * 64,
-    )
 
 
 def _world(session: Session, settings: Settings, phone: str) -> tuple[list[Join], list[str]]:
@@ -66,11 +50,11 @@ def _world(session: Session, settings: Settings, phone: str) -> tuple[list[Join]
     device = Hasher(settings).device(phone)
     plan = [a, b, a, a, c, c, b, a]  # A's second join fills it, its third is refused
     joins = [
-        _join(g, u, f"join-{i}", device)
+        queued_join(g, u, f"join-{i}", device)
         for i, (g, u) in enumerate(zip(plan, users[:8], strict=True))
     ]
     joins.insert(3, joins[0])  # the same entry delivered twice in one batch
-    joins.append(_join(c, users[8], "join-late", None))  # another phone, after the blocks
+    joins.append(queued_join(c, users[8], "join-late", None))  # another phone, after the blocks
     return joins, [a, b, c]
 
 

@@ -18,14 +18,20 @@ import redis
 from sqlalchemy import Engine
 
 from tests.conftest import make_settings
-from tests.platform.groupbuy.factories import auth, fixed_spec, make_shop, make_shoppers
+from tests.platform.groupbuy.factories import (
+    auth,
+    fixed_spec,
+    make_shop,
+    make_shoppers,
+    queued_join,
+)
 from tests.platform.groupbuy.server import running_api
 from tuanbox.accounts.revocation import PREFIX as REVOKED_PREFIX
 from tuanbox.api.redis_async import AsyncRedis
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
 from tuanbox.groupbuy import admission, seatlua, services
-from tuanbox.groupbuy.seats import GroupSeats, Join, prefix_of, request_id
+from tuanbox.groupbuy.seats import GroupSeats, prefix_of
 from tuanbox.settings import Settings
 
 SIZE = 5
@@ -71,21 +77,6 @@ def _open(factory: Callable[[], Any], campaign_id: str, leader: str, *, commit: 
     return str(group_id)
 
 
-def _join(group_id: str, user_id: str, key: str) -> Join:
-    return Join(
-        group_id=group_id,
-        user_id=user_id,
-        request_id=request_id(user_id, key),
-        qty=1,
-        reservation_id=str(uuid.uuid4()),
-        station_id=None,
-        ip=None,
-        device=None,
-        key=key,
-        digest="d" * 64,
-    )
-
-
 def test_a_group_is_in_redis_once_its_opening_commits_and_not_before_or_after_a_rollback(
     fresh_database: Callable[[], str], engines: Callable[..., Engine], redis_url: str
 ) -> None:
@@ -103,7 +94,7 @@ def test_a_group_is_in_redis_once_its_opening_commits_and_not_before_or_after_a_
         s.commit()
     assert seats.seats(group_id) == (SIZE - 1, deadline, {users[0]: "db"})
     # Its first join is one script call: no NOT_LOADED, no database read.
-    assert seats.admit(_join(group_id, users[1], "k1")).status is seatlua.SeatStatus.ADMITTED
+    assert seats.admit(queued_join(group_id, users[1], "k1")).status is seatlua.SeatStatus.ADMITTED
 
     rolled_back = _open(make_session_factory(engine, settings), campaign_id, users[2], commit=False)
     assert seats.seats(rolled_back)[0] is None
@@ -114,7 +105,7 @@ def test_a_group_is_in_redis_once_its_opening_commits_and_not_before_or_after_a_
     # A session without the process's settings (a seed) cannot know: the first join loads it.
     unbound = _open(make_session_factory(engine), campaign_id, users[4])
     assert seats.seats(unbound)[0] is None
-    assert seats.admit(_join(unbound, users[5], "k5")).status is seatlua.SeatStatus.NOT_LOADED
+    assert seats.admit(queued_join(unbound, users[5], "k5")).status is seatlua.SeatStatus.NOT_LOADED
 
 
 @contextmanager

@@ -15,14 +15,20 @@ import redis
 from sqlalchemy import Engine, func, select, update
 
 from tests.conftest import make_settings
-from tests.platform.groupbuy.factories import auth, fixed_spec, make_shop, make_shoppers
+from tests.platform.groupbuy.factories import (
+    auth,
+    fixed_spec,
+    make_shop,
+    make_shoppers,
+    queued_join,
+)
 from tests.platform.groupbuy.server import running_api
 from tuanbox.db.base import utcnow
 from tuanbox.db.engine import make_engine, make_session_factory, session_scope
 from tuanbox.groupbuy import seatlua, services
 from tuanbox.groupbuy.joinstream import JoinStreamConsumer
 from tuanbox.groupbuy.models import Group, Member
-from tuanbox.groupbuy.seats import GroupSeats, Join, load_group, prefix_of, request_id
+from tuanbox.groupbuy.seats import GroupSeats, load_group, prefix_of
 from tuanbox.idempotency.models import IdempotencyKey
 from tuanbox.orders.models import Order
 from tuanbox.settings import Settings
@@ -59,21 +65,6 @@ def _seed(settings: Settings, groups: int, shoppers: int) -> tuple[list[str], li
     return group_ids, users[groups:]
 
 
-def _join(group_id: str, user_id: str, key: str) -> Join:
-    return Join(
-        group_id=group_id,
-        user_id=user_id,
-        request_id=request_id(user_id, key),
-        qty=1,
-        reservation_id=str(uuid.uuid4()),
-        station_id=None,
-        ip=None,
-        device=None,
-        key=key,
-        digest="d" * 64,
-    )
-
-
 def admit_share(url: str, redis_url: str, prefix: str, plans: list[tuple[str, str, str]]) -> list:
     """One process's share of the admissions: (group, user, key) each once, some twice."""
     settings = make_settings(database_url=url, redis_url=redis_url)
@@ -82,7 +73,7 @@ def admit_share(url: str, redis_url: str, prefix: str, plans: list[tuple[str, st
     seats = GroupSeats(redis.Redis.from_url(redis_url), prefix)
     out = []
     for group_id, user_id, key in plans:
-        join = _join(group_id, user_id, key)
+        join = queued_join(group_id, user_id, key)
         result = seats.admit(join)
         if result.status is seatlua.SeatStatus.NOT_LOADED:
             with factory() as session:
@@ -176,16 +167,16 @@ def test_redis_losing_seats_rebuilds_them_from_the_database_and_the_queue(
     consumer = JoinStreamConsumer(client, factory, settings, name="c1")
     with factory() as session:
         load_group(session, seats, group_id)
-    assert seats.admit(_join(group_id, users[0], "a")).status is seatlua.SeatStatus.ADMITTED
+    assert seats.admit(queued_join(group_id, users[0], "a")).status is seatlua.SeatStatus.ADMITTED
     _drain(consumer, client, seatlua.stream_key(prefix))  # written: 2 seats taken
-    assert seats.admit(_join(group_id, users[1], "b")).status is seatlua.SeatStatus.ADMITTED
+    assert seats.admit(queued_join(group_id, users[1], "b")).status is seatlua.SeatStatus.ADMITTED
     # Redis loses the group's seats; one admitted join still waits on the stream.
     client.delete(*seats.keys(group_id))
-    assert seats.admit(_join(group_id, users[2], "c")).status is seatlua.SeatStatus.NOT_LOADED
+    assert seats.admit(queued_join(group_id, users[2], "c")).status is seatlua.SeatStatus.NOT_LOADED
     with factory() as session:
         load_group(session, seats, group_id)
     assert seats.seats(group_id)[0] == SIZE - 3  # leader + written + queued
-    outcomes = [seats.admit(_join(group_id, u, f"x-{u}")).status for u in users[2:]]
+    outcomes = [seats.admit(queued_join(group_id, u, f"x-{u}")).status for u in users[2:]]
     assert outcomes.count(seatlua.SeatStatus.ADMITTED) == SIZE - 3
     _drain(consumer, client, seatlua.stream_key(prefix))
     with session_scope(factory) as s:
@@ -203,11 +194,13 @@ def test_redis_losing_seats_rebuilds_them_from_the_database_and_the_queue(
         assert services.release_seat(s, group, member)
     assert consumer.reconcile()["changed"] == 1
     assert seats.seats(group_id)[0] == 1
-    assert seats.admit(_join(group_id, users[0], "again")).status is seatlua.SeatStatus.ADMITTED
+    assert (
+        seats.admit(queued_join(group_id, users[0], "again")).status is seatlua.SeatStatus.ADMITTED
+    )
     # A join the database refuses outright (its account is gone) is refused and its seat
     # given back; the joins queued with it are written.
     ghost = str(uuid.uuid4())
-    assert seats.admit(_join(group_id, ghost, "ghost")).status is seatlua.SeatStatus.FULL
+    assert seats.admit(queued_join(group_id, ghost, "ghost")).status is seatlua.SeatStatus.FULL
     _drain(consumer, client, seatlua.stream_key(prefix))
     with session_scope(factory) as s:
         member = s.scalars(
@@ -219,7 +212,7 @@ def test_redis_losing_seats_rebuilds_them_from_the_database_and_the_queue(
     # Freed by a session of the process (settings bound): free in Redis once it committed.
     assert seats.seats(group_id)[0] == 1 and users[0] not in seats.seats(group_id)[2]
     assert consumer.reconcile()["changed"] == 0
-    assert seats.admit(_join(group_id, ghost, "ghost2")).status is seatlua.SeatStatus.ADMITTED
+    assert seats.admit(queued_join(group_id, ghost, "ghost2")).status is seatlua.SeatStatus.ADMITTED
     _drain(consumer, client, seatlua.stream_key(prefix))
     with session_scope(factory) as s:
         answer = s.get(IdempotencyKey, (ghost, "ghost2"))
